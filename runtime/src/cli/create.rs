@@ -1,0 +1,55 @@
+//! `berth create`: set up a container and park its process until `start`.
+
+use berth::container::{self, CreateOpts};
+use std::path::{Path, PathBuf};
+
+/// The flags `create` and `run` share.
+#[derive(clap::Args)]
+pub struct CommonOpts {
+    /// Path to the bundle directory (holds config.json)
+    #[arg(short, long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// Unix socket that receives the master of the container's terminal
+    #[arg(long)]
+    pub console_socket: Option<PathBuf>,
+    /// File to write the container process's pid to
+    #[arg(long)]
+    pub pid_file: Option<PathBuf>,
+    /// Move the rootfs to / and chroot instead of pivot_root
+    #[arg(long)]
+    pub no_pivot: bool,
+    /// Do not create a new session keyring for the container
+    #[arg(long)]
+    pub no_new_keyring: bool,
+    /// Pass N extra fds (3 .. 3+N-1) to the container process
+    #[arg(long, default_value_t = 0)]
+    pub preserve_fds: i32,
+}
+
+impl CommonOpts {
+    pub fn to_create(&self, root: &Path, id: &str) -> CreateOpts {
+        CreateOpts {
+            id: id.to_string(),
+            bundle: self.bundle.clone(),
+            root: root.to_path_buf(),
+            pid_file: self.pid_file.clone(),
+            console_socket: self.console_socket.clone(),
+            no_pivot: self.no_pivot,
+            no_new_keyring: self.no_new_keyring,
+            preserve_fds: self.preserve_fds,
+        }
+    }
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub opts: CommonOpts,
+    /// Container id
+    pub id: String,
+}
+
+pub fn run(root: &Path, a: Args) -> anyhow::Result<i32> {
+    container::create(&a.opts.to_create(root, &a.id), None)?;
+    Ok(0)
+}

@@ -1,0 +1,53 @@
+//! `berth list`: the containers under `--root`, as a table or JSON.
+
+use berth::container::StateView;
+use std::path::Path;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Output format: table or json
+    #[arg(short, long, default_value = "table", value_parser = ["table", "json"])]
+    pub format: String,
+    /// Print only the container ids
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+pub fn run(root: &Path, a: Args) -> anyhow::Result<i32> {
+    let all = berth::container::list(root)?;
+    if a.quiet {
+        all.iter().for_each(|c| println!("{}", c.id));
+    } else if a.format == "json" {
+        println!("{}", serde_json::to_string(&all)?);
+    } else {
+        print!("{}", table(&all));
+    }
+    Ok(0)
+}
+
+fn table(all: &[StateView]) -> String {
+    let mut rows = vec![["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from)];
+    for c in all {
+        rows.push([
+            c.id.clone(),
+            c.pid.to_string(),
+            c.status.to_string(),
+            c.bundle.display().to_string(),
+            c.created.clone(),
+            "root".to_string(),
+        ]);
+    }
+    let widths: Vec<usize> = (0..6)
+        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+        .collect();
+    rows.iter()
+        .map(|r| {
+            let cells: Vec<String> = r
+                .iter()
+                .zip(&widths)
+                .map(|(c, w)| format!("{c:<w$}"))
+                .collect();
+            format!("{}\n", cells.join("   ").trim_end())
+        })
+        .collect()
+}

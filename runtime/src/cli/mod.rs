@@ -1,0 +1,213 @@
+//! Command-line parsing (runc's names and flags) and dispatch. Each
+//! subcommand is a thin file over a library call.
+
+mod create;
+mod delete;
+mod kill;
+mod list;
+mod relay;
+mod run;
+mod spec;
+mod start;
+mod state;
+
+use berth::logging;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "berth",
+    about = "berth: an OCI container runtime with runc's command line",
+    disable_version_flag = true
+)]
+pub struct Cli {
+    /// Directory for container state (tmpfs recommended)
+    #[arg(long, global = true, default_value = "/run/berth")]
+    root: PathBuf,
+    /// Write log records to this file instead of stderr
+    #[arg(long, global = true)]
+    log: Option<PathBuf>,
+    /// Log record format
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    /// Log debug records too
+    #[arg(long, global = true)]
+    debug: bool,
+    /// Use systemd to manage cgroups (accepted; cgroups arrive later)
+    #[arg(long, global = true)]
+    systemd_cgroup: bool,
+    /// Rootless mode: true, false or auto; with `spec`, write a rootless spec
+    #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true")]
+    rootless: Option<String>,
+    /// Path to criu (accepted for compatibility; checkpoint is not supported)
+    #[arg(long, global = true)]
+    criu: Option<String>,
+    /// Print the version
+    #[arg(short = 'v', long)]
+    version: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a container, leaving its process parked until `start`
+    Create(create::Args),
+    /// Start a created container's process
+    Start(start::Args),
+    /// Create and start a container, then wait for it
+    Run(run::Args),
+    /// Print a container's state as JSON
+    State(state::Args),
+    /// Send a signal to a container's process(es)
+    Kill(kill::Args),
+    /// Delete a container and everything it holds
+    Delete(delete::Args),
+    /// List containers
+    List(list::Args),
+    /// Write a new config.json
+    Spec(spec::Args),
+}
+
+fn version() -> String {
+    format!(
+        "berth version {}\nspec: {}\n",
+        env!("CARGO_PKG_VERSION"),
+        berth::OCI_VERSION
+    )
+}
+
+/// Parses, runs, and turns an error into runc's behaviour: one error
+/// record in the log (the line containerd shows), the message on stderr,
+/// exit status 1.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    if cli.version {
+        print!("{}", version());
+        return 0;
+    }
+    let format = match cli.log_format {
+        LogFormat::Text => logging::Format::Text,
+        LogFormat::Json => logging::Format::Json,
+    };
+    if let Err(e) = logging::init(cli.log.as_deref(), format, cli.debug) {
+        eprintln!("cannot open log file: {e}");
+        return 1;
+    }
+    let Some(command) = cli.command else {
+        use clap::CommandFactory;
+        let _ = Cli::command().print_help();
+        return 0;
+    };
+    let root = cli.root.clone();
+    let result = match command {
+        Command::Create(a) => create::run(&root, a),
+        Command::Start(a) => start::run(&root, a),
+        Command::Run(a) => run::run(&root, a),
+        Command::State(a) => state::run(&root, a),
+        Command::Kill(a) => kill::run(&root, a),
+        Command::Delete(a) => delete::run(&root, a),
+        Command::List(a) => list::run(&root, a),
+        Command::Spec(a) => spec::run(a, cli.rootless.as_deref().is_some_and(|v| v != "false")),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            let msg = e.to_string();
+            logging::error(&msg);
+            if logging::logs_to_file() {
+                eprintln!("{msg}");
+            }
+            1
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("berth").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn containerd_create_call_parses() {
+        let cli = parse(&[
+            "--root",
+            "/run/containerd/runc/default",
+            "--log",
+            "/b/log.json",
+            "--log-format",
+            "json",
+            "create",
+            "--bundle",
+            "/b",
+            "--pid-file",
+            "/b/init.pid",
+            "--console-socket=/s",
+            "--no-pivot",
+            "--no-new-keyring",
+            "c1",
+        ]);
+        assert_eq!(cli.root, PathBuf::from("/run/containerd/runc/default"));
+        assert!(matches!(cli.log_format, LogFormat::Json));
+        let Some(Command::Create(a)) = cli.command else {
+            panic!("not create")
+        };
+        assert_eq!(a.id, "c1");
+        assert_eq!(a.opts.bundle, PathBuf::from("/b"));
+        assert_eq!(a.opts.console_socket, Some(PathBuf::from("/s")));
+        assert!(a.opts.no_pivot && a.opts.no_new_keyring);
+    }
+
+    #[test]
+    fn conmon_equals_forms_parse() {
+        let cli = parse(&[
+            "--log-format=json",
+            "--log=/l",
+            "create",
+            "--bundle=/b",
+            "--pid-file=/p",
+            "x",
+        ]);
+        assert_eq!(cli.log, Some(PathBuf::from("/l")));
+        let Some(Command::Create(a)) = cli.command else {
+            panic!("not create")
+        };
+        assert_eq!(a.opts.pid_file, Some(PathBuf::from("/p")));
+    }
+
+    #[test]
+    fn kill_defaults_to_term_and_takes_all() {
+        let Some(Command::Kill(k)) = parse(&["kill", "c"]).command else {
+            panic!()
+        };
+        assert_eq!(k.signal, "TERM");
+        let Some(Command::Kill(k)) = parse(&["kill", "-a", "c", "KILL"]).command else {
+            panic!()
+        };
+        assert!(k.all);
+        assert_eq!(k.signal, "KILL");
+    }
+
+    #[test]
+    fn global_flags_after_subcommand_and_rootless_value() {
+        let cli = parse(&["--rootless=auto", "state", "c", "--root", "/r"]);
+        assert_eq!(cli.root, PathBuf::from("/r"));
+        assert_eq!(cli.rootless.as_deref(), Some("auto"));
+    }
+
+    #[test]
+    fn version_text() {
+        assert!(version().starts_with("berth version "));
+        assert!(version().contains("\nspec: 1."));
+    }
+}

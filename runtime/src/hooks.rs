@@ -1,0 +1,227 @@
+//! OCI hooks: run each hook with the container's state on stdin, its own
+//! args and env, and an optional timeout. Output is captured so a failing
+//! hook's complaint ends up in berth's error message, not in the
+//! container's stdio.
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use oci_spec::runtime::{Hook, Hooks};
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    #[error("{kind} hook {path}: cannot run: {source}")]
+    Spawn {
+        kind: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{kind} hook {path} failed: {status}{output}")]
+    Failed {
+        kind: &'static str,
+        path: PathBuf,
+        status: String,
+        output: String,
+    },
+    #[error("{kind} hook {path} timed out after {secs}s")]
+    Timeout {
+        kind: &'static str,
+        path: PathBuf,
+        secs: i64,
+    },
+}
+
+/// Every hook list with its name in config.json, in lifecycle order.
+pub fn all(h: &Hooks) -> [(&'static str, &[Hook]); 6] {
+    fn list(v: &Option<Vec<Hook>>) -> &[Hook] {
+        v.as_deref().unwrap_or(&[])
+    }
+    #[allow(deprecated)]
+    let prestart = list(h.prestart());
+    [
+        ("prestart", prestart),
+        ("createRuntime", list(h.create_runtime())),
+        ("createContainer", list(h.create_container())),
+        ("startContainer", list(h.start_container())),
+        ("poststart", list(h.poststart())),
+        ("poststop", list(h.poststop())),
+    ]
+}
+
+/// The hooks of one kind, or none.
+pub fn of<'a>(hooks: Option<&'a Hooks>, kind: &str) -> &'a [Hook] {
+    hooks
+        .map(|h| {
+            all(h)
+                .into_iter()
+                .find(|(k, _)| *k == kind)
+                .map_or(&[][..], |(_, l)| l)
+        })
+        .unwrap_or(&[])
+}
+
+/// Runs hooks in order; the first failure stops the rest.
+pub fn run(kind: &'static str, hooks: &[Hook], state: &str) -> Result<(), HookError> {
+    hooks.iter().try_for_each(|h| run_one(kind, h, state))
+}
+
+fn run_one(kind: &'static str, hook: &Hook, state: &str) -> Result<(), HookError> {
+    let path = hook.path().clone();
+    let spawn_err = |source| HookError::Spawn {
+        kind,
+        path: path.clone(),
+        source,
+    };
+    let (out_r, out_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| spawn_err(e.into()))?;
+    let mut cmd = Command::new(hook.path());
+    let args = hook.args().as_deref().unwrap_or(&[]);
+    if let Some(argv0) = args.first() {
+        cmd.arg0(argv0);
+    }
+    cmd.args(args.iter().skip(1))
+        .env_clear()
+        .envs(
+            hook.env()
+                .iter()
+                .flatten()
+                .filter_map(|kv| kv.split_once('=')),
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::from(out_w.try_clone().map_err(spawn_err)?))
+        .stderr(Stdio::from(out_w));
+    let mut child = cmd.spawn().map_err(spawn_err)?;
+    drop(cmd);
+    if let Some(mut stdin) = child.stdin.take() {
+        // A hook may exit without reading its stdin; that is not a failure.
+        let _ = stdin.write_all(state.as_bytes());
+    }
+    let deadline = hook
+        .timeout()
+        .map(|s| Instant::now() + Duration::from_secs(s as u64));
+    let output = drain_until_eof(out_r, deadline);
+    let status = match output {
+        Ok(_) => child.wait().map_err(spawn_err)?,
+        Err(()) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(HookError::Timeout {
+                kind,
+                path,
+                secs: hook.timeout().unwrap_or_default(),
+            });
+        }
+    };
+    if status.success() {
+        return Ok(());
+    }
+    let status = match (status.code(), status.signal()) {
+        (Some(c), _) => format!("exit status {c}"),
+        (_, Some(s)) => format!("killed by signal {s}"),
+        _ => status.to_string(),
+    };
+    let text = String::from_utf8_lossy(&output.unwrap_or_default())
+        .trim()
+        .to_string();
+    Err(HookError::Failed {
+        kind,
+        path,
+        status,
+        output: if text.is_empty() {
+            text
+        } else {
+            format!(": {text}")
+        },
+    })
+}
+
+/// Reads the hook's output until every writer closed it (the hook and
+/// anything it left running), or gives up at the deadline.
+fn drain_until_eof(fd: OwnedFd, deadline: Option<Instant>) -> Result<Vec<u8>, ()> {
+    let mut out = Vec::new();
+    let mut file = std::fs::File::from(fd);
+    let mut buf = [0u8; 4096];
+    loop {
+        let timeout = match deadline {
+            None => PollTimeout::NONE,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(());
+                }
+                PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32)
+                    .unwrap_or(PollTimeout::MAX)
+            }
+        };
+        let mut fds = [PollFd::new(file.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, timeout) {
+            Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return Ok(out),
+            Ok(_) => {}
+        }
+        match file.read(&mut buf) {
+            Ok(0) | Err(_) => return Ok(out),
+            Ok(n) if out.len() < 64 * 1024 => out.extend_from_slice(&buf[..n]),
+            Ok(_) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hook(json: serde_json::Value) -> Hook {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn passes_state_args_and_env() {
+        let dir = std::env::temp_dir().join(format!("berth-hook-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = dir.join("out");
+        let h = hook(serde_json::json!({
+            "path": "/bin/sh",
+            "args": ["sh", "-c", "echo \"$0 $1 $X\" > \"$2\"; cat >> \"$2\"", "a1", out],
+            "env": ["X=y"],
+        }));
+        run("prestart", &[h], "{\"id\":\"c\"}").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap(),
+            "sh a1 y\n{\"id\":\"c\"}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn failure_reports_status_and_output() {
+        let h = hook(
+            serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", "echo boom >&2; exit 3"]}),
+        );
+        let e = run("createRuntime", &[h], "{}").unwrap_err().to_string();
+        assert_eq!(e, "createRuntime hook /bin/sh failed: exit status 3: boom");
+    }
+
+    #[test]
+    fn timeout_kills_the_hook() {
+        let h = hook(
+            serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", "sleep 5"], "timeout": 1}),
+        );
+        let e = run("poststart", &[h], "{}").unwrap_err().to_string();
+        assert_eq!(e, "poststart hook /bin/sh timed out after 1s");
+    }
+
+    #[test]
+    fn missing_binary() {
+        let h = hook(serde_json::json!({"path": "/nonexistent/hook"}));
+        let e = run("prestart", &[h], "{}").unwrap_err().to_string();
+        assert!(
+            e.starts_with("prestart hook /nonexistent/hook: cannot run"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,41 @@
+//! berth: an OCI container runtime engine.
+//!
+//! Each module owns one concern and its own error type; [`Error`] rolls them
+//! up so the CLI (and later the shim) can report one message that names the
+//! cause.
+
+pub mod capabilities;
+pub mod clock;
+pub mod container;
+pub mod hooks;
+pub mod init;
+pub mod logging;
+pub mod namespaces;
+pub mod process;
+pub mod rootfs;
+pub mod signal;
+pub mod spec;
+pub mod state;
+pub mod sync;
+pub mod tty;
+
+/// Version of the runtime specification berth implements.
+pub const OCI_VERSION: &str = "1.0.2";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Spec(#[from] spec::SpecError),
+    #[error(transparent)]
+    State(#[from] state::StateError),
+    #[error(transparent)]
+    Container(#[from] container::ContainerError),
+    #[error(transparent)]
+    Process(#[from] process::ProcessError),
+    #[error(transparent)]
+    Hook(#[from] hooks::HookError),
+    #[error(transparent)]
+    Signal(#[from] signal::SignalError),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,135 @@
+//! Namespaces: which to create, which to join by path, and id mappings.
+
+use nix::sched::{setns, unshare, CloneFlags};
+use oci_spec::runtime::{Linux, LinuxIdMapping, LinuxNamespaceType};
+use std::fs::File;
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NamespaceError {
+    #[error("cannot open {typ} namespace {path}: {source}")]
+    Open {
+        typ: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot join {typ} namespace {path}: {source}")]
+    Join {
+        typ: String,
+        path: PathBuf,
+        source: nix::Error,
+    },
+    #[error("cannot create namespaces ({flags:?}): {source}")]
+    Unshare {
+        flags: CloneFlags,
+        source: nix::Error,
+    },
+    #[error("cannot write {file} of pid {pid}: {source}")]
+    IdMap {
+        file: &'static str,
+        pid: i32,
+        source: std::io::Error,
+    },
+}
+
+pub fn clone_flag(t: LinuxNamespaceType) -> CloneFlags {
+    match t {
+        LinuxNamespaceType::Mount => CloneFlags::CLONE_NEWNS,
+        LinuxNamespaceType::Cgroup => CloneFlags::CLONE_NEWCGROUP,
+        LinuxNamespaceType::Uts => CloneFlags::CLONE_NEWUTS,
+        LinuxNamespaceType::Ipc => CloneFlags::CLONE_NEWIPC,
+        LinuxNamespaceType::User => CloneFlags::CLONE_NEWUSER,
+        LinuxNamespaceType::Pid => CloneFlags::CLONE_NEWPID,
+        LinuxNamespaceType::Network => CloneFlags::CLONE_NEWNET,
+        LinuxNamespaceType::Time => CloneFlags::from_bits_retain(libc::CLONE_NEWTIME),
+    }
+}
+
+struct Join {
+    typ: LinuxNamespaceType,
+    path: PathBuf,
+    file: File,
+}
+
+/// The namespaces of one container, with the files of those it joins
+/// opened up front (in berth's own mount namespace, where the paths mean
+/// what the caller meant).
+pub struct Plan {
+    joins: Vec<Join>,
+    /// Namespaces to create, user namespace excluded (it goes first).
+    pub new: CloneFlags,
+    pub new_user: bool,
+}
+
+impl Plan {
+    pub fn from_spec(linux: Option<&Linux>) -> Result<Plan, NamespaceError> {
+        let mut plan = Plan {
+            joins: Vec::new(),
+            new: CloneFlags::empty(),
+            new_user: false,
+        };
+        let namespaces = linux.and_then(|l| l.namespaces().as_ref());
+        for ns in namespaces.into_iter().flatten() {
+            match ns.path() {
+                Some(path) => {
+                    let file = File::open(path).map_err(|source| NamespaceError::Open {
+                        typ: ns.typ().to_string(),
+                        path: path.clone(),
+                        source,
+                    })?;
+                    plan.joins.push(Join {
+                        typ: ns.typ(),
+                        path: path.clone(),
+                        file,
+                    });
+                }
+                None if ns.typ() == LinuxNamespaceType::User => plan.new_user = true,
+                None => plan.new |= clone_flag(ns.typ()),
+            }
+        }
+        // Joining a user namespace first gives the rights to join the others.
+        plan.joins
+            .sort_by_key(|j| j.typ != LinuxNamespaceType::User);
+        Ok(plan)
+    }
+
+    pub fn has_new(&self, t: LinuxNamespaceType) -> bool {
+        self.new.contains(clone_flag(t))
+    }
+
+    /// Joins every namespace given by path (in the first stage).
+    pub fn join_all(&self) -> Result<(), NamespaceError> {
+        for j in &self.joins {
+            setns(&j.file, clone_flag(j.typ)).map_err(|source| NamespaceError::Join {
+                typ: j.typ.to_string(),
+                path: j.path.clone(),
+                source,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+pub fn unshare_flags(flags: CloneFlags) -> Result<(), NamespaceError> {
+    if flags.is_empty() {
+        return Ok(());
+    }
+    unshare(flags).map_err(|source| NamespaceError::Unshare { flags, source })
+}
+
+/// Writes uid_map and gid_map of a process in a fresh user namespace.
+pub fn write_id_maps(
+    pid: i32,
+    uids: &[LinuxIdMapping],
+    gids: &[LinuxIdMapping],
+) -> Result<(), NamespaceError> {
+    for (file, maps) in [("uid_map", uids), ("gid_map", gids)] {
+        let text: String = maps
+            .iter()
+            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+            .collect();
+        std::fs::write(format!("/proc/{pid}/{file}"), text)
+            .map_err(|source| NamespaceError::IdMap { file, pid, source })?;
+    }
+    Ok(())
+}

@@ -1,0 +1,136 @@
+//! Device nodes in the container's /dev: the defaults every container gets,
+//! the spec's `linux.devices`, and the standard /dev symlinks.
+
+use super::{mount_err, RootfsError};
+use nix::mount::{mount, MsFlags};
+use nix::sys::stat::{makedev, mknod, Mode, SFlag};
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceType};
+use std::path::Path;
+
+/// (path, major, minor) of the character devices runc always creates.
+const DEFAULTS: [(&str, u64, u64); 6] = [
+    ("/dev/null", 1, 3),
+    ("/dev/zero", 1, 5),
+    ("/dev/full", 1, 7),
+    ("/dev/random", 1, 8),
+    ("/dev/urandom", 1, 9),
+    ("/dev/tty", 5, 0),
+];
+
+const LINKS: [(&str, &str); 4] = [
+    ("/proc/self/fd", "/dev/fd"),
+    ("/proc/self/fd/0", "/dev/stdin"),
+    ("/proc/self/fd/1", "/dev/stdout"),
+    ("/proc/self/fd/2", "/dev/stderr"),
+];
+
+struct Node<'a> {
+    path: &'a Path,
+    kind: SFlag,
+    major: u64,
+    minor: u64,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+}
+
+/// Creates the default devices and links (when the spec gives the
+/// container its own /dev) and every device in `linux.devices`.
+/// In a user namespace mknod is not allowed: devices are bind mounts of
+/// the host's nodes instead.
+pub fn create_all(
+    rootfs: &Path,
+    own_dev: bool,
+    devices: &[LinuxDevice],
+    userns: bool,
+) -> Result<(), RootfsError> {
+    if own_dev {
+        for (path, major, minor) in DEFAULTS {
+            let node = Node {
+                path: Path::new(path),
+                kind: SFlag::S_IFCHR,
+                major,
+                minor,
+                mode: 0o666,
+                uid: 0,
+                gid: 0,
+            };
+            create(rootfs, &node, userns)?;
+        }
+        links(rootfs)?;
+    }
+    for d in devices {
+        let node = Node {
+            path: d.path(),
+            kind: kind_of(d.typ()),
+            major: d.major() as u64,
+            minor: d.minor() as u64,
+            mode: d.file_mode().unwrap_or(0o666),
+            uid: d.uid().unwrap_or(0),
+            gid: d.gid().unwrap_or(0),
+        };
+        create(rootfs, &node, userns)?;
+    }
+    Ok(())
+}
+
+fn kind_of(t: LinuxDeviceType) -> SFlag {
+    match t {
+        LinuxDeviceType::B => SFlag::S_IFBLK,
+        LinuxDeviceType::P => SFlag::S_IFIFO,
+        _ => SFlag::S_IFCHR,
+    }
+}
+
+fn create(rootfs: &Path, node: &Node, userns: bool) -> Result<(), RootfsError> {
+    let dest = super::path::secure_join(rootfs, node.path)?;
+    let io = |what: &'static str| {
+        let path = node.path.to_path_buf();
+        move |source: std::io::Error| RootfsError::Device { path, what, source }
+    };
+    if let Some(parent) = dest.parent() {
+        std::fs::create_dir_all(parent).map_err(io("create its directory"))?;
+    }
+    let _ = std::fs::remove_file(&dest);
+    if userns {
+        std::fs::File::create(&dest).map_err(io("create the bind target"))?;
+        return mount(
+            Some(node.path),
+            &dest,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(mount_err(node.path, &dest, "bind"));
+    }
+    let perm = Mode::from_bits_truncate(node.mode & 0o7777);
+    mknod(&dest, node.kind, perm, makedev(node.major, node.minor))
+        .map_err(|e| io("mknod")(e.into()))?;
+    // mknod is filtered by the umask; chmod makes the mode exactly the spec's.
+    std::fs::set_permissions(
+        &dest,
+        std::os::unix::fs::PermissionsExt::from_mode(node.mode & 0o7777),
+    )
+    .map_err(io("chmod"))?;
+    nix::unistd::chown(&dest, Some(node.uid.into()), Some(node.gid.into()))
+        .map_err(|e| io("chown")(e.into()))
+}
+
+fn links(rootfs: &Path) -> Result<(), RootfsError> {
+    let mut all: Vec<(&str, &str)> = LINKS.to_vec();
+    if Path::new("/proc/kcore").exists() {
+        all.push(("/proc/kcore", "/dev/core"));
+    }
+    // /dev/ptmx must be the container's own devpts multiplexer.
+    all.push(("pts/ptmx", "/dev/ptmx"));
+    for (target, link) in all {
+        let dest = rootfs.join(link.trim_start_matches('/'));
+        let _ = std::fs::remove_file(&dest);
+        std::os::unix::fs::symlink(target, &dest).map_err(|source| RootfsError::Device {
+            path: link.into(),
+            what: "create the symlink",
+            source,
+        })?;
+    }
+    Ok(())
+}

@@ -1,0 +1,333 @@
+//! The container's filesystem view: the spec's mounts in order, /dev,
+//! pivot_root (or move + chroot), and the final touches that need the new
+//! root (sysctls, masked and read-only paths, a read-only root).
+
+mod cgroup;
+mod devices;
+pub mod mountinfo;
+pub mod options;
+pub mod path;
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::statvfs::{statvfs, FsFlags};
+use oci_spec::runtime::{Mount, Spec};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RootfsError {
+    #[error("mount {src} to {dest} ({typ}): {source}")]
+    Mount {
+        src: String,
+        dest: PathBuf,
+        typ: String,
+        source: nix::Error,
+    },
+    #[error("mount destination {dest}: {what}: {source}")]
+    Destination {
+        dest: PathBuf,
+        what: &'static str,
+        source: std::io::Error,
+    },
+    #[error("device {path}: {what}: {source}")]
+    Device {
+        path: PathBuf,
+        what: &'static str,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Path(#[from] path::PathError),
+    #[error("{what}: {source}")]
+    Sys { what: String, source: nix::Error },
+    #[error("sysctl {key}: {source}")]
+    Sysctl { key: String, source: std::io::Error },
+}
+
+pub(crate) fn mount_err<'a>(
+    src: impl AsRef<Path> + 'a,
+    dest: &'a Path,
+    typ: &'a str,
+) -> impl FnOnce(nix::Error) -> RootfsError + 'a {
+    move |source| RootfsError::Mount {
+        src: src.as_ref().display().to_string(),
+        dest: dest.to_path_buf(),
+        typ: typ.to_string(),
+        source,
+    }
+}
+
+fn sys(what: impl Into<String>) -> impl FnOnce(nix::Error) -> RootfsError {
+    let what = what.into();
+    move |source| RootfsError::Sys { what, source }
+}
+
+/// Everything the container's mounts need, resolved by the caller.
+pub struct Ctx<'a> {
+    pub spec: &'a Spec,
+    pub rootfs: &'a Path,
+    pub bundle: &'a Path,
+    pub userns: bool,
+}
+
+/// Mounts the rootfs and every spec mount under it, then builds /dev.
+/// Runs in the container's new mount namespace, before pivot_root.
+pub fn prepare(ctx: &Ctx) -> Result<(), RootfsError> {
+    let linux = ctx.spec.linux().as_ref();
+    let propagation = linux
+        .and_then(|l| l.rootfs_propagation().as_deref())
+        .and_then(options::propagation);
+    // Nothing mounted for the container may reach the host's mount table.
+    let root_flags = match propagation {
+        Some(p) if !p.contains(MsFlags::MS_SHARED) => p,
+        _ => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+    };
+    mount(None::<&str>, "/", None::<&str>, root_flags, None::<&str>)
+        .map_err(sys("make / a slave mount"))?;
+    mount(
+        Some(ctx.rootfs),
+        ctx.rootfs,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(mount_err(ctx.rootfs, ctx.rootfs, "bind"))?;
+    let mounts = ctx.spec.mounts().as_deref().unwrap_or(&[]);
+    for m in mounts {
+        mount_one(ctx, m)?;
+    }
+    let own_dev = !mounts
+        .iter()
+        .any(|m| m.destination() == Path::new("/dev") && is_bind(m));
+    let devices = linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[]);
+    devices::create_all(ctx.rootfs, own_dev, devices, ctx.userns)
+}
+
+fn is_bind(m: &Mount) -> bool {
+    m.typ().as_deref() == Some("bind")
+        || m.options()
+            .iter()
+            .flatten()
+            .any(|o| o == "bind" || o == "rbind")
+}
+
+fn mount_one(ctx: &Ctx, m: &Mount) -> Result<(), RootfsError> {
+    let dest = path::secure_join(ctx.rootfs, m.destination())?;
+    let opts = options::parse_all(m.options().iter().flatten());
+    let typ = m.typ().as_deref().unwrap_or("none");
+    if is_bind(m) {
+        let src = m
+            .source()
+            .as_ref()
+            .map(|s| ctx.bundle.join(s))
+            .unwrap_or_default();
+        make_target(&dest, src.is_dir() || !src.exists())?;
+        bind(&src, &dest, &opts)?;
+    } else if typ == "cgroup" {
+        make_target(&dest, true)?;
+        cgroup::mount_cgroup(&dest, &opts)?;
+    } else {
+        make_target(&dest, true)?;
+        let src = m
+            .source()
+            .as_ref()
+            .map_or(typ.to_string(), |s| s.display().to_string());
+        let data = opts.data.join(",");
+        mount(
+            Some(src.as_str()),
+            &dest,
+            Some(typ),
+            opts.flags,
+            Some(data.as_str()).filter(|d| !d.is_empty()),
+        )
+        .map_err(mount_err(&src, &dest, typ))?;
+    }
+    for p in &opts.propagation {
+        mount(None::<&str>, &dest, None::<&str>, *p, None::<&str>).map_err(mount_err(
+            "",
+            &dest,
+            "propagation",
+        ))?;
+    }
+    Ok(())
+}
+
+/// Creates the mount point: a directory, or an empty file for a file bind.
+fn make_target(dest: &Path, dir: bool) -> Result<(), RootfsError> {
+    let io = |what| {
+        let dest = dest.to_path_buf();
+        move |source| RootfsError::Destination { dest, what, source }
+    };
+    if dir {
+        return std::fs::create_dir_all(dest).map_err(io("mkdir"));
+    }
+    if let Some(parent) = dest.parent() {
+        std::fs::create_dir_all(parent).map_err(io("mkdir its parent"))?;
+    }
+    if !dest.exists() {
+        std::fs::File::create(dest).map_err(io("create the file"))?;
+    }
+    Ok(())
+}
+
+/// A bind mount, remounted with its flags: a bind ignores flags like
+/// `ro` on the first mount call.
+pub(crate) fn bind(src: &Path, dest: &Path, opts: &options::Parsed) -> Result<(), RootfsError> {
+    let base = MsFlags::MS_BIND | (opts.flags & MsFlags::MS_REC);
+    mount(Some(src), dest, None::<&str>, base, None::<&str>)
+        .map_err(mount_err(src, dest, "bind"))?;
+    let extra = opts.flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+    if !extra.is_empty() {
+        remount(dest, extra).map_err(mount_err(src, dest, "bind remount"))?;
+    }
+    Ok(())
+}
+
+/// Bind-remounts with `flags`; if the kernel refuses because the mount has
+/// locked flags (nosuid, nodev... inherited in a user namespace), keeps them.
+pub(crate) fn remount(dest: &Path, flags: MsFlags) -> nix::Result<()> {
+    let base = MsFlags::MS_BIND | MsFlags::MS_REMOUNT;
+    match mount(None::<&str>, dest, None::<&str>, base | flags, None::<&str>) {
+        Err(nix::errno::Errno::EPERM) => {
+            let locked = locked_flags(dest)?;
+            mount(
+                None::<&str>,
+                dest,
+                None::<&str>,
+                base | flags | locked,
+                None::<&str>,
+            )
+        }
+        r => r,
+    }
+}
+
+fn locked_flags(dest: &Path) -> nix::Result<MsFlags> {
+    let f = statvfs(dest)?.flags();
+    let map = [
+        (FsFlags::ST_RDONLY, MsFlags::MS_RDONLY),
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ];
+    Ok(map
+        .iter()
+        .filter(|(s, _)| f.contains(*s))
+        .fold(MsFlags::empty(), |acc, (_, m)| acc | *m))
+}
+
+/// Makes `rootfs` the container's `/`, detaching the old root.
+pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<(), RootfsError> {
+    if no_pivot {
+        nix::unistd::chdir(rootfs).map_err(sys("chdir to the rootfs"))?;
+        mount(
+            Some(rootfs),
+            "/",
+            None::<&str>,
+            MsFlags::MS_MOVE,
+            None::<&str>,
+        )
+        .map_err(sys("move the rootfs to /"))?;
+        nix::unistd::chroot(".").map_err(sys("chroot"))?;
+        return nix::unistd::chdir("/").map_err(sys("chdir /"));
+    }
+    let old = nix::fcntl::open(
+        "/",
+        nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(sys("open /"))?;
+    nix::unistd::chdir(rootfs).map_err(sys("chdir to the rootfs"))?;
+    nix::unistd::pivot_root(".", ".").map_err(sys("pivot_root"))?;
+    nix::unistd::fchdir(&old).map_err(sys("fchdir to the old root"))?;
+    // The old root may be shared with the host: detach it without
+    // propagating the unmount there.
+    mount(
+        None::<&str>,
+        ".",
+        None::<&str>,
+        MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(sys("make the old root a slave"))?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(sys("detach the old root"))?;
+    nix::unistd::chdir("/").map_err(sys("chdir /"))
+}
+
+/// The steps that need the container's own `/`: sysctls, masked and
+/// read-only paths, a read-only root and the root's final propagation.
+pub fn finalize(spec: &Spec) -> Result<(), RootfsError> {
+    let linux = spec.linux().as_ref();
+    for (key, value) in linux
+        .and_then(|l| l.sysctl().as_ref())
+        .into_iter()
+        .flatten()
+    {
+        let file = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
+        std::fs::write(&file, value).map_err(|source| RootfsError::Sysctl {
+            key: key.clone(),
+            source,
+        })?;
+    }
+    for p in linux
+        .and_then(|l| l.readonly_paths().as_ref())
+        .into_iter()
+        .flatten()
+    {
+        readonly_path(Path::new(p))?;
+    }
+    for p in linux
+        .and_then(|l| l.masked_paths().as_ref())
+        .into_iter()
+        .flatten()
+    {
+        mask_path(Path::new(p))?;
+    }
+    if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
+        remount(Path::new("/"), MsFlags::MS_RDONLY).map_err(sys("remount / read-only"))?;
+    }
+    let shared = linux
+        .and_then(|l| l.rootfs_propagation().as_deref())
+        .and_then(options::propagation)
+        .filter(|p| p.contains(MsFlags::MS_SHARED));
+    if let Some(p) = shared {
+        mount(None::<&str>, "/", None::<&str>, p, None::<&str>).map_err(sys("make / shared"))?;
+    }
+    Ok(())
+}
+
+fn readonly_path(p: &Path) -> Result<(), RootfsError> {
+    if !p.exists() {
+        return Ok(());
+    }
+    let flags = MsFlags::MS_BIND | MsFlags::MS_REC;
+    mount(Some(p), p, None::<&str>, flags, None::<&str>).map_err(mount_err(p, p, "bind"))?;
+    remount(p, MsFlags::MS_RDONLY | MsFlags::MS_REC).map_err(mount_err(p, p, "read-only remount"))
+}
+
+/// Hides a path: a file under /dev/null, a directory under an empty,
+/// read-only tmpfs.
+fn mask_path(p: &Path) -> Result<(), RootfsError> {
+    let Ok(meta) = p.metadata() else {
+        return Ok(());
+    };
+    if meta.is_dir() {
+        return mount(
+            Some("tmpfs"),
+            p,
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY,
+            None::<&str>,
+        )
+        .map_err(mount_err("tmpfs", p, "tmpfs"));
+    }
+    mount(
+        Some("/dev/null"),
+        p,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(mount_err("/dev/null", p, "bind"))
+}

@@ -1,0 +1,67 @@
+//! The few fields of /proc/self/mountinfo that berth needs.
+
+pub struct Entry {
+    pub mount_point: String,
+    pub fs_type: String,
+    pub super_opts: String,
+}
+
+pub fn parse(text: &str) -> Vec<Entry> {
+    text.lines().filter_map(parse_line).collect()
+}
+
+fn parse_line(line: &str) -> Option<Entry> {
+    let (left, right) = line.split_once(" - ")?;
+    let mount_point = unescape(left.split(' ').nth(4)?);
+    let mut r = right.split(' ');
+    let fs_type = r.next()?.to_string();
+    let super_opts = r.nth(1).unwrap_or("").to_string();
+    Some(Entry {
+        mount_point,
+        fs_type,
+        super_opts,
+    })
+}
+
+/// mountinfo escapes space, tab, newline and backslash as octal.
+fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('\\') {
+        out.push_str(&rest[..i]);
+        let code = rest
+            .get(i + 1..i + 4)
+            .and_then(|o| u8::from_str_radix(o, 8).ok());
+        match code {
+            Some(c) => {
+                out.push(c as char);
+                rest = &rest[i + 4..];
+            }
+            None => {
+                out.push('\\');
+                rest = &rest[i + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_cgroup_lines() {
+        let text = "32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu\n\
+                    41 31 0:38 / /sys/fs/cgroup/unified rw,relatime shared:5 - cgroup2 cgroup2 rw\n\
+                    50 27 0:40 / /mnt/a\\040b rw - tmpfs none rw\n";
+        let e = parse(text);
+        assert_eq!(e.len(), 3);
+        assert_eq!(e[0].mount_point, "/sys/fs/cgroup/cpu");
+        assert_eq!(e[0].fs_type, "cgroup");
+        assert_eq!(e[0].super_opts, "rw,cpu");
+        assert_eq!(e[1].fs_type, "cgroup2");
+        assert_eq!(e[2].mount_point, "/mnt/a b");
+    }
+}

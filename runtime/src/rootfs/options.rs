@@ -1,0 +1,176 @@
+//! Mount options as config.json spells them, turned into mount(2) flags.
+
+use nix::mount::MsFlags;
+
+/// What one option string does to a mount.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Opt {
+    /// Sets (true) or clears (false) a flag.
+    Flag(MsFlags, bool),
+    /// A propagation change applied after the mount exists.
+    Propagation(MsFlags),
+    /// Copy the destination's old content into a new tmpfs (podman).
+    TmpCopyUp,
+    /// Passed to the filesystem as data (`size=64k`, `mode=755`, ...).
+    Data,
+}
+
+const FLAGS: &[(&str, MsFlags, bool)] = &[
+    ("ro", MsFlags::MS_RDONLY, true),
+    ("rw", MsFlags::MS_RDONLY, false),
+    ("nosuid", MsFlags::MS_NOSUID, true),
+    ("suid", MsFlags::MS_NOSUID, false),
+    ("nodev", MsFlags::MS_NODEV, true),
+    ("dev", MsFlags::MS_NODEV, false),
+    ("noexec", MsFlags::MS_NOEXEC, true),
+    ("exec", MsFlags::MS_NOEXEC, false),
+    ("sync", MsFlags::MS_SYNCHRONOUS, true),
+    ("async", MsFlags::MS_SYNCHRONOUS, false),
+    ("dirsync", MsFlags::MS_DIRSYNC, true),
+    ("remount", MsFlags::MS_REMOUNT, true),
+    ("mand", MsFlags::MS_MANDLOCK, true),
+    ("nomand", MsFlags::MS_MANDLOCK, false),
+    ("noatime", MsFlags::MS_NOATIME, true),
+    ("atime", MsFlags::MS_NOATIME, false),
+    ("nodiratime", MsFlags::MS_NODIRATIME, true),
+    ("diratime", MsFlags::MS_NODIRATIME, false),
+    ("relatime", MsFlags::MS_RELATIME, true),
+    ("norelatime", MsFlags::MS_RELATIME, false),
+    ("strictatime", MsFlags::MS_STRICTATIME, true),
+    ("nostrictatime", MsFlags::MS_STRICTATIME, false),
+    ("lazytime", MsFlags::MS_LAZYTIME, true),
+    ("nolazytime", MsFlags::MS_LAZYTIME, false),
+    ("silent", MsFlags::MS_SILENT, true),
+    ("loud", MsFlags::MS_SILENT, false),
+    ("iversion", MsFlags::MS_I_VERSION, true),
+    ("noiversion", MsFlags::MS_I_VERSION, false),
+    ("bind", MsFlags::MS_BIND, true),
+    ("rbind", MsFlags::MS_BIND.union(MsFlags::MS_REC), true),
+    ("defaults", MsFlags::empty(), true),
+];
+
+/// Maps a propagation name (`rslave`, `private`, ...) to its flags.
+pub fn propagation(name: &str) -> Option<MsFlags> {
+    let (rec, base) = name
+        .strip_prefix('r')
+        .map_or((MsFlags::empty(), name), |b| (MsFlags::MS_REC, b));
+    let flag = match base {
+        "private" => MsFlags::MS_PRIVATE,
+        "shared" => MsFlags::MS_SHARED,
+        "slave" => MsFlags::MS_SLAVE,
+        "unbindable" => MsFlags::MS_UNBINDABLE,
+        _ => return None,
+    };
+    Some(flag | rec)
+}
+
+pub fn parse(o: &str) -> Opt {
+    if let Some((_, flag, set)) = FLAGS.iter().find(|(n, _, _)| *n == o) {
+        return Opt::Flag(*flag, *set);
+    }
+    if let Some(p) = propagation(o) {
+        return Opt::Propagation(p);
+    }
+    if o == "tmpcopyup" {
+        return Opt::TmpCopyUp;
+    }
+    Opt::Data
+}
+
+/// Rejects options berth recognises but cannot honour, so they never
+/// degrade silently into filesystem data.
+pub fn check(o: &str) -> Result<(), String> {
+    match o {
+        "idmap" | "ridmap" => Err(format!("option {o:?} (id-mapped mounts) is not supported")),
+        _ => Ok(()),
+    }
+}
+
+/// A mount's options folded into flags, propagation and data.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Parsed {
+    pub flags: MsFlags,
+    pub propagation: Vec<MsFlags>,
+    pub data: Vec<String>,
+    pub tmpcopyup: bool,
+}
+
+impl Default for Parsed {
+    fn default() -> Self {
+        Parsed {
+            flags: MsFlags::empty(),
+            propagation: Vec::new(),
+            data: Vec::new(),
+            tmpcopyup: false,
+        }
+    }
+}
+
+pub fn parse_all<'a>(opts: impl IntoIterator<Item = &'a String>) -> Parsed {
+    let mut p = Parsed::default();
+    for o in opts {
+        match parse(o) {
+            Opt::Flag(f, true) => p.flags |= f,
+            Opt::Flag(f, false) => p.flags &= !f,
+            Opt::Propagation(f) => p.propagation.push(f),
+            Opt::TmpCopyUp => p.tmpcopyup = true,
+            Opt::Data => p.data.push(o.clone()),
+        }
+    }
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn folds_flags_in_order() {
+        let p = parse_all(&strings(&[
+            "ro",
+            "nosuid",
+            "rw",
+            "nodev",
+            "mode=755",
+            "size=65536k",
+        ]));
+        assert_eq!(p.flags, MsFlags::MS_NOSUID | MsFlags::MS_NODEV);
+        assert_eq!(p.data, strings(&["mode=755", "size=65536k"]));
+    }
+
+    #[test]
+    fn rbind_and_propagation() {
+        let p = parse_all(&strings(&["rbind", "ro", "rprivate"]));
+        assert_eq!(
+            p.flags,
+            MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY
+        );
+        assert_eq!(p.propagation, vec![MsFlags::MS_PRIVATE | MsFlags::MS_REC]);
+    }
+
+    #[test]
+    fn propagation_names() {
+        assert_eq!(propagation("slave"), Some(MsFlags::MS_SLAVE));
+        assert_eq!(
+            propagation("rshared"),
+            Some(MsFlags::MS_SHARED | MsFlags::MS_REC)
+        );
+        assert_eq!(
+            propagation("runbindable"),
+            Some(MsFlags::MS_UNBINDABLE | MsFlags::MS_REC)
+        );
+        assert_eq!(propagation("ro"), None);
+        assert_eq!(propagation("rbind"), None);
+    }
+
+    #[test]
+    fn tmpcopyup_and_unsupported() {
+        assert_eq!(parse("tmpcopyup"), Opt::TmpCopyUp);
+        assert!(check("idmap").is_err());
+        assert!(check("uid=5").is_ok());
+    }
+}

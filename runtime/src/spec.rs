@@ -1,0 +1,442 @@
+//! Loading and validating a bundle's `config.json`.
+//!
+//! Everything that can be checked without touching the system is checked
+//! here, before `create` makes a state directory or forks, so bad input
+//! fails with a message naming the field and leaves nothing behind.
+
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: invalid JSON at {field}: {msg}")]
+    Parse {
+        path: PathBuf,
+        field: String,
+        msg: String,
+    },
+    #[error("config.json: {field}: {why}")]
+    Invalid { field: String, why: String },
+}
+
+fn invalid(field: impl Into<String>, why: impl Into<String>) -> SpecError {
+    SpecError::Invalid {
+        field: field.into(),
+        why: why.into(),
+    }
+}
+
+/// A validated bundle: its spec and the absolute paths it names.
+pub struct Bundle {
+    pub path: PathBuf,
+    pub rootfs: PathBuf,
+    pub spec: Spec,
+}
+
+/// Reads `<bundle>/config.json` and validates it.
+pub fn load(bundle: &Path) -> Result<Bundle, SpecError> {
+    let path = std::path::absolute(bundle)
+        .map_err(|source| SpecError::Read {
+            path: bundle.to_path_buf(),
+            source,
+        })?
+        .to_path_buf();
+    let config = path.join("config.json");
+    let data = std::fs::read(&config).map_err(|source| SpecError::Read {
+        path: config.clone(),
+        source,
+    })?;
+    let spec = parse(&data).map_err(|(field, msg)| SpecError::Parse {
+        path: config,
+        field,
+        msg,
+    })?;
+    validate(&spec)?;
+    let rootfs = rootfs_path(&path, &spec)?;
+    Ok(Bundle { path, rootfs, spec })
+}
+
+/// Parses config.json, reporting the JSON path of the first bad field.
+pub fn parse(data: &[u8]) -> Result<Spec, (String, String)> {
+    let de = &mut serde_json::Deserializer::from_slice(data);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = match e.path().to_string() {
+            p if p == "." => "top level".to_string(),
+            p => p,
+        };
+        (field, e.inner().to_string())
+    })
+}
+
+fn rootfs_path(bundle: &Path, spec: &Spec) -> Result<PathBuf, SpecError> {
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| invalid("root", "missing"))?;
+    let joined = bundle.join(root.path());
+    match std::fs::metadata(&joined) {
+        Ok(m) if m.is_dir() => Ok(joined),
+        Ok(_) => Err(invalid(
+            "root.path",
+            format!("{} is not a directory", joined.display()),
+        )),
+        Err(e) => Err(invalid(
+            "root.path",
+            format!("rootfs {} does not exist: {e}", joined.display()),
+        )),
+    }
+}
+
+/// Checks what the runtime spec and runc require beyond the JSON shape.
+pub fn validate(spec: &Spec) -> Result<(), SpecError> {
+    validate_version(spec.version())?;
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| invalid("root", "missing"))?;
+    if root.path().as_os_str().is_empty() {
+        return Err(invalid("root.path", "empty"));
+    }
+    validate_process(spec)?;
+    validate_mounts(spec)?;
+    validate_hooks(spec)?;
+    validate_linux(spec)
+}
+
+fn validate_version(v: &str) -> Result<(), SpecError> {
+    if v.is_empty() {
+        return Err(invalid("ociVersion", "missing"));
+    }
+    if !v.starts_with("1.") {
+        return Err(invalid(
+            "ociVersion",
+            format!("{v:?} is not a 1.x runtime spec version"),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_process(spec: &Spec) -> Result<(), SpecError> {
+    let p = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| invalid("process", "missing"))?;
+    if p.args().as_ref().is_none_or(|a| a.is_empty()) {
+        return Err(invalid("process.args", "must name a program to run"));
+    }
+    if !p.cwd().is_absolute() {
+        return Err(invalid(
+            "process.cwd",
+            format!("{} is not an absolute path", p.cwd().display()),
+        ));
+    }
+    if p.user().username().is_some() {
+        return Err(invalid(
+            "process.user.username",
+            "is not supported on Linux",
+        ));
+    }
+    for (i, e) in p.env().iter().flatten().enumerate() {
+        if !e.contains('=') {
+            return Err(invalid(
+                format!("process.env[{i}]"),
+                format!("{e:?} is not KEY=VALUE"),
+            ));
+        }
+    }
+    for (i, r) in p.rlimits().iter().flatten().enumerate() {
+        if r.soft() > r.hard() {
+            return Err(invalid(
+                format!("process.rlimits[{i}]"),
+                format!(
+                    "{}: soft limit {} exceeds hard limit {}",
+                    r.typ(),
+                    r.soft(),
+                    r.hard()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn validate_mounts(spec: &Spec) -> Result<(), SpecError> {
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        if !m.destination().is_absolute() {
+            return Err(invalid(
+                format!("mounts[{i}].destination"),
+                format!("{} is not an absolute path", m.destination().display()),
+            ));
+        }
+        for o in m.options().iter().flatten() {
+            crate::rootfs::options::check(o)
+                .map_err(|why| invalid(format!("mounts[{i}].options"), why))?;
+        }
+    }
+    Ok(())
+}
+
+fn validate_hooks(spec: &Spec) -> Result<(), SpecError> {
+    let Some(hooks) = spec.hooks() else {
+        return Ok(());
+    };
+    for (kind, list) in crate::hooks::all(hooks) {
+        for (i, h) in list.iter().enumerate() {
+            if !h.path().is_absolute() {
+                return Err(invalid(
+                    format!("hooks.{kind}[{i}].path"),
+                    format!("{} is not an absolute path", h.path().display()),
+                ));
+            }
+            if h.timeout().is_some_and(|t| t <= 0) {
+                return Err(invalid(
+                    format!("hooks.{kind}[{i}].timeout"),
+                    "must be a positive number of seconds",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn validate_linux(spec: &Spec) -> Result<(), SpecError> {
+    let Some(linux) = spec.linux() else {
+        return Ok(());
+    };
+    let mut seen = HashSet::new();
+    for (i, ns) in linux.namespaces().iter().flatten().enumerate() {
+        if !seen.insert(ns.typ()) {
+            return Err(invalid(
+                format!("linux.namespaces[{i}]"),
+                format!("namespace {:?} given twice", ns.typ()),
+            ));
+        }
+        if let Some(p) = ns.path() {
+            if !p.is_absolute() {
+                return Err(invalid(
+                    format!("linux.namespaces[{i}].path"),
+                    format!("{} is not an absolute path", p.display()),
+                ));
+            }
+        }
+    }
+    let new_ns = |t| {
+        linux
+            .namespaces()
+            .iter()
+            .flatten()
+            .any(|ns| ns.typ() == t && ns.path().is_none())
+    };
+    let has_ns = |t| seen.contains(&t);
+    let maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+        || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
+    if maps && !has_ns(LinuxNamespaceType::User) {
+        return Err(invalid(
+            "linux.uidMappings",
+            "id mappings need a user namespace in linux.namespaces",
+        ));
+    }
+    if new_ns(LinuxNamespaceType::User) {
+        for (field, m) in [
+            ("linux.uidMappings", linux.uid_mappings()),
+            ("linux.gidMappings", linux.gid_mappings()),
+        ] {
+            if m.as_ref().is_none_or(|m| m.is_empty()) {
+                return Err(invalid(field, "a new user namespace needs id mappings"));
+            }
+        }
+    }
+    for (field, set) in [
+        ("hostname", spec.hostname()),
+        ("domainname", spec.domainname()),
+    ] {
+        if set.as_ref().is_some_and(|h| !h.is_empty()) && !new_ns(LinuxNamespaceType::Uts) {
+            return Err(invalid(
+                field,
+                "cannot be set without a new uts namespace in linux.namespaces",
+            ));
+        }
+    }
+    for key in linux.sysctl().iter().flatten().map(|(k, _)| k) {
+        validate_sysctl(key, &new_ns)?;
+    }
+    for (i, d) in linux.devices().iter().flatten().enumerate() {
+        if !d.path().is_absolute() {
+            return Err(invalid(
+                format!("linux.devices[{i}].path"),
+                format!("{} is not an absolute path", d.path().display()),
+            ));
+        }
+    }
+    if let Some(p) = linux.rootfs_propagation() {
+        crate::rootfs::options::propagation(p)
+            .ok_or_else(|| invalid("linux.rootfsPropagation", format!("unknown value {p:?}")))?;
+    }
+    Ok(())
+}
+
+/// runc's rule: a sysctl may only be set inside a namespace that isolates it.
+fn validate_sysctl(
+    key: &str,
+    new_ns: &dyn Fn(LinuxNamespaceType) -> bool,
+) -> Result<(), SpecError> {
+    const IPC: [&str; 6] = [
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+    ];
+    const IPC_MORE: [&str; 2] = ["kernel.shmmni", "kernel.shm_rmid_forced"];
+    let needs = if IPC.contains(&key) || IPC_MORE.contains(&key) || key.starts_with("fs.mqueue.") {
+        LinuxNamespaceType::Ipc
+    } else if key.starts_with("net.") {
+        LinuxNamespaceType::Network
+    } else if key == "kernel.hostname" || key == "kernel.domainname" {
+        LinuxNamespaceType::Uts
+    } else {
+        return Err(invalid(
+            format!("linux.sysctl[{key:?}]"),
+            "is not in a separate kernel namespace",
+        ));
+    };
+    if key
+        .split(['.', '/'])
+        .any(|part| part.is_empty() || part == "..")
+    {
+        return Err(invalid(format!("linux.sysctl[{key:?}]"), "invalid name"));
+    }
+    if !new_ns(needs) {
+        return Err(invalid(
+            format!("linux.sysctl[{key:?}]"),
+            format!("needs a new {needs:?} namespace in linux.namespaces"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> serde_json::Value {
+        serde_json::json!({
+            "ociVersion": "1.0.2",
+            "root": {"path": "rootfs"},
+            "process": {"args": ["sh"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
+            "linux": {"namespaces": [{"type": "mount"}, {"type": "uts"}]}
+        })
+    }
+
+    fn check(v: serde_json::Value) -> Result<(), String> {
+        let spec = parse(v.to_string().as_bytes()).map_err(|(f, m)| format!("{f}: {m}"))?;
+        validate(&spec).map_err(|e| e.to_string())
+    }
+
+    fn err_of(mutate: impl FnOnce(&mut serde_json::Value)) -> String {
+        let mut v = base();
+        mutate(&mut v);
+        check(v).unwrap_err()
+    }
+
+    #[test]
+    fn base_is_valid() {
+        check(base()).unwrap();
+    }
+
+    #[test]
+    fn malformed_json_names_position() {
+        let (field, msg) = parse(b"{\"ociVersion\": ").unwrap_err();
+        assert_eq!(field, "top level");
+        assert!(msg.contains("EOF"), "{msg}");
+    }
+
+    #[test]
+    fn missing_version() {
+        let e = err_of(|v| drop(v.as_object_mut().unwrap().remove("ociVersion")));
+        assert_eq!(e, "config.json: ociVersion: missing");
+    }
+
+    #[test]
+    fn unknown_namespace_names_field() {
+        let e = err_of(|v| v["linux"]["namespaces"][1]["type"] = "bogus".into());
+        assert!(
+            e.starts_with("linux.namespaces[1].type: unknown variant `bogus`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn relative_mount_destination() {
+        let e =
+            err_of(|v| v["mounts"] = serde_json::json!([{"destination": "tmp", "type": "tmpfs"}]));
+        assert_eq!(
+            e,
+            "config.json: mounts[0].destination: tmp is not an absolute path"
+        );
+    }
+
+    #[test]
+    fn duplicate_namespace() {
+        let e = err_of(|v| v["linux"]["namespaces"][1]["type"] = "mount".into());
+        assert!(e.contains("linux.namespaces[1]"), "{e}");
+    }
+
+    #[test]
+    fn hostname_needs_uts() {
+        let e = err_of(|v| {
+            v["hostname"] = "h".into();
+            v["linux"]["namespaces"] = serde_json::json!([{"type": "mount"}]);
+        });
+        assert!(e.starts_with("config.json: hostname:"), "{e}");
+    }
+
+    #[test]
+    fn user_ns_needs_mappings() {
+        let e = err_of(|v| v["linux"]["namespaces"][1]["type"] = "user".into());
+        assert!(e.contains("linux.uidMappings"), "{e}");
+    }
+
+    #[test]
+    fn sysctl_rules() {
+        let e = err_of(|v| v["linux"]["sysctl"] = serde_json::json!({"vm.swappiness": "1"}));
+        assert!(e.contains("not in a separate kernel namespace"), "{e}");
+        let e = err_of(|v| v["linux"]["sysctl"] = serde_json::json!({"net.ipv4.ip_forward": "1"}));
+        assert!(e.contains("Network"), "{e}");
+        let mut v = base();
+        v["linux"]["namespaces"][1]["type"] = "ipc".into();
+        v["linux"]["sysctl"] = serde_json::json!({"kernel.msgmax": "1"});
+        check(v).unwrap();
+    }
+
+    #[test]
+    fn empty_args_and_relative_cwd() {
+        let e = err_of(|v| v["process"]["args"] = serde_json::json!([]));
+        assert!(e.contains("process.args"), "{e}");
+        let e = err_of(|v| v["process"]["cwd"] = "x".into());
+        assert!(e.contains("process.cwd"), "{e}");
+    }
+
+    #[test]
+    fn bad_mount_option_and_propagation() {
+        let e = err_of(
+            |v| v["mounts"] = serde_json::json!([{"destination": "/x", "type": "bind", "source": "/", "options": ["idmap"]}]),
+        );
+        assert!(e.contains("mounts[0].options"), "{e}");
+        let e = err_of(|v| v["linux"]["rootfsPropagation"] = "sideways".into());
+        assert!(e.contains("linux.rootfsPropagation"), "{e}");
+    }
+
+    #[test]
+    fn relative_hook_path() {
+        let e = err_of(|v| v["hooks"] = serde_json::json!({"prestart": [{"path": "bin/x"}]}));
+        assert!(e.contains("hooks.prestart[0].path"), "{e}");
+    }
+}

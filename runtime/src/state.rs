@@ -1,0 +1,276 @@
+//! The state directory: one directory per container under `--root`, holding
+//! `state.json` (written atomically) and the exec fifo. Every verb that
+//! changes a container holds an exclusive `flock` on its directory, so
+//! operations on one id never interleave.
+
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{ErrorKind, Write};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+
+const STATE_FILE: &str = "state.json";
+pub const FIFO_NAME: &str = "exec.fifo";
+const MAX_ID_LEN: usize = 255;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("invalid container id {id:?}: {why}")]
+    InvalidId { id: String, why: &'static str },
+    #[error("container \"{0}\" does not exist")]
+    NotExist(String),
+    #[error("container with id \"{0}\" already exists")]
+    Exists(String),
+    #[error("state of container \"{id}\" in {path}: {source}")]
+    Io {
+        id: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("state of container \"{id}\" is corrupt: {source}")]
+    Corrupt {
+        id: String,
+        source: serde_json::Error,
+    },
+}
+
+/// Where a container is in its life, as far as berth recorded it; whether
+/// the process still lives is checked separately (see `container`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Creating,
+    Created,
+    Running,
+    Paused,
+}
+
+/// What berth keeps about a container between invocations.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct State {
+    pub id: String,
+    pub pid: i32,
+    /// Start time of `pid` (clock ticks since boot), so a recycled pid is
+    /// never mistaken for the container.
+    pub pid_start: u64,
+    pub phase: Phase,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub created: String,
+    #[serde(default)]
+    pub annotations: HashMap<String, String>,
+    /// Hooks that run after `create` returned (poststart, poststop), kept
+    /// so a later edit of config.json cannot change them.
+    #[serde(default)]
+    pub hooks: Option<oci_spec::runtime::Hooks>,
+}
+
+pub fn validate_id(id: &str) -> Result<(), StateError> {
+    let bad = |why| {
+        Err(StateError::InvalidId {
+            id: id.to_string(),
+            why,
+        })
+    };
+    if id.is_empty() {
+        return bad("empty");
+    }
+    if id.len() > MAX_ID_LEN {
+        return bad("longer than 255 bytes");
+    }
+    if id == "." || id == ".." {
+        return bad("must not be . or ..");
+    }
+    let ok = |c: char| c.is_ascii_alphanumeric() || "_+-.".contains(c);
+    if !id.chars().all(ok) {
+        return bad("only letters, digits, '_', '+', '-' and '.' are allowed");
+    }
+    Ok(())
+}
+
+/// A container's state directory, locked for as long as this value lives.
+pub struct StateDir {
+    pub id: String,
+    pub path: PathBuf,
+    lock: Flock<File>,
+}
+
+impl StateDir {
+    /// Makes the directory for a new container; fails if the id is taken.
+    pub fn create(root: &Path, id: &str) -> Result<StateDir, StateError> {
+        validate_id(id)?;
+        let io = |path: &Path| {
+            let (id, path) = (id.to_string(), path.to_path_buf());
+            move |source| StateError::Io { id, path, source }
+        };
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(root)
+            .map_err(io(root))?;
+        let path = root.join(id);
+        match fs::DirBuilder::new().mode(0o700).create(&path) {
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                return Err(StateError::Exists(id.to_string()))
+            }
+            r => r.map_err(io(&path))?,
+        }
+        Self::lock(id, path)
+    }
+
+    /// Opens and locks the directory of an existing container.
+    pub fn open(root: &Path, id: &str) -> Result<StateDir, StateError> {
+        validate_id(id)?;
+        Self::lock(id, root.join(id))
+    }
+
+    fn lock(id: &str, path: PathBuf) -> Result<StateDir, StateError> {
+        let lock = File::open(&path).map_err(|source| match source.kind() {
+            ErrorKind::NotFound => StateError::NotExist(id.to_string()),
+            _ => StateError::Io {
+                id: id.to_string(),
+                path: path.clone(),
+                source,
+            },
+        })?;
+        let lock = Flock::lock(lock, FlockArg::LockExclusive).map_err(|(_, e)| StateError::Io {
+            id: id.to_string(),
+            path: path.clone(),
+            source: e.into(),
+        })?;
+        // A concurrent delete may have removed the directory while we waited.
+        if !path.exists() {
+            return Err(StateError::NotExist(id.to_string()));
+        }
+        Ok(StateDir {
+            id: id.to_string(),
+            path,
+            lock,
+        })
+    }
+
+    pub fn fifo_path(&self) -> PathBuf {
+        self.path.join(FIFO_NAME)
+    }
+
+    fn io_err(&self, path: &Path) -> impl FnOnce(std::io::Error) -> StateError {
+        let (id, path) = (self.id.clone(), path.to_path_buf());
+        move |source| StateError::Io { id, path, source }
+    }
+
+    /// Replaces state.json atomically (write a temporary file, rename it).
+    pub fn save(&self, state: &State) -> Result<(), StateError> {
+        let tmp = self.path.join(".state.json.tmp");
+        let data = serde_json::to_vec(state).expect("state serializes");
+        let mut f = File::create(&tmp).map_err(self.io_err(&tmp))?;
+        f.write_all(&data).map_err(self.io_err(&tmp))?;
+        fs::rename(&tmp, self.path.join(STATE_FILE)).map_err(self.io_err(&self.path))
+    }
+
+    pub fn load(&self) -> Result<State, StateError> {
+        load_file(&self.id, &self.path)
+    }
+
+    /// Removes the directory and everything in it; the lock goes with it.
+    pub fn remove(self) -> Result<(), StateError> {
+        match fs::remove_dir_all(&self.path) {
+            Err(e) if e.kind() != ErrorKind::NotFound => Err(self.io_err(&self.path)(e)),
+            _ => {
+                drop(self.lock);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Reads a container's state without taking its lock (the file is only
+/// ever replaced by rename, so a reader sees an old or a new whole file).
+pub fn load_file(id: &str, dir: &Path) -> Result<State, StateError> {
+    let path = dir.join(STATE_FILE);
+    let data = fs::read(&path).map_err(|source| match source.kind() {
+        ErrorKind::NotFound => StateError::NotExist(id.to_string()),
+        _ => StateError::Io {
+            id: id.to_string(),
+            path,
+            source,
+        },
+    })?;
+    serde_json::from_slice(&data).map_err(|source| StateError::Corrupt {
+        id: id.to_string(),
+        source,
+    })
+}
+
+/// Ids of every container under `root`, sorted.
+pub fn list_ids(root: &Path) -> Result<Vec<String>, StateError> {
+    let entries = match fs::read_dir(root) {
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+        r => r.map_err(|source| StateError::Io {
+            id: String::new(),
+            path: root.to_path_buf(),
+            source,
+        })?,
+    };
+    let mut ids: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|id| validate_id(id).is_ok())
+        .collect();
+    ids.sort();
+    Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_ordinary_ids() {
+        for id in ["a", "web-1", "9036f09c9c07", "x_y.z+1", &"a".repeat(255)] {
+            validate_id(id).unwrap();
+        }
+    }
+
+    #[test]
+    fn rejects_bad_ids() {
+        let long = "a".repeat(256);
+        for id in ["", ".", "..", "a/b", "../x", "a b", "é", long.as_str()] {
+            let e = validate_id(id).unwrap_err().to_string();
+            assert!(e.starts_with("invalid container id"), "{id}: {e}");
+        }
+    }
+
+    #[test]
+    fn create_twice_is_refused_and_remove_cleans_up() {
+        let root = std::env::temp_dir().join(format!("berth-state-test-{}", std::process::id()));
+        let dir = StateDir::create(&root, "c1").unwrap();
+        let state = State {
+            id: "c1".into(),
+            pid: 1,
+            pid_start: 2,
+            phase: Phase::Created,
+            bundle: "/b".into(),
+            rootfs: "/b/rootfs".into(),
+            created: "now".into(),
+            annotations: HashMap::new(),
+            hooks: None,
+        };
+        dir.save(&state).unwrap();
+        assert_eq!(load_file("c1", &root.join("c1")).unwrap().pid_start, 2);
+        assert!(matches!(
+            StateDir::create(&root, "c1"),
+            Err(StateError::Exists(_))
+        ));
+        assert_eq!(list_ids(&root).unwrap(), vec!["c1".to_string()]);
+        dir.remove().unwrap();
+        assert!(matches!(
+            StateDir::open(&root, "c1"),
+            Err(StateError::NotExist(_))
+        ));
+        fs::remove_dir_all(&root).unwrap();
+    }
+}

@@ -1,0 +1,68 @@
+//! Messages between `berth create` and the container's init while it is
+//! being set up, over a SOCK_SEQPACKET socketpair: one JSON message per
+//! datagram, so a message is never split or merged.
+
+use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
+use serde::{Deserialize, Serialize};
+use std::os::fd::{AsRawFd, OwnedFd};
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Msg {
+    /// First stage: a new user namespace exists; map its ids.
+    MapIds { pid: i32 },
+    /// Parent: maps written.
+    IdsMapped,
+    /// First stage: the container's init has this pid (in berth's pid ns).
+    InitPid { pid: i32 },
+    /// Init: namespaces and mounts are ready; run prestart/createRuntime.
+    RunHooks,
+    /// Parent: hooks done; here is the state the container-side hooks get.
+    HooksDone { state: String },
+    /// Init: set up and parked, waiting for `start`.
+    Ready,
+    /// Either side: setup failed.
+    Error { msg: String },
+}
+
+pub struct Channel {
+    fd: OwnedFd,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("sync with container init: {0}")]
+pub struct SyncError(String);
+
+impl Channel {
+    /// Two connected ends: one for berth, one for the container side.
+    pub fn pair() -> nix::Result<(Channel, Channel)> {
+        let (a, b) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )?;
+        Ok((Channel { fd: a }, Channel { fd: b }))
+    }
+
+    pub fn send(&self, msg: &Msg) -> Result<(), SyncError> {
+        let data = serde_json::to_vec(msg).expect("sync message serializes");
+        send(self.fd.as_raw_fd(), &data, MsgFlags::MSG_NOSIGNAL)
+            .map(drop)
+            .map_err(|e| SyncError(format!("send: {e}")))
+    }
+
+    /// Waits for the next message; an orderly EOF means the peer died.
+    pub fn recv(&self) -> Result<Msg, SyncError> {
+        let mut buf = vec![0u8; 64 * 1024];
+        let n = loop {
+            match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                r => break r.map_err(|e| SyncError(format!("recv: {e}")))?,
+            }
+        };
+        if n == 0 {
+            return Err(SyncError("container init exited during setup".into()));
+        }
+        serde_json::from_slice(&buf[..n]).map_err(|e| SyncError(format!("bad message: {e}")))
+    }
+}

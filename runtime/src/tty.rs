@@ -1,0 +1,107 @@
+//! Terminals: the container's init makes a pty inside the container and
+//! sends the master to `--console-socket` (SCM_RIGHTS, as runc does); the
+//! caller owns it from then on.
+
+use nix::fcntl::OFlag;
+use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
+use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TtyError {
+    #[error("cannot connect to console socket {path}: {source}")]
+    Connect {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot set up the container's terminal: {what}: {source}")]
+    Setup {
+        what: &'static str,
+        source: nix::Error,
+    },
+    #[error("no terminal master arrived on the console socket")]
+    NoFd,
+}
+
+pub fn connect(path: &Path) -> Result<UnixStream, TtyError> {
+    UnixStream::connect(path).map_err(|source| TtyError::Connect {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+fn setup(what: &'static str) -> impl FnOnce(nix::Error) -> TtyError {
+    move |source| TtyError::Setup { what, source }
+}
+
+/// In the container: makes a pty, sends its master over `socket`, and
+/// makes the slave this process's controlling terminal and stdio.
+pub fn setup_console(socket: &UnixStream, size: Option<(u16, u16)>) -> Result<(), TtyError> {
+    let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
+        .map_err(setup("open /dev/ptmx"))?;
+    grantpt(&master).map_err(setup("grantpt"))?;
+    unlockpt(&master).map_err(setup("unlockpt"))?;
+    let name = ptsname_r(&master).map_err(setup("ptsname"))?;
+    let slave = nix::fcntl::open(
+        name.as_str(),
+        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(setup("open the pty slave"))?;
+    if let Some((rows, cols)) = size {
+        set_size(slave.as_raw_fd(), rows, cols).map_err(setup("set the console size"))?;
+    }
+    send_fd(socket, master.as_raw_fd(), name.as_bytes()).map_err(setup("send the pty master"))?;
+    drop(master);
+    // SAFETY: TIOCSCTTY takes an int argument; slave is a valid tty fd.
+    nix::errno::Errno::result(unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) })
+        .map_err(setup("make the pty the controlling terminal"))?;
+    nix::unistd::dup2_stdin(&slave).map_err(setup("dup the pty to stdin"))?;
+    nix::unistd::dup2_stdout(&slave).map_err(setup("dup the pty to stdout"))?;
+    nix::unistd::dup2_stderr(&slave).map_err(setup("dup the pty to stderr"))?;
+    Ok(())
+}
+
+pub fn set_size(fd: RawFd, rows: u16, cols: u16) -> nix::Result<()> {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads a winsize struct that lives for the call.
+    nix::errno::Errno::result(unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &ws) }).map(drop)
+}
+
+fn send_fd(socket: &UnixStream, fd: RawFd, payload: &[u8]) -> nix::Result<()> {
+    let fds = [fd];
+    let cmsg = [ControlMessage::ScmRights(&fds)];
+    let iov = [IoSlice::new(payload)];
+    sendmsg::<()>(socket.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), None).map(drop)
+}
+
+/// Receives the pty master a container sent over a console socket.
+pub fn recv_fd(socket: &UnixStream) -> Result<OwnedFd, TtyError> {
+    let mut buf = [0u8; 4096];
+    let mut iov = [IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let msg = recvmsg::<()>(
+        socket.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(setup("receive the pty master"))?;
+    for c in msg.cmsgs().map_err(setup("read control message"))? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            if let Some(&fd) = fds.first() {
+                // SAFETY: the kernel just installed this fd for us.
+                return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
+        }
+    }
+    Err(TtyError::NoFd)
+}
