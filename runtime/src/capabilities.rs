@@ -43,17 +43,38 @@ pub fn apply_bounding(c: &LinuxCapabilities) -> Result<(), CapsError> {
 }
 
 /// Sets inheritable, effective, permitted and ambient after the uid switch.
+///
+/// A cap berth itself does not hold cannot be granted. runc fails the
+/// container then (so `--privileged` fails on a host that withholds one
+/// cap); berth grants what it holds and logs what it could not.
 pub fn apply_sets(c: &LinuxCapabilities) -> Result<(), CapsError> {
-    caps::set(None, CapSet::Inheritable, &convert(c.inheritable())).map_err(fail("inheritable"))?;
-    caps::set(None, CapSet::Effective, &convert(c.effective())).map_err(fail("effective"))?;
-    caps::set(None, CapSet::Permitted, &convert(c.permitted())).map_err(fail("permitted"))?;
+    let held = caps::read(None, CapSet::Permitted).map_err(fail("permitted"))?;
+    let grant = |name: &'static str, set: &Option<Capabilities>| {
+        let want = convert(set);
+        let missing: Vec<String> = want.difference(&held).map(|c| c.to_string()).collect();
+        if !missing.is_empty() {
+            crate::logging::warn(&format!(
+                "{name} capabilities not held by the runtime, not granted: {}",
+                missing.join(", ")
+            ));
+        }
+        want.intersection(&held).copied().collect::<CapsHashSet>()
+    };
+    let (inh, eff, prm) = (
+        grant("inheritable", c.inheritable()),
+        grant("effective", c.effective()),
+        grant("permitted", c.permitted()),
+    );
+    caps::set(None, CapSet::Inheritable, &inh).map_err(fail("inheritable"))?;
+    caps::set(None, CapSet::Effective, &eff).map_err(fail("effective"))?;
+    caps::set(None, CapSet::Permitted, &prm).map_err(fail("permitted"))?;
     caps::clear(None, CapSet::Ambient).map_err(fail("ambient"))?;
     // The kernel only raises an ambient cap that is also permitted and
     // inheritable; specs often list more (runc's own default does), and
     // runc skips those rather than failing, so berth warns and goes on.
     for cap in convert(c.ambient()) {
         if let Err(e) = caps::raise(None, CapSet::Ambient, cap) {
-            crate::logging::warn(&format!("ambient capability {cap} not raised: {e}"));
+            crate::logging::debug(&format!("ambient capability {cap} not raised: {e}"));
         }
     }
     Ok(())

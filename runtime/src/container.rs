@@ -178,6 +178,14 @@ pub fn create(opts: &CreateOpts, console: Option<UnixStream>) -> Result<State> {
         (true, None, Some(path)) => Some(tty::connect(path).map_err(ContainerError::from)?),
         (true, None, None) => return Err(ContainerError::NoConsoleSocket.into()),
     };
+    if bundle
+        .spec
+        .linux()
+        .as_ref()
+        .is_some_and(|l| l.resources().is_some())
+    {
+        logging::warn("linux.resources: cgroup limits are not applied by berth yet");
+    }
     let plan =
         Plan::from_spec(bundle.spec.linux().as_ref()).map_err(process::ProcessError::from)?;
     let dir = StateDir::create(&opts.root, &opts.id)?;

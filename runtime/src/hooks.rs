@@ -186,13 +186,13 @@ mod tests {
         let out = dir.join("out");
         let h = hook(serde_json::json!({
             "path": "/bin/sh",
-            "args": ["sh", "-c", "echo \"$0 $1 $X\" > \"$2\"; cat >> \"$2\"", "a1", out],
+            "args": ["sh", "-c", "echo \"$0 $X\" > \"$1\"; cat >> \"$1\"", "a1", out],
             "env": ["X=y"],
         }));
         run("prestart", &[h], "{\"id\":\"c\"}").unwrap();
         assert_eq!(
             std::fs::read_to_string(&out).unwrap(),
-            "sh a1 y\n{\"id\":\"c\"}"
+            "a1 y\n{\"id\":\"c\"}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -38,7 +38,7 @@ pub struct InitConfig {
 
 type Res<T> = Result<T, String>;
 
-fn ctx<T, E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> String + '_ {
+fn ctx<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> String + '_ {
     move |e| format!("{what}: {e}")
 }
 
@@ -80,7 +80,7 @@ fn stage1_setup(cfg: &InitConfig, plan: &Plan, ch: &Channel) -> Res<()> {
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0) };
     if let Some(adj) = cfg.spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
         std::fs::write("/proc/self/oom_score_adj", adj.to_string())
-            .map_err(ctx::<(), _>("set process.oomScoreAdj"))?;
+            .map_err(ctx("set process.oomScoreAdj"))?;
     }
     plan.join_all().map_err(|e| e.to_string())?;
     if plan.new_user {
@@ -103,14 +103,14 @@ fn become_root() -> Res<()> {
     let root_g = Gid::from_raw(0);
     let root_u = Uid::from_raw(0);
     nix::unistd::setresgid(root_g, root_g, root_g)
-        .map_err(ctx::<(), _>("setresgid(0) in the user namespace"))?;
+        .map_err(ctx("setresgid(0) in the user namespace"))?;
     nix::unistd::setresuid(root_u, root_u, root_u)
-        .map_err(ctx::<(), _>("setresuid(0) in the user namespace"))
+        .map_err(ctx("setresuid(0) in the user namespace"))
 }
 
 /// The container's init, pid 1 of its pid namespace when it has one.
 fn container_init(cfg: &InitConfig, plan: &Plan, ch: &Channel) -> Res<std::convert::Infallible> {
-    nix::unistd::setsid().map_err(ctx::<(), _>("setsid"))?;
+    nix::unistd::setsid().map_err(ctx("setsid"))?;
     let spec = &cfg.spec;
     let process = spec
         .process()
@@ -186,12 +186,12 @@ fn set_names(spec: &Spec, plan: &Plan) -> Res<()> {
         return Ok(());
     }
     if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
-        nix::unistd::sethostname(h).map_err(ctx::<(), _>("set hostname"))?;
+        nix::unistd::sethostname(h).map_err(ctx("set hostname"))?;
     }
     if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
         // SAFETY: the pointer and length describe `d`, which outlives the call.
         let r = unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) };
-        nix::errno::Errno::result(r).map_err(ctx::<(), _>("set domainname"))?;
+        nix::errno::Errno::result(r).map_err(ctx("set domainname"))?;
     }
     Ok(())
 }
@@ -211,9 +211,7 @@ fn join_session_keyring(id: &str) -> Res<()> {
     match nix::errno::Errno::result(r) {
         // Kernels without keyrings, or a seccomp'd caller: runc carries on too.
         Err(nix::errno::Errno::ENOSYS) | Err(nix::errno::Errno::EACCES) => Ok(()),
-        r => r
-            .map(drop)
-            .map_err(ctx::<(), _>("join a new session keyring")),
+        r => r.map(drop).map_err(ctx("join a new session keyring")),
     }
 }
 
@@ -274,11 +272,10 @@ fn set_identity(process: &Process) -> Res<()> {
         .flatten()
         .map(|g| Gid::from_raw(*g))
         .collect();
-    nix::unistd::setgroups(&groups)
-        .map_err(ctx::<(), _>("process.user.additionalGids: setgroups"))?;
+    nix::unistd::setgroups(&groups).map_err(ctx("process.user.additionalGids: setgroups"))?;
     let (uid, gid) = (Uid::from_raw(user.uid()), Gid::from_raw(user.gid()));
-    nix::unistd::setresgid(gid, gid, gid).map_err(ctx::<(), _>("process.user.gid: setresgid"))?;
-    nix::unistd::setresuid(uid, uid, uid).map_err(ctx::<(), _>("process.user.uid: setresuid"))?;
+    nix::unistd::setresgid(gid, gid, gid).map_err(ctx("process.user.gid: setresgid"))?;
+    nix::unistd::setresuid(uid, uid, uid).map_err(ctx("process.user.uid: setresuid"))?;
     // SAFETY: as above.
     unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0) };
     if let Some(c) = caps {
@@ -399,11 +396,11 @@ fn prepare_exec(cfg: &InitConfig, process: &Process) -> Res<()> {
             libc::CLOSE_RANGE_CLOEXEC,
         )
     };
-    nix::errno::Errno::result(r).map_err(ctx::<(), _>("mark fds close-on-exec"))?;
+    nix::errno::Errno::result(r).map_err(ctx("mark fds close-on-exec"))?;
     if process.no_new_privileges() == Some(true) {
         // SAFETY: prctl with PR_SET_NO_NEW_PRIVS takes plain integers.
         let r = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
-        nix::errno::Errno::result(r).map_err(ctx::<(), _>("set no_new_privs"))?;
+        nix::errno::Errno::result(r).map_err(ctx("set no_new_privs"))?;
     }
     Ok(())
 }

@@ -106,7 +106,35 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
     validate_process(spec)?;
     validate_mounts(spec)?;
     validate_hooks(spec)?;
-    validate_linux(spec)
+    validate_linux(spec)?;
+    refuse_unenforced(spec)
+}
+
+/// Security settings berth cannot enforce yet fail the container rather
+/// than run it less confined than asked (runc built without seccomp does
+/// the same).
+fn refuse_unenforced(spec: &Spec) -> Result<(), SpecError> {
+    let linux = spec.linux().as_ref();
+    if linux.is_some_and(|l| l.seccomp().is_some()) {
+        return Err(invalid(
+            "linux.seccomp",
+            "seccomp filters are not supported by berth yet",
+        ));
+    }
+    let process = spec.process().as_ref();
+    if process.is_some_and(|p| p.apparmor_profile().as_ref().is_some_and(|a| !a.is_empty())) {
+        return Err(invalid(
+            "process.apparmorProfile",
+            "AppArmor is not supported by berth yet",
+        ));
+    }
+    if process.is_some_and(|p| p.selinux_label().as_ref().is_some_and(|a| !a.is_empty())) {
+        return Err(invalid(
+            "process.selinuxLabel",
+            "SELinux is not supported by berth yet",
+        ));
+    }
+    Ok(())
 }
 
 fn validate_version(v: &str) -> Result<(), SpecError> {
@@ -354,7 +382,7 @@ mod tests {
     #[test]
     fn malformed_json_names_position() {
         let (field, msg) = parse(b"{\"ociVersion\": ").unwrap_err();
-        assert_eq!(field, "top level");
+        assert_eq!(field, "ociVersion");
         assert!(msg.contains("EOF"), "{msg}");
     }
 
@@ -432,6 +460,19 @@ mod tests {
         assert!(e.contains("mounts[0].options"), "{e}");
         let e = err_of(|v| v["linux"]["rootfsPropagation"] = "sideways".into());
         assert!(e.contains("linux.rootfsPropagation"), "{e}");
+    }
+
+    #[test]
+    fn unenforceable_security_is_refused() {
+        let e = err_of(|v| {
+            v["linux"]["seccomp"] = serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW"})
+        });
+        assert!(e.starts_with("config.json: linux.seccomp:"), "{e}");
+        let e = err_of(|v| v["process"]["apparmorProfile"] = "docker-default".into());
+        assert!(
+            e.starts_with("config.json: process.apparmorProfile:"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -38,7 +38,12 @@ impl Relay {
 
     /// Gives the container's terminal the size of berth's own.
     pub fn resize(&self) {
-        let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+        let mut ws = libc::winsize {
+            ws_row: 0,
+            ws_col: 0,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
         // SAFETY: TIOCGWINSZ writes a winsize struct we own.
         if unsafe { libc::ioctl(0, libc::TIOCGWINSZ, &mut ws) } == 0 {
             let _ = berth::tty::set_size(self.master.as_raw_fd(), ws.ws_row, ws.ws_col);

@@ -57,7 +57,6 @@ pub fn create_all(
             };
             create(rootfs, &node, userns)?;
         }
-        links(rootfs)?;
     }
     for d in devices {
         let node = Node {
@@ -71,6 +70,11 @@ pub fn create_all(
         };
         create(rootfs, &node, userns)?;
     }
+    // Last, as runc does: /dev/ptmx becomes the devpts link even when the
+    // spec lists a ptmx device node.
+    if own_dev {
+        links(rootfs)?;
+    }
     Ok(())
 }
 
@@ -83,7 +87,11 @@ fn kind_of(t: LinuxDeviceType) -> SFlag {
 }
 
 fn create(rootfs: &Path, node: &Node, userns: bool) -> Result<(), RootfsError> {
-    let dest = super::path::secure_join(rootfs, node.path)?;
+    // The node itself replaces whatever is there; only its directory is
+    // resolved, so a symlink at the node's path is replaced, not followed.
+    let name = node.path.file_name().unwrap_or_default();
+    let dir = super::path::secure_join(rootfs, node.path.parent().unwrap_or(Path::new("/")))?;
+    let dest = dir.join(name);
     let io = |what: &'static str| {
         let path = node.path.to_path_buf();
         move |source: std::io::Error| RootfsError::Device { path, what, source }
