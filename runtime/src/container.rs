@@ -18,6 +18,7 @@ use nix::unistd::Pid;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -327,8 +328,6 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
     Ok(())
 }
 
-use std::os::unix::fs::OpenOptionsExt;
-
 pub fn state(root: &Path, id: &str) -> Result<StateView> {
     state::validate_id(id)?;
     Ok(view(&state::load_file(id, &root.join(id))?))
@@ -385,7 +384,11 @@ fn members(state: &State) -> Vec<i32> {
 
 /// Deletes a stopped or created container; `force` kills a running one.
 pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
-    let dir = StateDir::open(root, id)?;
+    let dir = match StateDir::open(root, id) {
+        // runc: `delete --force` of a container that is already gone succeeds.
+        Err(state::StateError::NotExist(_)) if force => return Ok(()),
+        r => r?,
+    };
     let state = match dir.load() {
         Ok(s) => s,
         // A directory left by a create that died half-way: nothing to stop.

@@ -54,6 +54,7 @@ pub fn setup_console(socket: &UnixStream, size: Option<(u16, u16)>) -> Result<()
     if let Some((rows, cols)) = size {
         set_size(slave.as_raw_fd(), rows, cols).map_err(setup("set the console size"))?;
     }
+    mount_console(&name)?;
     send_fd(socket, master.as_raw_fd(), name.as_bytes()).map_err(setup("send the pty master"))?;
     drop(master);
     // SAFETY: TIOCSCTTY takes an int argument; slave is a valid tty fd.
@@ -63,6 +64,25 @@ pub fn setup_console(socket: &UnixStream, size: Option<(u16, u16)>) -> Result<()
     nix::unistd::dup2_stdout(&slave).map_err(setup("dup the pty to stdout"))?;
     nix::unistd::dup2_stderr(&slave).map_err(setup("dup the pty to stderr"))?;
     Ok(())
+}
+
+/// /dev/console is the container's terminal, as runc makes it.
+fn mount_console(slave: &str) -> Result<(), TtyError> {
+    let console = Path::new("/dev/console");
+    nix::fcntl::open(
+        console,
+        OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .map_err(setup("create /dev/console"))?;
+    nix::mount::mount(
+        Some(slave),
+        console,
+        None::<&str>,
+        nix::mount::MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(setup("bind the pty to /dev/console"))
 }
 
 pub fn set_size(fd: RawFd, rows: u16, cols: u16) -> nix::Result<()> {
