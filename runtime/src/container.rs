@@ -5,6 +5,7 @@
 //! acts on it. Errors use the words containerd and Docker match on:
 //! "does not exist" and "container not running".
 
+use crate::cgroups::{self, Cgroup};
 use crate::hooks;
 use crate::init::InitConfig;
 use crate::namespaces::Plan;
@@ -15,6 +16,7 @@ use crate::tty;
 use crate::{logging, Result};
 use nix::sys::signal::{kill as send_signal, Signal};
 use nix::unistd::Pid;
+use oci_spec::runtime::LinuxDeviceCgroup;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
@@ -179,23 +181,60 @@ pub fn create(opts: &CreateOpts, console: Option<UnixStream>) -> Result<State> {
         (true, None, Some(path)) => Some(tty::connect(path).map_err(ContainerError::from)?),
         (true, None, None) => return Err(ContainerError::NoConsoleSocket.into()),
     };
-    if bundle
-        .spec
-        .linux()
-        .as_ref()
-        .is_some_and(|l| l.resources().is_some())
-    {
-        logging::warn("linux.resources: cgroup limits are not applied by berth yet");
-    }
     let plan =
         Plan::from_spec(bundle.spec.linux().as_ref()).map_err(process::ProcessError::from)?;
+    let cgroup = CgroupPlan::new(&bundle, &opts.id)?;
     let dir = StateDir::create(&opts.root, &opts.id)?;
-    match create_in(&dir, opts, bundle, console, &plan) {
+    match create_in(&dir, opts, bundle, console, &plan, &cgroup) {
         Ok(s) => Ok(s),
         Err(e) => {
+            let _ = cgroup.cgroup.destroy();
             let _ = dir.remove();
             Err(e)
         }
+    }
+}
+
+/// The container's cgroup and everything to write into it, checked
+/// before anything is created.
+struct CgroupPlan {
+    cgroup: Cgroup,
+    writes: Vec<cgroups::writes::Write>,
+    device_rules: Vec<(bool, String)>,
+}
+
+impl CgroupPlan {
+    fn new(bundle: &Bundle, id: &str) -> Result<CgroupPlan> {
+        let linux = bundle.spec.linux().as_ref();
+        let path = cgroups::container_path(linux.and_then(|l| l.cgroups_path().as_deref()), id)?;
+        let cgroup = Cgroup::new(path);
+        let resources = linux.and_then(|l| l.resources().as_ref());
+        let writes = cgroup.plan(resources)?;
+        let nodes: Vec<String> = linux
+            .and_then(|l| l.devices().as_deref())
+            .unwrap_or(&[])
+            .iter()
+            .map(|d| {
+                let mut rule = LinuxDeviceCgroup::default();
+                rule.set_typ(Some(d.typ()));
+                rule.set_major(Some(d.major()));
+                rule.set_minor(Some(d.minor()));
+                cgroups::writes::device_rule(&rule)
+            })
+            .collect();
+        let device_rules = cgroups::writes::device_rules(resources, &nodes);
+        if cgroup.version == cgroups::Version::V2
+            && resources.is_some_and(|r| r.devices().is_some())
+        {
+            logging::warn(
+                "linux.resources.devices: device rules are not enforced on cgroup v2 yet",
+            );
+        }
+        Ok(CgroupPlan {
+            cgroup,
+            writes,
+            device_rules,
+        })
     }
 }
 
@@ -205,8 +244,10 @@ fn create_in(
     bundle: Bundle,
     console: Option<UnixStream>,
     plan: &Plan,
+    cgroup: &CgroupPlan,
 ) -> Result<State> {
     let fifo = make_fifo(&dir.fifo_path())?;
+    cgroup.cgroup.create(&cgroup.writes, &cgroup.device_rules)?;
     let linux = bundle.spec.linux().as_ref();
     let mut state = State {
         id: opts.id.clone(),
@@ -218,6 +259,7 @@ fn create_in(
         created: crate::clock::now_rfc3339(),
         annotations: bundle.spec.annotations().clone().unwrap_or_default(),
         hooks: bundle.spec.hooks().clone(),
+        cgroup: Some(cgroup.cgroup.path.clone()),
     };
     let cfg = InitConfig {
         id: opts.id.clone(),
@@ -235,6 +277,7 @@ fn create_in(
         no_pivot: opts.no_pivot,
         no_new_keyring: opts.no_new_keyring,
         preserve_fds: opts.preserve_fds,
+        cgroup_procs: cgroup.cgroup.procs_files(),
     };
     let hooks_of = |kind| hooks::of(state.hooks.as_ref(), kind);
     let mut runtime_hooks = |pid: i32| {
@@ -365,9 +408,19 @@ pub fn kill(root: &Path, id: &str, sig: Signal, all: bool) -> Result<()> {
     Ok(())
 }
 
+/// Every process of the container: those in its cgroup, or, for a
+/// container without one, those in init's own pid namespace.
+fn members(state: &State) -> Vec<i32> {
+    let in_cgroup = state.cgroup.as_ref().map(|p| Cgroup::new(p.clone()).pids());
+    match in_cgroup {
+        Some(pids) if !pids.is_empty() => pids,
+        _ => pid_namespace_members(state),
+    }
+}
+
 /// Processes that share init's pid namespace (init itself included). When
 /// the container has no pid namespace of its own, only init.
-fn members(state: &State) -> Vec<i32> {
+fn pid_namespace_members(state: &State) -> Vec<i32> {
     let ns_of = |pid: i32| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
     let host_ns = ns_of(std::process::id() as i32);
     let Some(ns) = ns_of(state.pid).filter(|ns| Some(ns) != host_ns.as_ref()) else {
@@ -406,6 +459,9 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
             }
             .into())
         }
+    }
+    if let Some(p) = &state.cgroup {
+        Cgroup::new(p.clone()).destroy()?;
     }
     run_poststop(&state);
     dir.remove()?;

@@ -34,6 +34,8 @@ pub struct InitConfig {
     pub preserve_fds: i32,
     pub uid_mappings: Vec<LinuxIdMapping>,
     pub gid_mappings: Vec<LinuxIdMapping>,
+    /// `cgroup.procs` of the container's cgroup in every hierarchy.
+    pub cgroup_procs: Vec<PathBuf>,
 }
 
 type Res<T> = Result<T, String>;
@@ -74,6 +76,11 @@ pub fn stage1(cfg: &InitConfig, plan: &Plan, ch: Channel) -> ! {
 }
 
 fn stage1_setup(cfg: &InitConfig, plan: &Plan, ch: &Channel) -> Res<()> {
+    // First, so init and everything it starts is in the container's
+    // cgroup, and a new cgroup namespace is rooted there.
+    for procs in &cfg.cgroup_procs {
+        std::fs::write(procs, "0").map_err(|e| format!("join cgroup {}: {e}", procs.display()))?;
+    }
     // Until exec, /proc/<init>/exe is berth itself: keep other processes
     // (in the container, too) from opening it through /proc.
     // SAFETY: prctl with PR_SET_DUMPABLE takes a plain integer.

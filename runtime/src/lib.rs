@@ -5,6 +5,7 @@
 //! cause.
 
 pub mod capabilities;
+pub mod cgroups;
 pub mod clock;
 pub mod container;
 pub mod hooks;
@@ -36,6 +37,8 @@ pub enum Error {
     Hook(#[from] hooks::HookError),
     #[error(transparent)]
     Signal(#[from] signal::SignalError),
+    #[error(transparent)]
+    Cgroup(#[from] cgroups::CgroupError),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

@@ -66,6 +66,9 @@ pub struct State {
     /// so a later edit of config.json cannot change them.
     #[serde(default)]
     pub hooks: Option<oci_spec::runtime::Hooks>,
+    /// The container's cgroup path, relative to each hierarchy's root.
+    #[serde(default)]
+    pub cgroup: Option<PathBuf>,
 }
 
 pub fn validate_id(id: &str) -> Result<(), StateError> {
@@ -258,6 +261,7 @@ mod tests {
             created: "now".into(),
             annotations: HashMap::new(),
             hooks: None,
+            cgroup: None,
         };
         dir.save(&state).unwrap();
         assert_eq!(load_file("c1", &root.join("c1")).unwrap().pid_start, 2);

@@ -1,0 +1,339 @@
+//! cgroups: where a container's cgroup lives, making it, writing its
+//! resources, and removing it. v1 (and the v1 controllers of a hybrid
+//! host) and v2 are both plain files; the translation of resources into
+//! those files is in `writes`.
+
+pub mod convert;
+pub mod writes;
+
+use crate::rootfs::mountinfo;
+use oci_spec::runtime::LinuxResources;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+
+const ROOT: &str = "/sys/fs/cgroup";
+
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    #[error("cgroup: write {value:?} to {path}: {source}")]
+    Write {
+        path: PathBuf,
+        value: String,
+        source: std::io::Error,
+    },
+    #[error("cgroup: create {path}: {source}")]
+    Create {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cgroup: remove {path}: {source}")]
+    Remove {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("linux.cgroupsPath: {0:?} is not a valid cgroup path")]
+    BadPath(String),
+    #[error("cgroup controller {0:?} is not mounted on this host, but linux.resources needs it")]
+    NoController(String),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Version {
+    V1,
+    V2,
+}
+
+/// One mounted hierarchy: its mount point and the controllers it has.
+#[derive(Debug)]
+struct Hierarchy {
+    mount: PathBuf,
+    controllers: Vec<String>,
+}
+
+/// A container's cgroup: the same relative path in every hierarchy.
+#[derive(Debug)]
+pub struct Cgroup {
+    pub path: PathBuf,
+    pub version: Version,
+    hierarchies: Vec<Hierarchy>,
+}
+
+/// The cgroup path for a container. The systemd form `slice:prefix:name`
+/// maps to the directory systemd would use (`/system.slice/prefix-name.scope`);
+/// without a path, `/berth/<id>`.
+pub fn container_path(spec_path: Option<&Path>, id: &str) -> Result<PathBuf, CgroupError> {
+    let Some(p) = spec_path
+        .map(|p| p.to_string_lossy().to_string())
+        .filter(|p| !p.is_empty())
+    else {
+        return Ok(PathBuf::from("/berth").join(id));
+    };
+    let bad = || CgroupError::BadPath(p.clone());
+    let path = match p.split(':').collect::<Vec<_>>()[..] {
+        [slice, prefix, name] if !p.starts_with('/') => {
+            let scope = if prefix.is_empty() {
+                format!("{name}.scope")
+            } else {
+                format!("{prefix}-{name}.scope")
+            };
+            slice_dir(if slice.is_empty() {
+                "system.slice"
+            } else {
+                slice
+            })
+            .join(scope)
+        }
+        [_] => Path::new("/").join(&p),
+        _ => return Err(bad()),
+    };
+    if path
+        .components()
+        .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return Err(bad());
+    }
+    Ok(path)
+}
+
+/// systemd nests `a-b-c.slice` as `a.slice/a-b.slice/a-b-c.slice`.
+fn slice_dir(slice: &str) -> PathBuf {
+    let name = slice.trim_end_matches(".slice");
+    let mut dir = PathBuf::from("/");
+    let mut prefix = String::new();
+    for part in name.split('-') {
+        if !prefix.is_empty() {
+            prefix.push('-');
+        }
+        prefix.push_str(part);
+        dir.push(format!("{prefix}.slice"));
+    }
+    dir
+}
+
+fn hierarchies() -> (Version, Vec<Hierarchy>) {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let entries = mountinfo::parse(&info);
+    if let Some(e) = entries
+        .iter()
+        .find(|e| e.mount_point == ROOT && e.fs_type == "cgroup2")
+    {
+        let h = Hierarchy {
+            mount: PathBuf::from(&e.mount_point),
+            controllers: Vec::new(),
+        };
+        return (Version::V2, vec![h]);
+    }
+    let hs = entries
+        .iter()
+        .filter(|e| {
+            e.fs_type.starts_with("cgroup")
+                && Path::new(&e.mount_point).parent() == Some(Path::new(ROOT))
+        })
+        .map(|e| Hierarchy {
+            mount: PathBuf::from(&e.mount_point),
+            controllers: e
+                .super_opts
+                .split(',')
+                .filter(|o| {
+                    !matches!(*o, "rw" | "ro" | "noprefix" | "clone_children") && !o.contains('=')
+                })
+                .map(String::from)
+                .collect(),
+        })
+        .collect();
+    (Version::V1, hs)
+}
+
+fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
+    std::fs::write(path, value).map_err(|source| CgroupError::Write {
+        path: path.to_path_buf(),
+        value: value.to_string(),
+        source,
+    })
+}
+
+impl Cgroup {
+    /// Finds the hierarchies on this host; touches nothing.
+    pub fn new(path: PathBuf) -> Cgroup {
+        let (version, hierarchies) = hierarchies();
+        Cgroup {
+            path,
+            version,
+            hierarchies,
+        }
+    }
+
+    fn dir_in(&self, h: &Hierarchy) -> PathBuf {
+        h.mount
+            .join(self.path.strip_prefix("/").unwrap_or(&self.path))
+    }
+
+    /// Every directory of the cgroup, one per hierarchy.
+    pub fn dirs(&self) -> Vec<PathBuf> {
+        self.hierarchies.iter().map(|h| self.dir_in(h)).collect()
+    }
+
+    fn dir_of(&self, controller: &str) -> Result<PathBuf, CgroupError> {
+        let h = match self.version {
+            Version::V2 => self.hierarchies.first(),
+            Version::V1 => self
+                .hierarchies
+                .iter()
+                .find(|h| h.controllers.iter().any(|c| c == controller)),
+        };
+        h.map(|h| self.dir_in(h))
+            .ok_or_else(|| CgroupError::NoController(controller.to_string()))
+    }
+
+    /// Checks `r` can be expressed on this host, before anything exists.
+    pub fn plan(&self, r: Option<&LinuxResources>) -> Result<Vec<writes::Write>, CgroupError> {
+        let Some(r) = r else { return Ok(Vec::new()) };
+        let ws = match self.version {
+            Version::V1 => writes::v1(r),
+            Version::V2 => writes::v2(r),
+        }
+        .map_err(CgroupError::Invalid)?;
+        for w in &ws {
+            self.dir_of(w.controller)?;
+        }
+        Ok(ws)
+    }
+
+    /// Makes the cgroup's directories and writes its resources.
+    pub fn create(
+        &self,
+        ws: &[writes::Write],
+        device_rules: &[(bool, String)],
+    ) -> Result<(), CgroupError> {
+        for h in &self.hierarchies {
+            let dir = self.dir_in(h);
+            std::fs::create_dir_all(&dir).map_err(|source| CgroupError::Create {
+                path: dir.clone(),
+                source,
+            })?;
+            if h.controllers.iter().any(|c| c == "cpuset") {
+                self.inherit_cpuset(&h.mount)?;
+            }
+        }
+        if self.version == Version::V2 {
+            self.enable_controllers()?;
+        }
+        for w in ws {
+            write(&self.dir_of(w.controller)?.join(&w.file), &w.value)?;
+        }
+        if self.version == Version::V1 {
+            if let Ok(dir) = self.dir_of("devices") {
+                for (allow, rule) in device_rules {
+                    let file = if *allow {
+                        "devices.allow"
+                    } else {
+                        "devices.deny"
+                    };
+                    write(&dir.join(file), rule)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A new v1 cpuset cgroup has no cpus or mems, and no process may join
+    /// it until it has: copy them down from the nearest ancestor.
+    fn inherit_cpuset(&self, mount: &Path) -> Result<(), CgroupError> {
+        let mut dir = mount.to_path_buf();
+        for part in self.path.components().skip(1) {
+            let parent = dir.clone();
+            dir.push(part);
+            for file in ["cpuset.cpus", "cpuset.mems"] {
+                let own = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
+                if own.trim().is_empty() {
+                    let inherited = std::fs::read_to_string(parent.join(file)).unwrap_or_default();
+                    write(&dir.join(file), inherited.trim())?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// v2 controllers must be enabled in every ancestor's subtree_control.
+    fn enable_controllers(&self) -> Result<(), CgroupError> {
+        let mut dir = self.hierarchies[0].mount.clone();
+        for part in self.path.components().skip(1) {
+            let available =
+                std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+            let enable: Vec<String> = available
+                .split_whitespace()
+                .map(|c| format!("+{c}"))
+                .collect();
+            if !enable.is_empty() {
+                write(&dir.join("cgroup.subtree_control"), &enable.join(" "))?;
+            }
+            dir.push(part);
+        }
+        Ok(())
+    }
+
+    /// The `cgroup.procs` files a process writes "0" to, to join.
+    pub fn procs_files(&self) -> Vec<PathBuf> {
+        self.dirs()
+            .into_iter()
+            .map(|d| d.join("cgroup.procs"))
+            .collect()
+    }
+
+    /// Pids in the cgroup (empty when it does not exist).
+    pub fn pids(&self) -> Vec<i32> {
+        let dir = self.dir_of("pids").or_else(|_| self.dir_of("freezer"));
+        let file = dir.ok().or_else(|| self.dirs().into_iter().next());
+        file.and_then(|d| std::fs::read_to_string(d.join("cgroup.procs")).ok())
+            .map(|t| t.lines().filter_map(|l| l.trim().parse().ok()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Removes the cgroup's directories; processes that were just killed
+    /// may take a moment to leave, so a busy cgroup is retried briefly.
+    pub fn destroy(&self) -> Result<(), CgroupError> {
+        for dir in self.dirs() {
+            let mut tries = 0;
+            loop {
+                match std::fs::remove_dir(&dir) {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == ErrorKind::NotFound => break,
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < 200 => {
+                        tries += 1;
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                    }
+                    Err(source) => return Err(CgroupError::Remove { path: dir, source }),
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_from_the_spec() {
+        let p = |s: Option<&str>| container_path(s.map(Path::new), "c1");
+        assert_eq!(p(None).unwrap(), PathBuf::from("/berth/c1"));
+        assert_eq!(
+            p(Some("/docker/abc")).unwrap(),
+            PathBuf::from("/docker/abc")
+        );
+        assert_eq!(p(Some("rel/x")).unwrap(), PathBuf::from("/rel/x"));
+        assert_eq!(
+            p(Some("system.slice:docker:abc")).unwrap(),
+            PathBuf::from("/system.slice/docker-abc.scope")
+        );
+        assert_eq!(
+            p(Some("machine-pod.slice:libpod:x")).unwrap(),
+            PathBuf::from("/machine.slice/machine-pod.slice/libpod-x.scope")
+        );
+        assert!(p(Some("/a/../../etc")).is_err());
+        assert!(p(Some("a:b")).is_err());
+    }
+}

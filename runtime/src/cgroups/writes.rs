@@ -1,0 +1,504 @@
+//! Resources as the files a cgroup driver writes: a pure translation, so
+//! every conversion and refusal is unit-tested without a kernel.
+
+use super::convert::{blkio_weight_to_io, limit_or_max, shares_to_weight, swap_v2};
+use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
+
+/// One value for one file of one controller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Write {
+    /// The v1 controller (hierarchy) the file belongs to; on v2 the
+    /// controller the file needs enabled.
+    pub controller: &'static str,
+    pub file: String,
+    pub value: String,
+}
+
+fn w(controller: &'static str, file: impl Into<String>, value: impl ToString) -> Write {
+    Write {
+        controller,
+        file: file.into(),
+        value: value.to_string(),
+    }
+}
+
+fn bad(field: &str, why: impl Into<String>) -> String {
+    format!("linux.resources.{field}: {}", why.into())
+}
+
+/// The default device rules runc adds after a spec's own: the devices
+/// every container gets, plus the pty and tun devices.
+const DEFAULT_ALLOW: [&str; 11] = [
+    "c *:* m",
+    "b *:* m",
+    "c 1:3 rwm",
+    "c 1:8 rwm",
+    "c 1:7 rwm",
+    "c 5:0 rwm",
+    "c 1:5 rwm",
+    "c 1:9 rwm",
+    "c 5:1 rwm",
+    "c 136:* rwm",
+    "c 5:2 rwm",
+];
+
+/// A device rule in the kernel's "type major:minor access" form.
+pub fn device_rule(d: &LinuxDeviceCgroup) -> String {
+    let typ = match d.typ() {
+        None | Some(LinuxDeviceType::A) => 'a',
+        Some(LinuxDeviceType::B) => 'b',
+        Some(LinuxDeviceType::P) => 'p',
+        Some(_) => 'c',
+    };
+    let num = |n: Option<i64>| {
+        n.filter(|n| *n >= 0)
+            .map_or("*".to_string(), |n| n.to_string())
+    };
+    let access = d
+        .access()
+        .as_deref()
+        .filter(|a| !a.is_empty())
+        .unwrap_or("rwm");
+    if typ == 'a' {
+        return format!("a *:* {access}");
+    }
+    format!("{typ} {}:{} {access}", num(d.major()), num(d.minor()))
+}
+
+/// The device rules of a container in order: (allow?, rule). `nodes` are
+/// the spec's `linux.devices`, which the container must be able to use.
+pub fn device_rules(r: Option<&LinuxResources>, nodes: &[String]) -> Vec<(bool, String)> {
+    let mut rules = vec![(false, "a *:* rwm".to_string())];
+    let spec_rules = r.and_then(|r| r.devices().as_ref()).into_iter().flatten();
+    rules.extend(spec_rules.map(|d| (d.allow(), device_rule(d))));
+    rules.extend(DEFAULT_ALLOW.iter().map(|s| (true, s.to_string())));
+    rules.extend(nodes.iter().map(|s| (true, s.clone())));
+    rules
+}
+
+/// cgroup v1 files for `r` (devices excepted: see `device_rules`).
+pub fn v1(r: &LinuxResources) -> Result<Vec<Write>, String> {
+    let mut out = Vec::new();
+    if let Some(m) = r.memory() {
+        if let (Some(l), Some(s)) = (m.limit(), m.swap()) {
+            if l > 0 && s > 0 && s < l {
+                return Err(bad(
+                    "memory.swap",
+                    format!("{s} is less than memory.limit {l}; swap counts memory plus swap"),
+                ));
+            }
+        }
+        if let Some(l) = m.limit() {
+            out.push(w("memory", "memory.limit_in_bytes", l));
+        }
+        if let Some(s) = m.swap() {
+            out.push(w("memory", "memory.memsw.limit_in_bytes", s));
+        }
+        if let Some(v) = m.reservation() {
+            out.push(w("memory", "memory.soft_limit_in_bytes", v));
+        }
+        if let Some(v) = m.kernel() {
+            out.push(w("memory", "memory.kmem.limit_in_bytes", v));
+        }
+        if let Some(v) = m.kernel_tcp() {
+            out.push(w("memory", "memory.kmem.tcp.limit_in_bytes", v));
+        }
+        if let Some(v) = m.swappiness() {
+            if v > 100 {
+                return Err(bad("memory.swappiness", format!("{v} is not in 0..=100")));
+            }
+            out.push(w("memory", "memory.swappiness", v));
+        }
+        if m.disable_oom_killer() == Some(true) {
+            out.push(w("memory", "memory.oom_control", 1));
+        }
+        if let Some(h) = m.use_hierarchy() {
+            out.push(w("memory", "memory.use_hierarchy", u8::from(h)));
+        }
+    }
+    if let Some(c) = r.cpu() {
+        if let Some(v) = c.shares() {
+            out.push(w("cpu", "cpu.shares", v));
+        }
+        if let Some(v) = c.period() {
+            out.push(w("cpu", "cpu.cfs_period_us", v));
+        }
+        if let Some(v) = c.quota() {
+            out.push(w("cpu", "cpu.cfs_quota_us", v));
+        }
+        if let Some(v) = c.burst() {
+            out.push(w("cpu", "cpu.cfs_burst_us", v));
+        }
+        if let Some(v) = c.realtime_period() {
+            out.push(w("cpu", "cpu.rt_period_us", v));
+        }
+        if let Some(v) = c.realtime_runtime() {
+            out.push(w("cpu", "cpu.rt_runtime_us", v));
+        }
+        if let Some(v) = c.idle() {
+            out.push(w("cpu", "cpu.idle", idle(v)?));
+        }
+        cpuset(&mut out, c.cpus(), c.mems());
+    }
+    if let Some(p) = r.pids() {
+        out.push(w("pids", "pids.max", pids(p.limit())));
+    }
+    if let Some(b) = r.block_io() {
+        if let Some(v) = b.weight() {
+            out.push(w("blkio", "blkio.weight", blkio_weight(v)?));
+        }
+        if let Some(v) = b.leaf_weight() {
+            out.push(w("blkio", "blkio.leaf_weight", blkio_weight(v)?));
+        }
+        for d in b.weight_device().iter().flatten() {
+            if let Some(v) = d.weight() {
+                out.push(w(
+                    "blkio",
+                    "blkio.weight_device",
+                    format!("{}:{} {v}", d.major(), d.minor()),
+                ));
+            }
+            if let Some(v) = d.leaf_weight() {
+                out.push(w(
+                    "blkio",
+                    "blkio.leaf_weight_device",
+                    format!("{}:{} {v}", d.major(), d.minor()),
+                ));
+            }
+        }
+        let throttles = [
+            (
+                "blkio.throttle.read_bps_device",
+                b.throttle_read_bps_device(),
+            ),
+            (
+                "blkio.throttle.write_bps_device",
+                b.throttle_write_bps_device(),
+            ),
+            (
+                "blkio.throttle.read_iops_device",
+                b.throttle_read_iops_device(),
+            ),
+            (
+                "blkio.throttle.write_iops_device",
+                b.throttle_write_iops_device(),
+            ),
+        ];
+        for (file, list) in throttles {
+            for d in list.iter().flatten() {
+                out.push(w(
+                    "blkio",
+                    file,
+                    format!("{}:{} {}", d.major(), d.minor(), d.rate()),
+                ));
+            }
+        }
+    }
+    for h in r.hugepage_limits().iter().flatten() {
+        out.push(w(
+            "hugetlb",
+            format!("hugetlb.{}.limit_in_bytes", h.page_size()),
+            h.limit(),
+        ));
+    }
+    if let Some(n) = r.network() {
+        if let Some(id) = n.class_id() {
+            out.push(w("net_cls", "net_cls.classid", id));
+        }
+        for p in n.priorities().iter().flatten() {
+            out.push(w(
+                "net_prio",
+                "net_prio.ifpriomap",
+                format!("{} {}", p.name(), p.priority()),
+            ));
+        }
+    }
+    rdma(&mut out, r);
+    if r.unified().as_ref().is_some_and(|u| !u.is_empty()) {
+        return Err(bad("unified", "needs cgroup v2; this host uses cgroup v1"));
+    }
+    Ok(out)
+}
+
+/// cgroup v2 files for `r` (devices are an eBPF program, not a file).
+pub fn v2(r: &LinuxResources) -> Result<Vec<Write>, String> {
+    let mut out = Vec::new();
+    if let Some(m) = r.memory() {
+        if let Some(l) = m.limit() {
+            out.push(w("memory", "memory.max", limit_or_max(l)));
+        }
+        if let Some(s) = m.swap() {
+            out.push(w(
+                "memory",
+                "memory.swap.max",
+                swap_v2(m.limit(), s).map_err(|e| bad("memory.swap", e))?,
+            ));
+        }
+        if let Some(v) = m.reservation() {
+            out.push(w("memory", "memory.low", limit_or_max(v)));
+        }
+    }
+    if let Some(c) = r.cpu() {
+        if let Some(v) = c.shares().map(shares_to_weight).filter(|w| *w > 0) {
+            out.push(w("cpu", "cpu.weight", v));
+        }
+        if c.quota().is_some() || c.period().is_some() {
+            let quota = c
+                .quota()
+                .filter(|q| *q > 0)
+                .map_or("max".to_string(), |q| q.to_string());
+            out.push(w(
+                "cpu",
+                "cpu.max",
+                format!("{quota} {}", c.period().unwrap_or(100_000)),
+            ));
+        }
+        if let Some(v) = c.burst() {
+            out.push(w("cpu", "cpu.max.burst", v));
+        }
+        if let Some(v) = c.idle() {
+            out.push(w("cpu", "cpu.idle", idle(v)?));
+        }
+        if c.realtime_period().is_some() || c.realtime_runtime().is_some() {
+            return Err(bad(
+                "cpu.realtimeRuntime",
+                "real-time scheduling limits need cgroup v1",
+            ));
+        }
+        cpuset(&mut out, c.cpus(), c.mems());
+    }
+    if let Some(p) = r.pids() {
+        out.push(w("pids", "pids.max", pids(p.limit())));
+    }
+    if let Some(b) = r.block_io() {
+        if let Some(v) = b.weight() {
+            out.push(w(
+                "io",
+                "io.weight",
+                format!("default {}", blkio_weight_to_io(blkio_weight(v)?)),
+            ));
+        }
+        for d in b.weight_device().iter().flatten() {
+            if let Some(v) = d.weight() {
+                out.push(w(
+                    "io",
+                    "io.weight",
+                    format!("{}:{} {}", d.major(), d.minor(), blkio_weight_to_io(v)),
+                ));
+            }
+        }
+        let throttles = [
+            ("rbps", b.throttle_read_bps_device()),
+            ("wbps", b.throttle_write_bps_device()),
+            ("riops", b.throttle_read_iops_device()),
+            ("wiops", b.throttle_write_iops_device()),
+        ];
+        for (key, list) in throttles {
+            for d in list.iter().flatten() {
+                out.push(w(
+                    "io",
+                    "io.max",
+                    format!("{}:{} {key}={}", d.major(), d.minor(), d.rate()),
+                ));
+            }
+        }
+    }
+    for h in r.hugepage_limits().iter().flatten() {
+        out.push(w(
+            "hugetlb",
+            format!("hugetlb.{}.max", h.page_size()),
+            h.limit(),
+        ));
+    }
+    rdma(&mut out, r);
+    for (key, value) in r.unified().iter().flatten() {
+        if key.contains('/') || key.starts_with('.') || !key.contains('.') {
+            return Err(bad(
+                &format!("unified[{key:?}]"),
+                "is not a cgroup file name",
+            ));
+        }
+        let controller = controller_of(key)
+            .ok_or_else(|| bad(&format!("unified[{key:?}]"), "unknown controller"))?;
+        out.push(w(controller, key.clone(), value));
+    }
+    Ok(out)
+}
+
+fn controller_of(file: &str) -> Option<&'static str> {
+    const KNOWN: [&str; 9] = [
+        "cgroup", "cpu", "cpuset", "io", "memory", "pids", "hugetlb", "rdma", "misc",
+    ];
+    let prefix = file.split('.').next()?;
+    KNOWN.iter().copied().find(|k| *k == prefix)
+}
+
+fn idle(v: i64) -> Result<i64, String> {
+    match v {
+        0 | 1 => Ok(v),
+        _ => Err(bad("cpu.idle", format!("{v} is not 0 or 1"))),
+    }
+}
+
+fn pids(limit: i64) -> String {
+    if limit > 0 {
+        limit.to_string()
+    } else {
+        "max".into()
+    }
+}
+
+fn blkio_weight(v: u16) -> Result<u16, String> {
+    if (10..=1000).contains(&v) {
+        Ok(v)
+    } else {
+        Err(bad("blockIO.weight", format!("{v} is not in 10..=1000")))
+    }
+}
+
+fn cpuset(out: &mut Vec<Write>, cpus: &Option<String>, mems: &Option<String>) {
+    if let Some(v) = cpus.as_deref().filter(|v| !v.is_empty()) {
+        out.push(w("cpuset", "cpuset.cpus", v));
+    }
+    if let Some(v) = mems.as_deref().filter(|v| !v.is_empty()) {
+        out.push(w("cpuset", "cpuset.mems", v));
+    }
+}
+
+fn rdma(out: &mut Vec<Write>, r: &LinuxResources) {
+    for (dev, l) in r.rdma().iter().flatten() {
+        let mut parts = vec![dev.clone()];
+        if let Some(h) = l.hca_handles() {
+            parts.push(format!("hca_handle={h}"));
+        }
+        if let Some(o) = l.hca_objects() {
+            parts.push(format!("hca_object={o}"));
+        }
+        out.push(w("rdma", "rdma.max", parts.join(" ")));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn res(v: serde_json::Value) -> LinuxResources {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn find<'a>(ws: &'a [Write], file: &str) -> Vec<&'a str> {
+        ws.iter()
+            .filter(|w| w.file == file)
+            .map(|w| w.value.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn v1_memory_cpu_pids() {
+        let ws = v1(&res(serde_json::json!({
+            "memory": {"limit": 1048576, "swap": 2097152, "reservation": 524288, "swappiness": 10, "disableOOMKiller": true},
+            "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0", "mems": "0", "idle": 1},
+            "pids": {"limit": 0}
+        })))
+        .unwrap();
+        assert_eq!(find(&ws, "memory.limit_in_bytes"), ["1048576"]);
+        assert_eq!(find(&ws, "memory.memsw.limit_in_bytes"), ["2097152"]);
+        assert_eq!(find(&ws, "memory.soft_limit_in_bytes"), ["524288"]);
+        assert_eq!(find(&ws, "memory.oom_control"), ["1"]);
+        assert_eq!(find(&ws, "cpu.shares"), ["512"]);
+        assert_eq!(find(&ws, "cpu.cfs_quota_us"), ["50000"]);
+        assert_eq!(find(&ws, "cpu.idle"), ["1"]);
+        assert_eq!(find(&ws, "cpuset.cpus"), ["0"]);
+        assert_eq!(find(&ws, "pids.max"), ["max"]);
+        let period = ws
+            .iter()
+            .position(|w| w.file == "cpu.cfs_period_us")
+            .unwrap();
+        let quota = ws
+            .iter()
+            .position(|w| w.file == "cpu.cfs_quota_us")
+            .unwrap();
+        assert!(period < quota, "period first, or a small quota is refused");
+    }
+
+    #[test]
+    fn v1_blkio_hugetlb_net_rdma() {
+        let ws = v1(&res(serde_json::json!({
+            "blockIO": {"weight": 500, "weightDevice": [{"major": 8, "minor": 0, "weight": 300}],
+                        "throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 1000}]},
+            "hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}],
+            "network": {"classID": 1048577, "priorities": [{"name": "eth0", "priority": 5}]},
+            "rdma": {"mlx5_1": {"hcaHandles": 3, "hcaObjects": 10000}}
+        })))
+        .unwrap();
+        assert_eq!(find(&ws, "blkio.weight"), ["500"]);
+        assert_eq!(find(&ws, "blkio.weight_device"), ["8:0 300"]);
+        assert_eq!(find(&ws, "blkio.throttle.read_bps_device"), ["8:0 1000"]);
+        assert_eq!(find(&ws, "hugetlb.2MB.limit_in_bytes"), ["4194304"]);
+        assert_eq!(find(&ws, "net_cls.classid"), ["1048577"]);
+        assert_eq!(find(&ws, "net_prio.ifpriomap"), ["eth0 5"]);
+        assert_eq!(
+            find(&ws, "rdma.max"),
+            ["mlx5_1 hca_handle=3 hca_object=10000"]
+        );
+    }
+
+    #[test]
+    fn impossible_values_are_refused() {
+        let e = v1(&res(
+            serde_json::json!({"memory": {"limit": 200, "swap": 100}}),
+        ))
+        .unwrap_err();
+        assert!(e.contains("linux.resources.memory.swap"), "{e}");
+        let e = v1(&res(serde_json::json!({"blockIO": {"weight": 5}}))).unwrap_err();
+        assert!(e.contains("blockIO.weight"), "{e}");
+        let e = v1(&res(serde_json::json!({"cpu": {"idle": 3}}))).unwrap_err();
+        assert!(e.contains("cpu.idle"), "{e}");
+        let e = v1(&res(serde_json::json!({"unified": {"memory.high": "1"}}))).unwrap_err();
+        assert!(e.contains("needs cgroup v2"), "{e}");
+        let e = v2(&res(serde_json::json!({"unified": {"../x": "1"}}))).unwrap_err();
+        assert!(e.contains("not a cgroup file name"), "{e}");
+        let e = v2(&res(
+            serde_json::json!({"memory": {"limit": 300, "swap": 100}}),
+        ))
+        .unwrap_err();
+        assert!(e.contains("memory.swap"), "{e}");
+    }
+
+    #[test]
+    fn v2_converts_units() {
+        let ws = v2(&res(serde_json::json!({
+            "memory": {"limit": 1000, "swap": 3000, "reservation": 10},
+            "cpu": {"shares": 1024, "quota": 20000, "period": 100000},
+            "pids": {"limit": 10},
+            "blockIO": {"weight": 1000, "throttleWriteIOPSDevice": [{"major": 8, "minor": 0, "rate": 7}]},
+            "unified": {"memory.high": "5000"}
+        })))
+        .unwrap();
+        assert_eq!(find(&ws, "memory.max"), ["1000"]);
+        assert_eq!(find(&ws, "memory.swap.max"), ["2000"]);
+        assert_eq!(find(&ws, "memory.low"), ["10"]);
+        assert_eq!(find(&ws, "cpu.weight"), ["39"]);
+        assert_eq!(find(&ws, "cpu.max"), ["20000 100000"]);
+        assert_eq!(find(&ws, "pids.max"), ["10"]);
+        assert_eq!(find(&ws, "io.weight"), ["default 10000"]);
+        assert_eq!(find(&ws, "io.max"), ["8:0 wiops=7"]);
+        assert_eq!(find(&ws, "memory.high"), ["5000"]);
+    }
+
+    #[test]
+    fn device_rules_deny_all_first_then_defaults() {
+        let r = res(serde_json::json!({"devices": [
+            {"allow": false, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 10, "minor": 200, "access": "rwm"},
+            {"allow": true, "type": "b", "major": 8, "access": "r"}
+        ]}));
+        let rules = device_rules(Some(&r), &["c 4:1 rwm".into()]);
+        assert_eq!(rules[0], (false, "a *:* rwm".into()));
+        assert_eq!(rules[1], (false, "a *:* rwm".into()));
+        assert_eq!(rules[2], (true, "c 10:200 rwm".into()));
+        assert_eq!(rules[3], (true, "b 8:* r".into()));
+        assert!(rules.contains(&(true, "c 1:3 rwm".into())));
+        assert_eq!(rules.last().unwrap(), &(true, "c 4:1 rwm".into()));
+    }
+}
