@@ -35,6 +35,8 @@ pub enum ContainerError {
     },
     #[error("container not running")]
     NotRunning,
+    #[error("cannot exec in a paused container (use --ignore-paused)")]
+    Paused,
     #[error("cannot delete container \"{id}\" that is not stopped: {status}")]
     NotStopped { id: String, status: Status },
     #[error("process.terminal is true but no --console-socket was given")]
@@ -320,7 +322,7 @@ fn make_fifo(path: &Path) -> Result<OwnedFd> {
 
 /// Written via a temporary file and rename, so readers never see a
 /// partial pid (containerd reads it as soon as create returns).
-fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     let tmp = path.with_file_name(format!(
         ".{}.tmp",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("pid")

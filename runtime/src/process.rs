@@ -13,6 +13,7 @@ use crate::sync::{Channel, Msg};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::waitpid;
 use nix::unistd::{fork, ForkResult, Pid};
+use oci_spec::runtime::LinuxIdMapping;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
@@ -45,6 +46,17 @@ pub fn launch(
     plan: &Plan,
     runtime_hooks: &mut dyn FnMut(i32) -> Result<String, ProcessError>,
 ) -> Result<i32, ProcessError> {
+    let maps = (&cfg.uid_mappings[..], &cfg.gid_mappings[..]);
+    spawn(|ch| init::stage1(cfg, plan, ch), maps, runtime_hooks)
+}
+
+/// Forks `stage1` (which forks the real process and reports its pid) and
+/// serves its requests until the process is ready or has failed.
+pub fn spawn(
+    stage1: impl FnOnce(Channel),
+    maps: (&[LinuxIdMapping], &[LinuxIdMapping]),
+    runtime_hooks: &mut dyn FnMut(i32) -> Result<String, ProcessError>,
+) -> Result<i32, ProcessError> {
     // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes a plain integer.
     nix::errno::Errno::result(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) })
         .map_err(sys("become a child subreaper"))?;
@@ -54,12 +66,15 @@ pub fn launch(
     match unsafe { fork() }.map_err(sys("fork"))? {
         ForkResult::Child => {
             drop(ours);
-            init::stage1(cfg, plan, theirs)
+            stage1(theirs);
+            // SAFETY: _exit is always safe; stage1 ends in _exit or exec,
+            // this only guards against it ever returning.
+            unsafe { libc::_exit(127) }
         }
         ForkResult::Parent { child } => {
             drop(theirs);
             let mut init_pid = None;
-            let r = drive(cfg, &ours, child, &mut init_pid, runtime_hooks);
+            let r = drive(maps, &ours, child, &mut init_pid, runtime_hooks);
             if r.is_err() {
                 reap_after_failure(child, init_pid);
             }
@@ -69,7 +84,7 @@ pub fn launch(
 }
 
 fn drive(
-    cfg: &InitConfig,
+    maps: (&[LinuxIdMapping], &[LinuxIdMapping]),
     ch: &Channel,
     stage1: Pid,
     init_pid: &mut Option<i32>,
@@ -78,7 +93,7 @@ fn drive(
     loop {
         match ch.recv()? {
             Msg::MapIds { pid } => {
-                namespaces::write_id_maps(pid, &cfg.uid_mappings, &cfg.gid_mappings)?;
+                namespaces::write_id_maps(pid, maps.0, maps.1)?;
                 ch.send(&Msg::IdsMapped)?;
             }
             Msg::InitPid { pid } => {

@@ -3,6 +3,8 @@
 
 mod create;
 mod delete;
+mod exec;
+mod foreground;
 mod kill;
 mod list;
 mod relay;
@@ -64,6 +66,8 @@ enum Command {
     Start(start::Args),
     /// Create and start a container, then wait for it
     Run(run::Args),
+    /// Run another process in a running container
+    Exec(exec::Args),
     /// Print a container's state as JSON
     State(state::Args),
     /// Send a signal to a container's process(es)
@@ -111,6 +115,7 @@ pub fn main() -> i32 {
         Command::Create(a) => create::run(&root, a),
         Command::Start(a) => start::run(&root, a),
         Command::Run(a) => run::run(&root, a),
+        Command::Exec(a) => exec::run(&root, a),
         Command::State(a) => state::run(&root, a),
         Command::Kill(a) => kill::run(&root, a),
         Command::Delete(a) => delete::run(&root, a),

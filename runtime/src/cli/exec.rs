@@ -1,0 +1,163 @@
+//! `berth exec`: run a process in a running container, described by
+//! `--process FILE` or by flags over the container's own `process`.
+
+use super::foreground::{console_pair, Foreground};
+use anyhow::{bail, Context};
+use berth::exec::{self, ExecOpts};
+use oci_spec::runtime::{Capabilities, Capability, Process, Spec};
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// JSON file with the process to run (a config.json `process`)
+    #[arg(short, long)]
+    pub process: Option<PathBuf>,
+    /// Working directory in the container
+    #[arg(long)]
+    pub cwd: Option<PathBuf>,
+    /// Extra environment variable (KEY=VALUE), repeatable
+    #[arg(short, long)]
+    pub env: Vec<String>,
+    /// Give the process a terminal
+    #[arg(short, long)]
+    pub tty: bool,
+    /// User to run as: uid[:gid]
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Extra group id, repeatable
+    #[arg(long = "additional-gids", short = 'g')]
+    pub additional_gids: Vec<u32>,
+    /// Extra capability, repeatable
+    #[arg(short, long)]
+    pub cap: Vec<String>,
+    /// Set no-new-privileges
+    #[arg(long)]
+    pub no_new_privs: bool,
+    /// AppArmor profile (not supported yet)
+    #[arg(long)]
+    pub apparmor: Option<String>,
+    /// SELinux process label (not supported yet)
+    #[arg(long)]
+    pub process_label: Option<String>,
+    /// Return once the process has started
+    #[arg(short, long)]
+    pub detach: bool,
+    /// File to write the process's pid to
+    #[arg(long)]
+    pub pid_file: Option<PathBuf>,
+    /// Unix socket that receives the master of the process's terminal
+    #[arg(long)]
+    pub console_socket: Option<PathBuf>,
+    /// Pass N extra fds (3 .. 3+N-1) to the process
+    #[arg(long, default_value_t = 0)]
+    pub preserve_fds: i32,
+    /// Sub-cgroup to run in (cgroup v2; accepted, the container's cgroup is used)
+    #[arg(long)]
+    pub cgroup: Option<String>,
+    /// Exec even if the container is paused
+    #[arg(long)]
+    pub ignore_paused: bool,
+    /// Container id
+    pub id: String,
+    /// Command and arguments (without --process)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+pub fn run(root: &Path, a: Args) -> anyhow::Result<i32> {
+    if a.apparmor.is_some() || a.process_label.is_some() {
+        bail!("exec: --apparmor and --process-label are not supported by berth yet");
+    }
+    let process = match &a.process {
+        Some(file) => {
+            let data = std::fs::read(file).with_context(|| format!("read {}", file.display()))?;
+            serde_json::from_slice(&data)
+                .with_context(|| format!("{}: not a process spec", file.display()))?
+        }
+        None => from_flags(root, &a)?,
+    };
+    let (ours, theirs) = console_pair(a.detach, &a.console_socket)?;
+    let opts = ExecOpts {
+        process,
+        console_socket: a.console_socket.clone(),
+        pid_file: a.pid_file.clone(),
+        preserve_fds: a.preserve_fds,
+        ignore_paused: a.ignore_paused,
+    };
+    let pid = exec::exec(root, &a.id, &opts, theirs)?;
+    let fg = Foreground::attach(ours)?;
+    if a.detach {
+        return Ok(0);
+    }
+    fg.wait(pid)
+}
+
+/// runc's flag form: the container's own process with the flags applied.
+fn from_flags(root: &Path, a: &Args) -> anyhow::Result<Process> {
+    if a.command.is_empty() {
+        bail!("exec: no command given (and no --process)");
+    }
+    let state = berth::container::state(root, &a.id)?;
+    let config = state.bundle.join("config.json");
+    let spec: Spec = serde_json::from_slice(
+        &std::fs::read(&config).with_context(|| format!("read {}", config.display()))?,
+    )?;
+    let mut p = spec.process().clone().unwrap_or_default();
+    p.set_args(Some(a.command.clone()));
+    p.set_terminal(Some(a.tty));
+    let mut env = p.env().clone().unwrap_or_default();
+    env.extend(a.env.iter().cloned());
+    p.set_env(Some(env));
+    if let Some(cwd) = &a.cwd {
+        p.set_cwd(cwd.clone());
+    }
+    if let Some(u) = &a.user {
+        let (uid, gid) = u.split_once(':').unwrap_or((u, "0"));
+        p.user_mut().set_uid(
+            uid.parse()
+                .with_context(|| format!("--user {u}: bad uid"))?,
+        );
+        p.user_mut().set_gid(
+            gid.parse()
+                .with_context(|| format!("--user {u}: bad gid"))?,
+        );
+    }
+    if !a.additional_gids.is_empty() {
+        p.user_mut()
+            .set_additional_gids(Some(a.additional_gids.clone()));
+    }
+    if a.no_new_privs {
+        p.set_no_new_privileges(Some(true));
+    }
+    if !a.cap.is_empty() {
+        add_caps(&mut p, &a.cap)?;
+    }
+    Ok(p)
+}
+
+fn add_caps(p: &mut Process, names: &[String]) -> anyhow::Result<()> {
+    let extra: Capabilities = names
+        .iter()
+        .map(|n| {
+            serde_json::from_value::<Capability>(n.as_str().into())
+                .with_context(|| format!("--cap {n}: unknown capability"))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let mut caps = p.capabilities().clone().unwrap_or_default();
+    let add = |set: &Option<Capabilities>| {
+        Some(
+            set.clone()
+                .unwrap_or_default()
+                .union(&extra)
+                .copied()
+                .collect(),
+        )
+    };
+    caps.set_bounding(add(caps.bounding()));
+    caps.set_effective(add(caps.effective()));
+    caps.set_permitted(add(caps.permitted()));
+    caps.set_inheritable(add(caps.inheritable()));
+    caps.set_ambient(add(caps.ambient()));
+    p.set_capabilities(Some(caps));
+    Ok(())
+}

@@ -1,0 +1,155 @@
+//! `exec`: another process in a running container. It joins the cgroup
+//! and every namespace of the container's init, then becomes the given
+//! `process` as init did (user, caps, rlimits, env, cwd, fds).
+
+use crate::cgroups::Cgroup;
+use crate::container::{self, ContainerError, Status};
+use crate::process::{self, ProcessError};
+use crate::procspec;
+use crate::state::StateDir;
+use crate::sync::{Channel, Msg};
+use crate::{tty, Result};
+use nix::sched::{setns, CloneFlags};
+use nix::unistd::{fork, ForkResult};
+use oci_spec::runtime::Process;
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+pub struct ExecOpts {
+    pub process: Process,
+    pub console_socket: Option<PathBuf>,
+    pub pid_file: Option<PathBuf>,
+    pub preserve_fds: i32,
+    pub ignore_paused: bool,
+}
+
+/// Namespaces in the order they are joined: the user namespace first (it
+/// grants the rights to join the rest), the mount namespace last (after it
+/// the host's paths are gone).
+const NAMESPACES: [(&str, CloneFlags); 8] = [
+    ("user", CloneFlags::CLONE_NEWUSER),
+    ("cgroup", CloneFlags::CLONE_NEWCGROUP),
+    ("ipc", CloneFlags::CLONE_NEWIPC),
+    ("uts", CloneFlags::CLONE_NEWUTS),
+    ("net", CloneFlags::CLONE_NEWNET),
+    ("pid", CloneFlags::CLONE_NEWPID),
+    ("time", CloneFlags::from_bits_retain(libc::CLONE_NEWTIME)),
+    ("mnt", CloneFlags::CLONE_NEWNS),
+];
+
+struct Target {
+    namespaces: Vec<(File, CloneFlags)>,
+    cgroup_procs: Vec<PathBuf>,
+    console: Option<UnixStream>,
+}
+
+/// Starts `opts.process` in container `id`; returns its pid once it is
+/// about to exec. `console` overrides `--console-socket` (`exec -t` relay).
+pub fn exec(root: &Path, id: &str, opts: &ExecOpts, console: Option<UnixStream>) -> Result<i32> {
+    let dir = StateDir::open(root, id)?;
+    let state = dir.load()?;
+    match container::status(&state) {
+        Status::Running | Status::Created => {}
+        Status::Paused if opts.ignore_paused => {}
+        Status::Paused => return Err(ContainerError::Paused.into()),
+        _ => return Err(ContainerError::NotRunning.into()),
+    }
+    let terminal = opts.process.terminal() == Some(true);
+    let console = match (terminal, console, &opts.console_socket) {
+        (false, _, _) => None,
+        (true, Some(c), _) => Some(c),
+        (true, None, Some(path)) => Some(tty::connect(path).map_err(ContainerError::from)?),
+        (true, None, None) => return Err(ContainerError::NoConsoleSocket.into()),
+    };
+    let target = Target {
+        namespaces: namespaces_of(state.pid)?,
+        cgroup_procs: state
+            .cgroup
+            .clone()
+            .map(|p| Cgroup::new(p).procs_files())
+            .unwrap_or_default(),
+        console,
+    };
+    drop(dir);
+    let pid = process::spawn(|ch| stage1(&target, opts, ch), (&[], &[]), &mut |_| {
+        Err(ProcessError::Init("exec runs no hooks".into()))
+    })?;
+    if let Some(p) = &opts.pid_file {
+        container::write_pid_file(p, pid)?;
+    }
+    Ok(pid)
+}
+
+/// The namespaces of `pid` that differ from berth's own, opened now.
+fn namespaces_of(pid: i32) -> Result<Vec<(File, CloneFlags)>> {
+    let mut out = Vec::new();
+    for (name, flag) in NAMESPACES {
+        let theirs = format!("/proc/{pid}/ns/{name}");
+        let ours = format!("/proc/self/ns/{name}");
+        let same = match (std::fs::metadata(&theirs), std::fs::metadata(&ours)) {
+            (Ok(t), Ok(o)) => t.ino() == o.ino() && t.dev() == o.dev(),
+            (Err(_), _) => true,
+            _ => false,
+        };
+        if !same {
+            let f = File::open(&theirs).map_err(|source| ContainerError::Io {
+                what: format!("open {theirs}"),
+                source,
+            })?;
+            out.push((f, flag));
+        }
+    }
+    Ok(out)
+}
+
+fn stage1(t: &Target, opts: &ExecOpts, ch: Channel) {
+    let r = (|| -> std::result::Result<(), String> {
+        for procs in &t.cgroup_procs {
+            std::fs::write(procs, "0")
+                .map_err(|e| format!("join cgroup {}: {e}", procs.display()))?;
+        }
+        for (f, flag) in &t.namespaces {
+            setns(f, *flag)
+                .map_err(|e| format!("join the container's namespace ({flag:?}): {e}"))?;
+        }
+        Ok(())
+    })();
+    if let Err(msg) = r {
+        crate::init::die(&ch, msg);
+    }
+    // SAFETY: single-threaded, as in berth's main process.
+    match unsafe { fork() } {
+        Ok(ForkResult::Child) => {
+            let Err(msg) = exec_child(t, opts, &ch);
+            crate::init::die(&ch, msg)
+        }
+        Ok(ForkResult::Parent { child }) => {
+            let _ = ch.send(&Msg::InitPid {
+                pid: child.as_raw(),
+            });
+            // SAFETY: _exit skips atexit handlers on purpose.
+            unsafe { libc::_exit(0) }
+        }
+        Err(e) => crate::init::die(&ch, format!("fork: {e}")),
+    }
+}
+
+fn exec_child(
+    t: &Target,
+    opts: &ExecOpts,
+    ch: &Channel,
+) -> std::result::Result<std::convert::Infallible, String> {
+    nix::unistd::setsid().map_err(|e| format!("setsid: {e}"))?;
+    if let Some(console) = &t.console {
+        let size = opts
+            .process
+            .console_size()
+            .map(|b| (b.height() as u16, b.width() as u16));
+        tty::setup_console(console, size).map_err(|e| e.to_string())?;
+    }
+    let prepared = procspec::prepare(&opts.process)?;
+    ch.send(&Msg::Ready).map_err(|e| e.to_string())?;
+    procspec::exec(&prepared, &opts.process, opts.preserve_fds)
+}

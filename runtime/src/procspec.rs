@@ -1,0 +1,220 @@
+//! Turning the calling process into the spec's `process`: rlimits, user
+//! and groups, capabilities, umask, environment, the executable, the fds
+//! that survive exec and no-new-privileges. Shared by a container's init
+//! and by `exec`.
+
+use crate::capabilities;
+use nix::unistd::{Gid, Uid};
+use oci_spec::runtime::{PosixRlimitType, Process};
+use std::ffi::CString;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+type Res<T> = Result<T, String>;
+
+fn ctx<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> String + '_ {
+    move |e| format!("{what}: {e}")
+}
+
+/// A process ready to exec: everything resolved while errors can still
+/// reach berth.
+pub struct Prepared {
+    program: CString,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+}
+
+/// Applies limits and identity and resolves the program, in the cwd.
+pub fn prepare(process: &Process) -> Res<Prepared> {
+    set_rlimits(process)?;
+    set_identity(process)?;
+    let env = environment(process);
+    Ok(Prepared {
+        program: find_program(process, &env)?,
+        argv: cstrings(process.args().as_deref().unwrap_or(&[]))?,
+        envp: cstrings(&env)?,
+    })
+}
+
+/// Closes what must not leak, sets no-new-privileges, and execs.
+pub fn exec(p: &Prepared, process: &Process, preserve_fds: i32) -> Res<std::convert::Infallible> {
+    prepare_exec(preserve_fds, process)?;
+    let e = nix::unistd::execve(&p.program, &p.argv, &p.envp).unwrap_err();
+    Err(format!("exec {:?}: {e}", p.program))
+}
+
+fn rlimit_resource(t: PosixRlimitType) -> libc::__rlimit_resource_t {
+    use PosixRlimitType as R;
+    (match t {
+        R::RlimitCpu => libc::RLIMIT_CPU,
+        R::RlimitFsize => libc::RLIMIT_FSIZE,
+        R::RlimitData => libc::RLIMIT_DATA,
+        R::RlimitStack => libc::RLIMIT_STACK,
+        R::RlimitCore => libc::RLIMIT_CORE,
+        R::RlimitRss => libc::RLIMIT_RSS,
+        R::RlimitNproc => libc::RLIMIT_NPROC,
+        R::RlimitNofile => libc::RLIMIT_NOFILE,
+        R::RlimitMemlock => libc::RLIMIT_MEMLOCK,
+        R::RlimitAs => libc::RLIMIT_AS,
+        R::RlimitLocks => libc::RLIMIT_LOCKS,
+        R::RlimitSigpending => libc::RLIMIT_SIGPENDING,
+        R::RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
+        R::RlimitNice => libc::RLIMIT_NICE,
+        R::RlimitRtprio => libc::RLIMIT_RTPRIO,
+        R::RlimitRttime => libc::RLIMIT_RTTIME,
+    }) as libc::__rlimit_resource_t
+}
+
+fn set_rlimits(process: &Process) -> Res<()> {
+    for r in process.rlimits().iter().flatten() {
+        let lim = libc::rlimit {
+            rlim_cur: r.soft(),
+            rlim_max: r.hard(),
+        };
+        // SAFETY: setrlimit reads the rlimit struct for the duration of the call.
+        let rc = unsafe { libc::setrlimit(rlimit_resource(r.typ()), &lim) };
+        nix::errno::Errno::result(rc).map_err(|e| {
+            format!(
+                "process.rlimits: {} soft {} hard {}: {e} (raising a hard limit needs CAP_SYS_RESOURCE)",
+                r.typ(),
+                r.soft(),
+                r.hard()
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// Switches to the process's user and capabilities, in runc's order.
+fn set_identity(process: &Process) -> Res<()> {
+    let caps = process.capabilities().as_ref();
+    if let Some(c) = caps {
+        capabilities::apply_bounding(c).map_err(|e| e.to_string())?;
+    }
+    // SAFETY: prctl with PR_SET_KEEPCAPS takes a plain integer.
+    unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1) };
+    let user = process.user();
+    let groups: Vec<Gid> = user
+        .additional_gids()
+        .iter()
+        .flatten()
+        .map(|g| Gid::from_raw(*g))
+        .collect();
+    nix::unistd::setgroups(&groups).map_err(ctx("process.user.additionalGids: setgroups"))?;
+    let (uid, gid) = (Uid::from_raw(user.uid()), Gid::from_raw(user.gid()));
+    nix::unistd::setresgid(gid, gid, gid).map_err(ctx("process.user.gid: setresgid"))?;
+    nix::unistd::setresuid(uid, uid, uid).map_err(ctx("process.user.uid: setresuid"))?;
+    // SAFETY: as above.
+    unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0) };
+    if let Some(c) = caps {
+        capabilities::apply_sets(c).map_err(|e| e.to_string())?;
+    }
+    let umask = user.umask().unwrap_or(0o022);
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(umask));
+    Ok(())
+}
+
+/// The process's env, plus HOME from the container's /etc/passwd when the
+/// spec leaves it out (runc does the same).
+fn environment(process: &Process) -> Vec<String> {
+    let mut env: Vec<String> = process.env().clone().unwrap_or_default();
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        let uid = process.user().uid();
+        env.push(format!(
+            "HOME={}",
+            home_of(uid).unwrap_or_else(|| "/".into())
+        ));
+    }
+    env
+}
+
+fn home_of(uid: u32) -> Option<String> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() > 5 && f[2].parse() == Ok(uid)).then(|| f[5].to_string())
+    })
+}
+
+/// Resolves args[0] as exec would, inside the container, so a missing
+/// binary fails `create` instead of the container's first moment. The
+/// wording matches runc's: Docker maps it to exit code 127.
+fn find_program(process: &Process, env: &[String]) -> Res<CString> {
+    let name = process
+        .args()
+        .as_ref()
+        .and_then(|a| a.first())
+        .ok_or("process.args: empty")?;
+    let cwd = process.cwd();
+    std::fs::create_dir_all(cwd).map_err(|e| format!("process.cwd {}: {e}", cwd.display()))?;
+    nix::unistd::chdir(cwd).map_err(|e| format!("process.cwd {}: chdir: {e}", cwd.display()))?;
+    let path = if name.contains('/') {
+        check_executable(Path::new(name)).map_err(|e| format!("exec: {name:?}: {e}"))?;
+        PathBuf::from(name)
+    } else {
+        let search = env
+            .iter()
+            .rev()
+            .find_map(|e| e.strip_prefix("PATH="))
+            .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        search
+            .split(':')
+            .map(|dir| Path::new(if dir.is_empty() { "." } else { dir }).join(name))
+            .find(|p| check_executable(p).is_ok())
+            .ok_or_else(|| format!("exec: {name:?}: executable file not found in $PATH"))?
+    };
+    CString::new(path.into_os_string().into_encoded_bytes()).map_err(|e| e.to_string())
+}
+
+fn check_executable(p: &Path) -> Res<()> {
+    let meta =
+        std::fs::metadata(p).map_err(|e| format!("stat {}: {}", p.display(), io_text(&e)))?;
+    if meta.is_dir() {
+        return Err(format!("{} is a directory", p.display()));
+    }
+    if meta.permissions().mode() & 0o111 == 0 {
+        return Err("permission denied".into());
+    }
+    nix::unistd::access(p, nix::unistd::AccessFlags::X_OK)
+        .map_err(|_| "permission denied".to_string())
+}
+
+/// "no such file or directory", without Rust's "(os error 2)" suffix.
+fn io_text(e: &std::io::Error) -> String {
+    e.raw_os_error()
+        .map(|n| nix::errno::Errno::from_raw(n).desc().to_lowercase())
+        .unwrap_or_else(|| e.to_string())
+}
+
+fn cstrings(v: &[String]) -> Res<Vec<CString>> {
+    v.iter()
+        .map(|s| CString::new(s.as_bytes()).map_err(|_| format!("{s:?} contains a NUL byte")))
+        .collect()
+}
+
+/// The last steps before exec: only the fds the caller asked for stay
+/// open, and no-new-privileges when the spec wants it.
+fn prepare_exec(preserve_fds: i32, process: &Process) -> Res<()> {
+    let first_closed = 3 + preserve_fds.max(0) as u32;
+    for fd in 3..first_closed {
+        // Preserved fds must survive exec even if berth's caller set CLOEXEC.
+        // SAFETY: F_SETFD on a number that may not be open fails harmlessly.
+        unsafe { libc::fcntl(fd as i32, libc::F_SETFD, 0) };
+    }
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only flags fds in range.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first_closed,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    nix::errno::Errno::result(r).map_err(ctx("mark fds close-on-exec"))?;
+    if process.no_new_privileges() == Some(true) {
+        // SAFETY: prctl with PR_SET_NO_NEW_PRIVS takes plain integers.
+        let r = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+        nix::errno::Errno::result(r).map_err(ctx("set no_new_privs"))?;
+    }
+    Ok(())
+}
