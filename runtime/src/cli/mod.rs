@@ -67,7 +67,7 @@ enum Command {
     /// Create and start a container, then wait for it
     Run(run::Args),
     /// Run another process in a running container
-    Exec(exec::Args),
+    Exec(Box<exec::Args>),
     /// Print a container's state as JSON
     State(state::Args),
     /// Send a signal to a container's process(es)
@@ -115,7 +115,7 @@ pub fn main() -> i32 {
         Command::Create(a) => create::run(&root, a),
         Command::Start(a) => start::run(&root, a),
         Command::Run(a) => run::run(&root, a),
-        Command::Exec(a) => exec::run(&root, a),
+        Command::Exec(a) => exec::run(&root, *a),
         Command::State(a) => state::run(&root, a),
         Command::Kill(a) => kill::run(&root, a),
         Command::Delete(a) => delete::run(&root, a),
