@@ -373,9 +373,14 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
     Ok(())
 }
 
-pub fn state(root: &Path, id: &str) -> Result<StateView> {
+/// A container's recorded state, read without its lock.
+pub fn load(root: &Path, id: &str) -> Result<State> {
     state::validate_id(id)?;
-    Ok(view(&state::load_file(id, &root.join(id))?))
+    Ok(state::load_file(id, &root.join(id))?)
+}
+
+pub fn state(root: &Path, id: &str) -> Result<StateView> {
+    Ok(view(&load(root, id)?))
 }
 
 pub fn list(root: &Path) -> Result<Vec<StateView>> {
@@ -485,6 +490,10 @@ fn run_poststop(state: &State) {
 fn stop(state: &State) {
     for pid in members(state) {
         let _ = send_signal(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+    // Frozen processes die only once thawed.
+    if let (Phase::Paused, Some(p)) = (state.phase, &state.cgroup) {
+        let _ = Cgroup::new(p.clone()).freeze(false);
     }
     wait_exit(state, Duration::from_secs(10));
 }

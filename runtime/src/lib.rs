@@ -8,6 +8,7 @@ pub mod capabilities;
 pub mod cgroups;
 pub mod clock;
 pub mod container;
+pub mod control;
 pub mod exec;
 pub mod hooks;
 pub mod init;

@@ -4,6 +4,7 @@
 //! those files is in `writes`.
 
 pub mod convert;
+mod stats;
 pub mod writes;
 
 use crate::rootfs::mountinfo;
@@ -289,6 +290,71 @@ impl Cgroup {
         file.and_then(|d| std::fs::read_to_string(d.join("cgroup.procs")).ok())
             .map(|t| t.lines().filter_map(|l| l.trim().parse().ok()).collect())
             .unwrap_or_default()
+    }
+
+    /// Writes new values into an existing cgroup (`update`). On v1 a
+    /// memory limit above the current memory+swap limit is refused until
+    /// memsw is raised, and memsw below the memory limit the other way
+    /// round: when the first order fails, the swap write goes first.
+    pub fn update(&self, ws: &[writes::Write]) -> Result<(), CgroupError> {
+        let is_memsw = |w: &&writes::Write| w.file == "memory.memsw.limit_in_bytes";
+        let apply = |list: Vec<&writes::Write>| -> Result<(), CgroupError> {
+            list.into_iter()
+                .try_for_each(|w| write(&self.dir_of(w.controller)?.join(&w.file), &w.value))
+        };
+        if apply(ws.iter().collect()).is_ok() {
+            return Ok(());
+        }
+        let (swap, rest): (Vec<_>, Vec<_>) = ws.iter().partition(is_memsw);
+        apply(swap.into_iter().chain(rest).collect())
+    }
+
+    /// Freezes (or thaws) every process in the cgroup and waits until the
+    /// kernel reports it done.
+    pub fn freeze(&self, frozen: bool) -> Result<(), CgroupError> {
+        let (file, value, done_file, done): (&str, &str, &str, &str) = match (self.version, frozen)
+        {
+            (Version::V1, true) => ("freezer.state", "FROZEN", "freezer.state", "FROZEN"),
+            (Version::V1, false) => ("freezer.state", "THAWED", "freezer.state", "THAWED"),
+            (Version::V2, true) => ("cgroup.freeze", "1", "cgroup.events", "frozen 1"),
+            (Version::V2, false) => ("cgroup.freeze", "0", "cgroup.events", "frozen 0"),
+        };
+        let dir = self.dir_of("freezer")?;
+        write(&dir.join(file), value)?;
+        for _ in 0..1000 {
+            let now = std::fs::read_to_string(dir.join(done_file)).unwrap_or_default();
+            if now.lines().any(|l| l.trim() == done) {
+                return Ok(());
+            }
+            // A v1 cgroup can stick in FREEZING; asking again nudges it.
+            if self.version == Version::V1 && frozen {
+                write(&dir.join(file), value)?;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        Err(CgroupError::Invalid(format!(
+            "cgroup {} did not reach {done:?}",
+            dir.display()
+        )))
+    }
+
+    /// OOM kills so far: v1 `memory.oom_control`, v2 `memory.events`.
+    pub fn oom_kills(&self) -> u64 {
+        let Ok(dir) = self.dir_of("memory") else {
+            return 0;
+        };
+        let file = match self.version {
+            Version::V1 => "memory.oom_control",
+            Version::V2 => "memory.events",
+        };
+        std::fs::read_to_string(dir.join(file))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("oom_kill ")
+                    .and_then(|v| v.trim().parse().ok())
+            })
+            .unwrap_or(0)
     }
 
     /// Removes the cgroup's directories; processes that were just killed

@@ -3,15 +3,20 @@
 
 mod create;
 mod delete;
+mod events;
 mod exec;
+mod features;
 mod foreground;
 mod kill;
 mod list;
+mod pause;
+mod ps;
 mod relay;
 mod run;
 mod spec;
 mod start;
 mod state;
+mod update;
 
 use berth::logging;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -78,6 +83,18 @@ enum Command {
     List(list::Args),
     /// Write a new config.json
     Spec(spec::Args),
+    /// Freeze every process of a container
+    Pause(pause::Args),
+    /// Thaw a paused container
+    Resume(pause::Args),
+    /// List a container's processes
+    Ps(ps::Args),
+    /// Change a container's resource limits
+    Update(Box<update::Args>),
+    /// Show a container's resource usage and OOM events
+    Events(events::Args),
+    /// Print what this runtime supports (OCI features document)
+    Features,
 }
 
 fn version() -> String {
@@ -120,6 +137,12 @@ pub fn main() -> i32 {
         Command::Kill(a) => kill::run(&root, a),
         Command::Delete(a) => delete::run(&root, a),
         Command::List(a) => list::run(&root, a),
+        Command::Pause(a) => pause::pause(&root, a),
+        Command::Resume(a) => pause::resume(&root, a),
+        Command::Ps(a) => ps::run(&root, a),
+        Command::Update(a) => update::run(&root, *a),
+        Command::Events(a) => events::run(&root, a),
+        Command::Features => features::run(),
         Command::Spec(a) => spec::run(a, cli.rootless.as_deref().is_some_and(|v| v != "false")),
     };
     match result {

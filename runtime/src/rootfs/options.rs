@@ -49,6 +49,16 @@ const FLAGS: &[(&str, MsFlags, bool)] = &[
     ("defaults", MsFlags::empty(), true),
 ];
 
+/// Every option name berth understands, for `berth features`.
+pub fn known() -> Vec<String> {
+    let mut all: Vec<String> = FLAGS.iter().map(|(n, _, _)| n.to_string()).collect();
+    for base in ["private", "shared", "slave", "unbindable"] {
+        all.push(base.to_string());
+        all.push(format!("r{base}"));
+    }
+    all
+}
+
 /// Maps a propagation name (`rslave`, `private`, ...) to its flags.
 pub fn propagation(name: &str) -> Option<MsFlags> {
     let (rec, base) = name

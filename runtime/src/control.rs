@@ -1,0 +1,94 @@
+//! Verbs that act on a live container through its cgroup: pause, resume,
+//! update, ps and events.
+
+use crate::cgroups::Cgroup;
+use crate::container::{self, ContainerError, Status};
+use crate::state::{Phase, State, StateDir};
+use crate::Result;
+use oci_spec::runtime::LinuxResources;
+use std::path::Path;
+
+fn cgroup_of(s: &State) -> Result<Cgroup> {
+    let path = s.cgroup.clone().ok_or_else(|| ContainerError::Io {
+        what: format!("container \"{}\"", s.id),
+        source: std::io::Error::other("has no cgroup"),
+    })?;
+    Ok(Cgroup::new(path))
+}
+
+fn wrong(s: &State, status: Status, what: &'static str) -> crate::Error {
+    ContainerError::WrongStatus {
+        id: s.id.clone(),
+        status,
+        what,
+    }
+    .into()
+}
+
+pub fn pause(root: &Path, id: &str) -> Result<()> {
+    let dir = StateDir::open(root, id)?;
+    let mut s = dir.load()?;
+    match container::status(&s) {
+        Status::Running | Status::Created => {}
+        Status::Stopped => return Err(ContainerError::NotRunning.into()),
+        st => return Err(wrong(&s, st, "only a running container can be paused")),
+    }
+    cgroup_of(&s)?.freeze(true)?;
+    s.phase = Phase::Paused;
+    Ok(dir.save(&s)?)
+}
+
+pub fn resume(root: &Path, id: &str) -> Result<()> {
+    let dir = StateDir::open(root, id)?;
+    let mut s = dir.load()?;
+    match container::status(&s) {
+        Status::Paused => {}
+        Status::Stopped => return Err(ContainerError::NotRunning.into()),
+        st => return Err(wrong(&s, st, "only a paused container can be resumed")),
+    }
+    cgroup_of(&s)?.freeze(false)?;
+    s.phase = Phase::Running;
+    Ok(dir.save(&s)?)
+}
+
+/// Writes new resource limits into a live container's cgroup.
+pub fn update(root: &Path, id: &str, r: &LinuxResources) -> Result<()> {
+    let dir = StateDir::open(root, id)?;
+    let s = dir.load()?;
+    if container::status(&s) == Status::Stopped {
+        return Err(ContainerError::NotRunning.into());
+    }
+    let cg = cgroup_of(&s)?;
+    let ws = cg.plan(Some(r))?;
+    Ok(cg.update(&ws)?)
+}
+
+/// Pids of every process in the container.
+pub fn pids(root: &Path, id: &str) -> Result<Vec<i32>> {
+    let s = container::load(root, id)?;
+    if container::status(&s) == Status::Stopped {
+        return Ok(Vec::new());
+    }
+    Ok(cgroup_of(&s)?.pids())
+}
+
+/// One `events` record of type "stats" for the container.
+pub fn stats(root: &Path, id: &str) -> Result<serde_json::Value> {
+    let s = container::load(root, id)?;
+    if container::status(&s) == Status::Stopped {
+        return Err(ContainerError::NotRunning.into());
+    }
+    let data = cgroup_of(&s)?.stats();
+    Ok(serde_json::json!({"type": "stats", "id": id, "data": data}))
+}
+
+/// How many times the kernel OOM-killed a process of the container so far.
+pub fn oom_kills(root: &Path, id: &str) -> Result<u64> {
+    let s = container::load(root, id)?;
+    Ok(cgroup_of(&s)?.oom_kills())
+}
+
+/// Whether the container's init still lives (events stops when it is gone).
+pub fn alive(root: &Path, id: &str) -> bool {
+    container::load(root, id).is_ok_and(|s| container::status(&s) != Status::Stopped)
+}
