@@ -280,6 +280,7 @@ fn create_in(
         no_new_keyring: opts.no_new_keyring,
         preserve_fds: opts.preserve_fds,
         cgroup_procs: cgroup.cgroup.procs_files(),
+        cgroup: cgroup.cgroup.path.clone(),
     };
     let hooks_of = |kind| hooks::of(state.hooks.as_ref(), kind);
     let mut runtime_hooks = |pid: i32| {

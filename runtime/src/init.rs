@@ -35,6 +35,8 @@ pub struct InitConfig {
     pub gid_mappings: Vec<LinuxIdMapping>,
     /// `cgroup.procs` of the container's cgroup in every hierarchy.
     pub cgroup_procs: Vec<PathBuf>,
+    /// The container's cgroup path, relative to each hierarchy's root.
+    pub cgroup: PathBuf,
 }
 
 type Res<T> = Result<T, String>;
@@ -128,6 +130,8 @@ fn container_init(cfg: &InitConfig, plan: &Plan, ch: &Channel) -> Res<std::conve
         rootfs: &cfg.rootfs,
         bundle: &cfg.bundle,
         userns,
+        cgroup: &cfg.cgroup,
+        cgroupns: plan.has_new(LinuxNamespaceType::Cgroup),
     })
     .map_err(|e| e.to_string())?;
     set_names(spec, plan)?;

@@ -1,22 +1,29 @@
 //! A `cgroup` mount inside the container. On a cgroup v1 (or hybrid) host,
 //! as runc does: a tmpfs with one bind mount per hierarchy, each showing
-//! the container's own cgroup. On a pure v2 host: a cgroup2 mount.
+//! only the container's own cgroup. On a pure v2 host: a cgroup2 mount
+//! when the container has its own cgroup namespace (which roots it at the
+//! container's cgroup), else a bind mount of the container's cgroup.
 
 use super::{mount_err, mountinfo, options::Parsed, remount, RootfsError};
 use nix::mount::{mount, MsFlags};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
-pub fn mount_cgroup(dest: &Path, opts: &Parsed) -> Result<(), RootfsError> {
+/// `cgroup` is the container's cgroup path, the same in every hierarchy.
+pub fn mount_cgroup(
+    dest: &Path,
+    opts: &Parsed,
+    cgroup: &Path,
+    cgroupns: bool,
+) -> Result<(), RootfsError> {
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
     let entries = mountinfo::parse(&info);
+    let relative = cgroup.strip_prefix("/").unwrap_or(cgroup);
     let unified = entries
         .iter()
         .any(|e| e.mount_point == CGROUP_ROOT && e.fs_type == "cgroup2");
-    let flags = opts.flags - MsFlags::MS_RDONLY;
-    if unified {
+    if unified && cgroupns {
         return mount(
             Some("cgroup2"),
             dest,
@@ -26,12 +33,17 @@ pub fn mount_cgroup(dest: &Path, opts: &Parsed) -> Result<(), RootfsError> {
         )
         .map_err(mount_err("cgroup2", dest, "cgroup2"));
     }
+    let bind = Parsed {
+        flags: opts.flags | MsFlags::MS_BIND,
+        ..Parsed::default()
+    };
+    if unified {
+        return super::bind(&Path::new(CGROUP_ROOT).join(relative), dest, &bind);
+    }
+    let flags = opts.flags - MsFlags::MS_RDONLY;
     mount(Some("tmpfs"), dest, Some("tmpfs"), flags, Some("mode=755"))
         .map_err(mount_err("tmpfs", dest, "tmpfs"))?;
     for e in entries.iter().filter(|e| is_hierarchy(e)) {
-        let Some(src) = own_cgroup_dir(e, &own) else {
-            continue;
-        };
         let name = e
             .mount_point
             .trim_start_matches(CGROUP_ROOT)
@@ -42,11 +54,7 @@ pub fn mount_cgroup(dest: &Path, opts: &Parsed) -> Result<(), RootfsError> {
             what: "mkdir",
             source,
         })?;
-        let bind = Parsed {
-            flags: opts.flags | MsFlags::MS_BIND,
-            ..Parsed::default()
-        };
-        super::bind(&src, &target, &bind)?;
+        super::bind(&Path::new(&e.mount_point).join(relative), &target, &bind)?;
         link_comounted(dest, name)?;
     }
     if opts.flags.contains(MsFlags::MS_RDONLY) {
@@ -58,30 +66,6 @@ pub fn mount_cgroup(dest: &Path, opts: &Parsed) -> Result<(), RootfsError> {
 fn is_hierarchy(e: &mountinfo::Entry) -> bool {
     (e.fs_type == "cgroup" || e.fs_type == "cgroup2")
         && Path::new(&e.mount_point).parent() == Some(Path::new(CGROUP_ROOT))
-}
-
-/// The directory of this process's cgroup in one hierarchy, matched by the
-/// hierarchy's controllers (`cpu,cpuacct`, `name=systemd`, or v2's empty).
-fn own_cgroup_dir(e: &mountinfo::Entry, proc_cgroup: &str) -> Option<PathBuf> {
-    let controllers: Vec<&str> = match e.fs_type.as_str() {
-        "cgroup2" => Vec::new(),
-        _ => e
-            .super_opts
-            .split(',')
-            .filter(|o| {
-                !matches!(*o, "rw" | "ro") && !o.starts_with("release_agent") && *o != "noprefix"
-            })
-            .collect(),
-    };
-    proc_cgroup.lines().find_map(|line| {
-        let mut parts = line.splitn(3, ':');
-        let (_, ctrls, path) = (parts.next()?, parts.next()?, parts.next()?);
-        let mut listed: Vec<&str> = ctrls.split(',').filter(|c| !c.is_empty()).collect();
-        let mut want = controllers.clone();
-        listed.sort_unstable();
-        want.sort_unstable();
-        (listed == want).then(|| Path::new(&e.mount_point).join(path.trim_start_matches('/')))
-    })
 }
 
 /// `cpu,cpuacct` mounted together also answers to `cpu` and `cpuacct`.
@@ -100,30 +84,4 @@ fn link_comounted(dest: &Path, name: &str) -> Result<(), RootfsError> {
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn finds_own_cgroup_per_hierarchy() {
-        let info = "32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n\
-                    40 31 0:37 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,name=systemd\n\
-                    41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n";
-        let own = "4:cpuacct,cpu:/docker/x\n1:name=systemd:/sys\n0::/u\n";
-        let e = mountinfo::parse(info);
-        assert_eq!(
-            own_cgroup_dir(&e[0], own).unwrap(),
-            PathBuf::from("/sys/fs/cgroup/cpu,cpuacct/docker/x")
-        );
-        assert_eq!(
-            own_cgroup_dir(&e[1], own).unwrap(),
-            PathBuf::from("/sys/fs/cgroup/systemd/sys")
-        );
-        assert_eq!(
-            own_cgroup_dir(&e[2], own).unwrap(),
-            PathBuf::from("/sys/fs/cgroup/unified/u")
-        );
-    }
 }

@@ -66,6 +66,10 @@ pub struct Ctx<'a> {
     pub rootfs: &'a Path,
     pub bundle: &'a Path,
     pub userns: bool,
+    /// The container's cgroup path, shown by a `cgroup` mount.
+    pub cgroup: &'a Path,
+    /// Whether the container has a cgroup namespace of its own.
+    pub cgroupns: bool,
 }
 
 /// Mounts the rootfs and every spec mount under it, then builds /dev.
@@ -123,7 +127,7 @@ fn mount_one(ctx: &Ctx, m: &Mount) -> Result<(), RootfsError> {
         bind(&src, &dest, &opts)?;
     } else if typ == "cgroup" {
         make_target(&dest, true)?;
-        cgroup::mount_cgroup(&dest, &opts)?;
+        cgroup::mount_cgroup(&dest, &opts, ctx.cgroup, ctx.cgroupns)?;
     } else {
         make_target(&dest, true)?;
         let src = m
