@@ -1,0 +1,333 @@
+//! A container under test: a bundle (config.json + a private busybox rootfs),
+//! a state root of its own, a unique id, and wrappers for the runtime's verbs.
+
+use crate::exec::{self, Out, DEADLINE};
+use crate::{json, rootfs_cache, runtime, set_pointer, spec_template, ConsoleSocket, Value};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+/// The environment variable every container process and test hook carries,
+/// so that [`Bundle::assert_no_leftovers`] can find strays.
+const MARKER_VAR: &str = "BERTH_IT";
+
+pub struct Bundle {
+    /// The container id, unique across tests and test processes.
+    pub id: String,
+    /// The test's private directory; everything below is removed on drop.
+    pub dir: PathBuf,
+    /// The bundle directory (config.json and rootfs/).
+    pub path: PathBuf,
+    /// The `--root` state directory, used by this test only.
+    pub state_root: PathBuf,
+    /// The config the next `create`/`run` uses; edits are saved at once.
+    pub config: Value,
+}
+
+/// A path as &str; every path the tests make is UTF-8.
+pub fn s(path: &Path) -> &str {
+    path.to_str().expect("test paths are UTF-8")
+}
+
+impl Bundle {
+    /// A bundle whose rootfs is a fresh copy of the cached busybox rootfs,
+    /// with config.json from `<runtime> spec`, no terminal, args `true`.
+    pub fn new() -> Bundle {
+        static SEQ: AtomicUsize = AtomicUsize::new(0);
+        let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+        let id = format!("{}-{}-{seq}", test_name(), std::process::id());
+        let dir = std::env::temp_dir().join("berth-it").join(&id);
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("bundle");
+        std::fs::create_dir_all(dir.join("logs")).expect("create test dir");
+        std::fs::create_dir_all(&path).expect("create bundle dir");
+        // A private copy (a few ms): tests may write to it, and its path
+        // identifies this container's processes and mounts.
+        let copy = Command::new("cp")
+            .arg("-a")
+            .arg(rootfs_cache())
+            .arg(path.join("rootfs"))
+            .status();
+        assert!(copy.expect("run cp").success(), "copy the rootfs");
+
+        let config = base_config(&id);
+        let bundle = Bundle {
+            state_root: dir.join("root"),
+            id,
+            dir,
+            path,
+            config,
+        };
+        bundle.save();
+        bundle
+    }
+
+    /// The `NAME=value` environment entry that marks this container's
+    /// processes; configs that replace `process.env` must keep it.
+    pub fn marker(&self) -> String {
+        marker(&self.id)
+    }
+
+    pub fn rootfs(&self) -> PathBuf {
+        self.path.join("rootfs")
+    }
+
+    fn save(&self) {
+        let text = serde_json::to_string_pretty(&self.config).unwrap();
+        std::fs::write(self.path.join("config.json"), text).expect("write config.json");
+    }
+
+    /// Changes the config with `f` and saves it.
+    pub fn edit(&mut self, f: impl FnOnce(&mut Value)) -> &mut Self {
+        f(&mut self.config);
+        self.save();
+        self
+    }
+
+    /// Sets one field by JSON pointer, e.g. `/process/cwd`, and saves.
+    pub fn set(&mut self, pointer: &str, value: Value) -> &mut Self {
+        self.edit(|c| set_pointer(c, pointer, value))
+    }
+
+    /// Makes the container run `sh -c script`.
+    pub fn sh(&mut self, script: &str) -> &mut Self {
+        self.set("/process/args", json!(["sh", "-c", script]))
+    }
+
+    /// Appends a mount to the config.
+    pub fn mount(&mut self, mount: Value) -> &mut Self {
+        self.edit(|c| {
+            c["mounts"]
+                .as_array_mut()
+                .expect("spec has mounts")
+                .push(mount)
+        })
+    }
+
+    /// Bind-mounts `source` at `dest` with `options` besides `rbind`.
+    pub fn bind(&mut self, source: &Path, dest: &str, options: &[&str]) -> &mut Self {
+        let mut opts = vec!["rbind"];
+        opts.extend_from_slice(options);
+        self.mount(json!({"destination": dest, "type": "bind", "source": source, "options": opts}))
+    }
+
+    /// A hook running `sh -c script` with the container's marker in its
+    /// environment (so a hook left running counts as a leftover).
+    pub fn hook(&self, script: &str) -> Value {
+        let env = [
+            self.marker(),
+            "PATH=/usr/sbin:/usr/bin:/sbin:/bin".to_owned(),
+        ];
+        json!({"path": "/bin/sh", "args": ["sh", "-c", script], "env": env})
+    }
+
+    /// A new empty directory beside the bundle, for the test to share with
+    /// the container or with hooks.
+    pub fn host_dir(&self, name: &str) -> PathBuf {
+        let dir = self.dir.join(name);
+        std::fs::create_dir_all(&dir).expect("create host dir");
+        dir
+    }
+
+    /// The runtime with `--root <state_root>` and `args`.
+    pub fn rt(&self, args: &[&str]) -> Out {
+        self.output(self.command().args(args))
+    }
+
+    /// Runs `cmd` (e.g. from [`Bundle::command`]) with this test's deadline
+    /// and output files.
+    pub fn output(&self, cmd: &mut Command) -> Out {
+        exec::run(cmd, &self.dir.join("logs"))
+    }
+
+    /// The runtime command with `--root <state_root>`, run in the test dir.
+    /// It carries the marker too: a parked init is a fork of the runtime and
+    /// has the runtime's environment until it execs the container process.
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(runtime());
+        cmd.arg("--root").arg(&self.state_root);
+        cmd.current_dir(&self.dir).env(MARKER_VAR, &self.id);
+        cmd
+    }
+
+    pub fn run(&self) -> Out {
+        self.rt(&["run", "--bundle", s(&self.path), &self.id])
+    }
+
+    /// Runs `sh -c script` to the end, asserts exit 0 and returns its stdout.
+    #[track_caller]
+    pub fn run_sh(&mut self, script: &str) -> String {
+        self.sh(script);
+        self.run().assert_ok().stdout.clone()
+    }
+
+    pub fn create(&self) -> Out {
+        self.rt(&["create", "--bundle", s(&self.path), &self.id])
+    }
+
+    pub fn start(&self) -> Out {
+        self.rt(&["start", &self.id])
+    }
+
+    pub fn state(&self) -> Out {
+        self.rt(&["state", &self.id])
+    }
+
+    /// `kill ID [signal...]`.
+    pub fn kill(&self, signal: &[&str]) -> Out {
+        let mut args = vec!["kill", &self.id];
+        args.extend_from_slice(signal);
+        self.rt(&args)
+    }
+
+    /// `delete [flags...] ID`.
+    pub fn delete(&self, flags: &[&str]) -> Out {
+        let mut args = vec!["delete"];
+        args.extend_from_slice(flags);
+        args.push(&self.id);
+        self.rt(&args)
+    }
+
+    /// The parsed output of a successful `state`.
+    #[track_caller]
+    pub fn state_json(&self) -> Value {
+        serde_json::from_str(&self.state().assert_ok().stdout).expect("state prints JSON")
+    }
+
+    /// Polls `state` until the status is `want`.
+    #[track_caller]
+    pub fn wait_status(&self, want: &str) {
+        let start = Instant::now();
+        while self.state_json()["status"] != want {
+            assert!(
+                start.elapsed() < DEADLINE,
+                "{} never became {want}",
+                self.id
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Starts `run` in the background with its stdout readable line by line.
+    pub fn spawn_run(&self) -> Running {
+        let mut child = self
+            .command()
+            .args(["run", "--bundle", s(&self.path), &self.id])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn run");
+        let (tx, lines) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .try_for_each(|l| tx.send(l))
+        });
+        Running { child, lines }
+    }
+
+    /// Runs the container with a terminal through `--console-socket` (which
+    /// runc allows for `create`, not for a foreground `run`) and returns what
+    /// it wrote to the terminal, with `\r\n` turned into `\n`.
+    #[track_caller]
+    pub fn run_with_console(&mut self) -> String {
+        self.set("/process/terminal", json!(true));
+        let console = ConsoleSocket::listen(&self.dir.join("console.sock"));
+        let socket = s(&console.path).to_owned();
+        self.rt(&[
+            "create",
+            "--bundle",
+            s(&self.path),
+            "--console-socket",
+            &socket,
+            &self.id,
+        ])
+        .assert_ok();
+        self.start().assert_ok();
+        let output = console.output();
+        self.wait_status("stopped");
+        self.delete(&[]).assert_ok();
+        output
+    }
+}
+
+impl Default for Bundle {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for Bundle {
+    /// Best-effort cleanup, so a failed test does not leak into the next:
+    /// force-delete, kill strays, unmount, remove the test directory.
+    fn drop(&mut self) {
+        let _ = self.rt(&["delete", "--force", &self.id]);
+        self.kill_strays();
+        self.unmount_all();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A `run` in the background (for tests that signal a running container).
+pub struct Running {
+    child: Child,
+    lines: Receiver<String>,
+}
+
+impl Running {
+    /// Waits until the container prints `line` (e.g. after installing a trap).
+    #[track_caller]
+    pub fn wait_for_line(&self, line: &str) {
+        loop {
+            match self.lines.recv_timeout(DEADLINE) {
+                Ok(l) if l == line => return,
+                Ok(_) => {}
+                Err(e) => panic!("container never printed {line:?}: {e}"),
+            }
+        }
+    }
+
+    /// The exit code of `run`.
+    pub fn exit_code(self) -> i32 {
+        exec::wait(self.child, "run")
+    }
+}
+
+/// `<runtime> spec` with the rootfs at `rootfs`, no terminal, args `true`,
+/// and the marker for container `id` in the environment.
+fn base_config(id: &str) -> Value {
+    let mut config = spec_template().clone();
+    config["root"]["path"] = json!("rootfs");
+    config["process"]["terminal"] = json!(false);
+    config["process"]["args"] = json!(["true"]);
+    let env = config["process"]["env"]
+        .as_array_mut()
+        .expect("spec has process.env");
+    env.push(json!(marker(id)));
+    config
+}
+
+fn marker(id: &str) -> String {
+    format!("{MARKER_VAR}={id}")
+}
+
+/// The current test's name (libtest names each test's thread after it),
+/// shortened for ids and socket paths.
+fn test_name() -> String {
+    let thread = std::thread::current();
+    let full = thread.name().unwrap_or("test");
+    let name: String = full
+        .rsplit("::")
+        .next()
+        .unwrap_or(full)
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .take(28)
+        .collect();
+    name.trim_end_matches('-').to_owned()
+}

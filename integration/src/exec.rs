@@ -1,0 +1,98 @@
+//! Running commands with a deadline and capturing what they print.
+
+use std::fs::File;
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// How long any one runtime command may take before the test fails.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// What a command did: its exit code (128+N when killed by signal N) and output.
+#[derive(Debug)]
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    #[track_caller]
+    pub fn assert_ok(&self) -> &Self {
+        assert_eq!(self.code, 0, "expected success, got {self:#?}");
+        self
+    }
+
+    #[track_caller]
+    pub fn assert_failed(&self) -> &Self {
+        assert_ne!(self.code, 0, "expected a failure, got {self:#?}");
+        self
+    }
+
+    /// Asserts stderr contains `needle`, ignoring case.
+    #[track_caller]
+    pub fn assert_mentions(&self, needle: &str) -> &Self {
+        self.assert_mentions_any(&[needle])
+    }
+
+    /// Asserts stderr contains one of `needles` (for a problem that may be
+    /// worded two ways, e.g. "timeout" and "timed out"), ignoring case.
+    #[track_caller]
+    pub fn assert_mentions_any(&self, needles: &[&str]) -> &Self {
+        let stderr = self.stderr.to_lowercase();
+        assert!(
+            needles.iter().any(|n| stderr.contains(&n.to_lowercase())),
+            "expected stderr to mention one of {needles:?}, got {self:#?}"
+        );
+        self
+    }
+}
+
+fn exit_code(status: ExitStatus) -> i32 {
+    status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+}
+
+/// Runs `cmd` with stdin closed and stdout/stderr in files under `dir`.
+/// Files, not pipes: a container made by `create` inherits the runtime's
+/// stdio, and a pipe would not reach EOF until the container exits.
+pub fn run(cmd: &mut Command, dir: &Path) -> Out {
+    static SEQ: AtomicUsize = AtomicUsize::new(0);
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    let (out_path, err_path) = (
+        dir.join(format!("cmd{n}.out")),
+        dir.join(format!("cmd{n}.err")),
+    );
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(File::create(&out_path).expect("create stdout file"))
+        .stderr(File::create(&err_path).expect("create stderr file"))
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let code = wait(child, &format!("{cmd:?}"));
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+    Out {
+        code,
+        stdout: read(&out_path),
+        stderr: read(&err_path),
+    }
+}
+
+/// Waits for `child`, killing it and failing the test after [`DEADLINE`].
+pub fn wait(mut child: Child, what: &str) -> i32 {
+    let pid = child.id() as libc::pid_t;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait()));
+    match rx.recv_timeout(DEADLINE) {
+        Ok(status) => exit_code(status.expect("wait for child")),
+        Err(_) => {
+            // SAFETY: kill has no memory-safety preconditions.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("{what} did not finish within {DEADLINE:?}");
+        }
+    }
+}

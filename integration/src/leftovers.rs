@@ -1,0 +1,162 @@
+//! Finding what a container left behind: state, processes, mounts, fifos.
+
+use crate::bundle::{s, Bundle};
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// A killed process takes a moment to disappear from /proc.
+const GRACE: Duration = Duration::from_secs(2);
+
+impl Bundle {
+    /// Asserts that nothing of this container is left: no state under its
+    /// `--root`, no process that carries its marker or points into the test
+    /// directory, no mount under that directory, no fifo in the bundle or
+    /// the state root, no cgroup named after it.
+    #[track_caller]
+    pub fn assert_no_leftovers(&self) {
+        let start = Instant::now();
+        let mut found = self.leftovers();
+        while !found.is_empty() && start.elapsed() < GRACE {
+            std::thread::sleep(Duration::from_millis(20));
+            found = self.leftovers();
+        }
+        assert!(
+            found.is_empty(),
+            "container {} left behind: {found:#?}",
+            self.id
+        );
+    }
+
+    /// What [`Bundle::assert_no_leftovers`] would complain about, now.
+    pub fn leftovers(&self) -> Vec<String> {
+        let mut found: Vec<String> = entries(&self.state_root)
+            .map(|p| format!("state: {}", p.display()))
+            .collect();
+        found.extend(
+            self.stray_pids()
+                .iter()
+                .map(|(pid, why)| format!("process {pid}: {why}")),
+        );
+        found.extend(self.mounts().into_iter().map(|m| format!("mount: {m}")));
+        found.extend(fifos(&self.path).map(|p| format!("fifo: {}", p.display())));
+        found.extend(fifos(&self.state_root).map(|p| format!("fifo: {}", p.display())));
+        found.extend(
+            self.cgroups()
+                .iter()
+                .map(|p| format!("cgroup: {}", p.display())),
+        );
+        found
+    }
+
+    /// Cgroup directories named after the container (`ID`, `prefix-ID`,
+    /// `ID.scope`, ...) in any hierarchy, a few levels deep.
+    fn cgroups(&self) -> Vec<PathBuf> {
+        let names_us = |dir: &Path| {
+            let name = dir.file_name().unwrap_or_default().to_string_lossy();
+            name.match_indices(&self.id).any(|(at, _)| {
+                !name[at + self.id.len()..].starts_with(|c: char| c.is_ascii_digit())
+            })
+        };
+        let mut level: Vec<PathBuf> = vec![PathBuf::from("/sys/fs/cgroup")];
+        let mut found = Vec::new();
+        for _ in 0..4 {
+            level = level
+                .iter()
+                .flat_map(|d| entries(d))
+                .filter(|p| p.is_dir())
+                .collect();
+            found.extend(level.iter().filter(|d| names_us(d)).cloned());
+        }
+        found
+    }
+
+    pub(crate) fn kill_strays(&self) {
+        for (pid, _) in self.stray_pids() {
+            // SAFETY: kill has no memory-safety preconditions.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+
+    pub(crate) fn unmount_all(&self) {
+        for target in self.mounts().iter().rev() {
+            let c = std::ffi::CString::new(target.as_str()).unwrap();
+            // SAFETY: c is a valid NUL-terminated path.
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
+
+    /// Mount points in our mount namespace under the test directory.
+    fn mounts(&self) -> Vec<String> {
+        let prefix = format!("{}/", s(&self.dir));
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        info.lines()
+            .filter_map(|line| line.split(' ').nth(4))
+            .filter(|target| target.starts_with(&prefix))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Processes with the container's marker in their environment (the
+    /// runtime's forks and the container's processes), the test directory
+    /// in their environment or command line (runc's re-executed init names
+    /// its state dir there), or cwd/root inside the test directory.
+    fn stray_pids(&self) -> Vec<(libc::pid_t, String)> {
+        let marker = format!("{}\0", self.marker()).into_bytes();
+        let dir = format!("{}/", s(&self.dir)).into_bytes();
+        let me = std::process::id() as libc::pid_t;
+        let mut strays = Vec::new();
+        for pid in all_pids().filter(|&pid| pid != me) {
+            let proc_dir = PathBuf::from(format!("/proc/{pid}"));
+            let read = |name: &str| std::fs::read(proc_dir.join(name)).unwrap_or_default();
+            let (environ, cmdline) = (read("environ"), read("cmdline"));
+            let why = if contains(&environ, &marker) {
+                Some("carries the marker".to_owned())
+            } else if contains(&environ, &dir) || contains(&cmdline, &dir) {
+                Some("names the test directory".to_owned())
+            } else {
+                ["cwd", "root"].iter().find_map(|link| {
+                    let target = std::fs::read_link(proc_dir.join(link)).ok()?;
+                    target
+                        .starts_with(&self.dir)
+                        .then(|| format!("{link} is {}", target.display()))
+                })
+            };
+            if let Some(why) = why {
+                let cmd = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+                strays.push((pid, format!("{why} ({cmd})")));
+            }
+        }
+        strays
+    }
+}
+
+fn all_pids() -> impl Iterator<Item = libc::pid_t> {
+    std::fs::read_dir("/proc")
+        .expect("read /proc")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+fn entries(dir: &Path) -> impl Iterator<Item = PathBuf> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| Some(e.ok()?.path()))
+}
+
+/// Fifos in `dir` and, for the state root, its container directories.
+fn fifos(dir: &Path) -> impl Iterator<Item = PathBuf> {
+    entries(dir)
+        .flat_map(|p| {
+            if p.is_dir() && !p.ends_with("rootfs") {
+                entries(&p).collect()
+            } else {
+                vec![p]
+            }
+        })
+        .filter(|p| p.symlink_metadata().is_ok_and(|m| m.file_type().is_fifo()))
+}

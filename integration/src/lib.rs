@@ -1,0 +1,160 @@
+//! Helpers shared by the integration scenarios in `tests/`.
+//!
+//! The scenarios drive a real runtime binary (berth by default, or whatever
+//! `BERTH_RUNTIME` names, e.g. runc to prove the scenarios honest) on busybox
+//! bundles, as root, and check what the user can see: exit codes, output,
+//! error messages, and that nothing is left behind.
+
+mod bundle;
+mod console;
+mod exec;
+mod host;
+mod leftovers;
+
+pub use bundle::{s, Bundle, Running};
+use console::ConsoleSocket;
+pub use exec::Out;
+pub use host::{ns_inode, NsFile};
+pub use serde_json::{json, Value};
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The root of the Cargo workspace (the repository).
+pub fn workspace() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("integration/ has a parent")
+}
+
+/// Cargo's target directory, where the berth binary and the cached rootfs live.
+pub(crate) fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace().join("target"), PathBuf::from)
+}
+
+/// The runtime under test: `$BERTH_RUNTIME`, else the debug build of berth.
+/// Checks the prerequisites the first time it is called and panics when one
+/// is missing: a missing prerequisite is a failure, never a silent skip.
+pub fn runtime() -> &'static Path {
+    static RUNTIME: OnceLock<PathBuf> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        // SAFETY: geteuid has no preconditions.
+        assert_eq!(
+            unsafe { libc::geteuid() },
+            0,
+            "the integration tests run containers and need root"
+        );
+        let path = std::env::var_os("BERTH_RUNTIME")
+            .map_or_else(|| target_dir().join("debug/berth"), PathBuf::from);
+        assert!(
+            path.is_file(),
+            "runtime binary {} not found: run `cargo build` or set BERTH_RUNTIME",
+            path.display()
+        );
+        path
+    })
+}
+
+/// Whether the runtime under test is berth (and not runc or crun).
+pub fn is_berth() -> bool {
+    runtime()
+        .file_name()
+        .is_some_and(|name| name.to_string_lossy().starts_with("berth"))
+}
+
+/// Ends the calling test early, saying why, unless the runtime is berth.
+/// The only way a scenario may be skipped: for behaviour issue 2 asks of
+/// berth that runc legitimately does differently.
+#[macro_export]
+macro_rules! berth_only {
+    ($why:expr) => {
+        if !$crate::is_berth() {
+            eprintln!(
+                "berth-only, skipped under {}: {}",
+                $crate::runtime().display(),
+                $why
+            );
+            return;
+        }
+    };
+}
+
+/// Asserts that an error message mentions `needle` when the runtime is berth;
+/// under another runtime it prints `why` instead. For the messages issue 2
+/// asks to be clearer than runc's.
+pub fn berth_message(out: &Out, needle: &str, why: &str) {
+    if is_berth() {
+        out.assert_mentions(needle);
+    } else {
+        eprintln!("berth-only message check ({needle:?}) skipped: {why}");
+    }
+}
+
+/// A busybox rootfs made once by `hack/mkrootfs` and copied into each bundle.
+/// Rebuilt when the script changes; built aside and renamed into place so a
+/// half-made copy is never used.
+pub(crate) fn rootfs_cache() -> &'static Path {
+    static CACHE: OnceLock<PathBuf> = OnceLock::new();
+    CACHE.get_or_init(|| {
+        let script = workspace().join("hack/mkrootfs");
+        let stamp = std::fs::read(&script).expect("read hack/mkrootfs");
+        let dir = target_dir().join("test-rootfs");
+        let stamp_file = target_dir().join("test-rootfs.stamp");
+        if dir.is_dir() && std::fs::read(&stamp_file).ok().as_ref() == Some(&stamp) {
+            return dir;
+        }
+        let fresh = target_dir().join(format!("test-rootfs.{}", std::process::id()));
+        let status = Command::new(&script)
+            .arg(&fresh)
+            .status()
+            .expect("run hack/mkrootfs");
+        assert!(
+            status.success(),
+            "hack/mkrootfs failed (is busybox-static installed?)"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::rename(&fresh, &dir).expect("move the rootfs into place");
+        std::fs::write(&stamp_file, stamp).expect("write rootfs stamp");
+        dir
+    })
+}
+
+/// config.json as `<runtime> spec` writes it, made once per test process.
+pub(crate) fn spec_template() -> &'static Value {
+    static TEMPLATE: OnceLock<Value> = OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        let dir = target_dir().join(format!("spec-template.{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create spec dir");
+        exec::run(
+            Command::new(runtime())
+                .arg("spec")
+                .arg("--bundle")
+                .arg(&dir),
+            &dir,
+        )
+        .assert_ok();
+        let text =
+            std::fs::read_to_string(dir.join("config.json")).expect("spec wrote config.json");
+        std::fs::remove_dir_all(&dir).expect("remove spec dir");
+        serde_json::from_str(&text).expect("spec output is JSON")
+    })
+}
+
+/// Sets `value` at a JSON pointer such as `/linux/sysctl/kernel.msgmax`,
+/// creating the objects on the way.
+pub(crate) fn set_pointer(doc: &mut Value, pointer: &str, value: Value) {
+    let mut node = doc;
+    for key in pointer.trim_start_matches('/').split('/') {
+        if !node.is_object() {
+            *node = json!({});
+        }
+        node = node
+            .as_object_mut()
+            .unwrap()
+            .entry(key.replace("~1", "/").replace("~0", "~"))
+            .or_insert(Value::Null);
+    }
+    *node = value;
+}

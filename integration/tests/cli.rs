@@ -1,0 +1,229 @@
+//! The command line itself: version, help, list, spec, flag spellings.
+
+use integration::{berth_only, json, s, Bundle, Value};
+use std::os::unix::process::CommandExt;
+
+#[test]
+fn version_first_line_names_berth() {
+    berth_only!("runc's first line is `runc version X.Y.Z`");
+    let out = Bundle::new().rt(&["--version"]);
+    let first = out
+        .assert_ok()
+        .stdout
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(first.starts_with("berth version "), "first line: {first:?}");
+}
+
+#[test]
+fn version_names_the_spec_version() {
+    let out = Bundle::new().rt(&["--version"]);
+    assert!(
+        out.assert_ok()
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("spec: 1.")),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn help_lists_the_commands() {
+    let out = Bundle::new().rt(&["--help"]);
+    for command in [
+        "create", "start", "run", "state", "kill", "delete", "list", "spec",
+    ] {
+        assert!(
+            out.assert_ok().stdout.contains(command),
+            "--help lacks {command}: {out:?}"
+        );
+    }
+}
+
+#[test]
+fn list_prints_a_table() {
+    let b = Bundle::new();
+    b.create().assert_ok();
+    let out = b.rt(&["list"]);
+    let lines: Vec<&str> = out.assert_ok().stdout.lines().collect();
+    assert!(
+        lines[0]
+            .split_whitespace()
+            .eq(["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]),
+        "{out:?}"
+    );
+    let row: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(
+        (row[0], row[2], row[3]),
+        (b.id.as_str(), "created", s(&b.path))
+    );
+}
+
+#[test]
+fn list_prints_json() {
+    let b = Bundle::new();
+    b.create().assert_ok();
+    let out = b.rt(&["list", "--format", "json"]);
+    let list: Value =
+        serde_json::from_str(&out.assert_ok().stdout).expect("list -f json prints JSON");
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+    assert_eq!(
+        (&list[0]["id"], &list[0]["status"]),
+        (&json!(b.id), &json!("created"))
+    );
+}
+
+#[test]
+fn list_quiet_prints_only_ids() {
+    let b = Bundle::new();
+    b.create().assert_ok();
+    assert_eq!(
+        b.rt(&["list", "-q"]).assert_ok().stdout,
+        format!("{}\n", b.id)
+    );
+}
+
+#[test]
+fn spec_refuses_to_overwrite_config_json() {
+    let b = Bundle::new();
+    std::fs::write(b.path.join("config.json"), "{}").unwrap();
+    b.rt(&["spec", "--bundle", s(&b.path)])
+        .assert_failed()
+        .assert_mentions("config.json");
+    assert_eq!(
+        std::fs::read_to_string(b.path.join("config.json")).unwrap(),
+        "{}"
+    );
+}
+
+#[test]
+fn spec_rootless_adds_a_user_namespace() {
+    let b = Bundle::new();
+    let dir = b.host_dir("rootless");
+    b.rt(&["spec", "--rootless", "-b", s(&dir)]).assert_ok();
+    let spec: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    let types: Vec<&str> = spec["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["type"].as_str().unwrap())
+        .collect();
+    assert!(
+        types.contains(&"user") && !types.contains(&"network"),
+        "{types:?}"
+    );
+    // SAFETY: getuid has no preconditions.
+    assert_eq!(
+        spec["linux"]["uidMappings"][0]["hostID"],
+        json!(unsafe { libc::getuid() })
+    );
+}
+
+#[test]
+fn flags_accept_the_equals_form() {
+    let b = Bundle::new();
+    let root = format!("--root={}", s(&b.state_root));
+    let bundle = format!("--bundle={}", s(&b.path));
+    let pid_file = b.dir.join("init.pid");
+    let mut cmd = std::process::Command::new(integration::runtime());
+    cmd.args([
+        &root,
+        "--log-format=json",
+        "create",
+        &bundle,
+        &format!("--pid-file={}", s(&pid_file)),
+        &b.id,
+    ]);
+    b.output(&mut cmd).assert_ok();
+    assert_eq!(
+        std::fs::read_to_string(pid_file).unwrap().trim(),
+        b.state_json()["pid"].to_string()
+    );
+}
+
+#[test]
+fn bundle_has_a_short_flag() {
+    let b = Bundle::new();
+    b.rt(&["create", "-b", s(&b.path), &b.id]).assert_ok();
+    assert_eq!(b.state_json()["bundle"], s(&b.path));
+}
+
+#[test]
+fn global_flags_are_accepted() {
+    let b = Bundle::new();
+    b.rt(&[
+        "--debug",
+        "--log-format",
+        "text",
+        "--systemd-cgroup",
+        "list",
+        "-q",
+    ])
+    .assert_ok();
+}
+
+#[test]
+fn no_pivot_runs_the_container_in_its_rootfs() {
+    let mut b = Bundle::new();
+    b.sh("cat /etc/hostname");
+    let out = b.rt(&["run", "--no-pivot", "--bundle", s(&b.path), &b.id]);
+    assert_eq!(
+        out.assert_ok().stdout,
+        "berth\n",
+        "the busybox rootfs's /etc/hostname"
+    );
+    b.assert_no_leftovers();
+}
+
+/// Whether the container sees a session keyring named after it (`_ses.ID`,
+/// as runc names the one it makes) when run with `flags`.
+fn has_own_session_keyring(flags: &[&str]) -> bool {
+    let mut b = Bundle::new();
+    b.edit(|c| {
+        c["linux"]["maskedPaths"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|p| p != "/proc/keys")
+    });
+    b.sh("cat /proc/keys");
+    let mut args = vec!["run"];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&["--bundle", s(&b.path), &b.id]);
+    let keys = b.rt(&args).assert_ok().stdout.clone();
+    keys.contains(&format!(" _ses.{}: ", b.id))
+}
+
+#[test]
+fn each_container_gets_a_new_session_keyring() {
+    assert!(has_own_session_keyring(&[]));
+}
+
+#[test]
+fn no_new_keyring_keeps_the_callers_keyring() {
+    assert!(!has_own_session_keyring(&["--no-new-keyring"]));
+}
+
+#[test]
+fn preserve_fds_passes_extra_descriptors() {
+    let mut b = Bundle::new();
+    let file = b.dir.join("fd3");
+    std::fs::write(&file, "via fd 3\n").unwrap();
+    let fd3 = std::fs::File::open(&file).unwrap();
+    b.sh("cat <&3");
+    let mut cmd = b.command();
+    cmd.args(["run", "--preserve-fds", "1", "--bundle", s(&b.path), &b.id]);
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&fd3);
+    // SAFETY: dup2 and fcntl are async-signal-safe; fd3 outlives the spawn.
+    unsafe { cmd.pre_exec(move || move_to_fd3(raw)) };
+    assert_eq!(b.output(&mut cmd).assert_ok().stdout, "via fd 3\n");
+}
+
+/// Makes `fd` the child's fd 3 and inheritable.
+fn move_to_fd3(fd: i32) -> std::io::Result<()> {
+    // SAFETY: plain fd syscalls; failures are reported through errno.
+    let ok = unsafe { libc::dup2(fd, 3) == 3 && libc::fcntl(3, libc::F_SETFD, 0) == 0 };
+    ok.then_some(()).ok_or_else(std::io::Error::last_os_error)
+}

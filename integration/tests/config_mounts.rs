@@ -1,0 +1,207 @@
+//! `mounts`, `root`, `maskedPaths`, `readonlyPaths`, `linux.rootfsPropagation`.
+
+use integration::{berth_only, json, s, Bundle};
+
+/// The container's /proc/self/mountinfo line for mount point `target`:
+/// (per-mount options, optional fields such as `shared:N`, super options).
+fn mountinfo(b: &mut Bundle, target: &str) -> (String, String, String) {
+    let line = b.run_sh(&format!(
+        "grep -E '^([^ ]+ ){{4}}{target} ' /proc/self/mountinfo | tail -n 1"
+    ));
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert!(fields.len() > 6, "no mount at {target}: {line:?}");
+    let dash = fields
+        .iter()
+        .position(|f| *f == "-")
+        .expect("mountinfo separator");
+    (
+        fields[5].to_owned(),
+        fields[6..dash].join(" "),
+        fields[dash + 3..].join(" "),
+    )
+}
+
+fn has_options(options: &str, want: &[&str]) -> bool {
+    want.iter().all(|w| options.split(',').any(|o| o == *w))
+}
+
+#[test]
+fn bind_rw_writes_reach_the_host() {
+    let mut b = Bundle::new();
+    let host = b.host_dir("rw");
+    b.bind(&host, "/mnt/rw", &["rw"]);
+    b.run_sh("echo written > /mnt/rw/file");
+    assert_eq!(
+        std::fs::read_to_string(host.join("file")).unwrap(),
+        "written\n"
+    );
+}
+
+#[test]
+fn bind_ro_refuses_writes() {
+    let mut b = Bundle::new();
+    let host = b.host_dir("ro");
+    b.bind(&host, "/mnt/ro", &["ro"]);
+    assert_eq!(
+        b.run_sh("echo x 2>/dev/null > /mnt/ro/file || echo refused"),
+        "refused\n"
+    );
+    assert!(!host.join("file").exists());
+}
+
+#[test]
+fn bind_mounts_a_single_file() {
+    let mut b = Bundle::new();
+    let host = b.host_dir("files");
+    std::fs::write(host.join("resolv.conf"), "nameserver 192.0.2.1\n").unwrap();
+    b.bind(&host.join("resolv.conf"), "/etc/resolv.conf", &["ro"]);
+    assert_eq!(b.run_sh("cat /etc/resolv.conf"), "nameserver 192.0.2.1\n");
+}
+
+#[test]
+fn bind_flags_show_in_mountinfo() {
+    let mut b = Bundle::new();
+    let host = b.host_dir("flags");
+    b.bind(&host, "/mnt/flags", &["ro", "nosuid", "nodev", "noexec"]);
+    let (options, _, _) = mountinfo(&mut b, "/mnt/flags");
+    assert!(
+        has_options(&options, &["ro", "nosuid", "nodev", "noexec"]),
+        "{options}"
+    );
+}
+
+#[test]
+fn tmpfs_gets_size_mode_and_flags() {
+    let mut b = Bundle::new();
+    let opts = json!(["nosuid", "nodev", "noexec", "size=1m", "mode=1750"]);
+    b.mount(json!({"destination": "/mnt/t", "type": "tmpfs", "source": "tmpfs", "options": opts}));
+    let (options, _, super_options) = mountinfo(&mut b, "/mnt/t");
+    assert!(
+        has_options(&options, &["rw", "nosuid", "nodev", "noexec"]),
+        "{options}"
+    );
+    assert!(
+        has_options(&super_options, &["size=1024k", "mode=1750"]),
+        "{super_options}"
+    );
+}
+
+#[test]
+fn mounts_are_applied_in_order() {
+    // The bind lands inside the tmpfs only if the tmpfs is mounted first.
+    let mut b = Bundle::new();
+    let host = b.host_dir("inner");
+    std::fs::write(host.join("marker"), "inner\n").unwrap();
+    b.mount(json!({"destination": "/mnt/outer", "type": "tmpfs", "source": "tmpfs"}));
+    b.bind(&host, "/mnt/outer/inner", &[]);
+    assert_eq!(b.run_sh("cat /mnt/outer/inner/marker"), "inner\n");
+}
+
+#[test]
+fn default_mounts_have_their_types() {
+    let mut b = Bundle::new();
+    let out = b.run_sh("cat /proc/self/mountinfo");
+    let has = |target: &str, fstype: &str| {
+        out.lines().any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let dash = f.iter().position(|x| *x == "-").unwrap();
+            f[4] == target && f[dash + 1] == fstype
+        })
+    };
+    let expected = [
+        ("/proc", "proc"),
+        ("/dev", "tmpfs"),
+        ("/dev/pts", "devpts"),
+        ("/dev/shm", "tmpfs"),
+        ("/dev/mqueue", "mqueue"),
+        ("/sys", "sysfs"),
+    ];
+    for (target, fstype) in expected {
+        assert!(has(target, fstype), "no {fstype} at {target}:\n{out}");
+    }
+    let cgroup = out
+        .lines()
+        .any(|l| l.contains(" /sys/fs/cgroup") && l.contains(" - cgroup"));
+    assert!(cgroup, "no cgroup filesystem under /sys/fs/cgroup:\n{out}");
+}
+
+#[test]
+fn shared_propagation_shows_in_mountinfo() {
+    let mut b = Bundle::new();
+    let host = b.host_dir("shared");
+    b.bind(&host, "/mnt/shared", &["rshared"]);
+    let (_, optional, _) = mountinfo(&mut b, "/mnt/shared");
+    assert!(optional.starts_with("shared:"), "{optional:?}");
+}
+
+#[test]
+fn unbindable_propagation_shows_in_mountinfo() {
+    let mut b = Bundle::new();
+    let host = b.host_dir("unbindable");
+    b.bind(&host, "/mnt/unbindable", &["runbindable"]);
+    let (_, optional, _) = mountinfo(&mut b, "/mnt/unbindable");
+    assert_eq!(optional, "unbindable");
+}
+
+#[test]
+fn rootfs_propagation_applies_to_the_root() {
+    berth_only!("runc 1.1.5 applies rootfsPropagation to the mounts around the rootfs before pivot_root; inside, / stays private");
+    let mut b = Bundle::new();
+    b.set("/linux/rootfsPropagation", json!("shared"));
+    let (_, optional, _) = mountinfo(&mut b, "/");
+    assert!(optional.starts_with("shared:"), "{optional:?}");
+}
+
+#[test]
+fn root_readonly_refuses_writes() {
+    let mut b = Bundle::new();
+    b.set("/root/readonly", json!(true));
+    assert_eq!(
+        b.run_sh("touch /file 2>/dev/null || echo refused"),
+        "refused\n"
+    );
+    assert!(!b.rootfs().join("file").exists());
+}
+
+#[test]
+fn root_writable_when_not_readonly() {
+    let mut b = Bundle::new();
+    b.set("/root/readonly", json!(false));
+    b.run_sh("echo hi > /file");
+    assert_eq!(
+        std::fs::read_to_string(b.rootfs().join("file")).unwrap(),
+        "hi\n"
+    );
+}
+
+#[test]
+fn root_path_may_be_absolute() {
+    let mut b = Bundle::new();
+    let rootfs = b.rootfs();
+    b.set("/root/path", json!(rootfs));
+    b.create().assert_ok();
+    assert_eq!(b.state_json()["rootfs"], s(&rootfs));
+}
+
+#[test]
+fn masked_paths_hide_files_and_directories() {
+    let mut b = Bundle::new();
+    std::fs::write(b.rootfs().join("secret-file"), "s3cret").unwrap();
+    std::fs::create_dir(b.rootfs().join("secret-dir")).unwrap();
+    std::fs::write(b.rootfs().join("secret-dir/inside"), "s3cret").unwrap();
+    b.set("/linux/maskedPaths", json!(["/secret-file", "/secret-dir"]));
+    assert_eq!(
+        b.run_sh("cat /secret-file; ls -A /secret-dir; echo end"),
+        "end\n"
+    );
+}
+
+#[test]
+fn readonly_paths_refuse_writes() {
+    let mut b = Bundle::new();
+    std::fs::create_dir(b.rootfs().join("frozen")).unwrap();
+    b.set("/root/readonly", json!(false))
+        .set("/linux/readonlyPaths", json!(["/frozen"]));
+    let out = b.run_sh("touch /frozen/f 2>/dev/null || echo refused; touch /thawed && echo wrote");
+    assert_eq!(out, "refused\nwrote\n");
+}

@@ -1,0 +1,177 @@
+//! `process`: args, env, cwd, user, umask, capabilities, rlimits,
+//! noNewPrivileges, oomScoreAdj.
+
+use integration::{json, Bundle};
+
+/// The value of `field` in the container's /proc/self/status.
+fn status_field(b: &mut Bundle, field: &str) -> String {
+    let out = b.run_sh(&format!("grep '^{field}:' /proc/self/status"));
+    out.split_whitespace().nth(1).unwrap_or_default().to_owned()
+}
+
+/// A capability set as /proc/PID/status prints it (16 hex digits).
+fn cap_mask(bits: &[u32]) -> String {
+    format!(
+        "{:016x}",
+        bits.iter().fold(0u64, |mask, bit| mask | 1 << bit)
+    )
+}
+
+const CAP_CHOWN: u32 = 0;
+const CAP_KILL: u32 = 5;
+const CAP_SETUID: u32 = 7;
+const CAP_NET_BIND_SERVICE: u32 = 10;
+
+#[test]
+fn args_are_passed_verbatim() {
+    let mut b = Bundle::new();
+    b.set(
+        "/process/args",
+        json!(["sh", "-c", "printf '<%s>' \"$@\"", "sh", "a b", "", "*"]),
+    );
+    assert_eq!(b.run().assert_ok().stdout, "<a b><><*>");
+}
+
+#[test]
+fn env_is_set() {
+    let mut b = Bundle::new();
+    b.edit(|c| {
+        c["process"]["env"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!("GREETING=hello there"))
+    });
+    assert_eq!(b.run_sh("echo \"$GREETING\""), "hello there\n");
+}
+
+#[test]
+fn env_is_the_only_environment() {
+    let mut b = Bundle::new();
+    let out = b.run_sh(
+        "env | grep -v -e ^PATH= -e ^TERM= -e ^BERTH_IT= -e ^HOME= -e ^PWD= -e ^SHLVL= || true",
+    );
+    assert_eq!(out, "", "nothing of the runtime's environment leaks in");
+}
+
+#[test]
+fn cwd_is_set() {
+    let mut b = Bundle::new();
+    b.set("/process/cwd", json!("/etc"));
+    assert_eq!(b.run_sh("pwd"), "/etc\n");
+}
+
+#[test]
+fn user_sets_uid_and_gid() {
+    let mut b = Bundle::new();
+    b.set("/process/user", json!({"uid": 1000, "gid": 1000}));
+    assert_eq!(b.run_sh("id -u; id -g"), "1000\n1000\n");
+}
+
+#[test]
+fn user_sets_additional_gids() {
+    let mut b = Bundle::new();
+    b.set(
+        "/process/user",
+        json!({"uid": 1000, "gid": 1000, "additionalGids": [5, 65534]}),
+    );
+    let mut groups: Vec<u32> = b
+        .run_sh("id -G")
+        .split_whitespace()
+        .map(|g| g.parse().unwrap())
+        .collect();
+    groups.sort();
+    assert_eq!(groups, [5, 1000, 65534]);
+}
+
+#[test]
+fn user_sets_umask() {
+    let mut b = Bundle::new();
+    b.set("/process/user/umask", json!(0o027));
+    assert_eq!(
+        b.run_sh("umask; touch /dev/shm/f; stat -c %a /dev/shm/f"),
+        "0027\n640\n"
+    );
+}
+
+#[test]
+fn root_gets_the_bounding_set() {
+    // For root, execve makes permitted and effective the bounding set.
+    let mut b = Bundle::new();
+    let names = json!(["CAP_CHOWN", "CAP_KILL"]);
+    b.set(
+        "/process/capabilities",
+        json!({"bounding": names, "effective": names, "permitted": names}),
+    );
+    let mask = cap_mask(&[CAP_CHOWN, CAP_KILL]);
+    assert_eq!(status_field(&mut b, "CapBnd"), mask);
+    assert_eq!(status_field(&mut b, "CapEff"), mask);
+}
+
+#[test]
+fn non_root_gets_all_five_sets() {
+    // For a non-root user only the ambient set survives execve into
+    // permitted and effective, so each of the five sets is visible.
+    let mut b = Bundle::new();
+    let ambient = json!(["CAP_KILL", "CAP_NET_BIND_SERVICE"]);
+    let caps = json!({
+        "bounding": ["CAP_CHOWN", "CAP_KILL", "CAP_SETUID", "CAP_NET_BIND_SERVICE"],
+        "inheritable": ["CAP_KILL", "CAP_SETUID", "CAP_NET_BIND_SERVICE"],
+        "permitted": ["CAP_KILL", "CAP_SETUID", "CAP_NET_BIND_SERVICE"],
+        "effective": ambient, "ambient": ambient,
+    });
+    b.set("/process/user", json!({"uid": 1000, "gid": 1000}))
+        .set("/process/capabilities", caps);
+    let out = b.run_sh("grep ^Cap /proc/self/status");
+    let expect = [
+        (
+            "CapInh",
+            cap_mask(&[CAP_KILL, CAP_SETUID, CAP_NET_BIND_SERVICE]),
+        ),
+        ("CapPrm", cap_mask(&[CAP_KILL, CAP_NET_BIND_SERVICE])),
+        ("CapEff", cap_mask(&[CAP_KILL, CAP_NET_BIND_SERVICE])),
+        (
+            "CapBnd",
+            cap_mask(&[CAP_CHOWN, CAP_KILL, CAP_SETUID, CAP_NET_BIND_SERVICE]),
+        ),
+        ("CapAmb", cap_mask(&[CAP_KILL, CAP_NET_BIND_SERVICE])),
+    ];
+    let expect: String = expect.iter().map(|(k, v)| format!("{k}:\t{v}\n")).collect();
+    assert_eq!(out, expect);
+}
+
+#[test]
+fn rlimits_are_applied() {
+    // Lowering is always allowed; this host cannot raise a hard limit.
+    let mut b = Bundle::new();
+    let rlimits = json!([
+        {"type": "RLIMIT_NOFILE", "soft": 512, "hard": 1024},
+        {"type": "RLIMIT_CORE", "soft": 0, "hard": 4096},
+    ]);
+    b.set("/process/rlimits", rlimits);
+    assert_eq!(
+        b.run_sh("ulimit -Sn; ulimit -Hn; ulimit -Sc; ulimit -Hc"),
+        "512\n1024\n0\n8\n",
+        "-c counts 512-byte blocks"
+    );
+}
+
+#[test]
+fn no_new_privileges_sets_the_flag() {
+    let mut b = Bundle::new();
+    b.set("/process/noNewPrivileges", json!(true));
+    assert_eq!(status_field(&mut b, "NoNewPrivs"), "1");
+}
+
+#[test]
+fn no_new_privileges_false_leaves_the_flag_clear() {
+    let mut b = Bundle::new();
+    b.set("/process/noNewPrivileges", json!(false));
+    assert_eq!(status_field(&mut b, "NoNewPrivs"), "0");
+}
+
+#[test]
+fn oom_score_adj_is_set() {
+    let mut b = Bundle::new();
+    b.set("/process/oomScoreAdj", json!(500));
+    assert_eq!(b.run_sh("cat /proc/self/oom_score_adj"), "500\n");
+}

@@ -1,0 +1,67 @@
+//! /dev: the default devices and links, and `linux.devices`.
+
+use integration::{json, Bundle};
+
+#[test]
+fn default_devices_have_their_numbers() {
+    let mut b = Bundle::new();
+    let devices = "/dev/null /dev/zero /dev/full /dev/random /dev/urandom /dev/tty";
+    let out = b.run_sh(&format!("stat -c '%n %F %t:%T' {devices}"));
+    let expected = [
+        "/dev/null character special file 1:3",
+        "/dev/zero character special file 1:5",
+        "/dev/full character special file 1:7",
+        "/dev/random character special file 1:8",
+        "/dev/urandom character special file 1:9",
+        "/dev/tty character special file 5:0",
+    ];
+    assert_eq!(out.lines().collect::<Vec<_>>(), expected);
+}
+
+#[test]
+fn default_devices_work() {
+    let mut b = Bundle::new();
+    let out = b.run_sh(
+        "echo gone > /dev/null; head -c 4 /dev/zero | wc -c; head -c 4 /dev/urandom | wc -c",
+    );
+    assert_eq!(out, "4\n4\n");
+}
+
+#[test]
+fn dev_fd_and_stdio_links_point_into_proc() {
+    let mut b = Bundle::new();
+    let out = b.run_sh("for l in fd stdin stdout stderr; do readlink /dev/$l; done");
+    assert_eq!(
+        out,
+        "/proc/self/fd\n/proc/self/fd/0\n/proc/self/fd/1\n/proc/self/fd/2\n"
+    );
+}
+
+#[test]
+fn dev_ptmx_is_the_container_devpts_ptmx() {
+    let mut b = Bundle::new();
+    assert_eq!(
+        b.run_sh("stat -L -c '%F %t:%T' /dev/ptmx"),
+        "character special file 5:2\n"
+    );
+}
+
+#[test]
+fn linux_devices_get_type_numbers_mode_and_owner() {
+    let mut b = Bundle::new();
+    let devices = json!([
+        {"path": "/dev/custom-null", "type": "c", "major": 1, "minor": 3, "fileMode": 0o640, "uid": 1000, "gid": 5},
+        {"path": "/dev/custom-loop", "type": "b", "major": 7, "minor": 0, "fileMode": 0o600, "uid": 0, "gid": 0},
+        {"path": "/dev/sub/custom-fifo", "type": "p", "fileMode": 0o620, "uid": 0, "gid": 0},
+    ]);
+    b.set("/linux/devices", devices);
+    let out = b.run_sh(
+        "stat -c '%n %F %t:%T %a %u:%g' /dev/custom-null /dev/custom-loop /dev/sub/custom-fifo",
+    );
+    let expected = [
+        "/dev/custom-null character special file 1:3 640 1000:5",
+        "/dev/custom-loop block special file 7:0 600 0:0",
+        "/dev/sub/custom-fifo fifo 0:0 620 0:0",
+    ];
+    assert_eq!(out.lines().collect::<Vec<_>>(), expected);
+}

@@ -1,0 +1,206 @@
+//! `linux.namespaces` (new or joined by path), user namespace mappings,
+//! `hostname`, `domainname`, `linux.sysctl`.
+
+use integration::{berth_only, json, ns_inode, Bundle, NsFile, Value};
+use std::path::Path;
+
+/// Adds a namespace of OCI type `kind` unless the config already has one.
+fn add_namespace(b: &mut Bundle, ns: Value) {
+    b.edit(|c| {
+        let list = c["linux"]["namespaces"].as_array_mut().unwrap();
+        list.retain(|n| n["type"] != ns["type"]);
+        list.push(ns);
+    });
+}
+
+/// A user namespace mapping ids 0-65535 to 100000-165535 on the host.
+fn add_user_namespace(b: &mut Bundle) {
+    add_namespace(b, json!({"type": "user"}));
+    let mapping = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    b.set("/linux/uidMappings", mapping.clone())
+        .set("/linux/gidMappings", mapping);
+}
+
+/// The inode of the container's namespace `proc_name` (a /proc/self/ns entry).
+fn inode_inside(b: &mut Bundle, proc_name: &str) -> u64 {
+    let link = b.run_sh(&format!("readlink /proc/self/ns/{proc_name}"));
+    let number = link
+        .trim()
+        .rsplit('[')
+        .next()
+        .and_then(|n| n.strip_suffix(']'));
+    number
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("odd namespace link {link:?}"))
+}
+
+fn assert_new(b: &mut Bundle, proc_name: &str) {
+    let host = ns_inode(Path::new(&format!("/proc/self/ns/{proc_name}")));
+    assert_ne!(
+        inode_inside(b, proc_name),
+        host,
+        "{proc_name} namespace is the host's"
+    );
+}
+
+#[test]
+fn new_mount_namespace() {
+    assert_new(&mut Bundle::new(), "mnt");
+}
+
+#[test]
+fn new_pid_namespace() {
+    let mut b = Bundle::new();
+    assert_new(&mut b, "pid");
+    assert_eq!(b.run_sh("echo $$"), "1\n", "the process is PID 1");
+}
+
+#[test]
+fn new_network_namespace() {
+    let mut b = Bundle::new();
+    assert_new(&mut b, "net");
+    assert_eq!(b.run_sh("ls /sys/class/net"), "lo\n", "only loopback");
+}
+
+#[test]
+fn new_ipc_namespace() {
+    assert_new(&mut Bundle::new(), "ipc");
+}
+
+#[test]
+fn new_uts_namespace() {
+    assert_new(&mut Bundle::new(), "uts");
+}
+
+#[test]
+fn new_cgroup_namespace() {
+    let mut b = Bundle::new();
+    add_namespace(&mut b, json!({"type": "cgroup"}));
+    assert_new(&mut b, "cgroup");
+}
+
+#[test]
+fn new_time_namespace() {
+    berth_only!("runc 1.1 does not know the time namespace");
+    let mut b = Bundle::new();
+    add_namespace(&mut b, json!({"type": "time"}));
+    assert_new(&mut b, "time");
+}
+
+#[test]
+fn new_user_namespace_maps_ids() {
+    let mut b = Bundle::new();
+    add_user_namespace(&mut b);
+    assert_new(&mut b, "user");
+    let maps = b.run_sh("cat /proc/self/uid_map /proc/self/gid_map; id -u");
+    let maps: Vec<String> = maps
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(maps, ["0 100000 65536", "0 100000 65536", "0"]);
+}
+
+#[test]
+fn namespace_left_out_is_the_hosts() {
+    let mut b = Bundle::new();
+    b.edit(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|n| n["type"] != "network")
+    });
+    assert_eq!(
+        inode_inside(&mut b, "net"),
+        ns_inode(Path::new("/proc/self/ns/net"))
+    );
+}
+
+/// Makes a namespace with `unshare --<unshare_kind>=FILE`, has the container
+/// join it by path, and checks the container is in it.
+fn assert_joins(oci_type: &str, unshare_kind: &str, proc_name: &str) {
+    let mut b = Bundle::new();
+    let ns = NsFile::new(&b, unshare_kind);
+    add_namespace(&mut b, json!({"type": oci_type, "path": ns.path}));
+    // The spec template's hostname is tested with a joined UTS namespace
+    // on its own, below.
+    b.edit(|c| {
+        c.as_object_mut().unwrap().remove("hostname");
+    });
+    assert_eq!(inode_inside(&mut b, proc_name), ns_inode(&ns.path));
+    b.assert_no_leftovers();
+}
+
+#[test]
+fn joins_a_network_namespace_by_path() {
+    assert_joins("network", "net", "net");
+}
+
+#[test]
+fn joins_an_ipc_namespace_by_path() {
+    assert_joins("ipc", "ipc", "ipc");
+}
+
+#[test]
+fn joins_a_uts_namespace_by_path() {
+    assert_joins("uts", "uts", "uts");
+}
+
+#[test]
+fn hostname_is_set() {
+    let mut b = Bundle::new();
+    b.set("/hostname", json!("box-under-test"));
+    assert_eq!(b.run_sh("hostname"), "box-under-test\n");
+}
+
+#[test]
+fn hostname_is_set_in_a_joined_uts_namespace() {
+    // A joined namespace is still the container's own, not the host's.
+    let mut b = Bundle::new();
+    let ns = NsFile::new(&b, "uts");
+    add_namespace(&mut b, json!({"type": "uts", "path": ns.path}));
+    b.set("/hostname", json!("joined-uts"));
+    assert_eq!(b.run_sh("hostname"), "joined-uts\n");
+}
+
+#[test]
+fn domainname_is_set() {
+    berth_only!("runc 1.1.5 ignores domainname (the container shows \"(none)\")");
+    let mut b = Bundle::new();
+    b.set("/domainname", json!("example.test"));
+    assert_eq!(
+        b.run_sh("cat /proc/sys/kernel/domainname"),
+        "example.test\n"
+    );
+}
+
+#[test]
+fn net_sysctl_is_set_in_the_new_network_namespace() {
+    let host = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap();
+    let want = if host.trim() == "1" { "0" } else { "1" };
+    let mut b = Bundle::new();
+    b.set("/linux/sysctl", json!({"net.ipv4.ip_forward": want}));
+    assert_eq!(b.run_sh("cat /proc/sys/net/ipv4/ip_forward").trim(), want);
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap(),
+        host,
+        "the host's is untouched"
+    );
+}
+
+#[test]
+fn net_sysctl_is_set_in_a_joined_network_namespace() {
+    // As podman does: the network namespace is made first, then joined.
+    let mut b = Bundle::new();
+    let ns = NsFile::new(&b, "net");
+    add_namespace(&mut b, json!({"type": "network", "path": ns.path}));
+    b.set("/linux/sysctl", json!({"net.ipv4.ping_group_range": "0 0"}));
+    let range = b.run_sh("cat /proc/sys/net/ipv4/ping_group_range");
+    assert_eq!(range.split_whitespace().collect::<Vec<_>>(), ["0", "0"]);
+}
+
+#[test]
+fn ipc_sysctl_is_set_in_the_new_ipc_namespace() {
+    let mut b = Bundle::new();
+    b.set("/linux/sysctl", json!({"kernel.msgmax": "4242"}));
+    assert_eq!(b.run_sh("cat /proc/sys/kernel/msgmax"), "4242\n");
+}
