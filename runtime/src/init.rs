@@ -37,6 +37,8 @@ pub struct InitConfig {
     pub cgroup_procs: Vec<PathBuf>,
     /// The container's cgroup path, relative to each hierarchy's root.
     pub cgroup: PathBuf,
+    /// systemd creates the cgroup (a scope) around the first stage.
+    pub systemd_scope: bool,
 }
 
 type Res<T> = Result<T, String>;
@@ -79,6 +81,15 @@ pub fn stage1(cfg: &InitConfig, plan: &Plan, ch: Channel) -> ! {
 fn stage1_setup(cfg: &InitConfig, plan: &Plan, ch: &Channel) -> Res<()> {
     // First, so init and everything it starts is in the container's
     // cgroup, and a new cgroup namespace is rooted there.
+    if cfg.systemd_scope {
+        let pid = nix::unistd::getpid().as_raw();
+        ch.send(&Msg::JoinCgroup { pid })
+            .map_err(|e| e.to_string())?;
+        match ch.recv().map_err(|e| e.to_string())? {
+            Msg::CgroupJoined => {}
+            other => return Err(format!("unexpected message {other:?}")),
+        }
+    }
     for procs in &cfg.cgroup_procs {
         std::fs::write(procs, "0").map_err(|e| format!("join cgroup {}: {e}", procs.display()))?;
     }
@@ -134,7 +145,7 @@ fn container_init(cfg: &InitConfig, plan: &Plan, ch: &Channel) -> Res<std::conve
         cgroupns: plan.has_new(LinuxNamespaceType::Cgroup),
     })
     .map_err(|e| e.to_string())?;
-    set_names(spec, plan)?;
+    set_names(spec)?;
     ch.send(&Msg::RunHooks).map_err(|e| e.to_string())?;
     let state = match ch.recv().map_err(|e| e.to_string())? {
         Msg::HooksDone { state } => state,
@@ -163,10 +174,11 @@ fn container_init(cfg: &InitConfig, plan: &Plan, ch: &Channel) -> Res<std::conve
     ch.send(&Msg::Ready).map_err(|e| e.to_string())?;
     wait_for_start(&cfg.fifo);
     // From here on berth has returned: errors go to the container's stderr.
+    let created = state.replacen("\"status\":\"creating\"", "\"status\":\"created\"", 1);
     let r = hooks::run(
         "startContainer",
         hooks::of(all_hooks, "startContainer"),
-        &state,
+        &created,
     )
     .map_err(|e| e.to_string())
     .and_then(|()| procspec::exec(&prepared, process, cfg.preserve_fds));
@@ -183,8 +195,8 @@ fn spec_has(spec: &Spec, t: LinuxNamespaceType) -> bool {
         .is_some_and(|ns| ns.iter().any(|n| n.typ() == t))
 }
 
-fn set_names(spec: &Spec, plan: &Plan) -> Res<()> {
-    if !plan.has_new(LinuxNamespaceType::Uts) {
+fn set_names(spec: &Spec) -> Res<()> {
+    if !spec_has(spec, LinuxNamespaceType::Uts) {
         return Ok(());
     }
     if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {

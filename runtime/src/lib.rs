@@ -9,6 +9,7 @@ pub mod cgroups;
 pub mod clock;
 pub mod container;
 pub mod control;
+pub mod dbus;
 pub mod exec;
 pub mod hooks;
 pub mod init;

@@ -1,19 +1,17 @@
-//! Starting a container's init: the `berth` side of the fork.
+//! Starting a container process: the `berth` side of the fork.
 //!
 //! berth forks a first stage that joins and creates namespaces (a new
 //! user namespace first, mapped by berth from outside), then forks the
-//! container's init so it is pid 1 of a new pid namespace. berth is a
-//! child subreaper meanwhile, so init becomes its child once the first
-//! stage exits; when berth exits, init passes to berth's own subreaper
-//! (the shim), which is the process model callers expect.
+//! real process so it is pid 1 of a new pid namespace. berth is a child
+//! subreaper meanwhile, so that process becomes its child once the first
+//! stage exits; when berth exits, it passes to berth's own subreaper (the
+//! shim), which is the process model callers expect.
 
-use crate::init::{self, InitConfig};
-use crate::namespaces::{self, Plan};
+use crate::namespaces;
 use crate::sync::{Channel, Msg};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::waitpid;
 use nix::unistd::{fork, ForkResult, Pid};
-use oci_spec::runtime::LinuxIdMapping;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
@@ -30,33 +28,42 @@ pub enum ProcessError {
     },
     #[error(transparent)]
     Hook(#[from] crate::hooks::HookError),
+    #[error(transparent)]
+    Cgroup(#[from] crate::cgroups::CgroupError),
 }
 
 fn sys(what: &'static str) -> impl FnOnce(nix::Error) -> ProcessError {
     move |source| ProcessError::Sys { what, source }
 }
 
-/// Forks the container's init and drives it until it is parked, waiting
-/// for `start`. `runtime_hooks` runs prestart and createRuntime hooks (in
-/// berth's namespaces) once the container's namespaces exist; it gets
-/// init's pid and returns the state JSON the container-side hooks get.
-/// On any failure init is killed and reaped before this returns.
-pub fn launch(
-    cfg: &InitConfig,
-    plan: &Plan,
-    runtime_hooks: &mut dyn FnMut(i32) -> Result<String, ProcessError>,
-) -> Result<i32, ProcessError> {
-    let maps = (&cfg.uid_mappings[..], &cfg.gid_mappings[..]);
-    spawn(|ch| init::stage1(cfg, plan, ch), maps, runtime_hooks)
+fn unexpected(what: &str) -> ProcessError {
+    ProcessError::Init(format!("unexpected request from the container: {what}"))
+}
+
+/// What the container side may ask of berth while it is being set up.
+/// Each request has a pid: the first stage's for the first two, the
+/// container process's for the hooks.
+pub trait Parent {
+    /// Write uid_map and gid_map of a process in a new user namespace.
+    fn map_ids(&mut self, _pid: i32) -> Result<(), ProcessError> {
+        Err(unexpected("map ids"))
+    }
+    /// Put the first stage into the container's cgroup (systemd scope).
+    fn join_cgroup(&mut self, _pid: i32) -> Result<(), ProcessError> {
+        Err(unexpected("join cgroup"))
+    }
+    /// Run prestart and createRuntime hooks; return the state JSON the
+    /// container-side hooks get.
+    fn runtime_hooks(&mut self, _pid: i32) -> Result<String, ProcessError> {
+        Err(unexpected("run hooks"))
+    }
 }
 
 /// Forks `stage1` (which forks the real process and reports its pid) and
-/// serves its requests until the process is ready or has failed.
-pub fn spawn(
-    stage1: impl FnOnce(Channel),
-    maps: (&[LinuxIdMapping], &[LinuxIdMapping]),
-    runtime_hooks: &mut dyn FnMut(i32) -> Result<String, ProcessError>,
-) -> Result<i32, ProcessError> {
+/// serves its requests until the process is ready (parked, or about to
+/// exec) or has failed. On failure, whatever was forked is killed and
+/// reaped before this returns.
+pub fn spawn(stage1: impl FnOnce(Channel), parent: &mut dyn Parent) -> Result<i32, ProcessError> {
     // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes a plain integer.
     nix::errno::Errno::result(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) })
         .map_err(sys("become a child subreaper"))?;
@@ -73,10 +80,10 @@ pub fn spawn(
         }
         ForkResult::Parent { child } => {
             drop(theirs);
-            let mut init_pid = None;
-            let r = drive(maps, &ours, child, &mut init_pid, runtime_hooks);
+            let mut pid = None;
+            let r = drive(&ours, child, &mut pid, parent);
             if r.is_err() {
-                reap_after_failure(child, init_pid);
+                reap_after_failure(child, pid);
             }
             r
         }
@@ -84,40 +91,43 @@ pub fn spawn(
 }
 
 fn drive(
-    maps: (&[LinuxIdMapping], &[LinuxIdMapping]),
     ch: &Channel,
     stage1: Pid,
-    init_pid: &mut Option<i32>,
-    runtime_hooks: &mut dyn FnMut(i32) -> Result<String, ProcessError>,
+    pid: &mut Option<i32>,
+    parent: &mut dyn Parent,
 ) -> Result<i32, ProcessError> {
+    let known =
+        |pid: &Option<i32>| pid.ok_or_else(|| ProcessError::Init("container pid unknown".into()));
     loop {
         match ch.recv()? {
             Msg::MapIds { pid } => {
-                namespaces::write_id_maps(pid, maps.0, maps.1)?;
+                parent.map_ids(pid)?;
                 ch.send(&Msg::IdsMapped)?;
             }
-            Msg::InitPid { pid } => {
-                *init_pid = Some(pid);
+            Msg::JoinCgroup { pid } => {
+                parent.join_cgroup(pid)?;
+                ch.send(&Msg::CgroupJoined)?;
+            }
+            Msg::InitPid { pid: p } => {
+                *pid = Some(p);
                 let _ = waitpid(stage1, None);
             }
             Msg::RunHooks => {
-                let pid = init_pid.ok_or_else(|| ProcessError::Init("init pid unknown".into()))?;
-                let state = runtime_hooks(pid)?;
+                let state = parent.runtime_hooks(known(pid)?)?;
                 ch.send(&Msg::HooksDone { state })?;
             }
-            Msg::Ready => {
-                return init_pid.ok_or_else(|| ProcessError::Init("init pid unknown".into()))
-            }
+            Msg::Ready => return known(pid),
             Msg::Error { msg } => return Err(ProcessError::Init(msg)),
-            other => return Err(ProcessError::Init(format!("unexpected message {other:?}"))),
+            other => return Err(unexpected(&format!("{other:?}"))),
         }
     }
 }
 
-/// Kills and reaps whichever stage is still ours: init once its pid is
-/// known (the first stage is already reaped then), else the first stage.
-fn reap_after_failure(stage1: Pid, init_pid: Option<i32>) {
-    let pid = init_pid.map_or(stage1, Pid::from_raw);
+/// Kills and reaps whichever stage is still ours: the container process
+/// once its pid is known (the first stage is already reaped then), else
+/// the first stage.
+fn reap_after_failure(stage1: Pid, pid: Option<i32>) {
+    let pid = pid.map_or(stage1, Pid::from_raw);
     let _ = kill(pid, Signal::SIGKILL);
     let _ = waitpid(pid, None);
 }

@@ -284,15 +284,15 @@ fn validate_linux(spec: &Spec) -> Result<(), SpecError> {
         ("hostname", spec.hostname()),
         ("domainname", spec.domainname()),
     ] {
-        if set.as_ref().is_some_and(|h| !h.is_empty()) && !new_ns(LinuxNamespaceType::Uts) {
+        if set.as_ref().is_some_and(|h| !h.is_empty()) && !has_ns(LinuxNamespaceType::Uts) {
             return Err(invalid(
                 field,
-                "cannot be set without a new uts namespace in linux.namespaces",
+                "cannot be set without a uts namespace in linux.namespaces",
             ));
         }
     }
     for key in linux.sysctl().iter().flatten().map(|(k, _)| k) {
-        validate_sysctl(key, &new_ns)?;
+        validate_sysctl(key, &has_ns)?;
     }
     for (i, d) in linux.devices().iter().flatten().enumerate() {
         if !d.path().is_absolute() {
@@ -309,10 +309,11 @@ fn validate_linux(spec: &Spec) -> Result<(), SpecError> {
     Ok(())
 }
 
-/// runc's rule: a sysctl may only be set inside a namespace that isolates it.
+/// runc's rule: a sysctl may only be set inside a namespace that isolates
+/// it (created for the container or joined by path).
 fn validate_sysctl(
     key: &str,
-    new_ns: &dyn Fn(LinuxNamespaceType) -> bool,
+    has_ns: &dyn Fn(LinuxNamespaceType) -> bool,
 ) -> Result<(), SpecError> {
     const IPC: [&str; 6] = [
         "kernel.msgmax",
@@ -341,10 +342,10 @@ fn validate_sysctl(
     {
         return Err(invalid(format!("linux.sysctl[{key:?}]"), "invalid name"));
     }
-    if !new_ns(needs) {
+    if !has_ns(needs) {
         return Err(invalid(
             format!("linux.sysctl[{key:?}]"),
-            format!("needs a new {needs:?} namespace in linux.namespaces"),
+            format!("needs a {needs:?} namespace in linux.namespaces"),
         ));
     }
     Ok(())

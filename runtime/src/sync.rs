@@ -12,6 +12,10 @@ pub enum Msg {
     MapIds { pid: i32 },
     /// Parent: maps written.
     IdsMapped,
+    /// First stage (systemd driver): put me in the container's scope.
+    JoinCgroup { pid: i32 },
+    /// Parent: done; the cgroup directories exist.
+    CgroupJoined,
     /// First stage: the container's init has this pid (in berth's pid ns).
     InitPid { pid: i32 },
     /// Init: namespaces and mounts are ready; run prestart/createRuntime.

@@ -3,8 +3,10 @@
 //! host) and v2 are both plain files; the translation of resources into
 //! those files is in `writes`.
 
+pub mod bpf;
 pub mod convert;
 mod stats;
+pub mod systemd;
 pub mod writes;
 
 use crate::rootfs::mountinfo;
@@ -38,6 +40,8 @@ pub enum CgroupError {
     BadPath(String),
     #[error("cgroup controller {0:?} is not mounted on this host, but linux.resources needs it")]
     NoController(String),
+    #[error(transparent)]
+    Bpf(#[from] bpf::BpfError),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,6 +63,23 @@ pub struct Cgroup {
     pub path: PathBuf,
     pub version: Version,
     hierarchies: Vec<Hierarchy>,
+}
+
+/// The cgroup path under the systemd driver: `slice:prefix:name` only
+/// (default `system.slice:berth:<id>`), as runc requires.
+pub fn systemd_path(spec_path: Option<&Path>, id: &str) -> Result<PathBuf, CgroupError> {
+    let p = spec_path
+        .map(|p| p.to_string_lossy().to_string())
+        .unwrap_or_default();
+    if p.is_empty() {
+        return container_path(Some(Path::new(&format!("system.slice:berth:{id}"))), id);
+    }
+    if p.starts_with('/') || p.split(':').count() != 3 {
+        return Err(CgroupError::Invalid(format!(
+            "linux.cgroupsPath: {p:?}: with --systemd-cgroup it must be \"slice:prefix:name\""
+        )));
+    }
+    container_path(Some(Path::new(&p)), id)
 }
 
 /// The cgroup path for a container. The systemd form `slice:prefix:name`
@@ -234,6 +255,12 @@ impl Cgroup {
                     };
                     write(&dir.join(file), rule)?;
                 }
+            }
+        }
+        // v2 has no devices files: the rules become an eBPF program.
+        if self.version == Version::V2 && !device_rules.is_empty() {
+            if let Some(h) = self.hierarchies.first() {
+                bpf::attach_device_filter(&self.dir_in(h), device_rules)?;
             }
         }
         Ok(())

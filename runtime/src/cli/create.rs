@@ -1,7 +1,8 @@
 //! `berth create`: set up a container and park its process until `start`.
 
+use super::Globals;
 use berth::container::{self, CreateOpts};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The flags `create` and `run` share.
 #[derive(clap::Args)]
@@ -27,16 +28,17 @@ pub struct CommonOpts {
 }
 
 impl CommonOpts {
-    pub fn to_create(&self, root: &Path, id: &str) -> CreateOpts {
+    pub fn to_create(&self, g: &Globals, id: &str) -> CreateOpts {
         CreateOpts {
             id: id.to_string(),
             bundle: self.bundle.clone(),
-            root: root.to_path_buf(),
+            root: g.root.clone(),
             pid_file: self.pid_file.clone(),
             console_socket: self.console_socket.clone(),
             no_pivot: self.no_pivot,
             no_new_keyring: self.no_new_keyring,
             preserve_fds: self.preserve_fds,
+            systemd_cgroup: g.systemd_cgroup,
         }
     }
 }
@@ -49,7 +51,7 @@ pub struct Args {
     pub id: String,
 }
 
-pub fn run(root: &Path, a: Args) -> anyhow::Result<i32> {
-    container::create(&a.opts.to_create(root, &a.id), None)?;
+pub fn run(g: &Globals, a: Args) -> anyhow::Result<i32> {
+    container::create(&a.opts.to_create(g, &a.id), None)?;
     Ok(0)
 }

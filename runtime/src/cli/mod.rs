@@ -41,7 +41,7 @@ pub struct Cli {
     /// Log debug records too
     #[arg(long, global = true)]
     debug: bool,
-    /// Use systemd to manage cgroups (accepted; cgroups arrive later)
+    /// Use systemd to manage cgroups (a transient scope per container)
     #[arg(long, global = true)]
     systemd_cgroup: bool,
     /// Rootless mode: true, false or auto; with `spec`, write a rootless spec
@@ -97,6 +97,12 @@ enum Command {
     Features,
 }
 
+/// The global flags a lifecycle command needs.
+pub struct Globals {
+    pub root: PathBuf,
+    pub systemd_cgroup: bool,
+}
+
 fn version() -> String {
     format!(
         "berth version {}\nspec: {}\n",
@@ -127,21 +133,25 @@ pub fn main() -> i32 {
         let _ = Cli::command().print_help();
         return 0;
     };
-    let root = cli.root.clone();
+    let g = Globals {
+        root: cli.root.clone(),
+        systemd_cgroup: cli.systemd_cgroup,
+    };
+    let root = &g.root;
     let result = match command {
-        Command::Create(a) => create::run(&root, a),
-        Command::Start(a) => start::run(&root, a),
-        Command::Run(a) => run::run(&root, a),
-        Command::Exec(a) => exec::run(&root, *a),
-        Command::State(a) => state::run(&root, a),
-        Command::Kill(a) => kill::run(&root, a),
-        Command::Delete(a) => delete::run(&root, a),
-        Command::List(a) => list::run(&root, a),
-        Command::Pause(a) => pause::pause(&root, a),
-        Command::Resume(a) => pause::resume(&root, a),
-        Command::Ps(a) => ps::run(&root, a),
-        Command::Update(a) => update::run(&root, *a),
-        Command::Events(a) => events::run(&root, a),
+        Command::Create(a) => create::run(&g, a),
+        Command::Start(a) => start::run(root, a),
+        Command::Run(a) => run::run(&g, a),
+        Command::Exec(a) => exec::run(root, *a),
+        Command::State(a) => state::run(root, a),
+        Command::Kill(a) => kill::run(root, a),
+        Command::Delete(a) => delete::run(root, a),
+        Command::List(a) => list::run(root, a),
+        Command::Pause(a) => pause::pause(root, a),
+        Command::Resume(a) => pause::resume(root, a),
+        Command::Ps(a) => ps::run(root, a),
+        Command::Update(a) => update::run(root, *a),
+        Command::Events(a) => events::run(root, a),
         Command::Features => features::run(),
         Command::Spec(a) => spec::run(a, cli.rootless.as_deref().is_some_and(|v| v != "false")),
     };

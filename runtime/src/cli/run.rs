@@ -2,8 +2,8 @@
 
 use super::create::CommonOpts;
 use super::foreground::{console_pair, Foreground};
+use super::Globals;
 use berth::container;
-use std::path::Path;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -19,9 +19,10 @@ pub struct Args {
     pub id: String,
 }
 
-pub fn run(root: &Path, a: Args) -> anyhow::Result<i32> {
+pub fn run(g: &Globals, a: Args) -> anyhow::Result<i32> {
+    let root = &g.root;
     let (ours, theirs) = console_pair(a.detach, &a.opts.console_socket)?;
-    let state = container::create(&a.opts.to_create(root, &a.id), theirs)?;
+    let state = container::create(&a.opts.to_create(g, &a.id), theirs)?;
     let fg = Foreground::attach(ours)?;
     if let Err(e) = container::start(root, &a.id) {
         let _ = container::delete(root, &a.id, true);

@@ -5,23 +5,21 @@
 //! acts on it. Errors use the words containerd and Docker match on:
 //! "does not exist" and "container not running".
 
-use crate::cgroups::{self, Cgroup};
+use crate::cgroups::Cgroup;
 use crate::hooks;
-use crate::init::InitConfig;
-use crate::namespaces::Plan;
-use crate::process;
-use crate::spec::{self, Bundle};
 use crate::state::{self, Phase, State, StateDir};
 use crate::tty;
+
+mod create;
 use crate::{logging, Result};
+pub(crate) use create::write_pid_file;
+pub use create::{create, CreateOpts};
 use nix::sys::signal::{kill as send_signal, Signal};
 use nix::unistd::Pid;
-use oci_spec::runtime::LinuxDeviceCgroup;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -158,180 +156,6 @@ fn hook_state(s: &State, status: Status) -> String {
         "annotations": s.annotations,
     })
     .to_string()
-}
-
-pub struct CreateOpts {
-    pub id: String,
-    pub bundle: PathBuf,
-    pub root: PathBuf,
-    pub pid_file: Option<PathBuf>,
-    pub console_socket: Option<PathBuf>,
-    pub no_pivot: bool,
-    pub no_new_keyring: bool,
-    pub preserve_fds: i32,
-}
-
-/// Creates a container and leaves its init parked until `start`.
-/// `console` overrides `--console-socket` (used by `run` to proxy a tty).
-pub fn create(opts: &CreateOpts, console: Option<UnixStream>) -> Result<State> {
-    state::validate_id(&opts.id)?;
-    let bundle = spec::load(&opts.bundle)?;
-    let terminal = bundle.spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
-    let console = match (terminal, console, &opts.console_socket) {
-        (false, _, _) => None,
-        (true, Some(c), _) => Some(c),
-        (true, None, Some(path)) => Some(tty::connect(path).map_err(ContainerError::from)?),
-        (true, None, None) => return Err(ContainerError::NoConsoleSocket.into()),
-    };
-    let plan =
-        Plan::from_spec(bundle.spec.linux().as_ref()).map_err(process::ProcessError::from)?;
-    let cgroup = CgroupPlan::new(&bundle, &opts.id)?;
-    let dir = StateDir::create(&opts.root, &opts.id)?;
-    match create_in(&dir, opts, bundle, console, &plan, &cgroup) {
-        Ok(s) => Ok(s),
-        Err(e) => {
-            let _ = cgroup.cgroup.destroy();
-            let _ = dir.remove();
-            Err(e)
-        }
-    }
-}
-
-/// The container's cgroup and everything to write into it, checked
-/// before anything is created.
-struct CgroupPlan {
-    cgroup: Cgroup,
-    writes: Vec<cgroups::writes::Write>,
-    device_rules: Vec<(bool, String)>,
-}
-
-impl CgroupPlan {
-    fn new(bundle: &Bundle, id: &str) -> Result<CgroupPlan> {
-        let linux = bundle.spec.linux().as_ref();
-        let path = cgroups::container_path(linux.and_then(|l| l.cgroups_path().as_deref()), id)?;
-        let cgroup = Cgroup::new(path);
-        let resources = linux.and_then(|l| l.resources().as_ref());
-        let writes = cgroup.plan(resources)?;
-        let nodes: Vec<String> = linux
-            .and_then(|l| l.devices().as_deref())
-            .unwrap_or(&[])
-            .iter()
-            .map(|d| {
-                let mut rule = LinuxDeviceCgroup::default();
-                rule.set_typ(Some(d.typ()));
-                rule.set_major(Some(d.major()));
-                rule.set_minor(Some(d.minor()));
-                cgroups::writes::device_rule(&rule)
-            })
-            .collect();
-        let device_rules = cgroups::writes::device_rules(resources, &nodes);
-        if cgroup.version == cgroups::Version::V2
-            && resources.is_some_and(|r| r.devices().is_some())
-        {
-            logging::warn(
-                "linux.resources.devices: device rules are not enforced on cgroup v2 yet",
-            );
-        }
-        Ok(CgroupPlan {
-            cgroup,
-            writes,
-            device_rules,
-        })
-    }
-}
-
-fn create_in(
-    dir: &StateDir,
-    opts: &CreateOpts,
-    bundle: Bundle,
-    console: Option<UnixStream>,
-    plan: &Plan,
-    cgroup: &CgroupPlan,
-) -> Result<State> {
-    let fifo = make_fifo(&dir.fifo_path())?;
-    cgroup.cgroup.create(&cgroup.writes, &cgroup.device_rules)?;
-    let linux = bundle.spec.linux().as_ref();
-    let mut state = State {
-        id: opts.id.clone(),
-        pid: 0,
-        pid_start: 0,
-        phase: Phase::Creating,
-        bundle: bundle.path.clone(),
-        rootfs: bundle.rootfs.clone(),
-        created: crate::clock::now_rfc3339(),
-        annotations: bundle.spec.annotations().clone().unwrap_or_default(),
-        hooks: bundle.spec.hooks().clone(),
-        cgroup: Some(cgroup.cgroup.path.clone()),
-    };
-    let cfg = InitConfig {
-        id: opts.id.clone(),
-        uid_mappings: linux
-            .and_then(|l| l.uid_mappings().clone())
-            .unwrap_or_default(),
-        gid_mappings: linux
-            .and_then(|l| l.gid_mappings().clone())
-            .unwrap_or_default(),
-        spec: bundle.spec,
-        bundle: bundle.path,
-        rootfs: bundle.rootfs,
-        fifo,
-        console,
-        no_pivot: opts.no_pivot,
-        no_new_keyring: opts.no_new_keyring,
-        preserve_fds: opts.preserve_fds,
-        cgroup_procs: cgroup.cgroup.procs_files(),
-        cgroup: cgroup.cgroup.path.clone(),
-    };
-    let hooks_of = |kind| hooks::of(state.hooks.as_ref(), kind);
-    let mut runtime_hooks = |pid: i32| {
-        let mut s = state.clone();
-        s.pid = pid;
-        let json = hook_state(&s, Status::Creating);
-        hooks::run("prestart", hooks_of("prestart"), &json)?;
-        hooks::run("createRuntime", hooks_of("createRuntime"), &json)?;
-        Ok(hook_state(&s, Status::Created))
-    };
-    let launched = process::launch(&cfg, plan, &mut runtime_hooks);
-    let pid = match launched {
-        Ok(pid) => pid,
-        Err(e) => {
-            run_poststop(&state);
-            return Err(e.into());
-        }
-    };
-    state.pid = pid;
-    state.pid_start = start_time(pid).unwrap_or_default();
-    state.phase = Phase::Created;
-    dir.save(&state)?;
-    if let Some(p) = &opts.pid_file {
-        write_pid_file(p, pid)?;
-    }
-    Ok(state)
-}
-
-fn make_fifo(path: &Path) -> Result<OwnedFd> {
-    nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600))
-        .map_err(sys(format!("mkfifo {}", path.display())))?;
-    let fd = nix::fcntl::open(
-        path,
-        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .map_err(sys(format!("open {}", path.display())))?;
-    Ok(fd)
-}
-
-/// Written via a temporary file and rename, so readers never see a
-/// partial pid (containerd reads it as soon as create returns).
-pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
-    let tmp = path.with_file_name(format!(
-        ".{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("pid")
-    ));
-    std::fs::write(&tmp, pid.to_string())
-        .map_err(io(format!("write pid file {}", tmp.display())))?;
-    std::fs::rename(&tmp, path).map_err(io(format!("write pid file {}", path.display())))?;
-    Ok(())
 }
 
 /// Releases a created container's init to exec the user's process.

@@ -1,0 +1,233 @@
+//! `create`: validate everything, make the state directory and cgroup,
+//! fork the container's init and leave it parked until `start`. On any
+//! failure everything made so far is undone.
+
+use super::{hook_state, run_poststop, start_time, ContainerError, Status};
+use crate::cgroups::{self, writes, Cgroup};
+use crate::hooks;
+use crate::init::{self, InitConfig};
+use crate::namespaces::{self, Plan};
+use crate::process::{self, Parent, ProcessError};
+use crate::spec::{self, Bundle};
+use crate::state::{self, Phase, State, StateDir};
+use crate::{tty, Result};
+use oci_spec::runtime::{LinuxDeviceCgroup, LinuxResources};
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+pub struct CreateOpts {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub root: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: i32,
+    pub systemd_cgroup: bool,
+}
+
+/// Creates a container and leaves its init parked until `start`.
+/// `console` overrides `--console-socket` (used by `run` to relay a tty).
+pub fn create(opts: &CreateOpts, console: Option<UnixStream>) -> Result<State> {
+    state::validate_id(&opts.id)?;
+    let bundle = spec::load(&opts.bundle)?;
+    let terminal = bundle.spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
+    let console = match (terminal, console, &opts.console_socket) {
+        (false, _, _) => None,
+        (true, Some(c), _) => Some(c),
+        (true, None, Some(path)) => Some(tty::connect(path).map_err(ContainerError::from)?),
+        (true, None, None) => return Err(ContainerError::NoConsoleSocket.into()),
+    };
+    let plan = Plan::from_spec(bundle.spec.linux().as_ref()).map_err(ProcessError::from)?;
+    let cgroup = CgroupPlan::new(&bundle, &opts.id, opts.systemd_cgroup)?;
+    let dir = StateDir::create(&opts.root, &opts.id)?;
+    match create_in(&dir, opts, bundle, console, &plan, &cgroup) {
+        Ok(s) => Ok(s),
+        Err(e) => {
+            let _ = cgroup.cgroup.destroy();
+            let _ = dir.remove();
+            Err(e)
+        }
+    }
+}
+
+/// The container's cgroup and everything to write into it, checked
+/// before anything is created.
+struct CgroupPlan {
+    cgroup: Cgroup,
+    resources: Option<LinuxResources>,
+    writes: Vec<writes::Write>,
+    device_rules: Vec<(bool, String)>,
+    systemd: bool,
+}
+
+impl CgroupPlan {
+    fn new(bundle: &Bundle, id: &str, systemd: bool) -> Result<CgroupPlan> {
+        let linux = bundle.spec.linux().as_ref();
+        let spec_path = linux.and_then(|l| l.cgroups_path().as_deref());
+        let path = match systemd {
+            true => cgroups::systemd_path(spec_path, id)?,
+            false => cgroups::container_path(spec_path, id)?,
+        };
+        let cgroup = Cgroup::new(path);
+        let resources = linux.and_then(|l| l.resources().clone());
+        let writes = cgroup.plan(resources.as_ref())?;
+        let nodes: Vec<String> = linux
+            .and_then(|l| l.devices().as_deref())
+            .unwrap_or(&[])
+            .iter()
+            // A fifo is not a device: the device cgroup has no rule for it.
+            .filter(|d| d.typ() != oci_spec::runtime::LinuxDeviceType::P)
+            .map(|d| {
+                let mut rule = LinuxDeviceCgroup::default();
+                rule.set_typ(Some(d.typ()));
+                rule.set_major(Some(d.major()));
+                rule.set_minor(Some(d.minor()));
+                writes::device_rule(&rule)
+            })
+            .collect();
+        let device_rules = writes::device_rules(resources.as_ref(), &nodes);
+        Ok(CgroupPlan {
+            cgroup,
+            resources,
+            writes,
+            device_rules,
+            systemd,
+        })
+    }
+
+    fn create(&self) -> std::result::Result<(), cgroups::CgroupError> {
+        self.cgroup.create(&self.writes, &self.device_rules)
+    }
+}
+
+/// berth's answers to the container side while it is set up.
+struct CreateParent<'a> {
+    state: &'a State,
+    cfg: &'a InitConfig,
+    cgroup: &'a CgroupPlan,
+}
+
+impl Parent for CreateParent<'_> {
+    fn map_ids(&mut self, pid: i32) -> std::result::Result<(), ProcessError> {
+        Ok(namespaces::write_id_maps(
+            pid,
+            &self.cfg.uid_mappings,
+            &self.cfg.gid_mappings,
+        )?)
+    }
+
+    fn join_cgroup(&mut self, pid: i32) -> std::result::Result<(), ProcessError> {
+        let c = self.cgroup;
+        cgroups::systemd::start_scope(&c.cgroup.path, pid, c.resources.as_ref(), c.cgroup.version)?;
+        Ok(c.create()?)
+    }
+
+    fn runtime_hooks(&mut self, pid: i32) -> std::result::Result<String, ProcessError> {
+        let mut s = self.state.clone();
+        s.pid = pid;
+        let json = hook_state(&s, Status::Creating);
+        let of = |kind| hooks::of(s.hooks.as_ref(), kind);
+        hooks::run("prestart", of("prestart"), &json)?;
+        hooks::run("createRuntime", of("createRuntime"), &json)?;
+        Ok(json)
+    }
+}
+
+fn create_in(
+    dir: &StateDir,
+    opts: &CreateOpts,
+    bundle: Bundle,
+    console: Option<UnixStream>,
+    plan: &Plan,
+    cgroup: &CgroupPlan,
+) -> Result<State> {
+    let fifo = make_fifo(&dir.fifo_path())?;
+    // Under systemd the scope (and so the cgroup) exists only once its
+    // first process does: see CreateParent::join_cgroup.
+    if !cgroup.systemd {
+        cgroup.create()?;
+    }
+    let linux = bundle.spec.linux().as_ref();
+    let mut state = State {
+        id: opts.id.clone(),
+        pid: 0,
+        pid_start: 0,
+        phase: Phase::Creating,
+        bundle: bundle.path.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: crate::clock::now_rfc3339(),
+        annotations: bundle.spec.annotations().clone().unwrap_or_default(),
+        hooks: bundle.spec.hooks().clone(),
+        cgroup: Some(cgroup.cgroup.path.clone()),
+    };
+    let cfg = InitConfig {
+        id: opts.id.clone(),
+        uid_mappings: linux
+            .and_then(|l| l.uid_mappings().clone())
+            .unwrap_or_default(),
+        gid_mappings: linux
+            .and_then(|l| l.gid_mappings().clone())
+            .unwrap_or_default(),
+        spec: bundle.spec,
+        bundle: bundle.path,
+        rootfs: bundle.rootfs,
+        fifo,
+        console,
+        no_pivot: opts.no_pivot,
+        no_new_keyring: opts.no_new_keyring,
+        preserve_fds: opts.preserve_fds,
+        cgroup_procs: cgroup.cgroup.procs_files(),
+        cgroup: cgroup.cgroup.path.clone(),
+        systemd_scope: cgroup.systemd,
+    };
+    let mut parent = CreateParent {
+        state: &state,
+        cfg: &cfg,
+        cgroup,
+    };
+    let launched = process::spawn(|ch| init::stage1(&cfg, plan, ch), &mut parent);
+    let pid = match launched {
+        Ok(pid) => pid,
+        Err(e) => {
+            run_poststop(&state);
+            return Err(e.into());
+        }
+    };
+    state.pid = pid;
+    state.pid_start = start_time(pid).unwrap_or_default();
+    state.phase = Phase::Created;
+    dir.save(&state)?;
+    if let Some(p) = &opts.pid_file {
+        write_pid_file(p, pid)?;
+    }
+    Ok(state)
+}
+
+fn make_fifo(path: &Path) -> Result<OwnedFd> {
+    let sys = |what: &str| {
+        let what = format!("{what} {}", path.display());
+        move |source| ContainerError::Sys { what, source }
+    };
+    nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600))
+        .map_err(sys("mkfifo"))?;
+    let flags =
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC;
+    Ok(nix::fcntl::open(path, flags, nix::sys::stat::Mode::empty()).map_err(sys("open"))?)
+}
+
+/// Written via a temporary file and rename, so readers never see a
+/// partial pid (containerd reads it as soon as create returns).
+pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("pid");
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    let io = |source| ContainerError::Io {
+        what: format!("write pid file {}", path.display()),
+        source,
+    };
+    std::fs::write(&tmp, pid.to_string()).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)?;
+    Ok(())
+}
