@@ -182,6 +182,7 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
         // No reader on the fifo means init is gone.
         .map_err(|_| ContainerError::NotRunning)?;
     std::io::Write::write_all(&mut &f, b"0").map_err(io("release the container's init"))?;
+    wait_exec(&f);
     drop(f);
     let _ = std::fs::remove_file(&fifo);
     state.phase = Phase::Running;
@@ -196,6 +197,21 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
         logging::warn(&e.to_string());
     }
     Ok(())
+}
+
+/// Waits until init has exec'd the user's process (or died), so that
+/// poststart hooks run after it, as the runtime spec says. init's end of
+/// the fifo is its only reader and close-on-exec: the writer sees POLLERR
+/// once it is gone.
+fn wait_exec(fifo: &std::fs::File) {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    loop {
+        let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::empty())];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            _ => return,
+        }
+    }
 }
 
 /// A container's recorded state, read without its lock.
