@@ -146,6 +146,59 @@ fn joins_a_uts_namespace_by_path() {
 }
 
 #[test]
+fn joins_a_cgroup_namespace_by_path() {
+    assert_joins("cgroup", "cgroup", "cgroup");
+}
+
+#[test]
+fn joins_a_time_namespace_by_path() {
+    berth_only!("runc 1.1 does not know the time namespace");
+    assert_joins("time", "time", "time");
+}
+
+/// Starts `sleep 600` in `b` and returns its pid (host view).
+fn start_sleeper(b: &mut Bundle) -> i64 {
+    b.set("/process/args", json!(["sleep", "600"]));
+    b.create().assert_ok();
+    b.start().assert_ok();
+    b.state_json()["pid"].as_i64().unwrap()
+}
+
+#[test]
+fn joins_the_user_namespace_of_a_running_container() {
+    berth_only!("runc 1.1.5 wants uidMappings even for a joined user namespace");
+    // Containers of one pod share a user namespace: the second gets the
+    // first one's mappings without giving its own.
+    let mut first = Bundle::new();
+    add_user_namespace(&mut first);
+    let pid = start_sleeper(&mut first);
+    let mut second = Bundle::new();
+    let path = format!("/proc/{pid}/ns/user");
+    add_namespace(&mut second, json!({"type": "user", "path": path}));
+    let inside = inode_inside(&mut second, "user");
+    let maps = second.run_sh("cat /proc/self/uid_map");
+    first.delete(&["--force"]).assert_ok();
+    assert_eq!(inside, ns_inode(Path::new(&path)));
+    let maps = maps.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert_eq!(maps, "0 100000 65536");
+}
+
+#[test]
+fn joins_the_pid_namespace_of_a_running_container() {
+    // Sharing a pid namespace (docker run --pid container:X, a pod):
+    // the second container sees the first one's process and is not pid 1.
+    let mut first = Bundle::new();
+    let pid = start_sleeper(&mut first);
+    let mut second = Bundle::new();
+    let path = format!("/proc/{pid}/ns/pid");
+    add_namespace(&mut second, json!({"type": "pid", "path": path}));
+    let out = second.run_sh("ps -o args; echo pid=$$");
+    first.delete(&["--force"]).assert_ok();
+    assert!(out.lines().any(|l| l.trim() == "sleep 600"), "{out}");
+    assert!(!out.contains("pid=1\n"), "{out}");
+}
+
+#[test]
 fn hostname_is_set() {
     let mut b = Bundle::new();
     b.set("/hostname", json!("box-under-test"));

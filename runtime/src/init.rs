@@ -81,14 +81,9 @@ pub fn stage1(cfg: &InitConfig, plan: &Plan, ch: Channel) -> ! {
 fn stage1_setup(cfg: &InitConfig, plan: &Plan, ch: &Channel) -> Res<()> {
     // First, so init and everything it starts is in the container's
     // cgroup, and a new cgroup namespace is rooted there.
+    let pid = nix::unistd::getpid().as_raw();
     if cfg.systemd_scope {
-        let pid = nix::unistd::getpid().as_raw();
-        ch.send(&Msg::JoinCgroup { pid })
-            .map_err(|e| e.to_string())?;
-        match ch.recv().map_err(|e| e.to_string())? {
-            Msg::CgroupJoined => {}
-            other => return Err(format!("unexpected message {other:?}")),
-        }
+        ask(ch, &Msg::JoinCgroup { pid }, Msg::CgroupJoined)?;
     }
     for procs in &cfg.cgroup_procs {
         std::fs::write(procs, "0").map_err(|e| format!("join cgroup {}: {e}", procs.display()))?;
@@ -105,17 +100,24 @@ fn stage1_setup(cfg: &InitConfig, plan: &Plan, ch: &Channel) -> Res<()> {
     if plan.new_user {
         namespaces::unshare_flags(nix::sched::CloneFlags::CLONE_NEWUSER)
             .map_err(|e| e.to_string())?;
-        ch.send(&Msg::MapIds {
-            pid: nix::unistd::getpid().as_raw(),
-        })
-        .map_err(|e| e.to_string())?;
-        match ch.recv().map_err(|e| e.to_string())? {
-            Msg::IdsMapped => {}
-            other => return Err(format!("unexpected message {other:?}")),
-        }
+        ask(ch, &Msg::MapIds { pid }, Msg::IdsMapped)?;
+    }
+    // Host root is unmapped in the container's user namespace: files it
+    // made would have no owner there (EOVERFLOW). Be its root instead.
+    if plan.new_user || plan.joins(LinuxNamespaceType::User) {
         become_root()?;
     }
     namespaces::unshare_flags(plan.new).map_err(|e| e.to_string())
+}
+
+/// Sends a request to berth and waits for the answer `want`.
+fn ask(ch: &Channel, request: &Msg, want: Msg) -> Res<()> {
+    ch.send(request).map_err(|e| e.to_string())?;
+    let got = ch.recv().map_err(|e| e.to_string())?;
+    if std::mem::discriminant(&got) != std::mem::discriminant(&want) {
+        return Err(format!("unexpected message {got:?}, wanted {want:?}"));
+    }
+    Ok(())
 }
 
 fn become_root() -> Res<()> {

@@ -97,6 +97,10 @@ impl Plan {
         self.new.contains(clone_flag(t))
     }
 
+    pub fn joins(&self, t: LinuxNamespaceType) -> bool {
+        self.joins.iter().any(|j| j.typ == t)
+    }
+
     /// Joins every namespace given by path (in the first stage).
     pub fn join_all(&self) -> Result<(), NamespaceError> {
         for j in &self.joins {
