@@ -87,6 +87,27 @@ fn tmpfs_gets_size_mode_and_flags() {
 }
 
 #[test]
+fn tmpcopyup_starts_the_tmpfs_with_the_directory_contents() {
+    let mut b = Bundle::new();
+    let data = b.rootfs().join("srv/data");
+    std::fs::create_dir_all(data.join("sub")).unwrap();
+    std::fs::write(data.join("sub/file"), "from the image\n").unwrap();
+    std::os::unix::fs::symlink("sub/file", data.join("link")).unwrap();
+    std::os::unix::fs::chown(data.join("sub"), Some(1000), Some(1000)).unwrap();
+    let opts = json!(["tmpcopyup", "nosuid"]);
+    b.mount(
+        json!({"destination": "/srv/data", "type": "tmpfs", "source": "tmpfs", "options": opts}),
+    );
+    let out = b.run_sh(
+        "cat /srv/data/link; stat -c '%u:%g' /srv/data/sub; echo new > /srv/data/sub/file; \
+         grep ' /srv/data ' /proc/self/mountinfo | grep -c tmpfs",
+    );
+    assert_eq!(out, "from the image\n1000:1000\n1\n");
+    let on_host = std::fs::read_to_string(data.join("sub/file")).unwrap();
+    assert_eq!(on_host, "from the image\n", "the write reached the image");
+}
+
+#[test]
 fn mounts_are_applied_in_order() {
     // The bind lands inside the tmpfs only if the tmpfs is mounted first.
     let mut b = Bundle::new();

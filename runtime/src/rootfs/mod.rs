@@ -3,6 +3,7 @@
 //! root (sysctls, masked and read-only paths, a read-only root).
 
 mod cgroup;
+mod copyup;
 mod devices;
 pub mod mountinfo;
 pub mod options;
@@ -130,6 +131,14 @@ fn mount_one(ctx: &Ctx, m: &Mount) -> Result<(), RootfsError> {
         cgroup::mount_cgroup(&dest, &opts, ctx.cgroup, ctx.cgroupns)?;
     } else {
         make_target(&dest, true)?;
+        let copyup = |what| {
+            let dest = dest.clone();
+            move |source| RootfsError::Destination { dest, what, source }
+        };
+        let covered = match opts.tmpcopyup && typ == "tmpfs" {
+            true => Some(copyup::Covered::open(&dest).map_err(copyup("open for tmpcopyup"))?),
+            false => None,
+        };
         let src = m
             .source()
             .as_ref()
@@ -143,6 +152,9 @@ fn mount_one(ctx: &Ctx, m: &Mount) -> Result<(), RootfsError> {
             Some(data.as_str()).filter(|d| !d.is_empty()),
         )
         .map_err(mount_err(&src, &dest, typ))?;
+        if let Some(c) = covered {
+            c.copy_into(&dest).map_err(copyup("tmpcopyup"))?;
+        }
     }
     for p in &opts.propagation {
         mount(None::<&str>, &dest, None::<&str>, *p, None::<&str>).map_err(mount_err(
