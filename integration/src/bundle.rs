@@ -220,14 +220,7 @@ impl Bundle {
             .stdout(Stdio::piped())
             .spawn()
             .expect("spawn run");
-        let (tx, lines) = mpsc::channel();
-        let stdout = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-                .try_for_each(|l| tx.send(l))
-        });
+        let lines = lines_of(child.stdout.take().unwrap());
         Running { child, lines }
     }
 
@@ -271,6 +264,18 @@ impl Drop for Bundle {
         self.unmount_all();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// The lines a child writes, read by a thread as they come.
+pub fn lines_of(stdout: std::process::ChildStdout) -> Receiver<String> {
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .try_for_each(|l| tx.send(l))
+    });
+    lines
 }
 
 /// A `run` in the background (for tests that signal a running container).

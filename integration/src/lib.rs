@@ -6,12 +6,14 @@
 //! error messages, and that nothing is left behind.
 
 mod bundle;
+mod cgroup;
 mod console;
 mod exec;
 mod host;
 mod leftovers;
 
-pub use bundle::{s, Bundle, Running};
+pub use bundle::{lines_of, s, Bundle, Running};
+pub use cgroup::{unified, CgroupOf};
 use console::ConsoleSocket;
 pub use exec::Out;
 pub use host::{ns_inode, NsFile};

@@ -48,7 +48,10 @@ pub fn run(root: &Path, a: Args) -> anyhow::Result<i32> {
     }
     let mut ooms = berth::control::oom_kills(root, &a.id).context("events")?;
     let mut next_stats = Instant::now();
-    while berth::control::alive(root, &a.id) {
+    loop {
+        // Looked up first, so an OOM kill that ends the container is
+        // still reported below.
+        let alive = berth::control::alive(root, &a.id);
         let now_ooms = berth::control::oom_kills(root, &a.id).unwrap_or(ooms);
         if now_ooms > ooms {
             println!("{}", serde_json::json!({"type": "oom", "id": a.id}));
@@ -60,9 +63,11 @@ pub fn run(root: &Path, a: Args) -> anyhow::Result<i32> {
             }
             next_stats += a.interval;
         }
+        if !alive {
+            return Ok(0);
+        }
         std::thread::sleep(OOM_POLL.min(next_stats.saturating_duration_since(Instant::now())));
     }
-    Ok(0)
 }
 
 #[cfg(test)]

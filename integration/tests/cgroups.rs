@@ -1,0 +1,293 @@
+//! `linux.resources` and `linux.cgroupsPath`: each limit is checked where
+//! the kernel keeps it (the cgroup file, on v1 or v2) and, where it can be
+//! seen, by its effect; `update`, `pause`/`resume`, `events` and
+//! `kill --all` act on the container's cgroup.
+
+use integration::{json, unified, Bundle, CgroupOf, Value};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Creates and starts `sleep 600` with `resources`; returns its cgroup.
+fn sleeper(b: &mut Bundle, resources: Value) -> CgroupOf {
+    b.set("/linux/resources", resources)
+        .set("/process/args", json!(["sleep", "600"]));
+    b.create().assert_ok();
+    b.start().assert_ok();
+    CgroupOf::pid(init_pid(b))
+}
+
+fn init_pid(b: &Bundle) -> i64 {
+    b.state_json()["pid"].as_i64().expect("state has a pid")
+}
+
+/// Deletes the container and checks its cgroup is gone with it.
+#[track_caller]
+fn delete(b: &Bundle) {
+    b.delete(&["--force"]).assert_ok();
+    b.assert_no_leftovers();
+}
+
+#[test]
+fn memory_limit_is_set() {
+    let mut b = Bundle::new();
+    let cg = sleeper(&mut b, json!({"memory": {"limit": 67108864}}));
+    let limit = cg.read(("memory", "memory.limit_in_bytes"), "memory.max");
+    delete(&b);
+    assert_eq!(limit, "67108864");
+}
+
+#[test]
+fn cpu_shares_and_quota_are_set() {
+    let mut b = Bundle::new();
+    let cpu = json!({"cpu": {"shares": 512, "quota": 50000, "period": 100000}});
+    let cg = sleeper(&mut b, cpu);
+    let (weight, max) = if unified() {
+        (
+            cg.read(("", ""), "cpu.weight"),
+            cg.read(("", ""), "cpu.max"),
+        )
+    } else {
+        let quota = cg.read(("cpu", "cpu.cfs_quota_us"), "");
+        let period = cg.read(("cpu", "cpu.cfs_period_us"), "");
+        (
+            cg.read(("cpu", "cpu.shares"), ""),
+            format!("{quota} {period}"),
+        )
+    };
+    delete(&b);
+    // v2 has weights, not shares: runc's conversion gives 20 for 512.
+    assert_eq!(weight, if unified() { "20" } else { "512" });
+    assert_eq!(max, "50000 100000");
+}
+
+#[test]
+fn pids_limit_stops_a_fork_loop() {
+    let mut b = Bundle::new();
+    b.set("/linux/resources", json!({"pids": {"limit": 8}}));
+    // The shell is one task and each background sleep one more: the
+    // eighth sleep cannot be forked (busybox's shell may die of it).
+    let out = b
+        .sh("i=0; while [ $i -lt 20 ]; do sleep 5 & i=$((i+1)); done; echo looped")
+        .run();
+    b.assert_no_leftovers();
+    assert!(out.stderr.contains("can't fork"), "{out:?}");
+}
+
+#[test]
+fn memory_limit_oom_kills_and_events_reports_it() {
+    let mut b = Bundle::new();
+    // `tail` keeps the line it is reading in memory; /dev/zero has no newline.
+    b.set(
+        "/linux/resources",
+        json!({"memory": {"limit": 16777216, "swap": 16777216}}),
+    )
+    .sh("sleep 1; tail /dev/zero");
+    b.create().assert_ok();
+    let mut events = b
+        .command()
+        .args(["events", &b.id])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn events");
+    let lines = integration::lines_of(events.stdout.take().unwrap());
+    b.start().assert_ok();
+    let oom = |l: &String| {
+        serde_json::from_str::<Value>(l)
+            .is_ok_and(|e| e["type"] == "oom" && e["id"] == b.id.as_str())
+    };
+    let start = Instant::now();
+    let mut seen = Vec::new();
+    while let Ok(l) = lines.recv_timeout(Duration::from_secs(10).saturating_sub(start.elapsed())) {
+        seen.push(l);
+        if seen.last().is_some_and(oom) {
+            break;
+        }
+    }
+    let _ = events.kill();
+    let _ = events.wait();
+    b.wait_status("stopped");
+    delete(&b);
+    assert!(
+        seen.iter().any(oom),
+        "no oom event in:\n{}",
+        seen.join("\n")
+    );
+}
+
+/// A bind of the host's /dev/loop-control (c 10:237, in no default
+/// allow rule; opening it needs no capability).
+fn with_loop_control(b: &mut Bundle) {
+    b.bind(Path::new("/dev/loop-control"), "/dev/loop-control", &[]);
+}
+
+#[test]
+fn device_outside_the_allow_list_cannot_be_opened() {
+    let mut b = Bundle::new();
+    with_loop_control(&mut b);
+    let out = b.sh("head -c0 /dev/loop-control && echo opened").run();
+    out.assert_failed();
+    assert!(!out.stdout.contains("opened"), "{out:?}");
+    assert!(out.stderr.contains("not permitted"), "{out:?}");
+    b.assert_no_leftovers();
+}
+
+#[test]
+fn device_allowed_by_a_rule_can_be_opened() {
+    let mut b = Bundle::new();
+    with_loop_control(&mut b);
+    let rules = json!([
+        {"allow": false, "access": "rwm"},
+        {"allow": true, "type": "c", "major": 10, "minor": 237, "access": "r"}
+    ]);
+    b.set("/linux/resources/devices", rules);
+    assert_eq!(
+        b.run_sh("head -c0 /dev/loop-control && echo opened"),
+        "opened\n"
+    );
+    b.assert_no_leftovers();
+}
+
+#[test]
+fn update_changes_a_live_limit() {
+    let mut b = Bundle::new();
+    let cg = sleeper(&mut b, json!({"pids": {"limit": 100}}));
+    let file = b.dir.join("resources.json");
+    std::fs::write(&file, json!({"pids": {"limit": 42}}).to_string()).unwrap();
+    let by_file = b.rt(&["update", "--resources", file.to_str().unwrap(), &b.id]);
+    let after_file = cg.read(("pids", "pids.max"), "pids.max");
+    let by_flag = b.rt(&["update", "--pids-limit", "7", &b.id]);
+    let after_flag = cg.read(("pids", "pids.max"), "pids.max");
+    delete(&b);
+    by_file.assert_ok();
+    by_flag.assert_ok();
+    assert_eq!((after_file.as_str(), after_flag.as_str()), ("42", "7"));
+}
+
+#[test]
+fn update_refuses_an_impossible_value() {
+    let mut b = Bundle::new();
+    let cg = sleeper(&mut b, json!({"cpu": {"shares": 1024}}));
+    let before = cg.read(("cpu", "cpu.shares"), "cpu.weight");
+    let out = b.rt(&["update", "--cpu-quota", "500", "--cpu-period", "100", &b.id]);
+    let after = cg.read(("cpu", "cpu.shares"), "cpu.weight");
+    delete(&b);
+    out.assert_failed();
+    assert_eq!(before, after);
+}
+
+/// The CPU time a process has used, in clock ticks (utime + stime).
+fn cpu_ticks(pid: i64) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn paused_processes_do_not_advance() {
+    let mut b = Bundle::new();
+    b.set("/process/args", json!(["sh", "-c", "while :; do :; done"]));
+    b.create().assert_ok();
+    b.start().assert_ok();
+    let pid = init_pid(&b);
+    b.rt(&["pause", &b.id]).assert_ok();
+    let paused = b.state_json()["status"].clone();
+    let frozen_at = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_millis(300));
+    let frozen_after = cpu_ticks(pid);
+    b.rt(&["resume", &b.id]).assert_ok();
+    let resumed = b.state_json()["status"].clone();
+    let start = Instant::now();
+    while cpu_ticks(pid) == frozen_after && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let runs_again = cpu_ticks(pid) > frozen_after;
+    delete(&b);
+    assert_eq!((paused, resumed), (json!("paused"), json!("running")));
+    assert_eq!(frozen_at, frozen_after, "a paused process used CPU");
+    assert!(runs_again, "the process never ran again after resume");
+}
+
+#[test]
+fn pause_of_a_stopped_container_fails() {
+    let b = Bundle::new();
+    b.create().assert_ok();
+    b.start().assert_ok();
+    b.wait_status("stopped");
+    b.rt(&["pause", &b.id])
+        .assert_failed()
+        .assert_mentions("not running");
+    delete(&b);
+}
+
+#[test]
+fn kill_all_reaches_every_process_without_a_pid_namespace() {
+    // Without a pid namespace of its own only the cgroup knows which
+    // processes belong to the container.
+    let mut b = Bundle::new();
+    b.edit(|c| {
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "pid");
+    });
+    b.sh("sleep 600 & sleep 600 & wait");
+    b.create().assert_ok();
+    b.start().assert_ok();
+    let cg = CgroupOf::pid(init_pid(&b));
+    let procs = cg.dir("pids").join("cgroup.procs");
+    let count = || std::fs::read_to_string(&procs).unwrap().lines().count();
+    let start = Instant::now();
+    while count() < 3 && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    b.rt(&["kill", "--all", &b.id, "KILL"]).assert_ok();
+    b.wait_status("stopped");
+    let left = std::fs::read_to_string(&procs).unwrap_or_default();
+    delete(&b);
+    assert_eq!(left, "", "processes left in the cgroup");
+}
+
+#[test]
+fn cgroups_path_is_honoured() {
+    let mut b = Bundle::new();
+    let path = format!("/berth-it/{}", b.id);
+    b.set("/linux/cgroupsPath", json!(path));
+    let cg = sleeper(&mut b, json!({"pids": {"limit": 50}}));
+    let dir = cg.dir("pids");
+    delete(&b);
+    assert!(
+        dir.ends_with(path.trim_start_matches('/')),
+        "{}",
+        dir.display()
+    );
+    assert!(!dir.exists(), "delete left {}", dir.display());
+}
+
+#[test]
+fn bad_resource_fails_create_and_leaves_nothing() {
+    let mut b = Bundle::new();
+    b.set(
+        "/linux/resources",
+        json!({"cpu": {"quota": 500, "period": 100}}),
+    );
+    b.create().assert_failed().assert_mentions("cpu");
+    b.assert_no_leftovers();
+}
+
+#[test]
+fn events_stats_prints_usage() {
+    let mut b = Bundle::new();
+    sleeper(
+        &mut b,
+        json!({"memory": {"limit": 67108864}, "pids": {"limit": 50}}),
+    );
+    let out = b.rt(&["events", "--stats", &b.id]);
+    delete(&b);
+    let e: Value = serde_json::from_str(out.assert_ok().stdout.trim()).expect("JSON");
+    assert_eq!(e["type"], "stats");
+    assert_eq!(e["id"], b.id.as_str());
+    assert!(e["data"]["pids"]["current"].as_u64().unwrap() >= 1, "{e}");
+    assert_eq!(e["data"]["pids"]["limit"], 50, "{e}");
+    assert!(
+        e["data"]["memory"]["usage"]["usage"].as_u64().unwrap() > 0,
+        "{e}"
+    );
+}
