@@ -31,7 +31,7 @@ impl CgroupOf {
                 true => names.is_empty(),
                 false => names.split(',').any(|n| n == controller),
             };
-            ours.then(|| (names, path))
+            ours.then_some((names, path))
         });
         let (names, path) = found.unwrap_or_else(|| panic!("no {controller} in {}", self.lines));
         let mount = if unified() {
