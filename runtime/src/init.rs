@@ -58,9 +58,19 @@ pub fn stage1(cfg: &InitConfig, plan: &Plan, ch: Channel) -> ! {
     if let Err(msg) = stage1_setup(cfg, plan, &ch) {
         die(&ch, msg);
     }
+    // init waits for EOF on this pipe, which comes when the first stage
+    // exits: berth then knows init's pid before init can ask for anything.
+    let (held, hold) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+        Ok(p) => p,
+        Err(e) => die(&ch, format!("pipe: {e}")),
+    };
     // SAFETY: single-threaded, as in the parent.
     match unsafe { fork() } {
         Ok(ForkResult::Child) => {
+            drop(hold);
+            let mut b = [0u8; 1];
+            while let Err(nix::errno::Errno::EINTR) = nix::unistd::read(&held, &mut b) {}
+            drop(held);
             let msg = match container_init(cfg, plan, &ch) {
                 Err(msg) => msg,
                 Ok(never) => match never {},
