@@ -2,8 +2,8 @@
 //! `../shared/fixtures/configs/`, or `$BERTH_FIXTURES`) runs, adapted only
 //! where this host or a later issue requires:
 //! - `root.path` is the bundle's busybox rootfs;
-//! - `linux.seccomp`, `linux.cgroupsPath` and `linux.resources` (but its
-//!   device rules) are removed: seccomp and cgroups are later issues;
+//! - `linux.seccomp` is removed (a later issue); `linux.cgroupsPath`
+//!   names a cgroup of the test's own, in the client's form;
 //! - each hook is replaced by one that logs its kind (Docker's prestart hook
 //!   is dockerd's own binary);
 //! - bind-mount sources and namespace paths that do not exist here are
@@ -11,7 +11,7 @@
 //! - rlimits and capabilities are clamped to what root may set on this host;
 //! - args print what the test checks; a terminal goes to a console socket.
 
-use integration::{json, s, workspace, Bundle, NsFile, Value};
+use integration::{json, s, systemd_cgroup, workspace, Bundle, NsFile, Value};
 use std::path::{Path, PathBuf};
 
 fn fixtures_dir() -> PathBuf {
@@ -30,7 +30,7 @@ fn run_fixture(name: &str) {
     let files = replace_bind_sources(&b, &mut config);
     let (script, expected) = checks(&config, &files);
     adapt_process(&b, &mut config, &script);
-    strip_later_issues(&mut config);
+    strip_later_issues(&mut config, &b.id);
     config["root"]["path"] = json!(b.rootfs());
     let terminal = config["process"]["terminal"] == true;
     b.edit(|c| *c = config);
@@ -67,21 +67,22 @@ fn content_for(dest: &str) -> String {
     format!("content of {dest}\n")
 }
 
-/// Removes what later issues implement (seccomp, cgroups), keeping only the
-/// device rules: without them runc's default rules refuse Docker's
-/// privileged container its own /dev/null.
-fn strip_later_issues(config: &mut Value) {
+/// Removes what a later issue implements (seccomp) and moves the cgroup
+/// to one of this test's own, in the form the client wrote
+/// (`/docker/<id>`), or systemd's (`system.slice:docker:<id>`) when the
+/// runtime runs with `--systemd-cgroup`.
+fn strip_later_issues(config: &mut Value, id: &str) {
     let linux = config["linux"].as_object_mut().unwrap();
-    let device_rules = linux
-        .get("resources")
-        .and_then(|r| r.get("devices"))
-        .cloned();
-    for key in ["seccomp", "resources", "cgroupsPath"] {
-        linux.remove(key);
-    }
-    if let Some(rules) = device_rules {
-        linux.insert("resources".into(), json!({ "devices": rules }));
-    }
+    linux.remove("seccomp");
+    let Some(path) = linux.get("cgroupsPath").and_then(Value::as_str) else {
+        return;
+    };
+    let parent = path.trim_start_matches('/').split('/').next().unwrap_or("berth");
+    let ours = match systemd_cgroup() {
+        true => format!("system.slice:{parent}:{id}"),
+        false => format!("/{parent}/{id}"),
+    };
+    linux.insert("cgroupsPath".into(), json!(ours));
 }
 
 /// Replaces every hook by one that logs its kind; returns the kinds in the

@@ -117,7 +117,8 @@ pub fn v1(r: &LinuxResources) -> Result<Vec<Write>, String> {
         }
     }
     if let Some(c) = r.cpu() {
-        if let Some(v) = c.shares() {
+        // 0 means "not set" in the clients' specs (Docker writes it), as runc reads it.
+        if let Some(v) = c.shares().filter(|v| *v != 0) {
             out.push(w("cpu", "cpu.shares", v));
         }
         if let Some(v) = c.period() {
@@ -144,10 +145,10 @@ pub fn v1(r: &LinuxResources) -> Result<Vec<Write>, String> {
         out.push(w("pids", "pids.max", pids(p.limit())));
     }
     if let Some(b) = r.block_io() {
-        if let Some(v) = b.weight() {
+        if let Some(v) = b.weight().filter(|v| *v != 0) {
             out.push(w("blkio", "blkio.weight", blkio_weight(v)?));
         }
-        if let Some(v) = b.leaf_weight() {
+        if let Some(v) = b.leaf_weight().filter(|v| *v != 0) {
             out.push(w("blkio", "blkio.leaf_weight", blkio_weight(v)?));
         }
         for d in b.weight_device().iter().flatten() {
@@ -271,7 +272,7 @@ pub fn v2(r: &LinuxResources) -> Result<Vec<Write>, String> {
         out.push(w("pids", "pids.max", pids(p.limit())));
     }
     if let Some(b) = r.block_io() {
-        if let Some(v) = b.weight() {
+        if let Some(v) = b.weight().filter(|v| *v != 0) {
             out.push(w(
                 "io",
                 "io.weight",
@@ -441,6 +442,13 @@ mod tests {
             find(&ws, "rdma.max"),
             ["mlx5_1 hca_handle=3 hca_object=10000"]
         );
+    }
+
+    #[test]
+    fn zero_means_unset_as_docker_writes_it() {
+        let r = res(serde_json::json!({"cpu": {"shares": 0}, "blockIO": {"weight": 0, "leafWeight": 0}}));
+        assert_eq!(v1(&r).unwrap(), []);
+        assert_eq!(v2(&r).unwrap(), []);
     }
 
     #[test]
