@@ -77,7 +77,11 @@ fn strip_later_issues(config: &mut Value, id: &str) {
     let Some(path) = linux.get("cgroupsPath").and_then(Value::as_str) else {
         return;
     };
-    let parent = path.trim_start_matches('/').split('/').next().unwrap_or("berth");
+    let parent = path
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or("berth");
     let ours = match systemd_cgroup() {
         true => format!("system.slice:{parent}:{id}"),
         false => format!("/{parent}/{id}"),

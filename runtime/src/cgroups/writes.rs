@@ -446,7 +446,9 @@ mod tests {
 
     #[test]
     fn zero_means_unset_as_docker_writes_it() {
-        let r = res(serde_json::json!({"cpu": {"shares": 0}, "blockIO": {"weight": 0, "leafWeight": 0}}));
+        let r = res(
+            serde_json::json!({"cpu": {"shares": 0}, "blockIO": {"weight": 0, "leafWeight": 0}}),
+        );
         assert_eq!(v1(&r).unwrap(), []);
         assert_eq!(v2(&r).unwrap(), []);
     }
