@@ -148,7 +148,9 @@ impl Bundle {
     /// has the runtime's environment until it execs the container process.
     pub fn command(&self) -> Command {
         let mut cmd = Command::new(runtime());
-        cmd.arg("--root").arg(&self.state_root);
+        cmd.args(crate::runtime_flags())
+            .arg("--root")
+            .arg(&self.state_root);
         cmd.current_dir(&self.dir).env(MARKER_VAR, &self.id);
         cmd
     }

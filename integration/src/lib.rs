@@ -14,7 +14,7 @@ mod leftovers;
 
 pub use bundle::{lines_of, s, Bundle, Running};
 pub use cgroup::{unified, CgroupOf};
-use console::ConsoleSocket;
+pub use console::ConsoleSocket;
 pub use exec::Out;
 pub use host::{ns_inode, NsFile};
 pub use serde_json::{json, Value};
@@ -56,6 +56,18 @@ pub fn runtime() -> &'static Path {
         );
         path
     })
+}
+
+/// Global flags every runtime call gets, from `$BERTH_RUNTIME_FLAGS`
+/// (e.g. `--systemd-cgroup`, which hack/vm-test passes in the guest).
+pub fn runtime_flags() -> Vec<String> {
+    let flags = std::env::var("BERTH_RUNTIME_FLAGS").unwrap_or_default();
+    flags.split_whitespace().map(str::to_owned).collect()
+}
+
+/// Whether the runtime is asked to use the systemd cgroup driver.
+pub fn systemd_cgroup() -> bool {
+    runtime_flags().iter().any(|f| f == "--systemd-cgroup")
 }
 
 /// Whether the runtime under test is berth (and not runc or crun).

@@ -3,7 +3,7 @@
 //! seen, by its effect; `update`, `pause`/`resume`, `events` and
 //! `kill --all` act on the container's cgroup.
 
-use integration::{json, unified, Bundle, CgroupOf, Value};
+use integration::{json, systemd_cgroup, unified, Bundle, CgroupOf, Value};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -91,6 +91,8 @@ fn memory_limit_oom_kills_and_events_reports_it() {
         .expect("spawn events");
     let lines = integration::lines_of(events.stdout.take().unwrap());
     b.start().assert_ok();
+    let cg = CgroupOf::pid(init_pid(&b));
+    let limit = cg.read(("memory", "memory.limit_in_bytes"), "memory.max");
     let oom = |l: &String| {
         serde_json::from_str::<Value>(l)
             .is_ok_and(|e| e["type"] == "oom" && e["id"] == b.id.as_str())
@@ -107,6 +109,7 @@ fn memory_limit_oom_kills_and_events_reports_it() {
     let _ = events.wait();
     b.wait_status("stopped");
     delete(&b);
+    assert_eq!(limit, "16777216");
     assert!(
         seen.iter().any(oom),
         "no oom event in:\n{}",
@@ -247,17 +250,22 @@ fn kill_all_reaches_every_process_without_a_pid_namespace() {
 
 #[test]
 fn cgroups_path_is_honoured() {
+    // The systemd driver takes slice:prefix:name and makes a scope.
     let mut b = Bundle::new();
-    let path = format!("/berth-it/{}", b.id);
+    let (path, dir_ends) = match systemd_cgroup() {
+        true => (
+            format!("system.slice:berth-it:{}", b.id),
+            format!("system.slice/berth-it-{}.scope", b.id),
+        ),
+        false => (format!("/berth-it/{}", b.id), format!("berth-it/{}", b.id)),
+    };
     b.set("/linux/cgroupsPath", json!(path));
     let cg = sleeper(&mut b, json!({"pids": {"limit": 50}}));
     let dir = cg.dir("pids");
+    let limit = cg.read(("pids", "pids.max"), "pids.max");
     delete(&b);
-    assert!(
-        dir.ends_with(path.trim_start_matches('/')),
-        "{}",
-        dir.display()
-    );
+    assert!(dir.ends_with(&dir_ends), "{}", dir.display());
+    assert_eq!(limit, "50");
     assert!(!dir.exists(), "delete left {}", dir.display());
 }
 
@@ -290,4 +298,50 @@ fn events_stats_prints_usage() {
         e["data"]["memory"]["usage"]["usage"].as_u64().unwrap() > 0,
         "{e}"
     );
+}
+
+/// `systemctl show UNIT -p PROPERTY...` as `Property=value` lines.
+fn unit_properties(unit: &str, properties: &[&str]) -> String {
+    let mut cmd = std::process::Command::new("systemctl");
+    cmd.args(["show", unit]);
+    for p in properties {
+        cmd.args(["-p", p]);
+    }
+    let out = cmd.output().expect("run systemctl");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+#[ignore = "needs systemd as PID 1 and --systemd-cgroup: hack/vm-test runs it in its guest"]
+fn systemd_scope_carries_the_limits() {
+    assert!(
+        systemd_cgroup(),
+        "run with BERTH_RUNTIME_FLAGS=--systemd-cgroup"
+    );
+    let mut b = Bundle::new();
+    b.set(
+        "/linux/cgroupsPath",
+        json!(format!("system.slice:berth-it:{}", b.id)),
+    );
+    sleeper(
+        &mut b,
+        json!({"memory": {"limit": 67108864}, "pids": {"limit": 33}}),
+    );
+    let unit = format!("berth-it-{}.scope", b.id);
+    let props = ["ActiveState", "MemoryMax", "TasksMax", "Delegate"];
+    let running = unit_properties(&unit, &props);
+    delete(&b);
+    let gone = unit_properties(&unit, &["ActiveState"]);
+    for want in [
+        "ActiveState=active",
+        "MemoryMax=67108864",
+        "TasksMax=33",
+        "Delegate=yes",
+    ] {
+        assert!(
+            running.lines().any(|l| l == want),
+            "{want} not in:\n{running}"
+        );
+    }
+    assert_eq!(gone.trim(), "ActiveState=inactive");
 }

@@ -175,10 +175,13 @@ fn joins_the_user_namespace_of_a_running_container() {
     let mut second = Bundle::new();
     let path = format!("/proc/{pid}/ns/user");
     add_namespace(&mut second, json!({"type": "user", "path": path}));
-    let inside = inode_inside(&mut second, "user");
+    let (inside, want) = (
+        inode_inside(&mut second, "user"),
+        ns_inode(Path::new(&path)),
+    );
     let maps = second.run_sh("cat /proc/self/uid_map");
     first.delete(&["--force"]).assert_ok();
-    assert_eq!(inside, ns_inode(Path::new(&path)));
+    assert_eq!(inside, want);
     let maps = maps.split_whitespace().collect::<Vec<_>>().join(" ");
     assert_eq!(maps, "0 100000 65536");
 }
