@@ -54,7 +54,19 @@ pub fn exec(root: &Path, id: &str, opts: &ExecOpts, console: Option<UnixStream>)
         Status::Running | Status::Created => {}
         Status::Paused if opts.ignore_paused => {}
         Status::Paused => return Err(ContainerError::Paused.into()),
-        _ => return Err(ContainerError::NotRunning.into()),
+        status => {
+            let what = match status {
+                // runc's words: tools (and people) match them.
+                Status::Stopped => "cannot exec in a stopped container",
+                _ => "cannot exec before the container is created",
+            };
+            return Err(ContainerError::WrongStatus {
+                id: id.into(),
+                status,
+                what,
+            }
+            .into());
+        }
     }
     let terminal = opts.process.terminal() == Some(true);
     let console = match (terminal, console, &opts.console_socket) {
@@ -68,7 +80,7 @@ pub fn exec(root: &Path, id: &str, opts: &ExecOpts, console: Option<UnixStream>)
         cgroup_procs: state
             .cgroup
             .clone()
-            .map(|p| Cgroup::new(p).procs_files())
+            .map(|p| freezer_last(Cgroup::new(p).procs_files()))
             .unwrap_or_default(),
         console,
     };
@@ -81,6 +93,14 @@ pub fn exec(root: &Path, id: &str, opts: &ExecOpts, console: Option<UnixStream>)
         container::write_pid_file(p, pid)?;
     }
     Ok(pid)
+}
+
+/// A process that joins a frozen v1 freezer cgroup stops there at once;
+/// joined last, it waits for `resume` inside all of the container's cgroups
+/// (where `ps` finds it, as with runc) rather than outside the rest.
+fn freezer_last(mut procs: Vec<PathBuf>) -> Vec<PathBuf> {
+    procs.sort_by_key(|p| p.with_file_name("freezer.state").exists());
+    procs
 }
 
 /// The namespaces of `pid` that differ from berth's own, opened now.
@@ -150,7 +170,7 @@ fn exec_child(
             .map(|b| (b.height() as u16, b.width() as u16));
         tty::setup_console(console, size).map_err(|e| e.to_string())?;
     }
-    let prepared = procspec::prepare(&opts.process)?;
+    let prepared = procspec::prepare_with(&opts.process, procspec::MissingCwd::Fail)?;
     ch.send(&Msg::Ready).map_err(|e| e.to_string())?;
     procspec::exec(&prepared, &opts.process, opts.preserve_fds)
 }

@@ -24,10 +24,25 @@ pub struct Prepared {
     envp: Vec<CString>,
 }
 
-/// Applies limits and identity and resolves the program, in the cwd.
+/// What to do when `process.cwd` does not exist.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum MissingCwd {
+    /// Make it: a container's init (runc does the same).
+    Create,
+    /// Fail: `exec` must not change the container's filesystem.
+    Fail,
+}
+
+/// [`prepare_with`] for a container's init.
 pub fn prepare(process: &Process) -> Res<Prepared> {
+    prepare_with(process, MissingCwd::Create)
+}
+
+/// Applies limits and identity, enters the cwd and resolves the program.
+pub fn prepare_with(process: &Process, missing_cwd: MissingCwd) -> Res<Prepared> {
     set_rlimits(process)?;
     set_identity(process)?;
+    enter_cwd(process.cwd(), missing_cwd)?;
     let env = environment(process);
     Ok(Prepared {
         program: find_program(process, &env)?,
@@ -145,9 +160,6 @@ fn find_program(process: &Process, env: &[String]) -> Res<CString> {
         .as_ref()
         .and_then(|a| a.first())
         .ok_or("process.args: empty")?;
-    let cwd = process.cwd();
-    std::fs::create_dir_all(cwd).map_err(|e| format!("process.cwd {}: {e}", cwd.display()))?;
-    nix::unistd::chdir(cwd).map_err(|e| format!("process.cwd {}: chdir: {e}", cwd.display()))?;
     let path = if name.contains('/') {
         check_executable(Path::new(name)).map_err(|e| format!("exec: {name:?}: {e}"))?;
         PathBuf::from(name)
@@ -164,6 +176,20 @@ fn find_program(process: &Process, env: &[String]) -> Res<CString> {
             .ok_or_else(|| format!("exec: {name:?}: executable file not found in $PATH"))?
     };
     CString::new(path.into_os_string().into_encoded_bytes()).map_err(|e| e.to_string())
+}
+
+fn enter_cwd(cwd: &Path, missing: MissingCwd) -> Res<()> {
+    if missing == MissingCwd::Create {
+        std::fs::create_dir_all(cwd)
+            .map_err(|e| format!("process.cwd {}: {}", cwd.display(), io_text(&e)))?;
+    }
+    nix::unistd::chdir(cwd).map_err(|e| {
+        format!(
+            "process.cwd {}: chdir: {}",
+            cwd.display(),
+            e.desc().to_lowercase()
+        )
+    })
 }
 
 fn check_executable(p: &Path) -> Res<()> {

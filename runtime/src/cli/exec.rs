@@ -112,19 +112,25 @@ fn from_flags(root: &Path, a: &Args) -> anyhow::Result<Process> {
         p.set_cwd(cwd.clone());
     }
     if let Some(u) = &a.user {
-        let (uid, gid) = u.split_once(':').unwrap_or((u, "0"));
+        // A bare uid keeps the config's gid, as with runc.
+        let (uid, gid) = u
+            .split_once(':')
+            .map_or((u.as_str(), None), |(u, g)| (u, Some(g)));
         p.user_mut().set_uid(
             uid.parse()
                 .with_context(|| format!("--user {u}: bad uid"))?,
         );
-        p.user_mut().set_gid(
-            gid.parse()
-                .with_context(|| format!("--user {u}: bad gid"))?,
-        );
+        if let Some(gid) = gid {
+            p.user_mut().set_gid(
+                gid.parse()
+                    .with_context(|| format!("--user {u}: bad gid"))?,
+            );
+        }
     }
     if !a.additional_gids.is_empty() {
-        p.user_mut()
-            .set_additional_gids(Some(a.additional_gids.clone()));
+        let mut gids = p.user().additional_gids().clone().unwrap_or_default();
+        gids.extend(&a.additional_gids);
+        p.user_mut().set_additional_gids(Some(gids));
     }
     if a.no_new_privs {
         p.set_no_new_privileges(Some(true));
@@ -153,11 +159,16 @@ fn add_caps(p: &mut Process, names: &[String]) -> anyhow::Result<()> {
                 .collect(),
         )
     };
+    // Not inheritable: a binary with inheritable file capabilities would
+    // gain them as permitted at execve (runc's CVE-2022-29162). Ambient
+    // caps need inheritable ones, so runc adds those only when the config
+    // has an inheritable set, and so does berth.
     caps.set_bounding(add(caps.bounding()));
     caps.set_effective(add(caps.effective()));
     caps.set_permitted(add(caps.permitted()));
-    caps.set_inheritable(add(caps.inheritable()));
-    caps.set_ambient(add(caps.ambient()));
+    if caps.inheritable().is_some() {
+        caps.set_ambient(add(caps.ambient()));
+    }
     p.set_capabilities(Some(caps));
     Ok(())
 }

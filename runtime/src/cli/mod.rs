@@ -113,7 +113,7 @@ fn version() -> String {
 
 /// Parses, runs, and turns an error into runc's behaviour: one error
 /// record in the log (the line containerd shows), the message on stderr,
-/// exit status 1.
+/// exit status 1 (255 for exec).
 pub fn main() -> i32 {
     let cli = Cli::parse();
     if cli.version {
@@ -138,6 +138,13 @@ pub fn main() -> i32 {
         systemd_cgroup: cli.systemd_cgroup,
     };
     let root = &g.root;
+    // runc's exec fails with 255, so that its own failure is never taken
+    // for the exit status of the process it was to run.
+    let failed = if matches!(command, Command::Exec(_)) {
+        255
+    } else {
+        1
+    };
     let result = match command {
         Command::Create(a) => create::run(&g, a),
         Command::Start(a) => start::run(root, a),
@@ -163,7 +170,7 @@ pub fn main() -> i32 {
             if logging::logs_to_file() {
                 eprintln!("{msg}");
             }
-            1
+            failed
         }
     }
 }
