@@ -227,3 +227,26 @@ fn move_to_fd3(fd: i32) -> std::io::Result<()> {
     let ok = unsafe { libc::dup2(fd, 3) == 3 && libc::fcntl(3, libc::F_SETFD, 0) == 0 };
     ok.then_some(()).ok_or_else(std::io::Error::last_os_error)
 }
+
+#[test]
+fn features_describes_the_runtime() {
+    let b = Bundle::new();
+    let out = b.rt(&["features"]);
+    let doc: Value = serde_json::from_str(&out.assert_ok().stdout).expect("features prints JSON");
+    assert!(
+        doc["ociVersionMax"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("1.")),
+        "{doc}"
+    );
+    let namespaces = doc["linux"]["namespaces"]
+        .as_array()
+        .expect("linux.namespaces");
+    assert!(namespaces.contains(&json!("pid")), "{doc}");
+    assert_eq!(doc["linux"]["cgroup"]["v1"], true, "{doc}");
+    assert_eq!(doc["linux"]["cgroup"]["systemd"], true, "{doc}");
+    assert!(doc["hooks"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("poststart")));
+}

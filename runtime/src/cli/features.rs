@@ -14,7 +14,7 @@ pub fn run() -> anyhow::Result<i32> {
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts", "time"],
             "capabilities": caps,
-            "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": true},
+            "cgroup": {"v1": true, "v2": true, "systemd": true, "systemdUser": false, "rdma": true},
             "seccomp": {"enabled": false},
             "apparmor": {"enabled": false},
             "selinux": {"enabled": false},

@@ -12,15 +12,15 @@ pub struct Args {
     /// JSON file with linux.resources ("-" reads stdin)
     #[arg(short, long)]
     pub resources: Option<String>,
-    #[arg(long)]
+    #[arg(long, value_parser = parse_bytes)]
     pub memory: Option<i64>,
-    #[arg(long)]
+    #[arg(long, value_parser = parse_bytes)]
     pub memory_swap: Option<i64>,
-    #[arg(long)]
+    #[arg(long, value_parser = parse_bytes)]
     pub memory_reservation: Option<i64>,
-    #[arg(long)]
+    #[arg(long, value_parser = parse_bytes)]
     pub kernel_memory: Option<i64>,
-    #[arg(long)]
+    #[arg(long, value_parser = parse_bytes)]
     pub kernel_memory_tcp: Option<i64>,
     #[arg(long)]
     pub cpu_shares: Option<u64>,
@@ -56,6 +56,29 @@ pub fn run(root: &Path, a: Args) -> anyhow::Result<i32> {
     };
     berth::control::update(root, &a.id, &resources)?;
     Ok(0)
+}
+
+/// A byte count as runc's flags take it: `1048576`, `512k`, `100m`,
+/// `1.5g` (binary units, an optional `b`), or `-1` for no limit.
+fn parse_bytes(s: &str) -> Result<i64, String> {
+    if s == "-1" {
+        return Ok(-1);
+    }
+    let lower = s.trim().to_ascii_lowercase();
+    let digits = lower.trim_end_matches('b');
+    let (num, shift) = match digits.chars().last() {
+        Some(c @ ('k' | 'm' | 'g' | 't' | 'p')) => {
+            let shift = 10 * (1 + "kmgtp".find(c).expect("one of kmgtp")) as i32;
+            (&digits[..digits.len() - 1], shift)
+        }
+        _ => (digits, 0),
+    };
+    let n: f64 = num.parse().map_err(|_| format!("invalid size {s:?}"))?;
+    let bytes = n * 2f64.powi(shift);
+    if !(0.0..9.2e18).contains(&bytes) {
+        return Err(format!("invalid size {s:?}"));
+    }
+    Ok(bytes as i64)
 }
 
 fn read_source(src: &str) -> anyhow::Result<Vec<u8>> {
@@ -100,6 +123,18 @@ mod tests {
     struct T {
         #[command(flatten)]
         a: Args,
+    }
+
+    #[test]
+    fn sizes_take_runcs_units() {
+        assert_eq!(parse_bytes("1048576"), Ok(1_048_576));
+        assert_eq!(parse_bytes("512k"), Ok(524_288));
+        assert_eq!(parse_bytes("100M"), Ok(104_857_600));
+        assert_eq!(parse_bytes("1.5g"), Ok(1_610_612_736));
+        assert_eq!(parse_bytes("2gb"), Ok(2_147_483_648));
+        assert_eq!(parse_bytes("-1"), Ok(-1));
+        assert!(parse_bytes("ten").is_err());
+        assert!(parse_bytes("-5").is_err());
     }
 
     #[test]

@@ -56,6 +56,7 @@ pub fn known() -> Vec<String> {
         all.push(base.to_string());
         all.push(format!("r{base}"));
     }
+    all.push("tmpcopyup".to_string());
     all
 }
 
