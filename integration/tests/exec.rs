@@ -1,6 +1,6 @@
 //! `exec` (the flag form and `--process FILE`) and `ps`.
 
-use integration::{json, s, Bundle, ConsoleSocket, Out, Value};
+use integration::{json, s, unified, Bundle, CgroupOf, ConsoleSocket, Out, Value};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -491,5 +491,47 @@ fn ps_passes_extra_arguments_to_ps() {
         rows,
         ["PID COMMAND".to_owned(), format!("{init} sleep 1000")]
     );
+    remove(&b);
+}
+
+/// `--cgroup` for a sub-cgroup `sub` made by the host: `pids:sub` on v1
+/// (only the pids hierarchy has it), `sub` on v2.
+fn sub_cgroup(init: i64) -> (String, std::path::PathBuf) {
+    let dir = CgroupOf::pid(init).dir("pids").join("sub");
+    std::fs::create_dir(&dir).expect("make the sub-cgroup");
+    let flag = if unified() { "sub" } else { "pids:sub" };
+    (flag.to_owned(), dir)
+}
+
+#[test]
+fn exec_cgroup_runs_in_a_sub_cgroup() {
+    let (b, init) = running();
+    let (flag, dir) = sub_cgroup(init);
+    let own = exec_sh(&b, &["--cgroup", &flag], "cat /proc/self/cgroup");
+    remove(&b);
+    let line = own
+        .lines()
+        .find(|l| {
+            if unified() {
+                l.starts_with("0::")
+            } else {
+                l.contains(":pids:")
+            }
+        })
+        .unwrap_or_else(|| panic!("no pids cgroup in {own}"));
+    assert!(line.ends_with("/sub"), "{own}");
+    assert!(
+        !dir.exists(),
+        "delete left the sub-cgroup {}",
+        dir.display()
+    );
+}
+
+#[test]
+fn exec_cgroup_that_does_not_exist_fails() {
+    let (b, init) = running();
+    let flag = if unified() { "nosuch" } else { "pids:nosuch" };
+    exec(&b, &["--cgroup", flag], &["true"]).assert_failed();
+    assert_eq!(container_pids(&b), [init]);
     remove(&b);
 }

@@ -23,6 +23,8 @@ pub struct ExecOpts {
     pub pid_file: Option<PathBuf>,
     pub preserve_fds: i32,
     pub ignore_paused: bool,
+    /// `--cgroup`: a sub-cgroup of the container's to run in.
+    pub cgroup: Option<String>,
 }
 
 /// Namespaces in the order they are joined: the user namespace first (it
@@ -77,11 +79,11 @@ pub fn exec(root: &Path, id: &str, opts: &ExecOpts, console: Option<UnixStream>)
     };
     let target = Target {
         namespaces: namespaces_of(state.pid)?,
-        cgroup_procs: state
-            .cgroup
-            .clone()
-            .map(|p| freezer_last(Cgroup::new(p).procs_files()))
-            .unwrap_or_default(),
+        cgroup_procs: match (&state.cgroup, &opts.cgroup) {
+            (Some(p), None) => freezer_last(Cgroup::new(p.clone()).procs_files()),
+            (Some(p), Some(sub)) => freezer_last(Cgroup::new(p.clone()).procs_files_below(sub)?),
+            (None, _) => Vec::new(),
+        },
         console,
     };
     drop(dir);

@@ -12,7 +12,7 @@ pub mod writes;
 use crate::rootfs::mountinfo;
 use oci_spec::runtime::LinuxResources;
 use std::io::ErrorKind;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 const ROOT: &str = "/sys/fs/cgroup";
 
@@ -384,24 +384,75 @@ impl Cgroup {
             .unwrap_or(0)
     }
 
-    /// Removes the cgroup's directories; processes that were just killed
-    /// may take a moment to leave, so a busy cgroup is retried briefly.
+    /// Removes the cgroup's directories, and any cgroups the container made
+    /// below them (sub-cgroups first: a cgroup with children cannot go).
     pub fn destroy(&self) -> Result<(), CgroupError> {
-        for dir in self.dirs() {
-            let mut tries = 0;
-            loop {
-                match std::fs::remove_dir(&dir) {
-                    Ok(()) => break,
-                    Err(e) if e.kind() == ErrorKind::NotFound => break,
-                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < 200 => {
-                        tries += 1;
-                        std::thread::sleep(std::time::Duration::from_millis(5));
-                    }
-                    Err(source) => return Err(CgroupError::Remove { path: dir, source }),
-                }
+        self.dirs().iter().try_for_each(|d| remove_tree(d))
+    }
+
+    /// The `cgroup.procs` files to join for `exec --cgroup SUB`, as runc
+    /// reads it: `SUB` is a path below the container's cgroup in every
+    /// hierarchy, or `controller[,controller]:path` for those (v1). It must
+    /// exist already.
+    pub fn procs_files_below(&self, sub: &str) -> Result<Vec<PathBuf>, CgroupError> {
+        let (controllers, rel) = match sub.split_once(':') {
+            Some((c, p)) => (Some(c), p),
+            None => (None, sub),
+        };
+        let rel = Path::new(rel.trim_start_matches('/'));
+        if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+            return Err(CgroupError::BadPath(format!(
+                "exec --cgroup {sub:?}: the path must stay below the container's cgroup"
+            )));
+        }
+        let picked = |h: &Hierarchy| match controllers {
+            Some(list) if self.version == Version::V1 => list
+                .split(',')
+                .any(|c| h.controllers.iter().any(|hc| hc == c)),
+            _ => true,
+        };
+        let mut files = Vec::new();
+        for h in &self.hierarchies {
+            let dir = match picked(h) {
+                true => self.dir_in(h).join(rel),
+                false => self.dir_in(h),
+            };
+            if !dir.is_dir() {
+                return Err(CgroupError::Invalid(format!(
+                    "exec --cgroup {sub:?}: {} does not exist",
+                    dir.display()
+                )));
+            }
+            files.push(dir.join("cgroup.procs"));
+        }
+        Ok(files)
+    }
+}
+
+/// Removes a cgroup directory and its sub-cgroups; processes that were
+/// just killed may take a moment to leave, so a busy cgroup is retried
+/// briefly.
+fn remove_tree(dir: &Path) -> Result<(), CgroupError> {
+    let children = std::fs::read_dir(dir).into_iter().flatten().flatten();
+    for child in children.filter(|e| e.file_type().is_ok_and(|t| t.is_dir())) {
+        remove_tree(&child.path())?;
+    }
+    let mut tries = 0;
+    loop {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < 200 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(source) => {
+                return Err(CgroupError::Remove {
+                    path: dir.to_path_buf(),
+                    source,
+                })
             }
         }
-        Ok(())
     }
 }
 

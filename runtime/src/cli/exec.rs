@@ -51,7 +51,7 @@ pub struct Args {
     /// Pass N extra fds (3 .. 3+N-1) to the process
     #[arg(long, default_value_t = 0)]
     pub preserve_fds: i32,
-    /// Sub-cgroup to run in (cgroup v2; accepted, the container's cgroup is used)
+    /// Sub-cgroup of the container's to run in: PATH, or CONTROLLER[,..]:PATH (v1)
     #[arg(long)]
     pub cgroup: Option<String>,
     /// Exec even if the container is paused
@@ -83,6 +83,7 @@ pub fn run(root: &Path, a: Args) -> anyhow::Result<i32> {
         pid_file: a.pid_file.clone(),
         preserve_fds: a.preserve_fds,
         ignore_paused: a.ignore_paused,
+        cgroup: a.cgroup.clone(),
     };
     let pid = exec::exec(root, &a.id, &opts, theirs)?;
     let fg = Foreground::attach(ours)?;
