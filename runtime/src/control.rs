@@ -88,6 +88,12 @@ pub fn oom_kills(root: &Path, id: &str) -> Result<u64> {
     Ok(cgroup_of(&s)?.oom_kills())
 }
 
+/// A watch that wakes `events` when the container's OOM counter changes.
+pub fn oom_watch(root: &Path, id: &str) -> Result<crate::cgroups::oom::OomWatch> {
+    let s = container::load(root, id)?;
+    Ok(crate::cgroups::oom::OomWatch::new(&cgroup_of(&s)?))
+}
+
 /// Whether the container's init still lives (events stops when it is gone).
 pub fn alive(root: &Path, id: &str) -> bool {
     container::load(root, id).is_ok_and(|s| container::status(&s) != Status::Stopped)

@@ -5,6 +5,7 @@
 
 pub mod bpf;
 pub mod convert;
+pub mod oom;
 mod stats;
 pub mod systemd;
 pub mod writes;

@@ -47,6 +47,7 @@ pub fn run(root: &Path, a: Args) -> anyhow::Result<i32> {
         return Ok(0);
     }
     let mut ooms = berth::control::oom_kills(root, &a.id).context("events")?;
+    let watch = berth::control::oom_watch(root, &a.id).context("events")?;
     let mut next_stats = Instant::now();
     loop {
         // Looked up first, so an OOM kill that ends the container is
@@ -66,7 +67,7 @@ pub fn run(root: &Path, a: Args) -> anyhow::Result<i32> {
         if !alive {
             return Ok(0);
         }
-        std::thread::sleep(OOM_POLL.min(next_stats.saturating_duration_since(Instant::now())));
+        watch.wait(OOM_POLL.min(next_stats.saturating_duration_since(Instant::now())));
     }
 }
 
