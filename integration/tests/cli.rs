@@ -1,6 +1,6 @@
 //! The command line itself: version, help, list, spec, flag spellings.
 
-use integration::{berth_only, json, s, Bundle, Value};
+use integration::{berth_only, json, s, unified, Bundle, Value};
 use std::os::unix::process::CommandExt;
 
 #[test]
@@ -98,19 +98,35 @@ fn spec_refuses_to_overwrite_config_json() {
     );
 }
 
-#[test]
-fn spec_rootless_adds_a_user_namespace() {
-    let b = Bundle::new();
-    let dir = b.host_dir("rootless");
-    b.rt(&["spec", "--rootless", "-b", s(&dir)]).assert_ok();
+/// `spec [flags]` into a new directory: the config and its namespace types.
+fn spec_with(b: &Bundle, flags: &[&str]) -> (Value, Vec<String>) {
+    let dir = b.host_dir("spec");
+    let mut args = vec!["spec"];
+    args.extend_from_slice(flags);
+    args.extend(["-b", s(&dir)]);
+    b.rt(&args).assert_ok();
     let spec: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
-    let types: Vec<&str> = spec["linux"]["namespaces"]
+    let types = spec["linux"]["namespaces"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|n| n["type"].as_str().unwrap())
+        .map(|n| n["type"].as_str().unwrap().to_owned())
         .collect();
+    (spec, types)
+}
+
+#[test]
+fn spec_has_a_cgroup_namespace_on_cgroup_v2_only() {
+    let (_, types) = spec_with(&Bundle::new(), &[]);
+    assert_eq!(types.iter().any(|t| t == "cgroup"), unified(), "{types:?}");
+}
+
+#[test]
+fn spec_rootless_adds_a_user_namespace() {
+    let b = Bundle::new();
+    let (spec, types) = spec_with(&b, &["--rootless"]);
+    let types: Vec<&str> = types.iter().map(String::as_str).collect();
     assert!(
         types.contains(&"user") && !types.contains(&"network"),
         "{types:?}"

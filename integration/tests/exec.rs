@@ -130,10 +130,10 @@ fn exec_shares_every_namespace_of_the_container() {
     // could not tell joining it from staying in the host's.
     let (b, init) = running_with(|b| {
         b.edit(|c| {
-            c["linux"]["namespaces"]
-                .as_array_mut()
-                .unwrap()
-                .push(json!({"type": "cgroup"}))
+            let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+            // runc's spec has one already on a cgroup v2 host.
+            ns.retain(|n| n["type"] != "cgroup");
+            ns.push(json!({"type": "cgroup"}))
         });
     });
     let kinds = ["mnt", "pid", "net", "ipc", "uts", "cgroup"];
@@ -162,9 +162,17 @@ fn exec_shares_every_namespace_of_the_container() {
 #[test]
 fn exec_runs_in_the_containers_cgroup() {
     let (b, init) = running();
-    let want = std::fs::read_to_string(format!("/proc/{init}/cgroup")).unwrap();
-    assert_eq!(exec_sh(&b, &[], "cat /proc/self/cgroup"), want);
+    // Both as the container sees them (with a cgroup namespace, as runc's
+    // spec has on v2, paths are relative to its root), and init is pid 1.
+    let both = exec_sh(&b, &[], "cat /proc/self/cgroup; echo; cat /proc/1/cgroup");
+    let host_view = std::fs::read_to_string(format!("/proc/{init}/cgroup")).unwrap();
     remove(&b);
+    let (own, init_own) = both.split_once("\n\n").expect("two cgroup lists");
+    assert_eq!(format!("{own}\n"), init_own);
+    assert_ne!(
+        host_view,
+        std::fs::read_to_string("/proc/self/cgroup").unwrap()
+    );
 }
 
 #[test]

@@ -20,6 +20,10 @@ pub fn run(a: Args, rootless: bool) -> anyhow::Result<i32> {
         bail!("File {} exists. Remove it first", path.display());
     }
     let mut spec: Value = serde_json::from_str(TEMPLATE).expect("template is valid JSON");
+    // As runc: on a cgroup v2 host a container gets its own cgroup namespace.
+    if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        add_cgroup_namespace(&mut spec);
+    }
     if rootless {
         make_rootless(
             &mut spec,
@@ -30,6 +34,12 @@ pub fn run(a: Args, rootless: bool) -> anyhow::Result<i32> {
     let text = serde_json::to_string_pretty(&spec)?;
     std::fs::write(&path, text + "\n").with_context(|| format!("write {}", path.display()))?;
     Ok(0)
+}
+
+fn add_cgroup_namespace(spec: &mut Value) {
+    let ns = spec["linux"]["namespaces"].as_array_mut();
+    ns.expect("template has namespaces")
+        .push(json!({"type": "cgroup"}));
 }
 
 /// runc's rootless changes: a user namespace mapping the caller to root,
