@@ -45,6 +45,8 @@ struct Target {
     namespaces: Vec<(File, CloneFlags)>,
     cgroup_procs: Vec<PathBuf>,
     console: Option<UnixStream>,
+    /// The container's seccomp filter: an exec'd process gets it too.
+    seccomp: Option<crate::seccomp::Filter>,
 }
 
 /// Starts `opts.process` in container `id`; returns its pid once it is
@@ -85,6 +87,11 @@ pub fn exec(root: &Path, id: &str, opts: &ExecOpts, console: Option<UnixStream>)
             (None, _) => Vec::new(),
         },
         console,
+        seccomp: state
+            .seccomp
+            .as_ref()
+            .map(crate::seccomp::compile)
+            .transpose()?,
     };
     drop(dir);
     // An exec'd process asks berth for nothing while it starts.
@@ -172,7 +179,11 @@ fn exec_child(
             .map(|b| (b.height() as u16, b.width() as u16));
         tty::setup_console(console, size).map_err(|e| e.to_string())?;
     }
-    let prepared = procspec::prepare_with(&opts.process, procspec::MissingCwd::Fail)?;
+    let prepared = procspec::prepare_with(
+        &opts.process,
+        procspec::MissingCwd::Fail,
+        t.seccomp.as_ref(),
+    )?;
     ch.send(&Msg::Ready).map_err(|e| e.to_string())?;
     procspec::exec(&prepared, &opts.process, opts.preserve_fds)
 }

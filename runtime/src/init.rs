@@ -39,6 +39,8 @@ pub struct InitConfig {
     pub cgroup: PathBuf,
     /// systemd creates the cgroup (a scope) around the first stage.
     pub systemd_scope: bool,
+    /// `linux.seccomp`, compiled before anything was created.
+    pub seccomp: Option<crate::seccomp::Filter>,
 }
 
 type Res<T> = Result<T, String>;
@@ -182,7 +184,7 @@ fn container_init(cfg: &InitConfig, plan: &Plan, ch: &Channel) -> Res<std::conve
     if !cfg.no_new_keyring {
         join_session_keyring(&cfg.id)?;
     }
-    let prepared = procspec::prepare(process)?;
+    let prepared = procspec::prepare(process, cfg.seccomp.as_ref())?;
     ch.send(&Msg::Ready).map_err(|e| e.to_string())?;
     wait_for_start(&cfg.fifo);
     // From here on berth has returned: errors go to the container's stderr.

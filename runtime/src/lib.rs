@@ -18,6 +18,7 @@ pub mod namespaces;
 pub mod process;
 pub mod procspec;
 pub mod rootfs;
+pub mod seccomp;
 pub mod signal;
 pub mod spec;
 pub mod state;
@@ -43,6 +44,8 @@ pub enum Error {
     Signal(#[from] signal::SignalError),
     #[error(transparent)]
     Cgroup(#[from] cgroups::CgroupError),
+    #[error(transparent)]
+    Seccomp(#[from] seccomp::SeccompError),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

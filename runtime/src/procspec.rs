@@ -4,6 +4,7 @@
 //! and by `exec`.
 
 use crate::capabilities;
+use crate::seccomp::Filter;
 use nix::unistd::{Gid, Uid};
 use oci_spec::runtime::{PosixRlimitType, Process};
 use std::ffi::CString;
@@ -22,6 +23,8 @@ pub struct Prepared {
     program: CString,
     argv: Vec<CString>,
     envp: Vec<CString>,
+    /// A filter that goes in right before exec (with no-new-privileges).
+    late_seccomp: Option<Filter>,
 }
 
 /// What to do when `process.cwd` does not exist.
@@ -34,13 +37,24 @@ pub enum MissingCwd {
 }
 
 /// [`prepare_with`] for a container's init.
-pub fn prepare(process: &Process) -> Res<Prepared> {
-    prepare_with(process, MissingCwd::Create)
+pub fn prepare(process: &Process, seccomp: Option<&Filter>) -> Res<Prepared> {
+    prepare_with(process, MissingCwd::Create, seccomp)
 }
 
 /// Applies limits and identity, enters the cwd and resolves the program.
-pub fn prepare_with(process: &Process, missing_cwd: MissingCwd) -> Res<Prepared> {
+/// The seccomp filter goes in as runc puts it: without no-new-privileges
+/// loading needs CAP_SYS_ADMIN, so before the capabilities are dropped;
+/// with it, as late as possible (see [`exec`]).
+pub fn prepare_with(
+    process: &Process,
+    missing_cwd: MissingCwd,
+    seccomp: Option<&Filter>,
+) -> Res<Prepared> {
+    let nnp = process.no_new_privileges() == Some(true);
     set_rlimits(process)?;
+    if let Some(f) = seccomp.filter(|_| !nnp) {
+        f.load().map_err(|e| e.to_string())?;
+    }
     set_identity(process)?;
     enter_cwd(process.cwd(), missing_cwd)?;
     let env = environment(process);
@@ -48,12 +62,17 @@ pub fn prepare_with(process: &Process, missing_cwd: MissingCwd) -> Res<Prepared>
         program: find_program(process, &env)?,
         argv: cstrings(process.args().as_deref().unwrap_or(&[]))?,
         envp: cstrings(&env)?,
+        late_seccomp: seccomp.filter(|_| nnp).cloned(),
     })
 }
 
-/// Closes what must not leak, sets no-new-privileges, and execs.
+/// Closes what must not leak, sets no-new-privileges, loads a late
+/// seccomp filter, and execs.
 pub fn exec(p: &Prepared, process: &Process, preserve_fds: i32) -> Res<std::convert::Infallible> {
     prepare_exec(preserve_fds, process)?;
+    if let Some(f) = &p.late_seccomp {
+        f.load().map_err(|e| e.to_string())?;
+    }
     let e = nix::unistd::execve(&p.program, &p.argv, &p.envp).unwrap_err();
     Err(format!("exec {:?}: {e}", p.program))
 }

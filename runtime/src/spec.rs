@@ -111,16 +111,9 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
 }
 
 /// Security settings berth cannot enforce yet fail the container rather
-/// than run it less confined than asked (runc built without seccomp does
-/// the same).
+/// than run it less confined than asked (runc built without AppArmor
+/// support does the same).
 fn refuse_unenforced(spec: &Spec) -> Result<(), SpecError> {
-    let linux = spec.linux().as_ref();
-    if linux.is_some_and(|l| l.seccomp().is_some()) {
-        return Err(invalid(
-            "linux.seccomp",
-            "seccomp filters are not supported by berth yet",
-        ));
-    }
     let process = spec.process().as_ref();
     if process.is_some_and(|p| p.apparmor_profile().as_ref().is_some_and(|a| !a.is_empty())) {
         return Err(invalid(
@@ -465,10 +458,6 @@ mod tests {
 
     #[test]
     fn unenforceable_security_is_refused() {
-        let e = err_of(|v| {
-            v["linux"]["seccomp"] = serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW"})
-        });
-        assert!(e.starts_with("config.json: linux.seccomp:"), "{e}");
         let e = err_of(|v| v["process"]["apparmorProfile"] = "docker-default".into());
         assert!(
             e.starts_with("config.json: process.apparmorProfile:"),

@@ -69,6 +69,9 @@ pub struct State {
     /// The container's cgroup path, relative to each hierarchy's root.
     #[serde(default)]
     pub cgroup: Option<PathBuf>,
+    /// `linux.seccomp`, which exec'd processes get too.
+    #[serde(default)]
+    pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
 }
 
 pub fn validate_id(id: &str) -> Result<(), StateError> {
@@ -262,6 +265,7 @@ mod tests {
             annotations: HashMap::new(),
             hooks: None,
             cgroup: None,
+            seccomp: None,
         };
         dir.save(&state).unwrap();
         assert_eq!(load_file("c1", &root.join("c1")).unwrap().pid_start, 2);

@@ -41,9 +41,15 @@ pub fn create(opts: &CreateOpts, console: Option<UnixStream>) -> Result<State> {
         (true, None, None) => return Err(ContainerError::NoConsoleSocket.into()),
     };
     let plan = Plan::from_spec(bundle.spec.linux().as_ref()).map_err(ProcessError::from)?;
+    let profile = bundle
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().clone());
+    let seccomp = profile.as_ref().map(crate::seccomp::compile).transpose()?;
     let cgroup = CgroupPlan::new(&bundle, &opts.id, opts.systemd_cgroup)?;
     let dir = StateDir::create(&opts.root, &opts.id)?;
-    match create_in(&dir, opts, bundle, console, &plan, &cgroup) {
+    match create_in(&dir, opts, bundle, console, &plan, &cgroup, seccomp) {
         Ok(s) => Ok(s),
         Err(e) => {
             let _ = cgroup.cgroup.destroy();
@@ -143,6 +149,7 @@ fn create_in(
     console: Option<UnixStream>,
     plan: &Plan,
     cgroup: &CgroupPlan,
+    seccomp: Option<crate::seccomp::Filter>,
 ) -> Result<State> {
     let fifo = make_fifo(&dir.fifo_path())?;
     // Under systemd the scope (and so the cgroup) exists only once its
@@ -162,6 +169,7 @@ fn create_in(
         annotations: bundle.spec.annotations().clone().unwrap_or_default(),
         hooks: bundle.spec.hooks().clone(),
         cgroup: Some(cgroup.cgroup.path.clone()),
+        seccomp: linux.and_then(|l| l.seccomp().clone()),
     };
     let cfg = InitConfig {
         id: opts.id.clone(),
@@ -182,6 +190,7 @@ fn create_in(
         cgroup_procs: cgroup.cgroup.procs_files(),
         cgroup: cgroup.cgroup.path.clone(),
         systemd_scope: cgroup.systemd,
+        seccomp,
     };
     let mut parent = CreateParent {
         state: &state,
