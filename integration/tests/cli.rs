@@ -265,4 +265,9 @@ fn features_describes_the_runtime() {
         .as_array()
         .unwrap()
         .contains(&json!("poststart")));
+    assert_eq!(doc["linux"]["seccomp"]["enabled"], true, "{doc}");
+    let ops = doc["linux"]["seccomp"]["operators"]
+        .as_array()
+        .expect("seccomp operators");
+    assert!(ops.contains(&json!("SCMP_CMP_MASKED_EQ")), "{doc}");
 }

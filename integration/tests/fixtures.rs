@@ -2,8 +2,8 @@
 //! `../shared/fixtures/configs/`, or `$BERTH_FIXTURES`) runs, adapted only
 //! where this host or a later issue requires:
 //! - `root.path` is the bundle's busybox rootfs;
-//! - `linux.seccomp` is removed (a later issue); `linux.cgroupsPath`
-//!   names a cgroup of the test's own, in the client's form;
+//! - `linux.cgroupsPath` names a cgroup of the test's own, in the client's
+//!   form (seccomp profiles are kept);
 //! - each hook is replaced by one that logs its kind (Docker's prestart hook
 //!   is dockerd's own binary);
 //! - bind-mount sources and namespace paths that do not exist here are
@@ -30,7 +30,7 @@ fn run_fixture(name: &str) {
     let files = replace_bind_sources(&b, &mut config);
     let (script, expected) = checks(&config, &files);
     adapt_process(&b, &mut config, &script);
-    strip_later_issues(&mut config, &b.id);
+    own_cgroup(&mut config, &b.id);
     config["root"]["path"] = json!(b.rootfs());
     let terminal = config["process"]["terminal"] == true;
     b.edit(|c| *c = config);
@@ -67,13 +67,11 @@ fn content_for(dest: &str) -> String {
     format!("content of {dest}\n")
 }
 
-/// Removes what a later issue implements (seccomp) and moves the cgroup
-/// to one of this test's own, in the form the client wrote
+/// Moves the cgroup to one of this test's own, in the form the client wrote
 /// (`/docker/<id>`), or systemd's (`system.slice:docker:<id>`) when the
 /// runtime runs with `--systemd-cgroup`.
-fn strip_later_issues(config: &mut Value, id: &str) {
+fn own_cgroup(config: &mut Value, id: &str) {
     let linux = config["linux"].as_object_mut().unwrap();
-    linux.remove("seccomp");
     let Some(path) = linux.get("cgroupsPath").and_then(Value::as_str) else {
         return;
     };
