@@ -96,3 +96,18 @@ pub fn wait(mut child: Child, what: &str) -> i32 {
         }
     }
 }
+
+/// Gives the child `file` as its fd 3, inheritable (for `--preserve-fds`).
+/// `file` must outlive the spawn.
+pub fn give_fd3(cmd: &mut Command, file: &File) {
+    use std::os::unix::process::CommandExt;
+    let fd = std::os::fd::AsRawFd::as_raw_fd(file);
+    // SAFETY: the closure only calls dup2 and fcntl, which are
+    // async-signal-safe, on an fd that is open until the spawn returns.
+    unsafe {
+        cmd.pre_exec(move || {
+            let ok = libc::dup2(fd, 3) == 3 && libc::fcntl(3, libc::F_SETFD, 0) == 0;
+            ok.then_some(()).ok_or_else(std::io::Error::last_os_error)
+        })
+    };
+}

@@ -15,7 +15,7 @@ mod leftovers;
 pub use bundle::{lines_of, s, Bundle, Running};
 pub use cgroup::{unified, CgroupOf};
 pub use console::ConsoleSocket;
-pub use exec::Out;
+pub use exec::{give_fd3, Out};
 pub use host::{ns_inode, NsFile};
 pub use serde_json::{json, Value};
 

@@ -1,7 +1,6 @@
 //! The command line itself: version, help, list, spec, flag spellings.
 
 use integration::{berth_only, json, s, unified, Bundle, Value};
-use std::os::unix::process::CommandExt;
 
 #[test]
 fn version_first_line_names_berth() {
@@ -231,17 +230,8 @@ fn preserve_fds_passes_extra_descriptors() {
     b.sh("cat <&3");
     let mut cmd = b.command();
     cmd.args(["run", "--preserve-fds", "1", "--bundle", s(&b.path), &b.id]);
-    let raw = std::os::fd::AsRawFd::as_raw_fd(&fd3);
-    // SAFETY: dup2 and fcntl are async-signal-safe; fd3 outlives the spawn.
-    unsafe { cmd.pre_exec(move || move_to_fd3(raw)) };
+    integration::give_fd3(&mut cmd, &fd3);
     assert_eq!(b.output(&mut cmd).assert_ok().stdout, "via fd 3\n");
-}
-
-/// Makes `fd` the child's fd 3 and inheritable.
-fn move_to_fd3(fd: i32) -> std::io::Result<()> {
-    // SAFETY: plain fd syscalls; failures are reported through errno.
-    let ok = unsafe { libc::dup2(fd, 3) == 3 && libc::fcntl(3, libc::F_SETFD, 0) == 0 };
-    ok.then_some(()).ok_or_else(std::io::Error::last_os_error)
 }
 
 #[test]

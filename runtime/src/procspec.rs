@@ -208,7 +208,17 @@ fn enter_cwd(cwd: &Path, missing: MissingCwd) -> Res<()> {
             cwd.display(),
             e.desc().to_lowercase()
         )
-    })
+    })?;
+    // A cwd through a descriptor of berth's (/proc/self/fd/N) could land
+    // outside the container's root (runc's CVE-2024-21626); the kernel
+    // then has no path for it below the root.
+    match nix::unistd::getcwd() {
+        Ok(p) if p.is_absolute() => Ok(()),
+        _ => Err(format!(
+            "process.cwd {}: is outside the container's root",
+            cwd.display()
+        )),
+    }
 }
 
 fn check_executable(p: &Path) -> Res<()> {

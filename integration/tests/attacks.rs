@@ -1,0 +1,136 @@
+//! Containers that try to reach the host. Each scenario is an attack a
+//! malicious image or config can make; each asserts it fails and the host
+//! is untouched.
+
+use integration::{berth_only, give_fd3, json, s, Bundle, Out};
+
+/// Where a process started with `cwd` says it is, or its failure.
+fn cwd_of(b: &mut Bundle, cwd: &str) -> Out {
+    b.set("/process/cwd", json!(cwd)).sh("pwd");
+    b.run()
+}
+
+/// A cwd outside the root has no path below it: getcwd fails or names it
+/// "(unreachable)".
+#[track_caller]
+fn assert_inside(out: &Out, cwd: &str) {
+    if out.code == 0 {
+        assert!(
+            out.stdout.starts_with('/'),
+            "{cwd} left the container: {out:?}"
+        );
+    }
+}
+
+#[test]
+fn a_cwd_through_the_runtimes_descriptors_stays_inside() {
+    // CVE-2024-21626: the runtime's own open directories, reached through
+    // /proc/self/fd before the process execs.
+    for n in 3..12 {
+        for cwd in [
+            format!("/proc/self/fd/{n}"),
+            format!("/proc/self/fd/{n}/.."),
+        ] {
+            let mut b = Bundle::new();
+            assert_inside(&cwd_of(&mut b, &cwd), &cwd);
+            b.assert_no_leftovers();
+        }
+    }
+}
+
+#[test]
+fn an_exec_cwd_through_the_runtimes_descriptors_stays_inside() {
+    let mut b = Bundle::new();
+    b.set("/process/args", json!(["sleep", "600"]));
+    b.create().assert_ok();
+    b.start().assert_ok();
+    for n in 3..12 {
+        for cwd in [
+            format!("/proc/self/fd/{n}"),
+            format!("/proc/self/fd/{n}/.."),
+        ] {
+            let out = b.rt(&["exec", "--cwd", &cwd, &b.id, "pwd"]);
+            assert_inside(&out, &cwd);
+        }
+    }
+    b.delete(&["--force"]).assert_ok();
+    b.assert_no_leftovers();
+}
+
+#[test]
+fn a_cwd_through_a_passed_host_directory_is_refused() {
+    // The same escape with a host directory the caller passed on purpose
+    // (--preserve-fds): the process must still not start outside.
+    let mut b = Bundle::new();
+    let host = std::fs::File::open(b.host_dir("host-side")).unwrap();
+    b.set("/process/cwd", json!("/proc/self/fd/3")).sh("pwd");
+    let mut cmd = b.command();
+    cmd.args(["run", "--preserve-fds", "1", "--bundle", s(&b.path), &b.id]);
+    give_fd3(&mut cmd, &host);
+    let out = b.output(&mut cmd);
+    out.assert_failed();
+    integration::berth_message(&out, "outside the container", "runc words it its own way");
+    b.assert_no_leftovers();
+}
+
+/// Runs a container with `mount` added, which must be refused before the
+/// process starts; returns what `run` did.
+#[track_caller]
+fn refused_mount(b: &mut Bundle, mount: integration::Value) -> Out {
+    b.mount(mount).sh("echo started");
+    let out = b.run();
+    out.assert_failed();
+    assert_eq!(out.stdout, "", "the container started: {out:?}");
+    out
+}
+
+#[test]
+fn proc_cannot_be_covered_by_another_filesystem() {
+    // CVE-2019-16884: a fake /proc hides what the runtime writes there.
+    let mut b = Bundle::new();
+    let out = refused_mount(
+        &mut b,
+        json!({"destination": "/proc", "type": "tmpfs", "source": "tmpfs"}),
+    );
+    integration::berth_message(&out, "proc filesystem", "runc words it its own way");
+    b.assert_no_leftovers();
+}
+
+#[test]
+fn nothing_but_informational_files_is_mounted_inside_proc() {
+    // A host directory over /proc/sys would make the kernel's knobs
+    // writable from the container.
+    let mut b = Bundle::new();
+    let host = b.host_dir("fake-sys");
+    let out = refused_mount(
+        &mut b,
+        json!({"destination": "/proc/sys", "type": "bind", "source": host, "options": ["rbind"]}),
+    );
+    integration::berth_message(&out, "inside /proc", "runc words it its own way");
+    b.assert_no_leftovers();
+}
+
+#[test]
+fn a_symlink_to_proc_in_the_image_counts_as_proc() {
+    berth_only!("runc 1.1.5 checks the destination before resolving the image's symlinks, and mounts over /proc/sys");
+    let mut b = Bundle::new();
+    std::os::unix::fs::symlink("/proc", b.rootfs().join("not-proc")).unwrap();
+    let out = refused_mount(
+        &mut b,
+        json!({"destination": "/not-proc/sys", "type": "tmpfs", "source": "tmpfs"}),
+    );
+    integration::berth_message(&out, "inside /proc", "runc words it its own way");
+    b.assert_no_leftovers();
+}
+
+#[test]
+fn an_informational_proc_file_may_be_covered() {
+    // What lxcfs does for /proc/cpuinfo and friends.
+    let mut b = Bundle::new();
+    let file = b.host_dir("lxcfs").join("cpuinfo");
+    std::fs::write(&file, "processor : 0 (lxcfs)\n").unwrap();
+    b.bind(&file, "/proc/cpuinfo", &["ro"])
+        .sh("cat /proc/cpuinfo");
+    assert_eq!(b.run().assert_ok().stdout, "processor : 0 (lxcfs)\n");
+    b.assert_no_leftovers();
+}
