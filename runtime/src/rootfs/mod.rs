@@ -41,6 +41,8 @@ pub enum RootfsError {
     Sys { what: String, source: nix::Error },
     #[error("sysctl {key}: {source}")]
     Sysctl { key: String, source: std::io::Error },
+    #[error("mount destination {dest}: {why}")]
+    Refused { dest: PathBuf, why: &'static str },
 }
 
 pub(crate) fn mount_err<'a>(
@@ -118,6 +120,12 @@ fn mount_one(ctx: &Ctx, m: &Mount) -> Result<(), RootfsError> {
     let dest = path::secure_join(ctx.rootfs, m.destination())?;
     let opts = options::parse_all(m.options().iter().flatten());
     let typ = m.typ().as_deref().unwrap_or("none");
+    let inside = Path::new("/").join(dest.strip_prefix(ctx.rootfs).unwrap_or(&dest));
+    check_proc(
+        &inside,
+        typ,
+        is_bind(m).then(|| m.source().as_deref()).flatten(),
+    )?;
     if is_bind(m) {
         let src = m
             .source()
@@ -162,6 +170,48 @@ fn mount_one(ctx: &Ctx, m: &Mount) -> Result<(), RootfsError> {
             &dest,
             "propagation",
         ))?;
+    }
+    Ok(())
+}
+
+/// Files inside /proc that may be mounted over (as lxcfs does), as runc
+/// allows.
+const PROC_MOUNTABLE: [&str; 10] = [
+    "/proc/cpuinfo",
+    "/proc/diskstats",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/swaps",
+    "/proc/uptime",
+    "/proc/loadavg",
+    "/proc/slabinfo",
+    "/proc/net/dev",
+    "/proc/sys/kernel/ns_last_pid",
+];
+
+/// runc's answer to CVE-2019-16884: /proc is a procfs (mounted, or bound
+/// from one), and inside it only a few informational files may be covered:
+/// a writable /proc/sys or a fake /proc/self/attr would undo the
+/// container's protections. `inside` is the destination as resolved in
+/// the rootfs, so a symlink to /proc counts as /proc.
+fn check_proc(inside: &Path, typ: &str, bind_source: Option<&Path>) -> Result<(), RootfsError> {
+    let refuse = |why| {
+        Err(RootfsError::Refused {
+            dest: inside.to_path_buf(),
+            why,
+        })
+    };
+    if inside == Path::new("/proc") {
+        let procfs = |p: &Path| {
+            nix::sys::statfs::statfs(p)
+                .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC)
+        };
+        if typ != "proc" && !bind_source.is_some_and(procfs) {
+            return refuse("/proc can only be a proc filesystem");
+        }
+    } else if inside.starts_with("/proc") && !PROC_MOUNTABLE.iter().any(|p| inside == Path::new(p))
+    {
+        return refuse("is inside /proc, where only a few informational files may be mounted over");
     }
     Ok(())
 }
