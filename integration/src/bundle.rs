@@ -147,7 +147,12 @@ impl Bundle {
     /// It carries the marker too: a parked init is a fork of the runtime and
     /// has the runtime's environment until it execs the container process.
     pub fn command(&self) -> Command {
-        let mut cmd = Command::new(runtime());
+        self.command_of(runtime())
+    }
+
+    /// [`Bundle::command`] with another build of the runtime binary.
+    pub fn command_of(&self, binary: &Path) -> Command {
+        let mut cmd = Command::new(binary);
         cmd.args(crate::runtime_flags())
             .arg("--root")
             .arg(&self.state_root);

@@ -134,3 +134,78 @@ fn an_informational_proc_file_may_be_covered() {
     assert_eq!(b.run().assert_ok().stdout, "processor : 0 (lxcfs)\n");
     b.assert_no_leftovers();
 }
+
+/// Polls until `path` exists (the container side says it is ready).
+#[track_caller]
+fn wait_for_file(path: &std::path::Path) {
+    let start = std::time::Instant::now();
+    while !path.exists() {
+        assert!(
+            start.elapsed().as_secs() < 30,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn the_runtime_binary_cannot_be_overwritten_from_the_container() {
+    // CVE-2019-5736: a process in the container's pid namespace (here with
+    // CAP_SYS_PTRACE, as a privileged sidecar has) opens the parked init's
+    // /proc/1/exe and, once init has exec'd the user's program, writes
+    // through it. The victim runs a copy of the runtime, so a successful
+    // attack harms nothing but the test.
+    let mut victim = Bundle::new();
+    let copy = victim
+        .host_dir("runtime")
+        .join(integration::runtime().file_name().unwrap());
+    std::fs::copy(integration::runtime(), &copy).unwrap();
+    let pristine = std::fs::read(&copy).unwrap();
+    victim.set("/process/args", json!(["sleep", "600"]));
+    let create = ["create", "--bundle", s(&victim.path), &victim.id];
+    victim
+        .output(victim.command_of(&copy).args(create))
+        .assert_ok();
+    let init = victim.state_json()["pid"].as_i64().unwrap();
+
+    let mut attacker = Bundle::new();
+    let shared = attacker.host_dir("shared");
+    let go = shared.join("go");
+    nix_mkfifo(&go);
+    attacker.bind(&shared, "/shared", &[]);
+    attacker.edit(|c| {
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "pid");
+        ns.push(json!({"type": "pid", "path": format!("/proc/{init}/ns/pid")}));
+        for set in ["bounding", "effective", "permitted"] {
+            let caps = c["process"]["capabilities"][set].as_array_mut().unwrap();
+            caps.push(json!("CAP_SYS_PTRACE"));
+        }
+    });
+    attacker.sh(
+        "exec 3< /proc/1/exe || exit 3; echo > /shared/ready; read go < /shared/go; \
+         if printf X >> /proc/self/fd/3; then echo wrote; else echo refused; fi > /shared/result",
+    );
+    let running = attacker.spawn_run();
+    wait_for_file(&shared.join("ready"));
+    victim.start().assert_ok();
+    std::fs::write(&go, "go\n").unwrap();
+    let code = running.exit_code();
+    let result = std::fs::read_to_string(shared.join("result")).unwrap_or_default();
+    victim.delete(&["--force"]).assert_ok();
+    assert_eq!(code, 0, "the attacker could not run");
+    assert_eq!(result, "refused\n");
+    assert!(
+        std::fs::read(&copy).unwrap() == pristine,
+        "the runtime binary was changed"
+    );
+    victim.assert_no_leftovers();
+    attacker.assert_no_leftovers();
+}
+
+fn nix_mkfifo(path: &std::path::Path) {
+    let c = std::ffi::CString::new(s(path)).unwrap();
+    // SAFETY: c is a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+}

@@ -18,6 +18,7 @@ pub mod namespaces;
 pub mod process;
 pub mod procspec;
 pub mod rootfs;
+pub mod sealed;
 pub mod seccomp;
 pub mod signal;
 pub mod spec;

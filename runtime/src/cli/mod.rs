@@ -145,6 +145,17 @@ pub fn main() -> i32 {
     } else {
         1
     };
+    // The commands that start processes in a container run from a sealed
+    // copy of berth (CVE-2019-5736).
+    if matches!(
+        command,
+        Command::Create(_) | Command::Run(_) | Command::Exec(_)
+    ) {
+        if let Err(e) = berth::sealed::ensure() {
+            logging::error(&e.to_string());
+            return failed;
+        }
+    }
     let result = match command {
         Command::Create(a) => create::run(&g, a),
         Command::Start(a) => start::run(root, a),
