@@ -135,6 +135,40 @@ fn an_informational_proc_file_may_be_covered() {
     b.assert_no_leftovers();
 }
 
+/// A container in the pid namespace of the process `init`, with
+/// CAP_SYS_PTRACE as a privileged sidecar would have: it can see the
+/// runtime's processes there and open their /proc entries.
+fn sidecar(init: i64) -> Bundle {
+    let mut b = Bundle::new();
+    b.edit(|c| {
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "pid");
+        ns.push(json!({"type": "pid", "path": format!("/proc/{init}/ns/pid")}));
+        for set in ["bounding", "effective", "permitted"] {
+            let caps = c["process"]["capabilities"][set].as_array_mut().unwrap();
+            caps.push(json!("CAP_SYS_PTRACE"));
+        }
+    });
+    b
+}
+
+#[test]
+fn a_parked_init_holds_no_host_directory_open() {
+    // What init holds while it waits for start is reachable through
+    // /proc/1/fd; a directory there is a way out (CVE-2024-21626).
+    let mut victim = Bundle::new();
+    victim.set("/process/args", json!(["sleep", "600"]));
+    victim.create().assert_ok();
+    let init = victim.state_json()["pid"].as_i64().unwrap();
+    let mut attacker = sidecar(init);
+    let out = attacker.run_sh(
+        "for f in /proc/1/fd/*; do [ -d \"$f\" ] && echo \"$f is a directory\"; done; echo checked",
+    );
+    victim.delete(&["--force"]).assert_ok();
+    assert_eq!(out, "checked\n");
+    victim.assert_no_leftovers();
+}
+
 /// Polls until `path` exists (the container side says it is ready).
 #[track_caller]
 fn wait_for_file(path: &std::path::Path) {
@@ -169,20 +203,11 @@ fn the_runtime_binary_cannot_be_overwritten_from_the_container() {
         .assert_ok();
     let init = victim.state_json()["pid"].as_i64().unwrap();
 
-    let mut attacker = Bundle::new();
+    let mut attacker = sidecar(init);
     let shared = attacker.host_dir("shared");
     let go = shared.join("go");
     nix_mkfifo(&go);
     attacker.bind(&shared, "/shared", &[]);
-    attacker.edit(|c| {
-        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
-        ns.retain(|n| n["type"] != "pid");
-        ns.push(json!({"type": "pid", "path": format!("/proc/{init}/ns/pid")}));
-        for set in ["bounding", "effective", "permitted"] {
-            let caps = c["process"]["capabilities"][set].as_array_mut().unwrap();
-            caps.push(json!("CAP_SYS_PTRACE"));
-        }
-    });
     attacker.sh(
         "exec 3< /proc/1/exe || exit 3; echo > /shared/ready; read go < /shared/go; \
          if printf X >> /proc/self/fd/3; then echo wrote; else echo refused; fi > /shared/result",
@@ -208,4 +233,22 @@ fn nix_mkfifo(path: &std::path::Path) {
     let c = std::ffi::CString::new(s(path)).unwrap();
     // SAFETY: c is a valid NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+}
+
+#[test]
+fn only_stdio_reaches_the_process() {
+    // Nothing berth held open during setup (state directory, sync socket,
+    // exec fifo, namespace files) is left in the user's process.
+    // The fds of a sleep the process starts: what it was given, and no
+    // descriptor of the listing itself.
+    let listing = "sleep 5 & ls /proc/$!/fd; kill $!";
+    let mut b = Bundle::new();
+    assert_eq!(b.run_sh(listing), "0\n1\n2\n");
+    b.set("/process/args", json!(["sleep", "600"]));
+    b.create().assert_ok();
+    b.start().assert_ok();
+    let out = b.rt(&["exec", &b.id, "sh", "-c", listing]);
+    b.delete(&["--force"]).assert_ok();
+    assert_eq!(out.assert_ok().stdout, "0\n1\n2\n");
+    b.assert_no_leftovers();
 }

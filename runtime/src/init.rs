@@ -41,6 +41,8 @@ pub struct InitConfig {
     pub systemd_scope: bool,
     /// `linux.seccomp`, compiled before anything was created.
     pub seccomp: Option<crate::seccomp::Filter>,
+    /// berth's descriptor of the state directory, inherited by the fork.
+    pub state_dir_fd: std::os::fd::RawFd,
 }
 
 type Res<T> = Result<T, String>;
@@ -57,6 +59,10 @@ pub(crate) fn die(ch: &Channel, msg: String) -> ! {
 
 /// First stage: joins and creates namespaces, then forks init.
 pub fn stage1(cfg: &InitConfig, plan: &Plan, ch: Channel) -> ! {
+    // A host directory open in init could be reached from the container
+    // through /proc/1/fd (CVE-2024-21626). The parent's copy keeps the lock.
+    // SAFETY: this process owns its copy of the descriptor and never uses it.
+    unsafe { libc::close(cfg.state_dir_fd) };
     if let Err(msg) = stage1_setup(cfg, plan, &ch) {
         die(&ch, msg);
     }

@@ -158,6 +158,12 @@ impl StateDir {
         })
     }
 
+    /// The descriptor of the locked directory: a host directory, which a
+    /// container's init must not keep open (see `init::stage1`).
+    pub fn dir_fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&*self.lock)
+    }
+
     pub fn fifo_path(&self) -> PathBuf {
         self.path.join(FIFO_NAME)
     }

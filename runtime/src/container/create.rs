@@ -191,6 +191,7 @@ fn create_in(
         cgroup: cgroup.cgroup.path.clone(),
         systemd_scope: cgroup.systemd,
         seccomp,
+        state_dir_fd: dir.dir_fd(),
     };
     let mut parent = CreateParent {
         state: &state,
