@@ -252,3 +252,26 @@ fn only_stdio_reaches_the_process() {
     assert_eq!(out.assert_ok().stdout, "0\n1\n2\n");
     b.assert_no_leftovers();
 }
+
+#[test]
+fn a_mount_destination_through_a_symlink_to_root_stays_in_the_rootfs() {
+    // CVE-2021-30465's family: the image's /escape -> / (or a climb of
+    // ..) must mean the container's root, not the host's.
+    for link in ["/", "../../../../../../.."] {
+        let mut b = Bundle::new();
+        std::os::unix::fs::symlink(link, b.rootfs().join("escape")).unwrap();
+        let source = b.host_dir("source").join("file");
+        std::fs::write(&source, "from the bundle\n").unwrap();
+        let name = format!("berth-escape-{}", b.id);
+        let on_host = std::path::Path::new("/tmp").join(&name);
+        b.bind(&source, &format!("/escape/tmp/{name}"), &[])
+            .sh(&format!("cat /tmp/{name}"));
+        let out = b.run();
+        assert!(
+            !on_host.exists(),
+            "{link}: the mount point was made on the host"
+        );
+        assert_eq!(out.assert_ok().stdout, "from the bundle\n", "{link}");
+        b.assert_no_leftovers();
+    }
+}
