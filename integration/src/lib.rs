@@ -105,6 +105,25 @@ pub fn berth_message(out: &Out, needle: &str, why: &str) {
     }
 }
 
+/// The hook kinds of the runtime spec, in the order they run.
+pub const HOOK_KINDS: [&str; 6] = [
+    "prestart",
+    "createRuntime",
+    "createContainer",
+    "startContainer",
+    "poststart",
+    "poststop",
+];
+
+/// The config.json files real clients wrote (`../shared/fixtures/configs`,
+/// or `$BERTH_FIXTURES`).
+pub fn fixtures_dir() -> PathBuf {
+    std::env::var_os("BERTH_FIXTURES").map_or_else(
+        || workspace().join("../shared/fixtures/configs"),
+        PathBuf::from,
+    )
+}
+
 /// A busybox rootfs made once by `hack/mkrootfs` and copied into each bundle.
 /// Rebuilt when the script changes; built aside and renamed into place so a
 /// half-made copy is never used.

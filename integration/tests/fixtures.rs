@@ -11,15 +11,8 @@
 //! - rlimits and capabilities are clamped to what root may set on this host;
 //! - args print what the test checks; a terminal goes to a console socket.
 
-use integration::{json, s, systemd_cgroup, workspace, Bundle, NsFile, Value};
-use std::path::{Path, PathBuf};
-
-fn fixtures_dir() -> PathBuf {
-    std::env::var_os("BERTH_FIXTURES").map_or_else(
-        || workspace().join("../shared/fixtures/configs"),
-        PathBuf::from,
-    )
-}
+use integration::{fixtures_dir, json, s, systemd_cgroup, Bundle, NsFile, Value, HOOK_KINDS};
+use std::path::Path;
 
 fn run_fixture(name: &str) {
     let text = std::fs::read_to_string(fixtures_dir().join(name)).expect("read fixture");
@@ -90,14 +83,7 @@ fn own_cgroup(config: &mut Value, id: &str) {
 /// Replaces every hook by one that logs its kind; returns the kinds in the
 /// order they run.
 fn replace_hooks(b: &Bundle, config: &mut Value) -> Vec<String> {
-    let order = [
-        "prestart",
-        "createRuntime",
-        "createContainer",
-        "startContainer",
-        "poststart",
-        "poststop",
-    ];
+    let order = HOOK_KINDS;
     let Some(hooks) = config["hooks"].as_object_mut() else {
         return Vec::new();
     };

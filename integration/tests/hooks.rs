@@ -1,16 +1,7 @@
 //! `hooks`: when each kind runs, what it gets on stdin, and failures.
 
-use integration::{berth_only, json, s, Bundle, Value};
+use integration::{berth_only, json, s, Bundle, Value, HOOK_KINDS};
 use std::path::PathBuf;
-
-const ALL: [&str; 6] = [
-    "prestart",
-    "createRuntime",
-    "createContainer",
-    "startContainer",
-    "poststart",
-    "poststop",
-];
 
 /// A log file that hooks append to, bind-mounted into the container at the
 /// same path so that startContainer hooks (run inside) reach it too.
@@ -46,7 +37,7 @@ fn hook_runs(log: &std::path::Path) -> Vec<(String, Value)> {
 fn run_with_all_hooks() -> (Bundle, Vec<(String, Value)>) {
     let mut b = Bundle::new();
     let log = hook_log(&mut b);
-    let hooks: serde_json::Map<String, Value> = ALL
+    let hooks: serde_json::Map<String, Value> = HOOK_KINDS
         .iter()
         .map(|name| (name.to_string(), json!([logging_hook(&b, name, &log)])))
         .collect();
@@ -65,7 +56,7 @@ fn hooks_run_once_each_in_lifecycle_order() {
     // The create-time hooks in order, then start's, then poststop.
     let (_b, runs) = run_with_all_hooks();
     let names = names(&runs);
-    assert_eq!(names[..3], ALL[..3], "{names:?}");
+    assert_eq!(names[..3], HOOK_KINDS[..3], "{names:?}");
     let mut start_phase = names[3..6].to_vec();
     start_phase.sort();
     assert_eq!(

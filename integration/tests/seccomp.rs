@@ -2,8 +2,7 @@
 //! architectures are covered, the real clients' profiles, and when the
 //! filter goes in.
 
-use integration::{berth_only, json, s, workspace, Bundle, Out, Value};
-use std::path::PathBuf;
+use integration::{berth_only, fixtures_dir, json, s, Bundle, Out, Value};
 
 /// A profile allowing everything but `rule`.
 fn all_but(rule: Value) -> Value {
@@ -94,13 +93,6 @@ fn a_32_bit_call_follows_the_rules_of_its_arch() {
                "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"]}),
     );
     assert_eq!(allowed.run().assert_ok().stdout, "int80 ok\n");
-}
-
-fn fixtures_dir() -> PathBuf {
-    std::env::var_os("BERTH_FIXTURES").map_or_else(
-        || workspace().join("../shared/fixtures/configs"),
-        PathBuf::from,
-    )
 }
 
 /// The seccomp profile of a client's fixture config.
