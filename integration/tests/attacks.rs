@@ -275,3 +275,65 @@ fn a_mount_destination_through_a_symlink_to_root_stays_in_the_rootfs() {
         b.assert_no_leftovers();
     }
 }
+
+/// Swaps `a` and `b` (a directory and a symlink) until `stop` is set, as
+/// fast as the kernel allows: a process of another container that shares
+/// the volume, racing the runtime between resolving a mount destination
+/// and using it. (A shell loop in a container would hit the window too
+/// rarely for a test.)
+fn swapper(
+    a: std::path::PathBuf,
+    b: std::path::PathBuf,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let c = |p: &std::path::Path| std::ffi::CString::new(s(p)).unwrap();
+        let (a, b) = (c(&a), c(&b));
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            // SAFETY: two valid NUL-terminated paths; the call only renames.
+            unsafe {
+                libc::renameat2(
+                    libc::AT_FDCWD,
+                    a.as_ptr(),
+                    libc::AT_FDCWD,
+                    b.as_ptr(),
+                    libc::RENAME_EXCHANGE,
+                )
+            };
+        }
+    })
+}
+
+#[test]
+fn a_mount_destination_swapped_for_a_symlink_mid_create_stays_in_the_rootfs() {
+    // CVE-2021-30465: /vol is a volume another container can write; it
+    // turns /vol/d into a symlink to a host directory while the runtime
+    // makes and mounts /vol/d/target. Each attempt may fail (the target
+    // moved) or mount inside the rootfs; nothing may appear on the host.
+    berth_only!("runc 1.1.5 makes the mount point by path and creates it on the host (CVE-2024-45310, fixed in runc 1.1.14)");
+    let mut b = Bundle::new();
+    let vol = b.host_dir("vol");
+    let host = b.host_dir("host-target");
+    std::fs::create_dir(vol.join("d")).unwrap();
+    std::os::unix::fs::symlink(&host, vol.join("link")).unwrap();
+    b.bind(&vol, "/vol", &[])
+        .mount(json!({"destination": "/vol/d/target", "type": "tmpfs", "source": "tmpfs"}))
+        // Wherever the symlink said at the moment: /vol/d, /vol/link (the
+        // swapping goes on), or its target as a path in the rootfs.
+        .sh("grep -Eq ' [^ ]*/target tmpfs ' /proc/mounts && echo mounted");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let racer = swapper(vol.join("d"), vol.join("link"), stop.clone());
+    let outcomes: Vec<Out> = (0..30).map(|_| b.run()).collect();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    racer.join().unwrap();
+    let on_host: Vec<_> = std::fs::read_dir(&host).unwrap().collect();
+    assert!(on_host.is_empty(), "made on the host: {on_host:?}");
+    for out in &outcomes {
+        if out.code == 0 {
+            assert_eq!(out.stdout, "mounted\n");
+        } else {
+            out.assert_mentions("/vol/d/target");
+        }
+    }
+    b.assert_no_leftovers();
+}

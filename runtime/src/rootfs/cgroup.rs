@@ -4,7 +4,7 @@
 //! when the container has its own cgroup namespace (which roots it at the
 //! container's cgroup), else a bind mount of the container's cgroup.
 
-use super::{mount_err, mountinfo, options::Parsed, remount, RootfsError};
+use super::{mount_err, mountinfo, options::Parsed, remount, target::Root, RootfsError};
 use nix::mount::{mount, MsFlags};
 use std::path::Path;
 
@@ -12,6 +12,7 @@ const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 /// `cgroup` is the container's cgroup path, the same in every hierarchy.
 pub fn mount_cgroup(
+    root: &Root,
     dest: &Path,
     opts: &Parsed,
     cgroup: &Path,
@@ -26,7 +27,7 @@ pub fn mount_cgroup(
     if unified && cgroupns {
         return mount(
             Some("cgroup2"),
-            dest,
+            &root.pin(dest)?.path(),
             Some("cgroup2"),
             opts.flags,
             None::<&str>,
@@ -38,27 +39,38 @@ pub fn mount_cgroup(
         ..Parsed::default()
     };
     if unified {
-        return super::bind(&Path::new(CGROUP_ROOT).join(relative), dest, &bind);
+        return super::bind(root, &Path::new(CGROUP_ROOT).join(relative), dest, &bind);
     }
     let flags = opts.flags - MsFlags::MS_RDONLY;
-    mount(Some("tmpfs"), dest, Some("tmpfs"), flags, Some("mode=755"))
-        .map_err(mount_err("tmpfs", dest, "tmpfs"))?;
+    let at = root.pin(dest)?;
+    mount(
+        Some("tmpfs"),
+        &at.path(),
+        Some("tmpfs"),
+        flags,
+        Some("mode=755"),
+    )
+    .map_err(mount_err("tmpfs", dest, "tmpfs"))?;
+    // The new tmpfs: nothing else can see it, so paths under it are safe.
+    let tmpfs = root.pin(dest)?;
     for e in entries.iter().filter(|e| is_hierarchy(e)) {
         let name = e
             .mount_point
             .trim_start_matches(CGROUP_ROOT)
             .trim_start_matches('/');
         let target = dest.join(name);
-        std::fs::create_dir_all(&target).map_err(|source| RootfsError::Destination {
-            dest: target.clone(),
-            what: "mkdir",
-            source,
-        })?;
-        super::bind(&Path::new(&e.mount_point).join(relative), &target, &bind)?;
-        link_comounted(dest, name)?;
+        root.make(&target, true)?;
+        super::bind(
+            root,
+            &Path::new(&e.mount_point).join(relative),
+            &target,
+            &bind,
+        )?;
+        link_comounted(&tmpfs.path(), dest, name)?;
     }
     if opts.flags.contains(MsFlags::MS_RDONLY) {
-        remount(dest, flags | MsFlags::MS_RDONLY).map_err(mount_err("tmpfs", dest, "remount"))?;
+        remount(&tmpfs.path(), flags | MsFlags::MS_RDONLY)
+            .map_err(mount_err("tmpfs", dest, "remount"))?;
     }
     Ok(())
 }
@@ -69,15 +81,16 @@ fn is_hierarchy(e: &mountinfo::Entry) -> bool {
 }
 
 /// `cpu,cpuacct` mounted together also answers to `cpu` and `cpuacct`.
-fn link_comounted(dest: &Path, name: &str) -> Result<(), RootfsError> {
+/// `dir` is the pinned tmpfs, `dest` what errors call it.
+fn link_comounted(dir: &Path, dest: &Path, name: &str) -> Result<(), RootfsError> {
     if !name.contains(',') {
         return Ok(());
     }
     for part in name.split(',') {
-        let link = dest.join(part);
+        let link = dir.join(part);
         if !link.exists() {
             std::os::unix::fs::symlink(name, &link).map_err(|source| RootfsError::Destination {
-                dest: link,
+                dest: dest.join(part),
                 what: "symlink",
                 source,
             })?;

@@ -14,10 +14,11 @@ pub struct Covered {
 }
 
 impl Covered {
+    /// `dest` is a pinned target's magic link, to be followed.
     pub fn open(dest: &Path) -> std::io::Result<Covered> {
         let dir = fs::OpenOptions::new()
             .read(true)
-            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+            .custom_flags(libc::O_DIRECTORY)
             .open(dest)?;
         Ok(Covered { dir })
     }

@@ -1,7 +1,7 @@
 //! Device nodes in the container's /dev: the defaults every container gets,
 //! the spec's `linux.devices`, and the standard /dev symlinks.
 
-use super::{mount_err, RootfsError};
+use super::{mount_err, target::Root, RootfsError};
 use nix::mount::{mount, MsFlags};
 use nix::sys::stat::{makedev, mknod, Mode, SFlag};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType};
@@ -39,7 +39,7 @@ struct Node<'a> {
 /// In a user namespace mknod is not allowed: devices are bind mounts of
 /// the host's nodes instead.
 pub fn create_all(
-    rootfs: &Path,
+    root: &Root,
     own_dev: bool,
     devices: &[LinuxDevice],
     userns: bool,
@@ -55,7 +55,7 @@ pub fn create_all(
                 uid: 0,
                 gid: 0,
             };
-            create(rootfs, &node, userns)?;
+            create(root, &node, userns)?;
         }
     }
     for d in devices {
@@ -68,12 +68,12 @@ pub fn create_all(
             uid: d.uid().unwrap_or(0),
             gid: d.gid().unwrap_or(0),
         };
-        create(rootfs, &node, userns)?;
+        create(root, &node, userns)?;
     }
     // Last, as runc does: /dev/ptmx becomes the devpts link even when the
     // spec lists a ptmx device node.
     if own_dev {
-        links(rootfs)?;
+        links(root)?;
     }
     Ok(())
 }
@@ -86,22 +86,19 @@ fn kind_of(t: LinuxDeviceType) -> SFlag {
     }
 }
 
-fn create(rootfs: &Path, node: &Node, userns: bool) -> Result<(), RootfsError> {
+fn create(root: &Root, node: &Node, userns: bool) -> Result<(), RootfsError> {
     // The node itself replaces whatever is there; only its directory is
     // resolved, so a symlink at the node's path is replaced, not followed.
     let name = node.path.file_name().unwrap_or_default();
-    let dir = super::path::secure_join(rootfs, node.path.parent().unwrap_or(Path::new("/")))?;
-    let dest = dir.join(name);
     let io = |what: &'static str| {
         let path = node.path.to_path_buf();
         move |source: std::io::Error| RootfsError::Device { path, what, source }
     };
-    if let Some(parent) = dest.parent() {
-        std::fs::create_dir_all(parent).map_err(io("create its directory"))?;
-    }
+    let dir = pinned_dir(root, node.path.parent().unwrap_or(Path::new("/")))?;
+    let dest = dir.path().join(name);
     let _ = std::fs::remove_file(&dest);
     if userns {
-        std::fs::File::create(&dest).map_err(io("create the bind target"))?;
+        std::fs::File::create_new(&dest).map_err(io("create the bind target"))?;
         return mount(
             Some(node.path),
             &dest,
@@ -109,7 +106,7 @@ fn create(rootfs: &Path, node: &Node, userns: bool) -> Result<(), RootfsError> {
             MsFlags::MS_BIND,
             None::<&str>,
         )
-        .map_err(mount_err(node.path, &dest, "bind"));
+        .map_err(mount_err(node.path, node.path, "bind"));
     }
     let perm = Mode::from_bits_truncate(node.mode & 0o7777);
     mknod(&dest, node.kind, perm, makedev(node.major, node.minor))
@@ -124,15 +121,23 @@ fn create(rootfs: &Path, node: &Node, userns: bool) -> Result<(), RootfsError> {
         .map_err(|e| io("chown")(e.into()))
 }
 
-fn links(rootfs: &Path) -> Result<(), RootfsError> {
+/// The container's directory `inside` (made if missing), opened in the rootfs.
+fn pinned_dir(root: &Root, inside: &Path) -> Result<super::target::Pinned, RootfsError> {
+    let dir = root.join(inside)?;
+    root.make(&dir, true)?;
+    root.pin(&dir)
+}
+
+fn links(root: &Root) -> Result<(), RootfsError> {
     let mut all: Vec<(&str, &str)> = LINKS.to_vec();
     if Path::new("/proc/kcore").exists() {
         all.push(("/proc/kcore", "/dev/core"));
     }
     // /dev/ptmx must be the container's own devpts multiplexer.
     all.push(("pts/ptmx", "/dev/ptmx"));
+    let dev = pinned_dir(root, Path::new("/dev"))?;
     for (target, link) in all {
-        let dest = rootfs.join(link.trim_start_matches('/'));
+        let dest = dev.path().join(link.trim_start_matches("/dev/"));
         let _ = std::fs::remove_file(&dest);
         std::os::unix::fs::symlink(target, &dest).map_err(|source| RootfsError::Device {
             path: link.into(),

@@ -8,11 +8,13 @@ mod devices;
 pub mod mountinfo;
 pub mod options;
 pub mod path;
+mod target;
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::statvfs::{statvfs, FsFlags};
 use oci_spec::runtime::{Mount, Spec};
 use std::path::{Path, PathBuf};
+use target::Root;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RootfsError {
@@ -43,6 +45,8 @@ pub enum RootfsError {
     Sysctl { key: String, source: std::io::Error },
     #[error("mount destination {dest}: {why}")]
     Refused { dest: PathBuf, why: &'static str },
+    #[error("mount destination {dest} moved to {now} while being mounted")]
+    Moved { dest: PathBuf, now: PathBuf },
 }
 
 pub(crate) fn mount_err<'a>(
@@ -97,15 +101,16 @@ pub fn prepare(ctx: &Ctx) -> Result<(), RootfsError> {
         None::<&str>,
     )
     .map_err(mount_err(ctx.rootfs, ctx.rootfs, "bind"))?;
+    let root = Root::open(ctx.rootfs)?;
     let mounts = ctx.spec.mounts().as_deref().unwrap_or(&[]);
     for m in mounts {
-        mount_one(ctx, m)?;
+        mount_one(ctx, &root, m)?;
     }
     let own_dev = !mounts
         .iter()
         .any(|m| m.destination() == Path::new("/dev") && is_bind(m));
     let devices = linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[]);
-    devices::create_all(ctx.rootfs, own_dev, devices, ctx.userns)
+    devices::create_all(&root, own_dev, devices, ctx.userns)
 }
 
 fn is_bind(m: &Mount) -> bool {
@@ -116,7 +121,7 @@ fn is_bind(m: &Mount) -> bool {
             .any(|o| o == "bind" || o == "rbind")
 }
 
-fn mount_one(ctx: &Ctx, m: &Mount) -> Result<(), RootfsError> {
+fn mount_one(ctx: &Ctx, root: &Root, m: &Mount) -> Result<(), RootfsError> {
     let dest = path::secure_join(ctx.rootfs, m.destination())?;
     let opts = options::parse_all(m.options().iter().flatten());
     let typ = m.typ().as_deref().unwrap_or("none");
@@ -132,44 +137,61 @@ fn mount_one(ctx: &Ctx, m: &Mount) -> Result<(), RootfsError> {
             .as_ref()
             .map(|s| ctx.bundle.join(s))
             .unwrap_or_default();
-        make_target(&dest, src.is_dir() || !src.exists())?;
-        bind(&src, &dest, &opts)?;
+        root.make(&dest, src.is_dir() || !src.exists())?;
+        bind(root, &src, &dest, &opts)?;
     } else if typ == "cgroup" {
-        make_target(&dest, true)?;
-        cgroup::mount_cgroup(&dest, &opts, ctx.cgroup, ctx.cgroupns)?;
+        root.make(&dest, true)?;
+        cgroup::mount_cgroup(root, &dest, &opts, ctx.cgroup, ctx.cgroupns)?;
     } else {
-        make_target(&dest, true)?;
-        let copyup = |what| {
-            let dest = dest.clone();
-            move |source| RootfsError::Destination { dest, what, source }
-        };
-        let covered = match opts.tmpcopyup && typ == "tmpfs" {
-            true => Some(copyup::Covered::open(&dest).map_err(copyup("open for tmpcopyup"))?),
-            false => None,
-        };
-        let src = m
-            .source()
-            .as_ref()
-            .map_or(typ.to_string(), |s| s.display().to_string());
-        let data = opts.data.join(",");
-        mount(
-            Some(src.as_str()),
-            &dest,
-            Some(typ),
-            opts.flags,
-            Some(data.as_str()).filter(|d| !d.is_empty()),
-        )
-        .map_err(mount_err(&src, &dest, typ))?;
-        if let Some(c) = covered {
-            c.copy_into(&dest).map_err(copyup("tmpcopyup"))?;
-        }
+        root.make(&dest, true)?;
+        mount_fs(root, m, &dest, typ, &opts)?;
     }
     for p in &opts.propagation {
-        mount(None::<&str>, &dest, None::<&str>, *p, None::<&str>).map_err(mount_err(
+        let at = root.pin(&dest)?;
+        mount(None::<&str>, &at.path(), None::<&str>, *p, None::<&str>).map_err(mount_err(
             "",
             &dest,
             "propagation",
         ))?;
+    }
+    Ok(())
+}
+
+/// A filesystem (tmpfs, proc, mqueue...) mounted at `dest`, filled from
+/// what it covers when `tmpcopyup` asks.
+fn mount_fs(
+    root: &Root,
+    m: &Mount,
+    dest: &Path,
+    typ: &str,
+    opts: &options::Parsed,
+) -> Result<(), RootfsError> {
+    let copyup = |what| {
+        let dest = dest.to_path_buf();
+        move |source| RootfsError::Destination { dest, what, source }
+    };
+    let at = root.pin(dest)?;
+    let covered = match opts.tmpcopyup && typ == "tmpfs" {
+        true => Some(copyup::Covered::open(&at.path()).map_err(copyup("open for tmpcopyup"))?),
+        false => None,
+    };
+    let src = m
+        .source()
+        .as_ref()
+        .map_or(typ.to_string(), |s| s.display().to_string());
+    let data = opts.data.join(",");
+    mount(
+        Some(src.as_str()),
+        &at.path(),
+        Some(typ),
+        opts.flags,
+        Some(data.as_str()).filter(|d| !d.is_empty()),
+    )
+    .map_err(mount_err(&src, dest, typ))?;
+    if let Some(c) = covered {
+        // Pinned again: the first pin still names the covered directory.
+        c.copy_into(&root.pin(dest)?.path())
+            .map_err(copyup("tmpcopyup"))?;
     }
     Ok(())
 }
@@ -216,33 +238,27 @@ fn check_proc(inside: &Path, typ: &str, bind_source: Option<&Path>) -> Result<()
     Ok(())
 }
 
-/// Creates the mount point: a directory, or an empty file for a file bind.
-fn make_target(dest: &Path, dir: bool) -> Result<(), RootfsError> {
-    let io = |what| {
-        let dest = dest.to_path_buf();
-        move |source| RootfsError::Destination { dest, what, source }
-    };
-    if dir {
-        return std::fs::create_dir_all(dest).map_err(io("mkdir"));
-    }
-    if let Some(parent) = dest.parent() {
-        std::fs::create_dir_all(parent).map_err(io("mkdir its parent"))?;
-    }
-    if !dest.exists() {
-        std::fs::File::create(dest).map_err(io("create the file"))?;
-    }
-    Ok(())
-}
-
 /// A bind mount, remounted with its flags: a bind ignores flags like
 /// `ro` on the first mount call.
-pub(crate) fn bind(src: &Path, dest: &Path, opts: &options::Parsed) -> Result<(), RootfsError> {
+/// `dest` is pinned again for the remount, to reach the new mount.
+pub(crate) fn bind(
+    root: &Root,
+    src: &Path,
+    dest: &Path,
+    opts: &options::Parsed,
+) -> Result<(), RootfsError> {
     let base = MsFlags::MS_BIND | (opts.flags & MsFlags::MS_REC);
-    mount(Some(src), dest, None::<&str>, base, None::<&str>)
-        .map_err(mount_err(src, dest, "bind"))?;
+    mount(
+        Some(src),
+        &root.pin(dest)?.path(),
+        None::<&str>,
+        base,
+        None::<&str>,
+    )
+    .map_err(mount_err(src, dest, "bind"))?;
     let extra = opts.flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
     if !extra.is_empty() {
-        remount(dest, extra).map_err(mount_err(src, dest, "bind remount"))?;
+        remount(&root.pin(dest)?.path(), extra).map_err(mount_err(src, dest, "bind remount"))?;
     }
     Ok(())
 }
