@@ -2,7 +2,7 @@
 //! architectures are covered, the real clients' profiles, and when the
 //! filter goes in.
 
-use integration::{berth_only, fixtures_dir, json, s, Bundle, Out, Value};
+use integration::{fixtures_dir, json, s, Bundle, Out, Value};
 
 /// A profile allowing everything but `rule`.
 fn all_but(rule: Value) -> Value {
@@ -159,18 +159,211 @@ fn with_no_new_privileges_the_filter_goes_in_after_the_identity_calls() {
     assert_eq!(b.run().assert_ok().stdout, "1000\n");
 }
 
+/// `struct seccomp_notif` and `struct seccomp_notif_resp` (linux/seccomp.h).
+#[repr(C)]
+#[derive(Default)]
+struct Notif {
+    id: u64,
+    pid: u32,
+    flags: u32,
+    nr: i32,
+    arch: u32,
+    ip: u64,
+    args: [u64; 6],
+}
+
+#[repr(C)]
+struct NotifResp {
+    id: u64,
+    val: i64,
+    error: i32,
+    flags: u32,
+}
+
+/// _IOWR('!', 0 / 1, ...) for those two structs.
+const NOTIF_RECV: u64 = 0xc050_2100;
+const NOTIF_SEND: u64 = 0xc018_2101;
+
+/// A seccomp agent at `sock`: takes `conns` connections, keeps the
+/// container process state each is sent, and answers every notified call
+/// on the fd that came with it with `errno` until the filtered processes
+/// are gone. Gives each state and the syscall numbers it answered.
+type Handled = Vec<(Value, Vec<i32>)>;
+fn agent(sock: std::path::PathBuf, errno: i32, conns: usize) -> std::thread::JoinHandle<Handled> {
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    std::thread::spawn(move || {
+        let handlers: Vec<_> = (0..conns)
+            .map(|_| {
+                let (conn, _) = listener.accept().unwrap();
+                std::thread::spawn(move || answer(conn, errno))
+            })
+            .collect();
+        handlers.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+fn answer(conn: std::os::unix::net::UnixStream, errno: i32) -> (Value, Vec<i32>) {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let (state, fd) = recv_state(conn.as_raw_fd());
+    // SAFETY: SCM_RIGHTS gave this process the fd; nothing else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut answered = Vec::new();
+    loop {
+        let mut p = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd for the call.
+        if unsafe { libc::poll(&mut p, 1, 20_000) } <= 0 || p.revents & libc::POLLIN == 0 {
+            break; // POLLHUP: no process has the filter any more.
+        }
+        let mut n = Notif::default();
+        // SAFETY: the ioctl fills a struct seccomp_notif.
+        if unsafe { libc::ioctl(fd.as_raw_fd(), NOTIF_RECV, &mut n) } != 0 {
+            continue; // the caller died meanwhile
+        }
+        answered.push(n.nr);
+        let mut r = NotifResp {
+            id: n.id,
+            val: 0,
+            error: -errno,
+            flags: 0,
+        };
+        // SAFETY: the ioctl reads a struct seccomp_notif_resp.
+        unsafe { libc::ioctl(fd.as_raw_fd(), NOTIF_SEND, &mut r) };
+    }
+    (state, answered)
+}
+
+/// The JSON message and the fd it carries, from a connected socket.
+fn recv_state(conn: i32) -> (Value, i32) {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut cmsg = [0u8; 64];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: zeroed msghdr, then pointed at live buffers.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cmsg.as_mut_ptr().cast();
+    msg.msg_controllen = cmsg.len();
+    // SAFETY: msg describes valid buffers for the call.
+    let n = unsafe { libc::recvmsg(conn, &mut msg, 0) };
+    assert!(n > 0, "the runtime sent nothing to the agent");
+    // SAFETY: the kernel filled msg_control; CMSG_FIRSTHDR reads it.
+    let fd = unsafe {
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        assert!(
+            !c.is_null() && (*c).cmsg_type == libc::SCM_RIGHTS,
+            "no fd attached"
+        );
+        std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<i32>())
+    };
+    // Whole once it parses: runc 1.1.5 keeps the connection open.
+    let mut data = buf[..n as usize].to_vec();
+    loop {
+        match serde_json::from_slice::<Value>(&data) {
+            Ok(v) => return (v, fd),
+            Err(e) if e.is_eof() => {
+                let mut more = [0u8; 4096];
+                // SAFETY: reads into a live buffer.
+                let m = unsafe { libc::read(conn, more.as_mut_ptr().cast(), more.len()) };
+                assert!(m > 0, "the container process state ended early");
+                data.extend_from_slice(&more[..m as usize]);
+            }
+            Err(e) => panic!("container process state is not JSON: {e}"),
+        }
+    }
+}
+
+/// A profile handing mkdir to the agent at `sock`.
+fn notify_profile(sock: &std::path::Path) -> Value {
+    json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": s(sock),
+           "listenerMetadata": "agent-metadata",
+           "syscalls": [mkdir_rule("SCMP_ACT_NOTIFY")]})
+}
+
 #[test]
-fn notify_action_is_refused_clearly() {
-    berth_only!("runc 1.1.5 hands the notify fd to a seccomp agent");
+fn notify_hands_the_calls_to_the_agent() {
     let mut b = Bundle::new();
-    b.set(
-        "/linux/seccomp",
-        json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": s(&b.dir.join("agent.sock")),
-               "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}),
-    );
-    b.create()
-        .assert_failed()
-        .assert_mentions("SCMP_ACT_NOTIFY");
+    let sock = b.dir.join("agent.sock");
+    let agent = agent(sock.clone(), libc::EXDEV, 1);
+    b.set("/linux/seccomp", notify_profile(&sock))
+        .sh("mkdir /tmp/x; test -d /tmp/x || echo refused");
+    let out = b.run();
+    let (state, answered) = agent.join().unwrap().remove(0);
+    assert_eq!(out.assert_ok().stdout, "refused\n");
+    assert!(out.stderr.contains("Invalid cross-device link"), "{out:?}");
+    assert!(!answered.is_empty() && answered.iter().all(|nr| [83, 258].contains(nr)));
+    assert_eq!(state["fds"], json!(["seccompFd"]), "{state}");
+    assert_eq!(state["metadata"], "agent-metadata");
+    assert_eq!(state["state"]["id"], b.id.as_str());
+    assert_eq!(state["state"]["status"], "creating");
+    assert_eq!(state["pid"], state["state"]["pid"]);
+    b.assert_no_leftovers();
+}
+
+#[test]
+fn notify_with_no_new_privileges_reaches_the_agent_too() {
+    let mut b = Bundle::new();
+    let sock = b.dir.join("agent.sock");
+    let agent = agent(sock.clone(), libc::EXDEV, 1);
+    b.set("/linux/seccomp", notify_profile(&sock))
+        .set("/process/noNewPrivileges", json!(true))
+        .sh("mkdir /tmp/x 2>&1; grep NoNewPrivs /proc/self/status");
+    let out = b.run();
+    agent.join().unwrap();
+    let text = &out.assert_ok().stdout;
+    assert!(text.contains("Invalid cross-device link"), "{out:?}");
+    assert!(text.contains("NoNewPrivs:\t1"), "{out:?}");
+    b.assert_no_leftovers();
+}
+
+#[test]
+fn an_exec_process_gets_its_own_agent_connection() {
+    let mut b = Bundle::new();
+    let sock = b.dir.join("agent.sock");
+    let agent = agent(sock.clone(), libc::EXDEV, 2);
+    b.set("/linux/seccomp", notify_profile(&sock))
+        .set("/process/args", json!(["sleep", "1000"]));
+    b.create().assert_ok();
+    b.start().assert_ok();
+    let out = b.rt(&["exec", &b.id, "mkdir", "/tmp/y"]);
+    out.assert_failed()
+        .assert_mentions("Invalid cross-device link");
+    b.kill(&["KILL"]).assert_ok();
+    b.wait_status("stopped");
+    b.delete(&[]).assert_ok();
+    let handled = agent.join().unwrap();
+    let statuses: Vec<_> = handled.iter().map(|(s, _)| &s["state"]["status"]).collect();
+    assert!(statuses.contains(&&json!("running")), "{handled:?}");
+    let exec = handled
+        .iter()
+        .find(|(s, _)| s["state"]["status"] == "running");
+    let (state, answered) = exec.unwrap();
+    assert_ne!(state["pid"], state["state"]["pid"], "exec's own pid");
+    assert!(!answered.is_empty());
+    b.assert_no_leftovers();
+}
+
+#[test]
+fn an_unreachable_agent_fails_create_and_leaves_nothing() {
+    let mut b = Bundle::new();
+    b.set("/linux/seccomp", notify_profile(&b.dir.join("nobody.sock")));
+    b.create().assert_failed().assert_mentions("nobody.sock");
+    b.assert_no_leftovers();
+}
+
+#[test]
+fn notify_as_the_default_action_is_refused() {
+    let mut b = Bundle::new();
+    let mut profile = notify_profile(&b.dir.join("agent.sock"));
+    profile["defaultAction"] = json!("SCMP_ACT_NOTIFY");
+    b.set("/linux/seccomp", profile);
+    b.create().assert_failed().assert_mentions("default action");
     b.assert_no_leftovers();
 }
 

@@ -4,15 +4,16 @@
 
 use crate::cgroups::Cgroup;
 use crate::container::{self, ContainerError, Status};
-use crate::process;
+use crate::process::{self, ProcessError};
 use crate::procspec;
-use crate::state::StateDir;
+use crate::state::{State, StateDir};
 use crate::sync::{Channel, Msg};
 use crate::{tty, Result};
 use nix::sched::{setns, CloneFlags};
 use nix::unistd::{fork, ForkResult};
 use oci_spec::runtime::Process;
 use std::fs::File;
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -94,14 +95,26 @@ pub fn exec(root: &Path, id: &str, opts: &ExecOpts, console: Option<UnixStream>)
             .transpose()?,
     };
     drop(dir);
-    // An exec'd process asks berth for nothing while it starts.
-    struct NoRequests;
-    impl process::Parent for NoRequests {}
-    let pid = process::spawn(|ch| stage1(&target, opts, ch), &mut NoRequests)?;
+    let pid = process::spawn(|ch| stage1(&target, opts, ch), &mut ExecParent { state })?;
     if let Some(p) = &opts.pid_file {
         container::write_pid_file(p, pid)?;
     }
     Ok(pid)
+}
+
+/// An exec'd process asks berth for one thing only while it starts: to
+/// hand its seccomp notification fd to the container's agent.
+struct ExecParent {
+    state: State,
+}
+
+impl process::Parent for ExecParent {
+    fn seccomp_listener(&mut self, pid: i32, fd: OwnedFd) -> std::result::Result<(), ProcessError> {
+        let profile = self.state.seccomp.as_ref();
+        let profile = profile.expect("a listener comes with a profile");
+        let state = container::hook_state(&self.state, Status::Running);
+        Ok(crate::seccomp::agent::send(profile, &state, pid, fd)?)
+    }
 }
 
 /// A process that joins a frozen v1 freezer cgroup stops there at once;
@@ -183,6 +196,7 @@ fn exec_child(
         &opts.process,
         procspec::MissingCwd::Fail,
         t.seccomp.as_ref(),
+        ch,
     )?;
     ch.send(&Msg::Ready).map_err(|e| e.to_string())?;
     procspec::exec(&prepared, &opts.process, opts.preserve_fds)

@@ -190,7 +190,7 @@ fn container_init(cfg: &InitConfig, plan: &Plan, ch: &Channel) -> Res<std::conve
     if !cfg.no_new_keyring {
         join_session_keyring(&cfg.id)?;
     }
-    let prepared = procspec::prepare(process, cfg.seccomp.as_ref())?;
+    let prepared = procspec::prepare(process, cfg.seccomp.as_ref(), ch)?;
     ch.send(&Msg::Ready).map_err(|e| e.to_string())?;
     wait_for_start(&cfg.fifo);
     // From here on berth has returned: errors go to the container's stderr.

@@ -12,6 +12,7 @@ use crate::sync::{Channel, Msg};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::waitpid;
 use nix::unistd::{fork, ForkResult, Pid};
+use std::os::fd::OwnedFd;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
@@ -30,6 +31,8 @@ pub enum ProcessError {
     Hook(#[from] crate::hooks::HookError),
     #[error(transparent)]
     Cgroup(#[from] crate::cgroups::CgroupError),
+    #[error(transparent)]
+    Seccomp(#[from] crate::seccomp::SeccompError),
 }
 
 fn sys(what: &'static str) -> impl FnOnce(nix::Error) -> ProcessError {
@@ -56,6 +59,10 @@ pub trait Parent {
     /// container-side hooks get.
     fn runtime_hooks(&mut self, _pid: i32) -> Result<String, ProcessError> {
         Err(unexpected("run hooks"))
+    }
+    /// Hand process `pid`'s seccomp notification fd to the agent.
+    fn seccomp_listener(&mut self, _pid: i32, _fd: OwnedFd) -> Result<(), ProcessError> {
+        Err(unexpected("seccomp listener"))
     }
 }
 
@@ -98,27 +105,36 @@ fn drive(
 ) -> Result<i32, ProcessError> {
     let known =
         |pid: &Option<i32>| pid.ok_or_else(|| ProcessError::Init("container pid unknown".into()));
+    // An exec'd process may send its listener before the first stage
+    // has reported its pid: it waits here until then.
+    let mut listener = None;
     loop {
-        match ch.recv()? {
-            Msg::MapIds { pid } => {
+        match ch.recv_fd()? {
+            (Msg::MapIds { pid }, _) => {
                 parent.map_ids(pid)?;
                 ch.send(&Msg::IdsMapped)?;
             }
-            Msg::JoinCgroup { pid } => {
+            (Msg::JoinCgroup { pid }, _) => {
                 parent.join_cgroup(pid)?;
                 ch.send(&Msg::CgroupJoined)?;
             }
-            Msg::InitPid { pid: p } => {
+            (Msg::InitPid { pid: p }, _) => {
                 *pid = Some(p);
                 let _ = waitpid(stage1, None);
             }
-            Msg::RunHooks => {
+            (Msg::RunHooks, _) => {
                 let state = parent.runtime_hooks(known(pid)?)?;
                 ch.send(&Msg::HooksDone { state })?;
             }
-            Msg::Ready => return known(pid),
-            Msg::Error { msg } => return Err(ProcessError::Init(msg)),
-            other => return Err(unexpected(&format!("{other:?}"))),
+            (Msg::SeccompListener, Some(fd)) => listener = Some(fd),
+            (Msg::Ready, _) => return known(pid),
+            (Msg::Error { msg }, _) => return Err(ProcessError::Init(msg)),
+            (other, _) => return Err(unexpected(&format!("{other:?}"))),
+        }
+        if let Some(p) = *pid {
+            if let Some(fd) = listener.take() {
+                parent.seccomp_listener(p, fd)?;
+            }
         }
     }
 }

@@ -5,6 +5,7 @@
 
 use crate::capabilities;
 use crate::seccomp::Filter;
+use crate::sync::{Channel, Msg};
 use nix::unistd::{Gid, Uid};
 use oci_spec::runtime::{PosixRlimitType, Process};
 use std::ffi::CString;
@@ -37,23 +38,31 @@ pub enum MissingCwd {
 }
 
 /// [`prepare_with`] for a container's init.
-pub fn prepare(process: &Process, seccomp: Option<&Filter>) -> Res<Prepared> {
-    prepare_with(process, MissingCwd::Create, seccomp)
+pub fn prepare(process: &Process, seccomp: Option<&Filter>, ch: &Channel) -> Res<Prepared> {
+    prepare_with(process, MissingCwd::Create, seccomp, ch)
 }
 
 /// Applies limits and identity, enters the cwd and resolves the program.
 /// The seccomp filter goes in as runc puts it: without no-new-privileges
 /// loading needs CAP_SYS_ADMIN, so before the capabilities are dropped;
-/// with it, as late as possible (see [`exec`]).
+/// with it, as late as possible (see [`exec`]), unless it notifies an
+/// agent: then its fd goes to berth over `ch` while berth still waits.
 pub fn prepare_with(
     process: &Process,
     missing_cwd: MissingCwd,
     seccomp: Option<&Filter>,
+    ch: &Channel,
 ) -> Res<Prepared> {
     let nnp = process.no_new_privileges() == Some(true);
     set_rlimits(process)?;
-    if let Some(f) = seccomp.filter(|_| !nnp) {
-        f.load().map_err(|e| e.to_string())?;
+    if let Some(f) = seccomp.filter(|f| !nnp || f.notifies()) {
+        if nnp {
+            set_no_new_privs()?;
+        }
+        if let Some(fd) = f.load().map_err(|e| e.to_string())? {
+            ch.send_fd(&Msg::SeccompListener, fd)
+                .map_err(|e| e.to_string())?;
+        }
     }
     set_identity(process)?;
     enter_cwd(process.cwd(), missing_cwd)?;
@@ -62,7 +71,7 @@ pub fn prepare_with(
         program: find_program(process, &env)?,
         argv: cstrings(process.args().as_deref().unwrap_or(&[]))?,
         envp: cstrings(&env)?,
-        late_seccomp: seccomp.filter(|_| nnp).cloned(),
+        late_seccomp: seccomp.filter(|f| nnp && !f.notifies()).cloned(),
     })
 }
 
@@ -71,6 +80,7 @@ pub fn prepare_with(
 pub fn exec(p: &Prepared, process: &Process, preserve_fds: i32) -> Res<std::convert::Infallible> {
     prepare_exec(preserve_fds, process)?;
     if let Some(f) = &p.late_seccomp {
+        // Never a notification fd: such filters went in earlier.
         f.load().map_err(|e| e.to_string())?;
     }
     let e = nix::unistd::execve(&p.program, &p.argv, &p.envp).unwrap_err();
@@ -267,9 +277,15 @@ fn prepare_exec(preserve_fds: i32, process: &Process) -> Res<()> {
     };
     nix::errno::Errno::result(r).map_err(ctx("mark fds close-on-exec"))?;
     if process.no_new_privileges() == Some(true) {
-        // SAFETY: prctl with PR_SET_NO_NEW_PRIVS takes plain integers.
-        let r = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
-        nix::errno::Errno::result(r).map_err(ctx("set no_new_privs"))?;
+        set_no_new_privs()?;
     }
     Ok(())
+}
+
+fn set_no_new_privs() -> Res<()> {
+    // SAFETY: prctl with PR_SET_NO_NEW_PRIVS takes plain integers.
+    let r = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+    nix::errno::Errno::result(r)
+        .map(drop)
+        .map_err(ctx("set no_new_privs"))
 }

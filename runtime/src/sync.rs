@@ -2,9 +2,13 @@
 //! being set up, over a SOCK_SEQPACKET socketpair: one JSON message per
 //! datagram, so a message is never split or merged.
 
-use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
+use nix::sys::socket::{
+    recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
+    SockFlag, SockType,
+};
 use serde::{Deserialize, Serialize};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Msg {
@@ -22,6 +26,9 @@ pub enum Msg {
     RunHooks,
     /// Parent: hooks done; here is the state the container-side hooks get.
     HooksDone { state: String },
+    /// Container process: its seccomp filter's notification fd is
+    /// attached; hand it to the agent.
+    SeccompListener,
     /// Init: set up and parked, waiting for `start`.
     Ready,
     /// Either side: setup failed.
@@ -49,24 +56,70 @@ impl Channel {
     }
 
     pub fn send(&self, msg: &Msg) -> Result<(), SyncError> {
+        self.send_with(msg, None)
+    }
+
+    /// Sends `msg` with `fd` attached.
+    pub fn send_fd(&self, msg: &Msg, fd: OwnedFd) -> Result<(), SyncError> {
+        self.send_with(msg, Some(fd))
+    }
+
+    fn send_with(&self, msg: &Msg, fd: Option<OwnedFd>) -> Result<(), SyncError> {
         let data = serde_json::to_vec(msg).expect("sync message serializes");
-        send(self.fd.as_raw_fd(), &data, MsgFlags::MSG_NOSIGNAL)
-            .map(drop)
-            .map_err(|e| SyncError(format!("send: {e}")))
+        let fds: Vec<RawFd> = fd.iter().map(|f| f.as_raw_fd()).collect();
+        let cmsgs: &[ControlMessage] = match fds.is_empty() {
+            true => &[],
+            false => &[ControlMessage::ScmRights(&fds)],
+        };
+        sendmsg::<()>(
+            self.fd.as_raw_fd(),
+            &[IoSlice::new(&data)],
+            cmsgs,
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        )
+        .map(drop)
+        .map_err(|e| SyncError(format!("send: {e}")))
     }
 
     /// Waits for the next message; an orderly EOF means the peer died.
     pub fn recv(&self) -> Result<Msg, SyncError> {
+        self.recv_fd().map(|(msg, _)| msg)
+    }
+
+    /// [`Channel::recv`], with the fd the message carries, if any.
+    pub fn recv_fd(&self) -> Result<(Msg, Option<OwnedFd>), SyncError> {
         let mut buf = vec![0u8; 64 * 1024];
-        let n = loop {
-            match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+        let mut space = nix::cmsg_space!([RawFd; 1]);
+        let (n, fd) = loop {
+            let mut iov = [IoSliceMut::new(&mut buf)];
+            match recvmsg::<()>(
+                self.fd.as_raw_fd(),
+                &mut iov,
+                Some(&mut space),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
                 Err(nix::errno::Errno::EINTR) => continue,
-                r => break r.map_err(|e| SyncError(format!("recv: {e}")))?,
+                Err(e) => return Err(SyncError(format!("recv: {e}"))),
+                Ok(m) => break (m.bytes, m.cmsgs().ok().and_then(first_fd)),
             }
         };
         if n == 0 {
             return Err(SyncError("container init exited during setup".into()));
         }
-        serde_json::from_slice(&buf[..n]).map_err(|e| SyncError(format!("bad message: {e}")))
+        serde_json::from_slice(&buf[..n])
+            .map(|msg| (msg, fd))
+            .map_err(|e| SyncError(format!("bad message: {e}")))
     }
+}
+
+fn first_fd(cmsgs: nix::sys::socket::CmsgIterator) -> Option<OwnedFd> {
+    cmsgs
+        .filter_map(|c| match c {
+            ControlMessageOwned::ScmRights(fds) => fds.first().copied(),
+            _ => None,
+        })
+        // SAFETY: SCM_RIGHTS gave this process a new fd that nothing owns.
+        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
+        .next()
 }

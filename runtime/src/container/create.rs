@@ -140,6 +140,18 @@ impl Parent for CreateParent<'_> {
         hooks::run("createRuntime", of("createRuntime"), &json)?;
         Ok(json)
     }
+
+    fn seccomp_listener(&mut self, pid: i32, fd: OwnedFd) -> std::result::Result<(), ProcessError> {
+        let mut s = self.state.clone();
+        s.pid = pid;
+        let profile = s.seccomp.as_ref().expect("a listener comes with a profile");
+        Ok(crate::seccomp::agent::send(
+            profile,
+            &hook_state(&s, Status::Creating),
+            pid,
+            fd,
+        )?)
+    }
 }
 
 fn create_in(

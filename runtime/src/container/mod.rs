@@ -146,7 +146,7 @@ pub fn view(s: &State) -> StateView {
 }
 
 /// The state hooks receive on stdin (the runtime spec's state).
-fn hook_state(s: &State, status: Status) -> String {
+pub(crate) fn hook_state(s: &State, status: Status) -> String {
     serde_json::json!({
         "ociVersion": crate::OCI_VERSION,
         "id": s.id,

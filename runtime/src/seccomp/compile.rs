@@ -363,6 +363,7 @@ mod tests {
             ("SCMP_ACT_TRAP", None, 0x0003_0000),
             ("SCMP_ACT_TRACE", Some(7), 0x7ff0_0007),
             ("SCMP_ACT_LOG", None, 0x7ffc_0000),
+            ("SCMP_ACT_NOTIFY", None, 0x7fc0_0000),
         ];
         for (action, errno, want) in actions {
             let mut rule = serde_json::json!({"names": ["getpid"], "action": action});

@@ -5,11 +5,13 @@
 //! stacking its filters changes which action wins. The compiler here is
 //! small and checked instruction by instruction against an interpreter.
 
+pub mod agent;
 mod arch;
 mod bpf;
 mod compile;
 
 use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag as Flag};
+use std::os::fd::{FromRawFd, OwnedFd};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SeccompError {
@@ -17,6 +19,12 @@ pub enum SeccompError {
     Invalid(String),
     #[error("load the seccomp filter ({len} instructions): {source}")]
     Load { len: usize, source: nix::Error },
+    #[error("linux.seccomp.listenerPath {path}: {what}: {source}")]
+    Agent {
+        path: std::path::PathBuf,
+        what: &'static str,
+        source: std::io::Error,
+    },
 }
 
 /// A compiled profile, ready to load into the calling process.
@@ -24,20 +32,19 @@ pub enum SeccompError {
 pub struct Filter {
     program: Vec<bpf::Insn>,
     flags: u32,
+    /// Some rule hands its calls to the agent at `listenerPath`.
+    notifies: bool,
 }
+
+/// Syscalls berth makes between loading a filter and handing its
+/// notification fd to the agent: notifying them would wait forever for
+/// an agent that has no fd yet.
+const HANDOFF: [&str; 1] = ["sendmsg"];
 
 /// Compiles `s`, refusing what berth cannot enforce rather than loading a
 /// weaker filter.
 pub fn compile(s: &LinuxSeccomp) -> Result<Filter, SeccompError> {
-    let notify = std::iter::once(s.default_action())
-        .chain(s.syscalls().iter().flatten().map(|sc| sc.action()))
-        .any(|a| a == LinuxSeccompAction::ScmpActNotify);
-    if notify || s.listener_path().is_some() {
-        return Err(SeccompError::Invalid(
-            "SCMP_ACT_NOTIFY (a seccomp agent at listenerPath) is not supported by berth yet"
-                .into(),
-        ));
-    }
+    let notifies = check_notify(s)?;
     let flags = s.flags().iter().flatten().fold(0, |acc, f| {
         acc | match f {
             Flag::SeccompFilterFlagTsync => libc::SECCOMP_FILTER_FLAG_TSYNC,
@@ -49,13 +56,46 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Filter, SeccompError> {
     Ok(Filter {
         program: compile::program(s)?,
         flags,
+        notifies,
     })
 }
 
+/// Whether `s` notifies an agent; refuses the uses runc refuses: notify
+/// as the default action (berth's own calls would wait on the agent) or
+/// without a listenerPath to reach one.
+fn check_notify(s: &LinuxSeccomp) -> Result<bool, SeccompError> {
+    let refuse = |why: &str| Err(SeccompError::Invalid(why.into()));
+    if s.default_action() == LinuxSeccompAction::ScmpActNotify {
+        return refuse("defaultAction: SCMP_ACT_NOTIFY cannot be the default action");
+    }
+    let notified: Vec<&String> = s
+        .syscalls()
+        .iter()
+        .flatten()
+        .filter(|sc| sc.action() == LinuxSeccompAction::ScmpActNotify)
+        .flat_map(|sc| sc.names())
+        .collect();
+    if let Some(name) = notified.iter().find(|n| HANDOFF.contains(&n.as_str())) {
+        return refuse(&format!(
+            "SCMP_ACT_NOTIFY cannot be used for {name}: berth needs it to hand the listener to the agent"
+        ));
+    }
+    if !notified.is_empty() && s.listener_path().is_none() {
+        return refuse("SCMP_ACT_NOTIFY needs listenerPath, the agent's socket");
+    }
+    Ok(!notified.is_empty())
+}
+
 impl Filter {
-    /// Loads the filter into this process (and, with TSYNC, its threads).
-    /// Without no-new-privileges this needs CAP_SYS_ADMIN.
-    pub fn load(&self) -> Result<(), SeccompError> {
+    /// Whether loading gives a notification fd for the agent.
+    pub fn notifies(&self) -> bool {
+        self.notifies
+    }
+
+    /// Loads the filter into this process (and, with TSYNC, its threads);
+    /// returns the notification fd when the filter notifies. Without
+    /// no-new-privileges this needs CAP_SYS_ADMIN.
+    pub fn load(&self) -> Result<Option<OwnedFd>, SeccompError> {
         let prog = libc::sock_fprog {
             len: self.program.len() as u16,
             // bpf::Insn has sock_filter's layout (repr(C), same fields).
@@ -67,15 +107,56 @@ impl Filter {
             libc::syscall(
                 libc::SYS_seccomp,
                 libc::SECCOMP_SET_MODE_FILTER,
-                self.flags,
+                self.flags | self.listener_flag(),
                 &prog as *const libc::sock_fprog,
             )
         };
-        nix::errno::Errno::result(rc)
-            .map(drop)
-            .map_err(|source| SeccompError::Load {
-                len: self.program.len(),
-                source,
-            })
+        let rc = nix::errno::Errno::result(rc).map_err(|source| SeccompError::Load {
+            len: self.program.len(),
+            source,
+        })?;
+        // SAFETY: with NEW_LISTENER, seccomp returns a new fd we now own.
+        Ok(self
+            .notifies
+            .then(|| unsafe { OwnedFd::from_raw_fd(rc as i32) }))
+    }
+
+    fn listener_flag(&self) -> u32 {
+        match self.notifies {
+            true => libc::SECCOMP_FILTER_FLAG_NEW_LISTENER as u32,
+            false => 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compiled(v: serde_json::Value) -> Result<Filter, SeccompError> {
+        compile(&serde_json::from_value(v).expect("a LinuxSeccomp"))
+    }
+
+    #[test]
+    fn notify_needs_an_agent_and_a_way_to_reach_it() {
+        let rule = |name| serde_json::json!([{"names": [name], "action": "SCMP_ACT_NOTIFY"}]);
+        let with = |default, name, listener: bool| {
+            let mut p = serde_json::json!({"defaultAction": default, "syscalls": rule(name)});
+            if listener {
+                p["listenerPath"] = "/run/agent.sock".into();
+            }
+            compiled(p).map(|f| f.notifies()).map_err(|e| e.to_string())
+        };
+        assert_eq!(with("SCMP_ACT_ALLOW", "mkdir", true), Ok(true));
+        let refused = [
+            (with("SCMP_ACT_ALLOW", "mkdir", false), "listenerPath"),
+            (with("SCMP_ACT_NOTIFY", "mkdir", true), "default action"),
+            (with("SCMP_ACT_ALLOW", "sendmsg", true), "sendmsg"),
+        ];
+        for (got, needle) in refused {
+            assert!(got.as_ref().is_err_and(|e| e.contains(needle)), "{got:?}");
+        }
+        let plain = serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW"});
+        assert!(!compiled(plain).unwrap().notifies());
     }
 }

@@ -1,0 +1,45 @@
+//! Handing a filter's notification fd to the seccomp agent at
+//! `listenerPath`, as the runtime spec says: one connection per process,
+//! one message on it, the "container process state" JSON with the fd
+//! attached (SCM_RIGHTS), then the connection is closed.
+
+use super::SeccompError;
+use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+use oci_spec::runtime::LinuxSeccomp;
+use std::io::{IoSlice, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+
+/// Sends `fd`, the notification fd of process `pid`, with the container's
+/// `state` (the JSON hooks get) to the agent `s` names.
+pub fn send(s: &LinuxSeccomp, state: &str, pid: i32, fd: OwnedFd) -> Result<(), SeccompError> {
+    let path = s.listener_path().clone().unwrap_or_default();
+    let fail = |what| {
+        let path = path.clone();
+        move |source| SeccompError::Agent { path, what, source }
+    };
+    let conn = UnixStream::connect(&path).map_err(fail("connect"))?;
+    let state: serde_json::Value =
+        serde_json::from_str(state).expect("berth's own state JSON parses");
+    let msg = serde_json::json!({
+        "ociVersion": crate::OCI_VERSION,
+        "fds": ["seccompFd"],
+        "pid": pid,
+        "metadata": s.listener_metadata().clone().unwrap_or_default(),
+        "state": state,
+    })
+    .to_string();
+    let fds = [fd.as_raw_fd()];
+    let sent = sendmsg::<()>(
+        conn.as_raw_fd(),
+        &[IoSlice::new(msg.as_bytes())],
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::MSG_NOSIGNAL,
+        None,
+    )
+    .map_err(|e| fail("send the container process state")(e.into()))?;
+    // A stream may take part of a large state: the fd went with the first.
+    (&conn)
+        .write_all(&msg.as_bytes()[sent..])
+        .map_err(fail("send the container process state"))
+}
