@@ -337,3 +337,86 @@ fn a_mount_destination_swapped_for_a_symlink_mid_create_stays_in_the_rootfs() {
     }
     b.assert_no_leftovers();
 }
+
+/// Whether the host runs the security module (then the label is applied,
+/// else the container must be refused).
+fn lsm_enabled(module: &str) -> bool {
+    match module {
+        "AppArmor" => std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+            .is_ok_and(|s| s.trim() == "Y"),
+        _ => std::path::Path::new("/sys/fs/selinux/enforce").exists(),
+    }
+}
+
+#[test]
+fn an_apparmor_profile_is_applied_or_the_container_refused() {
+    // "unconfined" exists wherever AppArmor does.
+    let mut b = Bundle::new();
+    b.set("/process/apparmorProfile", json!("unconfined"))
+        .sh("cat /proc/self/attr/current");
+    let out = b.run();
+    if lsm_enabled("AppArmor") {
+        assert!(out.assert_ok().stdout.contains("unconfined"), "{out:?}");
+    } else {
+        out.assert_failed();
+        integration::berth_message(
+            &out,
+            "process.apparmorProfile: unconfined: AppArmor is not enabled on this host",
+            "runc 1.1.5 says only that writing /proc/self/attr/exec failed",
+        );
+    }
+    b.assert_no_leftovers();
+}
+
+#[test]
+fn selinux_labels_are_applied_or_the_container_refused() {
+    let labels = [
+        ("/process/selinuxLabel", "process.selinuxLabel"),
+        ("/linux/mountLabel", "linux.mountLabel"),
+    ];
+    for (pointer, field) in labels {
+        let mut b = Bundle::new();
+        b.set(pointer, json!("system_u:object_r:container_file_t:s0"))
+            .sh("true");
+        let out = b.run();
+        if lsm_enabled("SELinux") {
+            out.assert_ok();
+        } else {
+            out.assert_failed();
+            integration::berth_message(
+                &out,
+                &format!("{field}: system_u:object_r:container_file_t:s0: SELinux is not enabled"),
+                "runc 1.1.5 words it its own way (or fails the tmpfs mount)",
+            );
+        }
+        b.assert_no_leftovers();
+    }
+}
+
+#[test]
+fn exec_with_an_apparmor_profile_is_applied_or_refused() {
+    let mut b = Bundle::new();
+    b.set("/process/args", json!(["sleep", "1000"]));
+    b.create().assert_ok();
+    b.start().assert_ok();
+    let out = b.rt(&[
+        "exec",
+        "--apparmor",
+        "unconfined",
+        &b.id,
+        "cat",
+        "/proc/self/attr/current",
+    ]);
+    if lsm_enabled("AppArmor") {
+        assert!(out.assert_ok().stdout.contains("unconfined"), "{out:?}");
+    } else {
+        out.assert_failed();
+        integration::berth_message(
+            &out,
+            "apparmorProfile: unconfined: AppArmor is not enabled on this host",
+            "runc 1.1.5 says only that writing /proc/self/attr/exec failed",
+        );
+    }
+    b.delete(&["--force"]).assert_ok();
+    b.assert_no_leftovers();
+}

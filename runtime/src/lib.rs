@@ -14,6 +14,7 @@ pub mod exec;
 pub mod hooks;
 pub mod init;
 pub mod logging;
+pub mod lsm;
 pub mod namespaces;
 pub mod process;
 pub mod procspec;

@@ -55,6 +55,7 @@ pub fn prepare_with(
 ) -> Res<Prepared> {
     let nnp = process.no_new_privileges() == Some(true);
     set_rlimits(process)?;
+    crate::lsm::set_exec_labels(process).map_err(|e| e.to_string())?;
     if let Some(f) = seccomp.filter(|f| !nnp || f.notifies()) {
         if nnp {
             set_no_new_privs()?;

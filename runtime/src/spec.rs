@@ -107,27 +107,9 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
     validate_mounts(spec)?;
     validate_hooks(spec)?;
     validate_linux(spec)?;
-    refuse_unenforced(spec)
-}
-
-/// Security settings berth cannot enforce yet fail the container rather
-/// than run it less confined than asked (runc built without AppArmor
-/// support does the same).
-fn refuse_unenforced(spec: &Spec) -> Result<(), SpecError> {
-    let process = spec.process().as_ref();
-    if process.is_some_and(|p| p.apparmor_profile().as_ref().is_some_and(|a| !a.is_empty())) {
-        return Err(invalid(
-            "process.apparmorProfile",
-            "AppArmor is not supported by berth yet",
-        ));
-    }
-    if process.is_some_and(|p| p.selinux_label().as_ref().is_some_and(|a| !a.is_empty())) {
-        return Err(invalid(
-            "process.selinuxLabel",
-            "SELinux is not supported by berth yet",
-        ));
-    }
-    Ok(())
+    // A profile or label this host cannot apply fails the container
+    // rather than run it less confined than asked.
+    crate::lsm::check(spec).map_err(|(field, why)| invalid(field, why))
 }
 
 fn validate_version(v: &str) -> Result<(), SpecError> {
@@ -457,12 +439,31 @@ mod tests {
     }
 
     #[test]
-    fn unenforceable_security_is_refused() {
-        let e = err_of(|v| v["process"]["apparmorProfile"] = "docker-default".into());
-        assert!(
-            e.starts_with("config.json: process.apparmorProfile:"),
-            "{e}"
-        );
+    fn labels_this_host_cannot_apply_are_refused() {
+        type Edit = fn(&mut serde_json::Value);
+        let cases: [(Edit, &str, bool); 3] = [
+            (
+                |v| v["process"]["apparmorProfile"] = "docker-default".into(),
+                "process.apparmorProfile",
+                crate::lsm::apparmor_enabled(),
+            ),
+            (
+                |v| v["process"]["selinuxLabel"] = "system_u:system_r:container_t:s0".into(),
+                "process.selinuxLabel",
+                crate::lsm::selinux_enabled(),
+            ),
+            (
+                |v| v["linux"]["mountLabel"] = "system_u:object_r:container_file_t:s0".into(),
+                "linux.mountLabel",
+                crate::lsm::selinux_enabled(),
+            ),
+        ];
+        for (edit, field, host_has_it) in cases {
+            if !host_has_it {
+                let e = err_of(edit);
+                assert!(e.starts_with(&format!("config.json: {field}:")), "{e}");
+            }
+        }
     }
 
     #[test]

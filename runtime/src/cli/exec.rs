@@ -65,10 +65,7 @@ pub struct Args {
 }
 
 pub fn run(root: &Path, a: Args) -> anyhow::Result<i32> {
-    if a.apparmor.is_some() || a.process_label.is_some() {
-        bail!("exec: --apparmor and --process-label are not supported by berth yet");
-    }
-    let process = match &a.process {
+    let mut process: Process = match &a.process {
         Some(file) => {
             let data = std::fs::read(file).with_context(|| format!("read {}", file.display()))?;
             serde_json::from_slice(&data)
@@ -76,6 +73,15 @@ pub fn run(root: &Path, a: Args) -> anyhow::Result<i32> {
         }
         None => from_flags(root, &a)?,
     };
+    if a.apparmor.is_some() {
+        process.set_apparmor_profile(a.apparmor.clone());
+    }
+    if a.process_label.is_some() {
+        process.set_selinux_label(a.process_label.clone());
+    }
+    if let Err((field, why)) = berth::lsm::check_process(&process, "exec") {
+        bail!("{field}: {why}");
+    }
     let (ours, theirs) = console_pair(a.detach, &a.console_socket)?;
     let opts = ExecOpts {
         process,

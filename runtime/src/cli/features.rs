@@ -28,8 +28,9 @@ pub fn run() -> anyhow::Result<i32> {
                 "supportedFlags": ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG",
                                    "SECCOMP_FILTER_FLAG_SPEC_ALLOW"],
             },
-            "apparmor": {"enabled": false},
-            "selinux": {"enabled": false},
+            // Supported; applied where the host runs the module.
+            "apparmor": {"enabled": true},
+            "selinux": {"enabled": true},
             "intelRdt": {"enabled": false},
         },
         "annotations": {"io.github.berth.version": env!("CARGO_PKG_VERSION")},

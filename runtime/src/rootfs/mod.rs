@@ -144,7 +144,7 @@ fn mount_one(ctx: &Ctx, root: &Root, m: &Mount) -> Result<(), RootfsError> {
         cgroup::mount_cgroup(root, &dest, &opts, ctx.cgroup, ctx.cgroupns)?;
     } else {
         root.make(&dest, true)?;
-        mount_fs(root, m, &dest, typ, &opts)?;
+        mount_fs(ctx, root, m, &dest, typ, &opts)?;
     }
     for p in &opts.propagation {
         let at = root.pin(&dest)?;
@@ -160,6 +160,7 @@ fn mount_one(ctx: &Ctx, root: &Root, m: &Mount) -> Result<(), RootfsError> {
 /// A filesystem (tmpfs, proc, mqueue...) mounted at `dest`, filled from
 /// what it covers when `tmpcopyup` asks.
 fn mount_fs(
+    ctx: &Ctx,
     root: &Root,
     m: &Mount,
     dest: &Path,
@@ -179,7 +180,12 @@ fn mount_fs(
         .source()
         .as_ref()
         .map_or(typ.to_string(), |s| s.display().to_string());
-    let data = opts.data.join(",");
+    let label = ctx
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.mount_label().as_deref());
+    let data = crate::lsm::mount_data(m, opts.data.join(","), label);
     mount(
         Some(src.as_str()),
         &at.path(),

@@ -33,7 +33,7 @@ pub fn insn(code: u16, k: u32, jt: u8, jf: u8) -> Insn {
 }
 
 /// What the kernel hands a filter: `struct seccomp_data`.
-#[cfg(test)]
+#[cfg(any(test, fuzzing))]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Data {
     pub nr: i32,
@@ -43,7 +43,7 @@ pub struct Data {
 
 /// Runs `prog` on `d` and returns the action, checking as the kernel's
 /// verifier would that every jump lands inside the program.
-#[cfg(test)]
+#[cfg(any(test, fuzzing))]
 pub fn run(prog: &[Insn], d: &Data) -> u32 {
     let word = |off: u32| -> u32 {
         match off {
