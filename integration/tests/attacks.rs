@@ -420,3 +420,17 @@ fn exec_with_an_apparmor_profile_is_applied_or_refused() {
     b.delete(&["--force"]).assert_ok();
     b.assert_no_leftovers();
 }
+
+#[test]
+fn a_container_root_cannot_undo_masked_and_read_only_paths() {
+    // The default spec's root has no CAP_SYS_ADMIN: it may not unmount the
+    // mask over /proc/keys, make /proc/sys writable or write through it.
+    let mut b = Bundle::new();
+    b.sh("wc -c < /proc/keys; \
+          umount /proc/keys 2>/dev/null && echo unmasked; \
+          mount -o remount,rw /proc/sys 2>/dev/null && echo remounted; \
+          echo 1 > /proc/sys/kernel/sysrq 2>/dev/null && echo wrote; \
+          echo done");
+    assert_eq!(b.run().assert_ok().stdout, "0\ndone\n");
+    b.assert_no_leftovers();
+}
