@@ -38,12 +38,18 @@ fn a_cwd_through_the_runtimes_descriptors_stays_inside() {
     }
 }
 
-#[test]
-fn an_exec_cwd_through_the_runtimes_descriptors_stays_inside() {
+/// A started container whose init sleeps, for exec to enter.
+fn running_sleeper() -> Bundle {
     let mut b = Bundle::new();
     b.set("/process/args", json!(["sleep", "600"]));
     b.create().assert_ok();
     b.start().assert_ok();
+    b
+}
+
+#[test]
+fn an_exec_cwd_through_the_runtimes_descriptors_stays_inside() {
+    let b = running_sleeper();
     for n in 3..12 {
         for cwd in [
             format!("/proc/self/fd/{n}"),
@@ -395,10 +401,7 @@ fn selinux_labels_are_applied_or_the_container_refused() {
 
 #[test]
 fn exec_with_an_apparmor_profile_is_applied_or_refused() {
-    let mut b = Bundle::new();
-    b.set("/process/args", json!(["sleep", "1000"]));
-    b.create().assert_ok();
-    b.start().assert_ok();
+    let b = running_sleeper();
     let out = b.rt(&[
         "exec",
         "--apparmor",
