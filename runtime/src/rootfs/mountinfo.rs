@@ -6,8 +6,23 @@ pub struct Entry {
     pub super_opts: String,
 }
 
+/// The mounts as this process sees them: of several mounts at one point
+/// only the last, which covers the others, is kept (an empty tmpfs over
+/// a hybrid host's cgroup2, say, hides it).
 pub fn parse(text: &str) -> Vec<Entry> {
-    text.lines().filter_map(parse_line).collect()
+    let all: Vec<Entry> = text.lines().filter_map(parse_line).collect();
+    let top: std::collections::HashMap<&str, usize> = all
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.mount_point.as_str(), i))
+        .collect();
+    let keep: Vec<bool> = (0..all.len())
+        .map(|i| top[all[i].mount_point.as_str()] == i)
+        .collect();
+    all.into_iter()
+        .zip(keep)
+        .filter_map(|(e, k)| k.then_some(e))
+        .collect()
 }
 
 fn parse_line(line: &str) -> Option<Entry> {
@@ -50,6 +65,15 @@ fn unescape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_covered_mount_is_not_seen() {
+        let text = "41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n\
+                    90 41 0:50 / /sys/fs/cgroup/unified rw - tmpfs none rw\n";
+        let e = parse(text);
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].fs_type, "tmpfs");
+    }
 
     #[test]
     fn parses_cgroup_lines() {
