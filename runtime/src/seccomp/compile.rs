@@ -43,6 +43,7 @@ pub fn program(s: &LinuxSeccomp) -> Result<Vec<Insn>, SeccompError> {
 /// names the syscall; names this arch lacks are skipped, as runc does.
 fn rules_of(s: &LinuxSeccomp, a: Arch) -> Result<Vec<(u32, Vec<Rule<'_>>)>, SeccompError> {
     let mut out: Vec<(u32, Vec<Rule>)> = Vec::new();
+    let mut index = std::collections::HashMap::new();
     for (i, sc) in s.syscalls().iter().flatten().enumerate() {
         let args = sc.args().as_deref().unwrap_or(&[]);
         for (j, arg) in args.iter().enumerate() {
@@ -55,13 +56,10 @@ fn rules_of(s: &LinuxSeccomp, a: Arch) -> Result<Vec<(u32, Vec<Rule<'_>>)>, Secc
         }
         let action = sc.action().as_u32(sc.errno_ret());
         for nr in sc.names().iter().filter_map(|n| a.number(n)) {
-            let at = match out.iter().position(|(n, _)| *n == nr) {
-                Some(at) => at,
-                None => {
-                    out.push((nr, Vec::new()));
-                    out.len() - 1
-                }
-            };
+            let at = *index.entry(nr).or_insert_with(|| {
+                out.push((nr, Vec::new()));
+                out.len() - 1
+            });
             out[at].1.extend(split(args, action));
         }
     }
