@@ -1,0 +1,259 @@
+//! A process's stdio as containerd names it: FIFOs (what `ctr` makes),
+//! `file://` paths, or nothing. The container writes into the output FIFOs
+//! itself, so no copy threads run for output and nothing is left to drain
+//! when it exits; the shim keeps a reader on each, so opening them for
+//! writing never blocks and a client that comes and goes does not kill the
+//! container with SIGPIPE. Stdin goes through a pipe the shim fills from the
+//! FIFO (one thread, only for processes with stdin): the process must see
+//! end-of-file when the client closes the FIFO, and also on CloseIO while
+//! the client still holds it, and never before the client has opened it.
+
+use crate::runtime_cli::Stdio3;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug, thiserror::Error)]
+#[error("open {what} {path}: {source}")]
+pub struct IoError {
+    what: &'static str,
+    path: String,
+    source: std::io::Error,
+}
+
+/// The three stdio paths of a process, as the request gives them.
+#[derive(Clone, Debug, Default)]
+pub struct StdioPaths {
+    pub stdin: String,
+    pub stdout: String,
+    pub stderr: String,
+    pub terminal: bool,
+}
+
+/// The ends of the process's stdio the shim holds while the process lives.
+#[derive(Default)]
+pub struct Held {
+    stdin: Option<StdinCopy>,
+    /// Readers that keep the output FIFOs open.
+    outputs: Vec<File>,
+}
+
+/// The pipe into the process's stdin, shared with the thread that fills it
+/// from the FIFO; taking the writer out is CloseIO.
+struct StdinCopy {
+    fifo: String,
+    writer: Arc<Mutex<Option<File>>>,
+}
+
+impl Held {
+    pub fn close_stdin(&mut self) {
+        if let Some(copy) = self.stdin.take() {
+            copy.writer.lock().unwrap().take();
+            // A copy thread still waiting for the client to open the FIFO
+            // wakes when a writer comes, finds no pipe and ends.
+            let _ = OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&copy.fifo);
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.close_stdin();
+    }
+}
+
+/// The ends of the stdio the process gets (None: nothing, /dev/null).
+pub struct Ends {
+    pub stdin: Option<File>,
+    pub stdout: Option<File>,
+    pub stderr: Option<File>,
+}
+
+impl Ends {
+    pub fn into_stdio(self) -> Stdio3 {
+        let stdio = |f: Option<File>| f.map_or_else(Stdio::null, Stdio::from);
+        Stdio3 {
+            stdin: stdio(self.stdin),
+            stdout: stdio(self.stdout),
+            stderr: stdio(self.stderr),
+        }
+    }
+}
+
+/// Opens the process's stdio: what the runtime command hands the process,
+/// and what the shim keeps.
+pub fn open(paths: &StdioPaths) -> Result<(Ends, Held), IoError> {
+    let mut held = Held::default();
+    let stdin = match paths.stdin.as_str() {
+        "" => None,
+        path => {
+            let (reader, copy) = copy_stdin(path)?;
+            held.stdin = Some(copy);
+            Some(reader)
+        }
+    };
+    let stdout = open_output(&paths.stdout, "stdout", &mut held)?;
+    let stderr = open_output(&paths.stderr, "stderr", &mut held)?;
+    Ok((
+        Ends {
+            stdin,
+            stdout,
+            stderr,
+        },
+        held,
+    ))
+}
+
+/// A pipe for the process's stdin and the thread that fills it from the
+/// FIFO. The thread's blocking open waits for the client to open its end,
+/// as containerd's own FIFO reader does.
+fn copy_stdin(path: &str) -> Result<(File, StdinCopy), IoError> {
+    let (reader, writer) = std::io::pipe().map_err(|source| IoError {
+        what: "stdin pipe",
+        path: path.to_owned(),
+        source,
+    })?;
+    let writer = Arc::new(Mutex::new(Some(File::from(std::os::fd::OwnedFd::from(
+        writer,
+    )))));
+    let (fifo, shared) = (path.to_owned(), Arc::clone(&writer));
+    std::thread::spawn(move || {
+        if let Ok(mut from) = File::open(&fifo) {
+            pump(&mut from, &shared);
+        }
+        shared.lock().unwrap().take();
+    });
+    let reader = File::from(std::os::fd::OwnedFd::from(reader));
+    let copy = StdinCopy {
+        fifo: path.to_owned(),
+        writer,
+    };
+    Ok((reader, copy))
+}
+
+/// Copies until end-of-file or until CloseIO took the pipe away.
+fn pump(from: &mut File, to: &Mutex<Option<File>>) {
+    let mut buf = [0u8; 8192];
+    while let Ok(n @ 1..) = from.read(&mut buf) {
+        let mut to = to.lock().unwrap();
+        let Some(pipe) = to.as_mut() else { return };
+        if pipe.write_all(&buf[..n]).is_err() {
+            return;
+        }
+    }
+}
+
+/// An output path: a FIFO (the shim's reader first, then the writer for the
+/// process), a `file://` URL (appended to), or "" (nothing).
+fn open_output(path: &str, what: &'static str, held: &mut Held) -> Result<Option<File>, IoError> {
+    let err = |source| IoError {
+        what,
+        path: path.to_owned(),
+        source,
+    };
+    if path.is_empty() {
+        return Ok(None);
+    }
+    if let Some(file) = path.strip_prefix("file://") {
+        if let Some(dir) = Path::new(file).parent() {
+            std::fs::create_dir_all(dir).map_err(err)?;
+        }
+        let f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(file)
+            .map_err(err)?;
+        return Ok(Some(f));
+    }
+    let is_fifo = std::fs::metadata(path).map_err(err)?.file_type().is_fifo();
+    if is_fifo {
+        let keeper = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+            .map_err(err)?;
+        held.outputs.push(keeper);
+    }
+    let writer = OpenOptions::new().write(true).open(path).map_err(err)?;
+    Ok(Some(writer))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fifo(dir: &Path, name: &str) -> String {
+        let path = dir.join(name);
+        nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        path.to_str().unwrap().to_owned()
+    }
+
+    fn temp_dir(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("berth-shim-io-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn stdin_fifos(name: &str) -> (std::path::PathBuf, StdioPaths) {
+        let dir = temp_dir(name);
+        let paths = StdioPaths {
+            stdin: fifo(&dir, "in"),
+            stdout: fifo(&dir, "out"),
+            ..StdioPaths::default()
+        };
+        (dir, paths)
+    }
+
+    #[test]
+    fn stdin_ends_when_the_client_closes_the_fifo() {
+        let (dir, paths) = stdin_fifos("eof");
+        let (ends, _held) = open(&paths).expect("opens without a client");
+        let mut client = OpenOptions::new().write(true).open(&paths.stdin).unwrap();
+        client.write_all(b"x").unwrap();
+        drop(client);
+        let mut got = String::new();
+        ends.stdin.unwrap().read_to_string(&mut got).unwrap();
+        assert_eq!(got, "x");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn close_io_ends_stdin_while_the_client_holds_the_fifo() {
+        let (dir, paths) = stdin_fifos("closeio");
+        let (ends, mut held) = open(&paths).unwrap();
+        let _client = OpenOptions::new().write(true).open(&paths.stdin).unwrap();
+        held.close_stdin();
+        let mut got = String::new();
+        ends.stdin.unwrap().read_to_string(&mut got).unwrap();
+        assert_eq!(got, "");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_file_url_is_appended_to() {
+        let dir = temp_dir("file");
+        let log = dir.join("sub/out.log");
+        std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+        std::fs::write(&log, "old\n").unwrap();
+        let paths = StdioPaths {
+            stdout: format!("file://{}", log.display()),
+            ..StdioPaths::default()
+        };
+        let (ends, _held) = open(&paths).unwrap();
+        let mut out = std::process::Command::new("echo")
+            .arg("new")
+            .stdout(ends.into_stdio().stdout)
+            .spawn()
+            .unwrap();
+        out.wait().unwrap();
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "old\nnew\n");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
