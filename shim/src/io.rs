@@ -4,9 +4,9 @@
 //! when it exits; the shim keeps a reader on each, so opening them for
 //! writing never blocks and a client that comes and goes does not kill the
 //! container with SIGPIPE. Stdin goes through a pipe the shim fills from the
-//! FIFO (one thread, only for processes with stdin): the process must see
-//! end-of-file when the client closes the FIFO, and also on CloseIO while
-//! the client still holds it, and never before the client has opened it.
+//! FIFO (one thread, only for processes with stdin): as with containerd's
+//! runc shim, the process sees end-of-file on CloseIO, not when a client
+//! closes the FIFO (it may attach again), and never before one opened it.
 
 use crate::runtime_cli::Stdio3;
 use std::fs::{File, OpenOptions};
@@ -52,12 +52,12 @@ impl Held {
     pub fn close_stdin(&mut self) {
         if let Some(copy) = self.stdin.take() {
             copy.writer.lock().unwrap().take();
-            // A copy thread still waiting for the client to open the FIFO
-            // wakes when a writer comes, finds no pipe and ends.
+            // Wake the copy thread from its read: it finds no pipe and ends.
             let _ = OpenOptions::new()
                 .write(true)
                 .custom_flags(libc::O_NONBLOCK)
-                .open(&copy.fifo);
+                .open(&copy.fifo)
+                .and_then(|mut f| f.write_all(b"\n"));
         }
     }
 }
@@ -111,8 +111,8 @@ pub fn open(paths: &StdioPaths) -> Result<(Ends, Held), IoError> {
 }
 
 /// A pipe for the process's stdin and the thread that fills it from the
-/// FIFO. The thread's blocking open waits for the client to open its end,
-/// as containerd's own FIFO reader does.
+/// FIFO. The thread opens the FIFO for reading and writing: that never
+/// blocks, and the FIFO never reads end-of-file while the shim holds it.
 fn copy_stdin(path: &str) -> Result<(File, StdinCopy), IoError> {
     let (reader, writer) = std::io::pipe().map_err(|source| IoError {
         what: "stdin pipe",
@@ -123,10 +123,17 @@ fn copy_stdin(path: &str) -> Result<(File, StdinCopy), IoError> {
         writer,
     )))));
     let (fifo, shared) = (path.to_owned(), Arc::clone(&writer));
+    let mut from = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&fifo)
+        .map_err(|source| IoError {
+            what: "stdin",
+            path: fifo.clone(),
+            source,
+        })?;
     std::thread::spawn(move || {
-        if let Ok(mut from) = File::open(&fifo) {
-            pump(&mut from, &shared);
-        }
+        pump(&mut from, &shared);
         shared.lock().unwrap().take();
     });
     let reader = File::from(std::os::fd::OwnedFd::from(reader));
@@ -137,7 +144,7 @@ fn copy_stdin(path: &str) -> Result<(File, StdinCopy), IoError> {
     Ok((reader, copy))
 }
 
-/// Copies until end-of-file or until CloseIO took the pipe away.
+/// Copies until CloseIO takes the pipe away (or the process closed it).
 fn pump(from: &mut File, to: &Mutex<Option<File>>) {
     let mut buf = [0u8; 8192];
     while let Ok(n @ 1..) = from.read(&mut buf) {
@@ -212,12 +219,14 @@ mod tests {
     }
 
     #[test]
-    fn stdin_ends_when_the_client_closes_the_fifo() {
+    fn stdin_outlives_the_client_and_ends_at_close_io() {
         let (dir, paths) = stdin_fifos("eof");
-        let (ends, _held) = open(&paths).expect("opens without a client");
+        let (ends, mut held) = open(&paths).expect("opens without a client");
         let mut client = OpenOptions::new().write(true).open(&paths.stdin).unwrap();
         client.write_all(b"x").unwrap();
         drop(client);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        held.close_stdin();
         let mut got = String::new();
         ends.stdin.unwrap().read_to_string(&mut got).unwrap();
         assert_eq!(got, "x");
