@@ -52,6 +52,29 @@ fn stdin_reaches_the_container() {
 }
 
 #[test]
+fn a_terminal_is_the_process_stdio() {
+    let ctd = containerd_or_skip!();
+    let t = ctd.task();
+    // ctr wants a terminal of its own for -t: script(1) gives it one.
+    let mut ctr = vec!["ctr".to_owned(), "--address".to_owned()];
+    ctr.push(ctd.address.display().to_string());
+    ctr.extend(["-n".to_owned(), integration::NAMESPACE.to_owned()]);
+    ctr.extend(t.run_args(
+        &["--rm", "-t"],
+        &["sh", "-c", "test -t 0 && test -t 1 && tty; exit 4"],
+    ));
+    let line: Vec<String> = ctr.iter().map(|a| format!("'{a}'")).collect();
+    let mut script = std::process::Command::new("script");
+    script.args(["-qec", &line.join(" "), "/dev/null"]);
+    let out = integration::run_command(&mut script, &ctd.logs());
+    assert_eq!(out.code, 4, "{out:#?}");
+    // Two terminals (the container's, script's) each turn \n into \r\n.
+    let text = out.stdout.replace('\r', "");
+    assert!(text.contains("/dev/pts/0\n"), "{out:#?}");
+    t.assert_no_leftovers();
+}
+
+#[test]
 fn exec_has_its_own_output_and_exit_code() {
     let ctd = containerd_or_skip!();
     let t = sleeper(ctd, &[]);
