@@ -97,9 +97,8 @@ fn a_killed_task_exits_128_plus_the_signal() {
     let ctd = containerd_or_skip!();
     let t = ctd.task();
     let args = t.run_args(&["--rm"], &SLEEPER);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let child = ctd
-        .ctr_command(&args)
+        .ctr_command(&strs(&args))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .spawn()
@@ -317,4 +316,21 @@ fn alive(pid: i64) -> bool {
         .next()
         .and_then(|rest| rest.chars().next());
     state.is_some_and(|s| s != 'Z')
+}
+
+#[test]
+fn an_oom_kill_sends_an_oom_event() {
+    let ctd = containerd_or_skip!();
+    let events = Events::watch(ctd);
+    let t = sleeper(ctd, &["--memory-limit", "16777216"]);
+    // tail buffers its endless "line" until the limit kills it.
+    let out = t.task("exec", &["--exec-id", "hog"], &["tail", "/dev/zero"]);
+    assert_eq!(out.code, 137, "{out:#?}");
+    kill_and_delete(&t);
+    let topics = events.task_topics(&t.id, "/tasks/delete");
+    assert!(topics.contains(&"/tasks/oom".to_owned()), "{topics:?}");
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
 }

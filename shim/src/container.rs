@@ -45,6 +45,8 @@ pub struct Container {
     pub init: Arc<Process>,
     pub execs: Mutex<HashMap<String, Arc<Process>>>,
     pub rootfs_mounted: bool,
+    /// Set once init has started.
+    pub oom: std::sync::OnceLock<Arc<crate::oom::OomWatch>>,
 }
 
 impl Container {
@@ -187,6 +189,10 @@ impl Container {
         // its exit is reported.
         if let Some(mut console) = console {
             console.drain();
+        }
+        // An OOM kill ends a process: its event goes before the exit.
+        if let Some(oom) = self.oom.get() {
+            oom.check();
         }
         self.report_exits(shared);
     }

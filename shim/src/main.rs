@@ -7,6 +7,7 @@
 mod container;
 mod events;
 mod io;
+mod oom;
 mod process;
 mod protocol;
 mod reaper;

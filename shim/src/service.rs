@@ -12,7 +12,7 @@ use crate::runtime_cli::{Runtime, RuntimeError};
 use crate::stats;
 use containerd_shim::api::{self, Empty};
 use containerd_shim::protos::events::task::{
-    TaskCreate, TaskDelete, TaskExecAdded, TaskIO, TaskPaused, TaskResumed,
+    TaskCreate, TaskDelete, TaskExecAdded, TaskIO, TaskOOM, TaskPaused, TaskResumed,
 };
 use containerd_shim::protos::shim::oci::{Options, ProcessDetails};
 use containerd_shim::protos::topics;
@@ -123,6 +123,7 @@ impl Service {
             init: Arc::new(Process::new("", stdio)),
             execs: Mutex::new(HashMap::new()),
             rootfs_mounted: !req.rootfs.is_empty(),
+            oom: std::sync::OnceLock::new(),
         });
         let mut flags = Vec::new();
         if opts.no_pivot_root {
@@ -171,6 +172,26 @@ impl Service {
             }),
         );
         Ok(exit)
+    }
+
+    /// OOM events for the container; a container whose cgroup cannot be
+    /// watched runs without them.
+    fn watch_oom(&self, c: &Container, pid: u32) {
+        let (shared, container_id) = (Arc::clone(&self.shared), c.id.clone());
+        let watched = crate::oom::watch(pid, move || {
+            let event = TaskOOM {
+                container_id: container_id.clone(),
+                ..Default::default()
+            };
+            shared
+                .events
+                .publish(topics::TASK_OOM_EVENT_TOPIC, Box::new(event));
+        });
+        match watched {
+            Ok(Some(watch)) => drop(c.oom.set(watch)),
+            Ok(None) => {}
+            Err(e) => log::warn!("{e}"),
+        }
     }
 
     fn pause_or_resume(&self, id: &str, pause: bool) -> TtrpcResult<Empty> {
@@ -269,7 +290,13 @@ impl containerd_shim::Task for Service {
             ));
         }
         let pid = match req.exec_id.is_empty() {
-            true => c.start(&self.shared).map_err(runtime_error)?,
+            true => {
+                let pid = c.start(&self.shared).map_err(runtime_error)?;
+                // After start, as containerd's runc shim does: the cgroup
+                // is final by then.
+                self.watch_oom(&c, pid);
+                pid
+            }
             false => c.start_exec(&self.shared, &p).map_err(unknown)?,
         };
         Ok(api::StartResponse {
