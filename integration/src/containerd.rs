@@ -368,7 +368,9 @@ impl Task<'_> {
             found.push("container in `ctr containers ls`".to_owned());
         }
         if let Some(pid) = self.shim_pid() {
-            found.push(format!("shim process {pid}"));
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            found.push(format!("shim process {pid}: {cmdline}"));
         }
         let marker = format!("{}\0", self.marker()).into_bytes();
         for pid in crate::leftovers::all_pids() {

@@ -284,6 +284,33 @@ fn events_of_exec_pause_and_resume_come_in_order() {
     assert_eq!(topics, want);
 }
 
+/// The parent of `pid`.
+fn parent_of(pid: i64) -> i64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = stat.rsplit(") ").next().unwrap();
+    rest.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn containers_of_one_group_share_a_shim() {
+    let ctd = containerd_or_skip!();
+    let group = format!("io.containerd.runc.v2.group={}", ctd.task().id);
+    let first = sleeper(ctd, &["--annotation", &group]);
+    let second = sleeper(ctd, &["--annotation", &group]);
+    let shim = first.shim_pid().expect("the first container's shim") as i64;
+    assert_eq!(second.shim_pid(), None, "no shim of its own");
+    let parent = parent_of(second.init_pid());
+    assert_eq!(parent, shim, "the first one's shim reaps it");
+    // The first one's shim serves the rest of the group after it is gone,
+    // and exits with the group's last container.
+    first.task("kill", &["-s", "KILL"], &[]).assert_ok();
+    first.wait_status("STOPPED");
+    first.delete();
+    assert_eq!(second.listed().unwrap().1, "RUNNING");
+    kill_and_delete(&second);
+    first.assert_no_leftovers();
+}
+
 #[test]
 fn a_killed_shim_is_cleaned_up() {
     let ctd = containerd_or_skip!();
