@@ -16,6 +16,23 @@ fn sleeper<'a>(ctd: &'a integration::Containerd, flags: &[&str]) -> Task<'a> {
     let t = ctd.task();
     t.run_detached(flags, &SLEEPER);
     t.wait_status("RUNNING");
+    // Running is reported once init runs; wait until sh has forked its
+    // child and become `sleep 1001`, so that scenarios see both.
+    let init = t.init_pid();
+    let start = std::time::Instant::now();
+    let settled = || {
+        let cmdline = std::fs::read(format!("/proc/{init}/cmdline")).unwrap_or_default();
+        let children = std::fs::read_to_string(format!("/proc/{init}/task/{init}/children"));
+        cmdline == b"sleep\x001001\x00" && children.is_ok_and(|c| !c.trim().is_empty())
+    };
+    while !settled() {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "{} never ran its sleepers",
+            t.id
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     t
 }
 
@@ -72,6 +89,40 @@ fn a_terminal_is_the_process_stdio() {
     let text = out.stdout.replace('\r', "");
     assert!(text.contains("/dev/pts/0\n"), "{out:#?}");
     t.assert_no_leftovers();
+}
+
+#[test]
+fn a_binary_logger_gets_the_output() {
+    let ctd = containerd_or_skip!();
+    let t = ctd.task();
+    let (logger, log) = (
+        ctd.dir.join(format!("{}.logger", t.id)),
+        ctd.dir.join(format!("{}.log", t.id)),
+    );
+    // containerd's logger protocol: output on fds 3 and 4, ready when fd 5
+    // closes, the container named in the environment.
+    let script = format!(
+        "#!/bin/sh\nexec 5>&-\n{{ echo \"$CONTAINER_ID $*\"; cat <&3; }} > {}\n",
+        log.display()
+    );
+    std::fs::write(&logger, script).unwrap();
+    std::fs::set_permissions(&logger, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let uri = format!("binary://{}?level=debug", logger.display());
+    let args = t.run_args(&["--rm", "--log-uri", &uri], &["echo", "to-the-log"]);
+    ctd.ctr(&strs(&args)).assert_ok();
+    let want = format!("{} level debug\nto-the-log\n", t.id);
+    let start = std::time::Instant::now();
+    while std::fs::read_to_string(&log).unwrap_or_default() != want {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "{:?}",
+            std::fs::read_to_string(&log)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    t.assert_no_leftovers();
+    let _ = std::fs::remove_file(&logger);
+    let _ = std::fs::remove_file(&log);
 }
 
 #[test]

@@ -157,7 +157,11 @@ impl Container {
             Some(_) => StdioPaths::default(),
             None => p.stdio.clone(),
         };
-        let (ends, held) = io::open(&paths)?;
+        let owner = io::Owner {
+            id: &self.id,
+            namespace: &shared.namespace,
+        };
+        let (ends, held) = io::open(&paths, &owner)?;
         self.runtime
             .run_with(&shared.reaper, &args, ends.into_stdio())?;
         let pid = read_pid(pid_file)?;
@@ -168,7 +172,7 @@ impl Container {
             if let Some(socket) = console {
                 let master = socket.receive()?;
                 let mut held = std::mem::take(&mut state.held);
-                state.console = Some(Console::start(master, &p.stdio, &mut held)?);
+                state.console = Some(Console::start(master, &p.stdio, &owner, &mut held)?);
                 state.held = held;
             }
         }

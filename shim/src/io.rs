@@ -86,9 +86,15 @@ impl Ends {
     }
 }
 
+/// Whose stdio it is: a `binary://` logger is told in its environment.
+pub struct Owner<'a> {
+    pub id: &'a str,
+    pub namespace: &'a str,
+}
+
 /// Opens the process's stdio: what the runtime command hands the process,
 /// and what the shim keeps.
-pub fn open(paths: &StdioPaths) -> Result<(Ends, Held), IoError> {
+pub fn open(paths: &StdioPaths, owner: &Owner) -> Result<(Ends, Held), IoError> {
     let mut held = Held::default();
     let stdin = match paths.stdin.as_str() {
         "" => None,
@@ -98,8 +104,16 @@ pub fn open(paths: &StdioPaths) -> Result<(Ends, Held), IoError> {
             Some(reader)
         }
     };
-    let stdout = open_output(&paths.stdout, "stdout", &mut held)?;
-    let stderr = open_output(&paths.stderr, "stderr", &mut held)?;
+    let (stdout, stderr) = match paths.stdout.strip_prefix("binary://") {
+        Some(uri) => {
+            let (out, err) = logger::start(uri, owner)?;
+            (Some(out), Some(err))
+        }
+        None => (
+            open_output(&paths.stdout, "stdout", &mut held)?,
+            open_output(&paths.stderr, "stderr", &mut held)?,
+        ),
+    };
     Ok((
         Ends {
             stdin,
@@ -191,9 +205,132 @@ fn open_output(path: &str, what: &'static str, held: &mut Held) -> Result<Option
     Ok(Some(writer))
 }
 
+/// `binary://PATH?KEY=VALUE...` loggers, as containerd defines them: PATH
+/// runs with `KEY VALUE...` as arguments, CONTAINER_ID and
+/// CONTAINER_NAMESPACE in its environment, the process's stdout and stderr
+/// to read on fds 3 and 4, and fd 5 to close once it is ready.
+mod logger {
+    use super::{IoError, Owner};
+    use std::fs::File;
+    use std::io::Read;
+    use std::os::fd::{AsRawFd, OwnedFd};
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+
+    /// Starts the logger; returns the write ends for the process's stdout
+    /// and stderr, once the logger said it is ready.
+    pub fn start(uri: &str, owner: &Owner) -> Result<(File, File), IoError> {
+        let err = |source| IoError {
+            what: "binary logger",
+            path: uri.to_owned(),
+            source,
+        };
+        let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
+        let (out_r, out_w) = std::io::pipe().map_err(err)?;
+        let (err_r, err_w) = std::io::pipe().map_err(err)?;
+        let (mut ready_r, ready_w) = std::io::pipe().map_err(err)?;
+        let fds: [OwnedFd; 3] = [out_r.into(), err_r.into(), ready_w.into()];
+        let raw = fds.each_ref().map(|f| f.as_raw_fd());
+        let mut cmd = Command::new(path);
+        cmd.args(query_args(query))
+            .env("CONTAINER_ID", owner.id)
+            .env("CONTAINER_NAMESPACE", owner.namespace)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // SAFETY: the closure only calls fcntl and dup2, which are
+        // async-signal-safe, on fds that stay open until spawn returns.
+        unsafe {
+            cmd.pre_exec(move || {
+                // Out of the way first, so no dup2 overwrites a source;
+                // close-on-exec, so only the dup2 targets reach the logger.
+                let mut high = [0; 3];
+                for (h, fd) in high.iter_mut().zip(raw) {
+                    *h = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 10);
+                }
+                for (target, fd) in (3..).zip(high) {
+                    if fd < 0 || libc::dup2(fd, target) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        cmd.spawn().map_err(err)?;
+        drop(cmd);
+        drop(fds);
+        // Ready when it closes (or writes to) fd 5.
+        let _ = ready_r.read(&mut [0u8; 1]);
+        Ok((
+            File::from(OwnedFd::from(out_w)),
+            File::from(OwnedFd::from(err_w)),
+        ))
+    }
+
+    /// `a=1&b` as the arguments `a 1 b`.
+    pub fn query_args(query: &str) -> Vec<String> {
+        query
+            .split('&')
+            .filter(|kv| !kv.is_empty())
+            .flat_map(|kv| match kv.split_once('=') {
+                Some((k, v)) => vec![k.to_owned(), v.to_owned()],
+                None => vec![kv.to_owned()],
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const OWNER: Owner = Owner {
+        id: "c1",
+        namespace: "ns",
+    };
+
+    #[test]
+    fn a_binary_logger_gets_the_output_and_the_owner() {
+        let dir = temp_dir("logger");
+        let log = dir.join("log");
+        let script = dir.join("logger");
+        let text = format!(
+            "#!/bin/sh\nexec 5>&-\n{{ echo \"$CONTAINER_NAMESPACE/$CONTAINER_ID $*\"; cat <&3; }} > {}\n",
+            log.display()
+        );
+        std::fs::write(&script, text).unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let uri = format!("binary://{}?flag=1", script.display());
+        let paths = StdioPaths {
+            stdout: uri.clone(),
+            stderr: uri,
+            ..StdioPaths::default()
+        };
+        let (ends, _held) = open(&paths, &OWNER).unwrap();
+        let mut echo = std::process::Command::new("echo")
+            .arg("hello")
+            .stdout(ends.into_stdio().stdout)
+            .spawn()
+            .unwrap();
+        echo.wait().unwrap();
+        let start = std::time::Instant::now();
+        while std::fs::read_to_string(&log).unwrap_or_default() != "ns/c1 flag 1\nhello\n" {
+            assert!(
+                start.elapsed().as_secs() < 10,
+                "{:?}",
+                std::fs::read_to_string(&log)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn query_pairs_become_arguments() {
+        assert_eq!(logger::query_args("a=1&b&c=x"), ["a", "1", "b", "c", "x"]);
+        assert!(logger::query_args("").is_empty());
+    }
 
     fn fifo(dir: &Path, name: &str) -> String {
         let path = dir.join(name);
@@ -221,7 +358,7 @@ mod tests {
     #[test]
     fn stdin_outlives_the_client_and_ends_at_close_io() {
         let (dir, paths) = stdin_fifos("eof");
-        let (ends, mut held) = open(&paths).expect("opens without a client");
+        let (ends, mut held) = open(&paths, &OWNER).expect("opens without a client");
         let mut client = OpenOptions::new().write(true).open(&paths.stdin).unwrap();
         client.write_all(b"x").unwrap();
         drop(client);
@@ -236,7 +373,7 @@ mod tests {
     #[test]
     fn close_io_ends_stdin_while_the_client_holds_the_fifo() {
         let (dir, paths) = stdin_fifos("closeio");
-        let (ends, mut held) = open(&paths).unwrap();
+        let (ends, mut held) = open(&paths, &OWNER).unwrap();
         let _client = OpenOptions::new().write(true).open(&paths.stdin).unwrap();
         held.close_stdin();
         let mut got = String::new();
@@ -255,7 +392,7 @@ mod tests {
             stdout: format!("file://{}", log.display()),
             ..StdioPaths::default()
         };
-        let (ends, _held) = open(&paths).unwrap();
+        let (ends, _held) = open(&paths, &OWNER).unwrap();
         let mut out = std::process::Command::new("echo")
             .arg("new")
             .stdout(ends.into_stdio().stdout)

@@ -98,13 +98,18 @@ pub struct Console {
 impl Console {
     /// Starts copying between `master` and the process's stdio FIFOs; what
     /// the shim keeps of them goes into `held`.
-    pub fn start(master: File, paths: &StdioPaths, held: &mut Held) -> Result<Console, TtyError> {
+    pub fn start(
+        master: File,
+        paths: &StdioPaths,
+        owner: &io::Owner,
+        held: &mut Held,
+    ) -> Result<Console, TtyError> {
         let plain = StdioPaths {
             terminal: false,
             stderr: String::new(),
             ..paths.clone()
         };
-        let (ends, kept) = io::open(&plain)?;
+        let (ends, kept) = io::open(&plain, owner)?;
         *held = kept;
         if let Some(stdin) = ends.stdin {
             copy(stdin, master.try_clone().map_err(no_master)?);
