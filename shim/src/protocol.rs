@@ -142,9 +142,22 @@ pub fn delete(flags: &Flags) -> Result<()> {
         let _ = runtime.run(&reaper, &["delete", "--force", &flags.id]);
     }
     crate::rootfs::unmount(&bundle.join("rootfs"));
+    remove_dead_socket(&bundle);
     let response = recorded_exit(&bundle).unwrap_or_else(killed);
     response.write_to_writer(&mut std::io::stdout().lock())?;
     Ok(())
+}
+
+/// Removes the socket the bundle's address names if no shim answers there
+/// any more (a killed shim cannot remove it; a group's live shim keeps it).
+fn remove_dead_socket(bundle: &Path) {
+    let Ok(address) = std::fs::read_to_string(bundle.join("address")) else {
+        return;
+    };
+    let path = Path::new(address.trim().trim_start_matches("unix://"));
+    if UnixStream::connect(path).is_err() {
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 fn recorded_exit(bundle: &Path) -> Option<DeleteResponse> {
