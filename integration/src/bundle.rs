@@ -330,7 +330,7 @@ fn marker(id: &str) -> String {
 
 /// The current test's name (libtest names each test's thread after it),
 /// shortened for ids and socket paths.
-fn test_name() -> String {
+pub(crate) fn test_name() -> String {
     let thread = std::thread::current();
     let full = thread.name().unwrap_or("test");
     let name: String = full

@@ -61,6 +61,11 @@ fn exit_code(status: ExitStatus) -> i32 {
 /// Files, not pipes: a container made by `create` inherits the runtime's
 /// stdio, and a pipe would not reach EOF until the container exits.
 pub fn run(cmd: &mut Command, dir: &Path) -> Out {
+    run_with_stdin(cmd, dir, Stdio::null())
+}
+
+/// [`run`] with `stdin` as the command's stdin.
+pub fn run_with_stdin(cmd: &mut Command, dir: &Path, stdin: Stdio) -> Out {
     static SEQ: AtomicUsize = AtomicUsize::new(0);
     let n = SEQ.fetch_add(1, Ordering::Relaxed);
     let (out_path, err_path) = (
@@ -68,7 +73,7 @@ pub fn run(cmd: &mut Command, dir: &Path) -> Out {
         dir.join(format!("cmd{n}.err")),
     );
     let child = cmd
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(File::create(&out_path).expect("create stdout file"))
         .stderr(File::create(&err_path).expect("create stderr file"))
         .spawn()

@@ -131,13 +131,13 @@ impl Bundle {
     }
 }
 
-fn all_pids() -> impl Iterator<Item = libc::pid_t> {
+pub(crate) fn all_pids() -> impl Iterator<Item = libc::pid_t> {
     std::fs::read_dir("/proc")
         .expect("read /proc")
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
 }
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+pub(crate) fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 

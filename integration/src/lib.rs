@@ -8,6 +8,7 @@
 mod bundle;
 mod cgroup;
 mod console;
+mod containerd;
 mod exec;
 mod host;
 mod leftovers;
@@ -15,7 +16,8 @@ mod leftovers;
 pub use bundle::{lines_of, s, Bundle, Running};
 pub use cgroup::{unified, CgroupOf};
 pub use console::ConsoleSocket;
-pub use exec::{give_fd3, Out};
+pub use containerd::{containerd, Containerd, Task, IMAGE, NAMESPACE};
+pub use exec::{give_fd3, run as run_command, wait as wait_child, Out, DEADLINE};
 pub use host::{ns_inode, NsFile};
 pub use serde_json::{json, Value};
 

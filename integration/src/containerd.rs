@@ -1,0 +1,408 @@
+//! A containerd 1.6 of the test suite's own (config, root, state and socket
+//! under one directory), started once per test process, with a busybox
+//! image made from `hack/mkrootfs`, and the shim under test chosen by
+//! `$BERTH_SHIM`: `berth` (default, `io.containerd.berth.v2` from the
+//! workspace's build) or `runc` (containerd's stock `io.containerd.runc.v2`,
+//! to prove the scenarios honest).
+
+use crate::exec::{self, Out};
+use crate::{rootfs_cache, target_dir};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The image every scenario runs.
+pub const IMAGE: &str = "berth.test/busybox:latest";
+/// The namespace the scenarios use.
+pub const NAMESPACE: &str = "berth-it";
+
+pub struct Containerd {
+    pub dir: PathBuf,
+    pub address: PathBuf,
+    /// The runtime type `ctr run --runtime` gets.
+    pub runtime: &'static str,
+    /// Where the shim's runtime keeps container state (`--root`).
+    pub runtime_root: PathBuf,
+}
+
+/// The suite's containerd, or why there is none. Under `CI=true` a missing
+/// prerequisite panics; otherwise the caller skips, printing the reason.
+pub fn containerd() -> Result<&'static Containerd, String> {
+    static CONTAINERD: OnceLock<Result<Containerd, String>> = OnceLock::new();
+    let found = CONTAINERD.get_or_init(start).as_ref().map_err(Clone::clone);
+    if let Err(why) = &found {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
+    }
+    found
+}
+
+/// Skips the calling test, saying why, when there is no containerd (and
+/// fails it under CI); else evaluates to the suite's containerd.
+#[macro_export]
+macro_rules! containerd_or_skip {
+    () => {
+        match $crate::containerd() {
+            Ok(c) => c,
+            Err(why) => {
+                eprintln!("skipped: {why}");
+                return;
+            }
+        }
+    };
+}
+
+fn start() -> Result<Containerd, String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err("the containerd scenarios need root".into());
+    }
+    for tool in ["containerd", "ctr", "tar", "sha256sum"] {
+        if !on_path(tool) {
+            return Err(format!("{tool} is not installed (hack/deps installs it)"));
+        }
+    }
+    let (runtime, runtime_root, shim_dir) = shim_under_test()?;
+    let dir = target_dir().join(format!("containerd-it.{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+    let address = dir.join("containerd.sock");
+    let config = format!(
+        "version = 2\nroot = \"{root}\"\nstate = \"{state}\"\n\
+         disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n[grpc]\n  address = \"{sock}\"\n",
+        root = dir.join("root").display(),
+        state = dir.join("state").display(),
+        sock = address.display(),
+    );
+    std::fs::write(dir.join("config.toml"), config).map_err(|e| e.to_string())?;
+    launch(&dir, &shim_dir)?;
+    wait_for_socket(&address)?;
+    let c = Containerd {
+        dir,
+        address,
+        runtime,
+        runtime_root,
+    };
+    c.import_image();
+    Ok(c)
+}
+
+/// The runtime type, its runtime's state root, and the directory to put
+/// first on containerd's PATH so it finds the shim.
+fn shim_under_test() -> Result<(&'static str, PathBuf, PathBuf), String> {
+    let root = |name: &str| Path::new("/run/containerd").join(name).join(NAMESPACE);
+    match std::env::var("BERTH_SHIM").as_deref() {
+        Ok("runc") => Ok((
+            "io.containerd.runc.v2",
+            root("runc"),
+            PathBuf::from("/usr/bin"),
+        )),
+        Ok("berth") | Err(_) => {
+            let dir = target_dir().join("debug");
+            for bin in ["containerd-shim-berth-v2", "berth"] {
+                if !dir.join(bin).is_file() {
+                    return Err(format!(
+                        "{} not found: run `cargo build`",
+                        dir.join(bin).display()
+                    ));
+                }
+            }
+            Ok(("io.containerd.berth.v2", root("berth"), dir))
+        }
+        Ok(other) => Err(format!("BERTH_SHIM={other}: expected berth or runc")),
+    }
+}
+
+/// Starts containerd under a keeper shell that stops it, and removes the
+/// suite's directory, when this test process exits: the keeper reads a pipe
+/// only this process holds open, so it sees end-of-file then.
+fn launch(dir: &Path, shim_dir: &Path) -> Result<(), String> {
+    let script = "containerd --config \"$1/config.toml\" >\"$1/containerd.log\" 2>&1 & pid=$!\n\
+                  cat >/dev/null\nkill $pid; wait $pid; rm -rf --one-file-system \"$1\"";
+    let path = format!(
+        "{}:{}",
+        shim_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let child = Command::new("sh")
+        .args(["-c", script, "keeper"])
+        .arg(dir)
+        .env("PATH", path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("start containerd: {e}"))?;
+    // Kept open (never written) for the life of the test process.
+    std::mem::forget(child.stdin);
+    Ok(())
+}
+
+fn wait_for_socket(address: &Path) -> Result<(), String> {
+    let start = Instant::now();
+    while std::os::unix::net::UnixStream::connect(address).is_err() {
+        if start.elapsed() > Duration::from_secs(20) {
+            return Err(format!(
+                "containerd never listened at {}",
+                address.display()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+fn on_path(tool: &str) -> bool {
+    let path = std::env::var("PATH").unwrap_or_default();
+    std::env::split_paths(&path).any(|d| d.join(tool).is_file())
+}
+
+impl Containerd {
+    /// `ctr --address A -n NAMESPACE args...`.
+    pub fn ctr_command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("ctr");
+        cmd.arg("--address")
+            .arg(&self.address)
+            .args(["-n", NAMESPACE]);
+        cmd.args(args).current_dir(&self.dir);
+        cmd
+    }
+
+    /// Runs ctr with stdin closed.
+    pub fn ctr(&self, args: &[&str]) -> Out {
+        exec::run(&mut self.ctr_command(args), &self.logs())
+    }
+
+    /// Runs ctr with `input` as its stdin.
+    pub fn ctr_with_input(&self, args: &[&str], input: &str) -> Out {
+        let file = self.logs().join(format!("input.{}", std::process::id()));
+        std::fs::write(&file, input).expect("write stdin file");
+        let stdin = File::open(&file).expect("open stdin file");
+        exec::run_with_stdin(&mut self.ctr_command(args), &self.logs(), stdin.into())
+    }
+
+    /// Where ctr's output files go.
+    pub fn logs(&self) -> PathBuf {
+        let dir = self.dir.join("logs");
+        std::fs::create_dir_all(&dir).expect("create logs dir");
+        dir
+    }
+
+    /// Imports a docker archive of the busybox rootfs (a layer tarball, an
+    /// image config naming its digest, a manifest).
+    fn import_image(&self) {
+        let dir = self.dir.join("image");
+        std::fs::create_dir_all(&dir).expect("create image dir");
+        let run = |cmd: &mut Command| exec::run(cmd, &self.logs()).assert_ok().stdout.clone();
+        run(Command::new("tar")
+            .arg("-C")
+            .arg(rootfs_cache())
+            .arg("-cf")
+            .arg(dir.join("layer.tar"))
+            .arg("."));
+        let sum = run(Command::new("sha256sum").arg(dir.join("layer.tar")));
+        let digest = sum
+            .split_whitespace()
+            .next()
+            .expect("sha256sum prints a digest");
+        let config = serde_json::json!({
+            "architecture": "amd64", "os": "linux",
+            "config": {"Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"], "Cmd": ["sh"]},
+            "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{digest}")]},
+        });
+        let manifest = serde_json::json!([{"Config": "config.json", "RepoTags": [IMAGE], "Layers": ["layer.tar"]}]);
+        std::fs::write(dir.join("config.json"), config.to_string()).expect("write image config");
+        std::fs::write(dir.join("manifest.json"), manifest.to_string()).expect("write manifest");
+        let archive = self.dir.join("busybox.tar");
+        run(Command::new("tar")
+            .arg("-C")
+            .arg(&dir)
+            .arg("-cf")
+            .arg(&archive)
+            .args(["manifest.json", "config.json", "layer.tar"]));
+        self.ctr(&["images", "import", archive.to_str().unwrap()])
+            .assert_ok();
+    }
+}
+
+/// One container of a scenario, with a unique id and the marker variable
+/// in its environment (so its processes can be found); force-removed on
+/// drop so that a failed scenario does not leak into the next.
+pub struct Task<'a> {
+    pub id: String,
+    pub ctd: &'a Containerd,
+}
+
+impl Containerd {
+    pub fn task(&self) -> Task<'_> {
+        static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Task {
+            id: format!(
+                "{}-{}-{seq}",
+                crate::bundle::test_name(),
+                std::process::id()
+            ),
+            ctd: self,
+        }
+    }
+}
+
+impl Task<'_> {
+    fn marker(&self) -> String {
+        format!("BERTH_IT={}", self.id)
+    }
+
+    /// `ctr run [flags...] --runtime R --env MARKER IMAGE ID args...`.
+    pub fn run_args<'s>(&'s self, flags: &[&'s str], args: &[&'s str]) -> Vec<String> {
+        let mut all: Vec<String> = vec!["run".into()];
+        all.extend(flags.iter().map(|f| f.to_string()));
+        all.extend([
+            "--runtime".into(),
+            self.ctd.runtime.into(),
+            "--env".into(),
+            self.marker(),
+        ]);
+        all.extend([IMAGE.to_owned(), self.id.clone()]);
+        all.extend(args.iter().map(|a| a.to_string()));
+        all
+    }
+
+    /// `ctr run --rm ... args` to the end.
+    pub fn run(&self, args: &[&str]) -> Out {
+        self.ctd.ctr(&strs(&self.run_args(&["--rm"], args)))
+    }
+
+    /// `ctr run --rm ... args` with `input` on stdin.
+    pub fn run_with_input(&self, args: &[&str], input: &str) -> Out {
+        self.ctd
+            .ctr_with_input(&strs(&self.run_args(&["--rm"], args)), input)
+    }
+
+    /// `ctr run -d [flags] ... args`, asserting success.
+    #[track_caller]
+    pub fn run_detached(&self, flags: &[&str], args: &[&str]) {
+        let mut all = vec!["-d"];
+        all.extend_from_slice(flags);
+        self.ctd.ctr(&strs(&self.run_args(&all, args))).assert_ok();
+    }
+
+    /// `ctr task VERB ID args...` (or `ctr task VERB args... ID` for verbs
+    /// whose flags come first: give them in `flags`).
+    pub fn task(&self, verb: &str, flags: &[&str], args: &[&str]) -> Out {
+        let mut all = vec!["task", verb];
+        all.extend_from_slice(flags);
+        all.push(&self.id);
+        all.extend_from_slice(args);
+        self.ctd.ctr(&all)
+    }
+
+    /// The task's (pid, status) as `ctr task ls` shows them.
+    pub fn listed(&self) -> Option<(i64, String)> {
+        let out = self.ctd.ctr(&["task", "ls"]);
+        out.assert_ok().stdout.lines().find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.first() == Some(&self.id.as_str()))
+                .then(|| (f[1].parse().unwrap_or(0), f[2].to_owned()))
+        })
+    }
+
+    /// Polls `ctr task ls` until the task's status is `want`.
+    #[track_caller]
+    pub fn wait_status(&self, want: &str) {
+        let start = Instant::now();
+        while self.listed().map(|(_, s)| s).as_deref() != Some(want) {
+            assert!(
+                start.elapsed() < exec::DEADLINE,
+                "{} never became {want}: {:?}",
+                self.id,
+                self.listed()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn init_pid(&self) -> i64 {
+        self.listed().expect("the task is listed").0
+    }
+
+    /// The pid of the shim that serves this task (its command line names
+    /// the id).
+    pub fn shim_pid(&self) -> Option<libc::pid_t> {
+        let needle = format!("-id\0{}\0", self.id).into_bytes();
+        crate::leftovers::all_pids().find(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            crate::leftovers::contains(&cmdline, b"containerd-shim")
+                && crate::leftovers::contains(&cmdline, &needle)
+        })
+    }
+
+    /// Deletes the task and the container (it must have exited).
+    #[track_caller]
+    pub fn delete(&self) {
+        self.task("delete", &[], &[]).assert_ok();
+        self.ctd.ctr(&["containers", "rm", &self.id]).assert_ok();
+    }
+
+    /// Asserts that nothing of the container is left: no task or container
+    /// in containerd, no shim, no process of the container, no bundle, no
+    /// runtime state.
+    #[track_caller]
+    pub fn assert_no_leftovers(&self) {
+        let start = Instant::now();
+        let mut found = self.leftovers();
+        while !found.is_empty() && start.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(50));
+            found = self.leftovers();
+        }
+        assert!(found.is_empty(), "{} left behind: {found:#?}", self.id);
+    }
+
+    fn leftovers(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        if self.listed().is_some() {
+            found.push("task in `ctr task ls`".to_owned());
+        }
+        let containers = self.ctd.ctr(&["containers", "ls", "-q"]).stdout;
+        if containers.lines().any(|l| l == self.id) {
+            found.push("container in `ctr containers ls`".to_owned());
+        }
+        if let Some(pid) = self.shim_pid() {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            found.push(format!("shim process {pid}: {cmdline}"));
+        }
+        let marker = format!("{}\0", self.marker()).into_bytes();
+        for pid in crate::leftovers::all_pids() {
+            let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+            if crate::leftovers::contains(&environ, &marker) {
+                found.push(format!("container process {pid}"));
+            }
+        }
+        let bundle = self
+            .ctd
+            .dir
+            .join("state/io.containerd.runtime.v2.task")
+            .join(NAMESPACE)
+            .join(&self.id);
+        let state = self.ctd.runtime_root.join(&self.id);
+        for dir in [bundle, state] {
+            if dir.exists() {
+                found.push(format!("directory {}", dir.display()));
+            }
+        }
+        found
+    }
+}
+
+impl Drop for Task<'_> {
+    fn drop(&mut self) {
+        let _ = self.task("kill", &["-s", "KILL"], &[]);
+        let _ = self.task("delete", &["--force"], &[]);
+        let _ = self.ctd.ctr(&["containers", "rm", &self.id]);
+    }
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}

@@ -1,0 +1,414 @@
+//! containerd 1.6 driving the shim through `ctr`: the suite starts its own
+//! containerd (see `integration::containerd`) and runs each scenario with
+//! `io.containerd.berth.v2`, or with the stock `io.containerd.runc.v2` when
+//! `BERTH_SHIM=runc`, to prove the scenarios honest.
+
+use integration::{containerd_or_skip, lines_of, Out, Task, DEADLINE};
+use std::collections::BTreeSet;
+use std::process::Stdio;
+use std::sync::mpsc::Receiver;
+
+/// A process that runs until killed, with one child beside it.
+const SLEEPER: [&str; 3] = ["sh", "-c", "sleep 1000 & exec sleep 1001"];
+
+/// A started [`SLEEPER`].
+fn sleeper<'a>(ctd: &'a integration::Containerd, flags: &[&str]) -> Task<'a> {
+    let t = ctd.task();
+    t.run_detached(flags, &SLEEPER);
+    t.wait_status("RUNNING");
+    // Running is reported once init runs; wait until sh has forked its
+    // child and become `sleep 1001`, so that scenarios see both.
+    let init = t.init_pid();
+    let start = std::time::Instant::now();
+    let settled = || {
+        let cmdline = std::fs::read(format!("/proc/{init}/cmdline")).unwrap_or_default();
+        let children = std::fs::read_to_string(format!("/proc/{init}/task/{init}/children"));
+        cmdline == b"sleep\x001001\x00" && children.is_ok_and(|c| !c.trim().is_empty())
+    };
+    while !settled() {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "{} never ran its sleepers",
+            t.id
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    t
+}
+
+/// Kills the task, waits for it to stop, deletes it and checks that
+/// nothing is left.
+#[track_caller]
+fn kill_and_delete(t: &Task) {
+    t.task("kill", &["-s", "KILL"], &[]).assert_ok();
+    t.wait_status("STOPPED");
+    t.delete();
+    t.assert_no_leftovers();
+}
+
+#[test]
+fn run_prints_the_output_and_exits_with_the_code() {
+    let ctd = containerd_or_skip!();
+    let t = ctd.task();
+    let out = t.run(&["sh", "-c", "echo to-out; echo to-err >&2; exit 3"]);
+    assert_eq!((out.code, out.stdout.as_str()), (3, "to-out\n"), "{out:#?}");
+    assert!(out.stderr.contains("to-err\n"), "{out:#?}");
+    t.assert_no_leftovers();
+}
+
+#[test]
+fn stdin_reaches_the_container() {
+    let ctd = containerd_or_skip!();
+    let t = ctd.task();
+    // Two reads: the runc shim ends stdin only on CloseIO, which `ctr run`
+    // does not send, so a scenario that waits for end-of-file hangs there.
+    let script = r#"read a; read b; echo "$b $a""#;
+    let out = t.run_with_input(&["sh", "-c", script], "one\ntwo\n");
+    assert_eq!(out.assert_ok().stdout, "two one\n");
+    t.assert_no_leftovers();
+}
+
+#[test]
+fn a_terminal_is_the_process_stdio() {
+    let ctd = containerd_or_skip!();
+    let t = ctd.task();
+    // ctr wants a terminal of its own for -t: script(1) gives it one.
+    let mut ctr = vec!["ctr".to_owned(), "--address".to_owned()];
+    ctr.push(ctd.address.display().to_string());
+    ctr.extend(["-n".to_owned(), integration::NAMESPACE.to_owned()]);
+    ctr.extend(t.run_args(
+        &["--rm", "-t"],
+        &["sh", "-c", "test -t 0 && test -t 1 && tty; exit 4"],
+    ));
+    let line: Vec<String> = ctr.iter().map(|a| format!("'{a}'")).collect();
+    let mut script = std::process::Command::new("script");
+    script.args(["-qec", &line.join(" "), "/dev/null"]);
+    let out = integration::run_command(&mut script, &ctd.logs());
+    assert_eq!(out.code, 4, "{out:#?}");
+    // Two terminals (the container's, script's) each turn \n into \r\n.
+    let text = out.stdout.replace('\r', "");
+    assert!(text.contains("/dev/pts/0\n"), "{out:#?}");
+    t.assert_no_leftovers();
+}
+
+#[test]
+fn a_binary_logger_gets_the_output() {
+    let ctd = containerd_or_skip!();
+    let t = ctd.task();
+    let (logger, log) = (
+        ctd.dir.join(format!("{}.logger", t.id)),
+        ctd.dir.join(format!("{}.log", t.id)),
+    );
+    // containerd's logger protocol: output on fds 3 and 4, ready when fd 5
+    // closes, the container named in the environment.
+    let script = format!(
+        "#!/bin/sh\nexec 5>&-\n{{ echo \"$CONTAINER_ID $*\"; cat <&3; }} > {}\n",
+        log.display()
+    );
+    std::fs::write(&logger, script).unwrap();
+    std::fs::set_permissions(&logger, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let uri = format!("binary://{}?level=debug", logger.display());
+    let args = t.run_args(&["--rm", "--log-uri", &uri], &["echo", "to-the-log"]);
+    ctd.ctr(&strs(&args)).assert_ok();
+    let want = format!("{} level debug\nto-the-log\n", t.id);
+    let start = std::time::Instant::now();
+    while std::fs::read_to_string(&log).unwrap_or_default() != want {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "{:?}",
+            std::fs::read_to_string(&log)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    t.assert_no_leftovers();
+    let _ = std::fs::remove_file(&logger);
+    let _ = std::fs::remove_file(&log);
+}
+
+#[test]
+fn exec_has_its_own_output_and_exit_code() {
+    let ctd = containerd_or_skip!();
+    let t = sleeper(ctd, &[]);
+    let out = t.task(
+        "exec",
+        &["--exec-id", "e1"],
+        &["sh", "-c", "echo in-exec; exit 5"],
+    );
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (5, "in-exec\n"),
+        "{out:#?}"
+    );
+    assert_eq!(t.listed().unwrap().1, "RUNNING", "init still runs");
+    kill_and_delete(&t);
+}
+
+#[test]
+fn a_killed_task_exits_128_plus_the_signal() {
+    let ctd = containerd_or_skip!();
+    let t = ctd.task();
+    let args = t.run_args(&["--rm"], &SLEEPER);
+    let child = ctd
+        .ctr_command(&strs(&args))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    t.wait_status("RUNNING");
+    t.task("kill", &["-s", "KILL"], &[]).assert_ok();
+    assert_eq!(integration::wait_child(child, "ctr run"), 137);
+    t.assert_no_leftovers();
+}
+
+#[test]
+fn kill_after_exit_says_not_found() {
+    let ctd = containerd_or_skip!();
+    let t = ctd.task();
+    t.run_detached(&[], &["true"]);
+    t.wait_status("STOPPED");
+    t.task("kill", &[], &[])
+        .assert_failed()
+        .assert_mentions("not found");
+    t.delete();
+    t.assert_no_leftovers();
+}
+
+#[test]
+fn delete_refuses_a_running_task() {
+    let ctd = containerd_or_skip!();
+    let t = sleeper(ctd, &[]);
+    t.task("delete", &[], &[])
+        .assert_failed()
+        .assert_mentions("running");
+    assert_eq!(t.listed().unwrap().1, "RUNNING");
+    kill_and_delete(&t);
+}
+
+#[test]
+fn pause_and_resume_show_in_the_status() {
+    let ctd = containerd_or_skip!();
+    let t = sleeper(ctd, &[]);
+    t.task("pause", &[], &[]).assert_ok();
+    assert_eq!(t.listed().unwrap().1, "PAUSED");
+    t.task("resume", &[], &[]).assert_ok();
+    assert_eq!(t.listed().unwrap().1, "RUNNING");
+    kill_and_delete(&t);
+}
+
+#[test]
+fn ps_lists_init_and_its_child() {
+    let ctd = containerd_or_skip!();
+    let t = sleeper(ctd, &[]);
+    let init = t.init_pid();
+    let children = std::fs::read_to_string(format!("/proc/{init}/task/{init}/children")).unwrap();
+    let mut want: BTreeSet<i64> = children
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    want.insert(init);
+    let out = t.task("ps", &[], &[]);
+    let listed: BTreeSet<i64> = out
+        .assert_ok()
+        .stdout
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect();
+    assert_eq!(listed, want, "{out:#?}");
+    assert_eq!(listed.len(), 2, "init and one child");
+    kill_and_delete(&t);
+}
+
+/// The value `ctr task metrics` prints for `metric`.
+fn metric(out: &Out, metric: &str) -> String {
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(metric));
+    let line = line.unwrap_or_else(|| panic!("no {metric} in {out:#?}"));
+    line.split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn metrics_show_the_memory_limit_and_the_pids() {
+    let ctd = containerd_or_skip!();
+    let t = sleeper(ctd, &["--memory-limit", "67108864"]);
+    let out = t.task("metrics", &[], &[]);
+    out.assert_ok();
+    if integration::unified() {
+        assert_eq!(metric(&out, "memory.usage_limit"), "67108864");
+    } else {
+        assert_eq!(metric(&out, "memory.limit_in_bytes"), "67108864");
+    }
+    assert_eq!(metric(&out, "pids.current"), "2");
+    kill_and_delete(&t);
+}
+
+/// `ctr events`, read in the background.
+struct Events {
+    child: std::process::Child,
+    lines: Receiver<String>,
+}
+
+impl Events {
+    fn watch(ctd: &integration::Containerd) -> Events {
+        let mut child = ctd
+            .ctr_command(&["events"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = lines_of(child.stdout.take().unwrap());
+        // ctr subscribes before it prints anything: give it a moment.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        Events { child, lines }
+    }
+
+    /// The `/tasks/...` topics of `id`'s events, until `last` arrives.
+    fn task_topics(&self, id: &str, last: &str) -> Vec<String> {
+        let mut topics = Vec::new();
+        while topics.last().map(String::as_str) != Some(last) {
+            let line = self
+                .lines
+                .recv_timeout(DEADLINE)
+                .unwrap_or_else(|e| panic!("no {last} event ({e}); got {topics:?}"));
+            let ours = line.contains(&format!("\"container_id\":\"{id}\""));
+            let topic = line.split_whitespace().find(|w| w.starts_with("/tasks/"));
+            if let (true, Some(topic)) = (ours, topic) {
+                topics.push(topic.to_owned());
+            }
+        }
+        topics
+    }
+}
+
+impl Drop for Events {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn events_come_create_start_exit_delete() {
+    let ctd = containerd_or_skip!();
+    let events = Events::watch(ctd);
+    let t = ctd.task();
+    t.run(&["true"]).assert_ok();
+    let topics = events.task_topics(&t.id, "/tasks/delete");
+    assert_eq!(
+        topics,
+        [
+            "/tasks/create",
+            "/tasks/start",
+            "/tasks/exit",
+            "/tasks/delete"
+        ]
+    );
+    t.assert_no_leftovers();
+}
+
+#[test]
+fn events_of_exec_pause_and_resume_come_in_order() {
+    let ctd = containerd_or_skip!();
+    let events = Events::watch(ctd);
+    let t = sleeper(ctd, &[]);
+    t.task("exec", &["--exec-id", "e1"], &["true"]).assert_ok();
+    t.task("pause", &[], &[]).assert_ok();
+    t.task("resume", &[], &[]).assert_ok();
+    kill_and_delete(&t);
+    let topics = events.task_topics(&t.id, "/tasks/delete");
+    let want = [
+        "/tasks/create",
+        "/tasks/start",
+        "/tasks/exec-added",
+        "/tasks/exec-started",
+        "/tasks/exit",
+        "/tasks/paused",
+        "/tasks/resumed",
+        "/tasks/exit",
+        "/tasks/delete",
+    ];
+    assert_eq!(topics, want);
+}
+
+/// The parent of `pid`.
+fn parent_of(pid: i64) -> i64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = stat.rsplit(") ").next().unwrap();
+    rest.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn containers_of_one_group_share_a_shim() {
+    let ctd = containerd_or_skip!();
+    let group = format!("io.containerd.runc.v2.group={}", ctd.task().id);
+    let first = sleeper(ctd, &["--annotation", &group]);
+    let second = sleeper(ctd, &["--annotation", &group]);
+    let shim = first.shim_pid().expect("the first container's shim") as i64;
+    assert_eq!(second.shim_pid(), None, "no shim of its own");
+    let parent = parent_of(second.init_pid());
+    assert_eq!(parent, shim, "the first one's shim reaps it");
+    // The first one's shim serves the rest of the group after it is gone,
+    // and exits with the group's last container.
+    first.task("kill", &["-s", "KILL"], &[]).assert_ok();
+    first.wait_status("STOPPED");
+    first.delete();
+    assert_eq!(second.listed().unwrap().1, "RUNNING");
+    kill_and_delete(&second);
+    first.assert_no_leftovers();
+}
+
+#[test]
+fn a_killed_shim_is_cleaned_up() {
+    let ctd = containerd_or_skip!();
+    let t = sleeper(ctd, &[]);
+    let init = t.init_pid();
+    let shim = t.shim_pid().expect("a shim serves the task");
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(shim, libc::SIGKILL) };
+    // containerd sees the shim go, runs `shim delete`, and drops the task.
+    let start = std::time::Instant::now();
+    while t.listed().is_some_and(|(_, s)| s != "STOPPED") {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "the task outlived its shim: {:?}",
+            t.listed()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = t.task("delete", &[], &[]);
+    t.ctd.ctr(&["containers", "rm", &t.id]).assert_ok();
+    t.assert_no_leftovers();
+    assert!(!alive(init), "init {init} survived");
+}
+
+/// Whether `pid` runs (a zombie waiting for a reaper does not).
+fn alive(pid: i64) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat
+        .rsplit(") ")
+        .next()
+        .and_then(|rest| rest.chars().next());
+    state.is_some_and(|s| s != 'Z')
+}
+
+#[test]
+fn an_oom_kill_sends_an_oom_event() {
+    let ctd = containerd_or_skip!();
+    let events = Events::watch(ctd);
+    let t = sleeper(ctd, &["--memory-limit", "16777216"]);
+    // tail buffers its endless "line" until the limit kills it.
+    let out = t.task("exec", &["--exec-id", "hog"], &["tail", "/dev/zero"]);
+    assert_eq!(out.code, 137, "{out:#?}");
+    kill_and_delete(&t);
+    let topics = events.task_topics(&t.id, "/tasks/delete");
+    assert!(topics.contains(&"/tasks/oom".to_owned()), "{topics:?}");
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}

@@ -1,0 +1,281 @@
+//! One container of this shim: its runtime, bundle, init and execs, and the
+//! lifecycle steps that run the runtime and report exits in order.
+
+use crate::events::Events;
+use crate::io::{self, StdioPaths};
+use crate::process::{self, Lifecycle, Process};
+use crate::reaper::{Exit, Reaper};
+use crate::runtime_cli::{Runtime, RuntimeError};
+use crate::tty::{Console, ConsoleSocket, TtyError};
+use containerd_shim::protos::events::task::{TaskExecStarted, TaskExit, TaskStart};
+use containerd_shim::protos::topics;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// Where the shim keeps the init's exit for `shim delete` (a fresh process
+/// that runs after the serving shim is gone).
+pub const EXIT_FILE: &str = "berth-exit.json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error(transparent)]
+    Io(#[from] io::IoError),
+    #[error(transparent)]
+    Tty(#[from] TtyError),
+    #[error("read pid file {0}: {1}")]
+    PidFile(String, std::io::Error),
+    #[error("write {0}: {1}")]
+    Write(String, std::io::Error),
+}
+
+/// What the shim's threads share: the reaper and the event queue.
+pub struct Shared {
+    pub namespace: String,
+    pub reaper: Arc<Reaper>,
+    pub events: Events,
+}
+
+pub struct Container {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub runtime: Runtime,
+    pub init: Arc<Process>,
+    pub execs: Mutex<HashMap<String, Arc<Process>>>,
+    pub rootfs_mounted: bool,
+    /// Set once init has started.
+    pub oom: std::sync::OnceLock<Arc<crate::oom::OomWatch>>,
+}
+
+impl Container {
+    /// `RT create` for init, with its stdio; init stays parked until start.
+    pub fn create(
+        self: &Arc<Self>,
+        shared: &Arc<Shared>,
+        flags: &[&str],
+    ) -> Result<u32, StartError> {
+        let pid_file = self.bundle.join("init.pid");
+        let mut args = vec![
+            "create",
+            "--bundle",
+            path_str(&self.bundle),
+            "--pid-file",
+            path_str(&pid_file),
+        ];
+        args.extend_from_slice(flags);
+        self.spawn(shared, &self.init, args, &pid_file)
+    }
+
+    /// `RT start`: releases init; its exit is reported after the start event.
+    pub fn start(self: &Arc<Self>, shared: &Arc<Shared>) -> Result<u32, RuntimeError> {
+        self.init.lock().start_pending = true;
+        let started = self.runtime.run(&shared.reaper, &["start", &self.id]);
+        let pid = self.init.pid();
+        if started.is_ok() {
+            self.set_running(&self.init);
+            shared.events.publish(
+                topics::TASK_START_EVENT_TOPIC,
+                Box::new(TaskStart {
+                    container_id: self.id.clone(),
+                    pid,
+                    ..Default::default()
+                }),
+            );
+        }
+        self.init.lock().start_pending = false;
+        self.report_exits(shared);
+        started.map(|()| pid)
+    }
+
+    /// `RT exec --detach` for an exec added earlier.
+    pub fn start_exec(
+        self: &Arc<Self>,
+        shared: &Arc<Shared>,
+        exec: &Arc<Process>,
+    ) -> Result<u32, StartError> {
+        let spec_file = self
+            .bundle
+            .join(format!("berth-exec-{}.json", exec.exec_id));
+        let pid_file = self.bundle.join(format!("berth-exec-{}.pid", exec.exec_id));
+        let spec = std::mem::take(&mut exec.lock().spec);
+        std::fs::write(&spec_file, spec)
+            .map_err(|e| StartError::Write(path_str(&spec_file).to_owned(), e))?;
+        exec.lock().start_pending = true;
+        let args = vec![
+            "exec",
+            "--process",
+            path_str(&spec_file),
+            "--detach",
+            "--pid-file",
+            path_str(&pid_file),
+        ];
+        let spawned = self.spawn(shared, exec, args, &pid_file);
+        let _ = std::fs::remove_file(&spec_file);
+        if let Ok(pid) = spawned {
+            self.set_running(exec);
+            shared.events.publish(
+                topics::TASK_EXEC_STARTED_EVENT_TOPIC,
+                Box::new(TaskExecStarted {
+                    container_id: self.id.clone(),
+                    exec_id: exec.exec_id.clone(),
+                    pid,
+                    ..Default::default()
+                }),
+            );
+        }
+        exec.lock().start_pending = false;
+        self.report_exits(shared);
+        spawned
+    }
+
+    fn set_running(&self, p: &Process) {
+        let mut state = p.lock();
+        if state.status == Lifecycle::Created {
+            state.status = Lifecycle::Running;
+        }
+    }
+
+    /// Runs `args` (create or exec) with the process's stdio or terminal,
+    /// reads its pid and starts watching for its exit.
+    fn spawn(
+        self: &Arc<Self>,
+        shared: &Arc<Shared>,
+        p: &Arc<Process>,
+        args: Vec<&str>,
+        pid_file: &Path,
+    ) -> Result<u32, StartError> {
+        let console = p.stdio.terminal.then(ConsoleSocket::new).transpose()?;
+        let mut args: Vec<String> = args.into_iter().map(str::to_owned).collect();
+        if let Some(c) = &console {
+            args.extend(["--console-socket".to_owned(), path_str(&c.path).to_owned()]);
+        }
+        args.push(self.id.clone());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let paths = match console {
+            Some(_) => StdioPaths::default(),
+            None => p.stdio.clone(),
+        };
+        let owner = io::Owner {
+            id: &self.id,
+            namespace: &shared.namespace,
+        };
+        let (ends, held) = io::open(&paths, &owner)?;
+        self.runtime
+            .run_with(&shared.reaper, &args, ends.into_stdio())?;
+        let pid = read_pid(pid_file)?;
+        {
+            let mut state = p.lock();
+            state.pid = pid;
+            state.held = held;
+            if let Some(socket) = console {
+                let master = socket.receive()?;
+                let mut held = std::mem::take(&mut state.held);
+                state.console = Some(Console::start(master, &p.stdio, &owner, &mut held)?);
+                state.held = held;
+            }
+        }
+        let (container, process, shared2) = (Arc::clone(self), Arc::clone(p), Arc::clone(shared));
+        shared.reaper.watch(pid as i32, move |exit| {
+            container.exited(&shared2, &process, exit)
+        });
+        Ok(pid)
+    }
+
+    fn exited(&self, shared: &Shared, p: &Process, exit: Exit) {
+        let console = {
+            let mut state = p.lock();
+            state.exited = Some(exit);
+            state.console.take()
+        };
+        // What the process wrote to its terminal reaches the client before
+        // its exit is reported.
+        if let Some(mut console) = console {
+            console.drain();
+        }
+        // An OOM kill ends a process: its event goes before the exit.
+        if let Some(oom) = self.oom.get() {
+            oom.check();
+        }
+        self.report_exits(shared);
+    }
+
+    /// Reports every exit that may go out now: execs' first, init's only
+    /// when no exec runs any more (they are killed once init is gone, as
+    /// the kernel does with a private pid namespace).
+    pub fn report_exits(&self, shared: &Shared) {
+        let execs: Vec<Arc<Process>> = self.execs.lock().unwrap().values().cloned().collect();
+        for exec in &execs {
+            self.report_if_due(shared, exec);
+        }
+        if self.init.lock().exited.is_none() {
+            return;
+        }
+        let running: Vec<u32> = execs
+            .iter()
+            .filter(|e| e.is_running())
+            .map(|e| e.pid())
+            .collect();
+        if running.is_empty() {
+            if let Some(exit) = self.report_if_due(shared, &self.init) {
+                self.persist_exit(&exit);
+            }
+            return;
+        }
+        for pid in running {
+            // SAFETY: kill has no memory-safety preconditions.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+    }
+
+    fn report_if_due(&self, shared: &Shared, p: &Process) -> Option<Exit> {
+        let mut state = p.lock();
+        let exit = state
+            .exited
+            .filter(|_| state.reported.is_none() && !state.start_pending)?;
+        shared.events.publish(
+            topics::TASK_EXIT_EVENT_TOPIC,
+            Box::new(TaskExit {
+                container_id: self.id.clone(),
+                id: if p.exec_id.is_empty() {
+                    self.id.clone()
+                } else {
+                    p.exec_id.clone()
+                },
+                pid: state.pid,
+                exit_status: exit.status,
+                exited_at: Some(process::timestamp(&exit)).into(),
+                ..Default::default()
+            }),
+        );
+        p.report(&mut state, exit);
+        Some(exit)
+    }
+
+    fn persist_exit(&self, exit: &Exit) {
+        let ts = process::timestamp(exit);
+        let json =
+            serde_json::json!({"status": exit.status, "seconds": ts.seconds, "nanos": ts.nanos});
+        let _ = crate::protocol::write_atomically(
+            &self.bundle.join(EXIT_FILE),
+            json.to_string().as_bytes(),
+        );
+    }
+}
+
+fn read_pid(pid_file: &Path) -> Result<u32, StartError> {
+    let err = |e| StartError::PidFile(path_str(pid_file).to_owned(), e);
+    let text = std::fs::read_to_string(pid_file).map_err(err)?;
+    text.trim().parse().map_err(|_| {
+        err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            text.clone(),
+        ))
+    })
+}
+
+/// Paths the shim makes are UTF-8 (containerd's bundle and ids are).
+pub fn path_str(path: &Path) -> &str {
+    path.to_str().unwrap_or_default()
+}

@@ -1,0 +1,238 @@
+//! The shim's command line as containerd 1.6 uses it: `start` (run a
+//! serving shim for this container's group, or find the live one, and print
+//! its address), `delete` (clean up after a shim that is gone), and the
+//! serving shim itself.
+
+use crate::container::{Shared, EXIT_FILE};
+use crate::events::Events;
+use crate::reaper::Reaper;
+use crate::runtime_cli::Runtime;
+use crate::service::{Service, RUNTIME_FILE};
+use anyhow::{Context as _, Result};
+use containerd_shim::api::DeleteResponse;
+use containerd_shim::protos::create_task;
+use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
+use containerd_shim::{ExitSignal, Flags};
+use protobuf::Message;
+use std::collections::HashMap;
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+/// The fd the serving shim finds its listening socket on.
+const LISTENER_FD: i32 = 3;
+/// The action the start action runs itself with (containerd never does).
+pub const SERVE: &str = "serve";
+
+/// Annotations that put containers in one shim, as containerd's runc shim
+/// reads them (CRI's sandbox, or an explicit group).
+const GROUP_ANNOTATIONS: [&str; 2] = [
+    "io.kubernetes.cri.sandbox-id",
+    "io.containerd.runc.v2.group",
+];
+
+/// Replaces `path` with `data` in one step (write aside, rename).
+pub fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, data)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// `start`: prints the address of the shim that serves this container.
+pub fn start(flags: &Flags) -> Result<()> {
+    let bundle = std::env::current_dir().context("bundle directory")?;
+    let group = group_of(&bundle).unwrap_or_else(|| flags.id.clone());
+    let address = containerd_shim::socket_address(&flags.address, &flags.namespace, &group);
+    let path = address.trim_start_matches("unix://");
+    if let Some(listener) = listen(Path::new(path))? {
+        spawn_server(flags, &address, &listener)?;
+    }
+    write_atomically(&bundle.join("address"), address.as_bytes())
+        .context("write the address file")?;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(address.as_bytes())?;
+    stdout.flush()?;
+    Ok(())
+}
+
+/// The group key in the bundle's config.json, if it names one.
+fn group_of(bundle: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(bundle.join("config.json")).ok()?;
+    let spec: serde_json::Value = serde_json::from_str(&text).ok()?;
+    GROUP_ANNOTATIONS
+        .iter()
+        .find_map(|a| spec["annotations"][a].as_str().map(str::to_owned))
+}
+
+/// A listener at `path`, or None if a live shim already listens there.
+/// A socket nobody answers on is a dead shim's and is replaced.
+fn listen(path: &Path) -> Result<Option<UnixListener>> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    }
+    match UnixListener::bind(path) {
+        Ok(l) => Ok(Some(l)),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            if UnixStream::connect(path).is_ok() {
+                return Ok(None);
+            }
+            std::fs::remove_file(path)
+                .with_context(|| format!("remove stale {}", path.display()))?;
+            Ok(Some(UnixListener::bind(path).with_context(|| {
+                format!("listen at {}", path.display())
+            })?))
+        }
+        Err(e) => Err(e).with_context(|| format!("listen at {}", path.display())),
+    }
+}
+
+/// Runs this binary as the serving shim, in a session of its own with the
+/// listener as fd 3 and no stdio: containerd waits for `start`'s stdout to
+/// close, and the server must outlive it.
+fn spawn_server(flags: &Flags, address: &str, listener: &UnixListener) -> Result<()> {
+    let fd = listener.as_raw_fd();
+    let mut cmd = Command::new(std::env::current_exe().context("find the shim binary")?);
+    cmd.args([
+        "-namespace",
+        &flags.namespace,
+        "-id",
+        &flags.id,
+        "-address",
+        &flags.address,
+    ])
+    .args(["-publish-binary", &flags.publish_binary, "-socket", address]);
+    if flags.debug {
+        cmd.arg("-debug");
+    }
+    cmd.arg(SERVE)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: the closure only calls setsid, dup2 and fcntl, which are
+    // async-signal-safe, on an fd that stays open until spawn returns.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::setsid();
+            if libc::dup2(fd, LISTENER_FD) < 0 || libc::fcntl(LISTENER_FD, libc::F_SETFD, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn().context("start the shim server")?;
+    Ok(())
+}
+
+/// `delete`: the shim serving this container is gone; force-delete it in
+/// the runtime and report init's exit as the shim recorded it (killed, if
+/// it never did).
+pub fn delete(flags: &Flags) -> Result<()> {
+    let bundle = match flags.bundle.as_str() {
+        "" => std::env::current_dir().context("bundle directory")?,
+        b => PathBuf::from(b),
+    };
+    if let Ok(text) = std::fs::read(bundle.join(RUNTIME_FILE)) {
+        let runtime: Runtime = serde_json::from_slice(&text).context("read the runtime file")?;
+        let reaper = Reaper::start().context("start the reaper")?;
+        // Gone already is what delete is for.
+        let _ = runtime.run(&reaper, &["delete", "--force", &flags.id]);
+    }
+    crate::rootfs::unmount(&bundle.join("rootfs"));
+    remove_dead_socket(&bundle);
+    let response = recorded_exit(&bundle).unwrap_or_else(killed);
+    response.write_to_writer(&mut std::io::stdout().lock())?;
+    Ok(())
+}
+
+/// Removes the socket the bundle's address names if no shim answers there
+/// any more (a killed shim cannot remove it; a group's live shim keeps it).
+fn remove_dead_socket(bundle: &Path) {
+    let Ok(address) = std::fs::read_to_string(bundle.join("address")) else {
+        return;
+    };
+    let path = Path::new(address.trim().trim_start_matches("unix://"));
+    if UnixStream::connect(path).is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+fn recorded_exit(bundle: &Path) -> Option<DeleteResponse> {
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bundle.join(EXIT_FILE)).ok()?).ok()?;
+    Some(DeleteResponse {
+        exit_status: v["status"].as_u64()? as u32,
+        exited_at: Some(Timestamp {
+            seconds: v["seconds"].as_i64()?,
+            nanos: v["nanos"].as_i64()? as i32,
+            ..Default::default()
+        })
+        .into(),
+        ..Default::default()
+    })
+}
+
+fn killed() -> DeleteResponse {
+    let exit = crate::reaper::Exit {
+        status: 128 + libc::SIGKILL as u32,
+        at: std::time::SystemTime::now(),
+    };
+    DeleteResponse {
+        exit_status: exit.status,
+        exited_at: Some(crate::process::timestamp(&exit)).into(),
+        ..Default::default()
+    }
+}
+
+/// The serving shim: the Task service on the inherited listener until
+/// Shutdown finds no container left.
+pub fn serve(flags: &Flags) -> Result<()> {
+    // First, before any thread exists: the reaper blocks SIGCHLD for all.
+    let reaper = Reaper::start().context("start the reaper")?;
+    // SAFETY: prctl(PR_SET_CHILD_SUBREAPER) has no memory-safety preconditions.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) };
+    // One malloc arena for all threads: each arena costs its own touched
+    // pages, and the shim's threads mostly sleep.
+    // SAFETY: mallopt has no memory-safety preconditions.
+    unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
+    let _ = containerd_shim::logger::init(flags.debug, "info", &flags.namespace, &flags.id);
+    let ttrpc_address = std::env::var("TTRPC_ADDRESS").context("TTRPC_ADDRESS is not set")?;
+    let shared = Arc::new(Shared {
+        namespace: flags.namespace.clone(),
+        reaper,
+        events: Events::start(ttrpc_address, flags.namespace.clone()),
+    });
+    let exit = Arc::new(ExitSignal::default());
+    let service = Service::new(Arc::clone(&shared), Arc::clone(&exit));
+    let task: Arc<dyn containerd_shim::Task + Send + Sync> = Arc::new(service);
+    // Few threads: one request at a time per connection is containerd's
+    // pattern; a blocking Wait makes the pool grow by one.
+    let mut server = ttrpc::Server::new()
+        .set_thread_count_default(2)
+        .set_thread_count_min(1)
+        .set_thread_count_max(4)
+        .add_listener(LISTENER_FD)?
+        .register_service(create_task(Arc::clone(&task)))
+        .register_service(task_v2(task));
+    server.start()?;
+    exit.wait();
+    server.shutdown();
+    shared.events.flush();
+    let _ = std::fs::remove_file(flags.socket.trim_start_matches("unix://"));
+    Ok(())
+}
+
+/// The same methods under `containerd.task.v2.Task`, the name containerd
+/// 1.6 and 1.7 call (2.x calls `v3`, which the protos generate); the
+/// messages are the same on the wire.
+fn task_v2(
+    task: Arc<dyn containerd_shim::Task + Send + Sync>,
+) -> HashMap<String, Box<dyn ttrpc::MethodHandler + Send + Sync>> {
+    create_task(task)
+        .into_iter()
+        .map(|(path, handler)| (path.replacen(".task.v3.", ".task.v2.", 1), handler))
+        .collect()
+}
