@@ -1,11 +1,11 @@
 //! The receiving end of `--console-socket`, like runc's `recvtty`: accept one
 //! connection, take the pty master passed with SCM_RIGHTS, read it to the end.
 
-use crate::exec::DEADLINE;
+use crate::exec::{receive_fd, DEADLINE};
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver};
 
@@ -21,7 +21,9 @@ impl ConsoleSocket {
         let (tx, output) = mpsc::channel();
         std::thread::spawn(move || {
             let (conn, _) = listener.accept().expect("accept console connection");
-            let _ = tx.send(read_terminal(receive_fd(&conn)));
+            // runc sends the pty's name along with the fd.
+            let (_, master) = receive_fd(&conn, &mut [0u8; 4096], "the console socket");
+            let _ = tx.send(read_terminal(master));
         });
         ConsoleSocket {
             path: path.to_owned(),
@@ -50,39 +52,4 @@ fn read_terminal(master: OwnedFd) -> String {
         bytes.extend_from_slice(&buf[..n]);
     }
     String::from_utf8_lossy(&bytes).into_owned()
-}
-
-fn receive_fd(conn: &UnixStream) -> OwnedFd {
-    let mut data = [0u8; 4096]; // runc sends the pty's name along with the fd
-    let mut control = [0u64; 8]; // u64 for the alignment cmsghdr needs
-    let mut iov = libc::iovec {
-        iov_base: data.as_mut_ptr().cast(),
-        iov_len: data.len(),
-    };
-    // SAFETY: msghdr is plain data; all-zero is a valid empty value.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&control);
-    // SAFETY: msg points at live buffers of the lengths it states.
-    let n = unsafe { libc::recvmsg(conn.as_raw_fd(), &mut msg, 0) };
-    assert!(
-        n >= 0,
-        "recvmsg on console socket: {}",
-        std::io::Error::last_os_error()
-    );
-    // SAFETY: recvmsg filled msg; CMSG_FIRSTHDR checks the control length.
-    unsafe {
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        assert!(
-            !cmsg.is_null()
-                && (*cmsg).cmsg_level == libc::SOL_SOCKET
-                && (*cmsg).cmsg_type == libc::SCM_RIGHTS,
-            "the console socket message carried no file descriptor"
-        );
-        OwnedFd::from_raw_fd(std::ptr::read_unaligned(
-            libc::CMSG_DATA(cmsg).cast::<libc::c_int>(),
-        ))
-    }
 }

@@ -1,6 +1,8 @@
 //! Running commands with a deadline and capturing what they print.
 
 use std::fs::File;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -100,6 +102,44 @@ pub fn wait(mut child: Child, what: &str) -> i32 {
             panic!("{what} did not finish within {DEADLINE:?}");
         }
     }
+}
+
+/// One message from `conn` into `data` and the fd it carries (SCM_RIGHTS);
+/// `what` names the socket in the failure. Returns the bytes read.
+#[track_caller]
+pub fn receive_fd(conn: &UnixStream, data: &mut [u8], what: &str) -> (usize, OwnedFd) {
+    let mut control = [0u64; 8]; // u64 for the alignment cmsghdr needs
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: data.len(),
+    };
+    // SAFETY: msghdr is plain data; all-zero is a valid empty value.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control);
+    // SAFETY: msg points at live buffers of the lengths it states.
+    let n = unsafe { libc::recvmsg(conn.as_raw_fd(), &mut msg, 0) };
+    assert!(
+        n >= 0,
+        "recvmsg on {what}: {}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: recvmsg filled msg; CMSG_FIRSTHDR checks the control length.
+    let fd = unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        assert!(
+            !cmsg.is_null()
+                && (*cmsg).cmsg_level == libc::SOL_SOCKET
+                && (*cmsg).cmsg_type == libc::SCM_RIGHTS,
+            "the message on {what} carried no file descriptor"
+        );
+        OwnedFd::from_raw_fd(std::ptr::read_unaligned(
+            libc::CMSG_DATA(cmsg).cast::<libc::c_int>(),
+        ))
+    };
+    (n as usize, fd)
 }
 
 /// Gives the child `file` as its fd 3, inheritable (for `--preserve-fds`).

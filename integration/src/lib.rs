@@ -17,7 +17,7 @@ pub use bundle::{lines_of, s, Bundle, Running};
 pub use cgroup::{unified, CgroupOf};
 pub use console::ConsoleSocket;
 pub use containerd::{containerd, Containerd, Task, IMAGE, NAMESPACE};
-pub use exec::{give_fd3, run as run_command, wait as wait_child, Out, DEADLINE};
+pub use exec::{give_fd3, receive_fd, run as run_command, wait as wait_child, Out, DEADLINE};
 pub use host::{ns_inode, NsFile};
 pub use serde_json::{json, Value};
 

@@ -203,10 +203,8 @@ fn agent(sock: std::path::PathBuf, errno: i32, conns: usize) -> std::thread::Joi
 }
 
 fn answer(conn: std::os::unix::net::UnixStream, errno: i32) -> (Value, Vec<i32>) {
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-    let (state, fd) = recv_state(conn.as_raw_fd());
-    // SAFETY: SCM_RIGHTS gave this process the fd; nothing else owns it.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    use std::os::fd::AsRawFd;
+    let (state, fd) = recv_state(&conn);
     let mut answered = Vec::new();
     loop {
         let mut p = libc::pollfd {
@@ -237,42 +235,20 @@ fn answer(conn: std::os::unix::net::UnixStream, errno: i32) -> (Value, Vec<i32>)
 }
 
 /// The JSON message and the fd it carries, from a connected socket.
-fn recv_state(conn: i32) -> (Value, i32) {
+fn recv_state(conn: &std::os::unix::net::UnixStream) -> (Value, std::os::fd::OwnedFd) {
     let mut buf = vec![0u8; 64 * 1024];
-    let mut cmsg = [0u8; 64];
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    // SAFETY: zeroed msghdr, then pointed at live buffers.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cmsg.as_mut_ptr().cast();
-    msg.msg_controllen = cmsg.len();
-    // SAFETY: msg describes valid buffers for the call.
-    let n = unsafe { libc::recvmsg(conn, &mut msg, 0) };
+    let (n, fd) = integration::receive_fd(conn, &mut buf, "the agent's socket");
     assert!(n > 0, "the runtime sent nothing to the agent");
-    // SAFETY: the kernel filled msg_control; CMSG_FIRSTHDR reads it.
-    let fd = unsafe {
-        let c = libc::CMSG_FIRSTHDR(&msg);
-        assert!(
-            !c.is_null() && (*c).cmsg_type == libc::SCM_RIGHTS,
-            "no fd attached"
-        );
-        std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<i32>())
-    };
     // Whole once it parses: runc 1.1.5 keeps the connection open.
-    let mut data = buf[..n as usize].to_vec();
+    let mut data = buf[..n].to_vec();
     loop {
         match serde_json::from_slice::<Value>(&data) {
             Ok(v) => return (v, fd),
             Err(e) if e.is_eof() => {
                 let mut more = [0u8; 4096];
-                // SAFETY: reads into a live buffer.
-                let m = unsafe { libc::read(conn, more.as_mut_ptr().cast(), more.len()) };
+                let m = std::io::Read::read(&mut &*conn, &mut more).unwrap_or(0);
                 assert!(m > 0, "the container process state ended early");
-                data.extend_from_slice(&more[..m as usize]);
+                data.extend_from_slice(&more[..m]);
             }
             Err(e) => panic!("container process state is not JSON: {e}"),
         }
