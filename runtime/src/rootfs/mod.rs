@@ -131,19 +131,22 @@ fn mount_one(ctx: &Ctx, root: &Root, m: &Mount) -> Result<(), RootfsError> {
         typ,
         is_bind(m).then(|| m.source().as_deref()).flatten(),
     )?;
-    if is_bind(m) {
-        let src = m
-            .source()
+    let bind_src = is_bind(m).then(|| {
+        m.source()
             .as_ref()
             .map(|s| ctx.bundle.join(s))
-            .unwrap_or_default();
-        root.make(&dest, src.is_dir() || !src.exists())?;
+            .unwrap_or_default()
+    });
+    // A directory, or an empty file for a file bind.
+    root.make(
+        &dest,
+        bind_src.as_ref().is_none_or(|s| s.is_dir() || !s.exists()),
+    )?;
+    if let Some(src) = bind_src {
         bind(root, &src, &dest, &opts)?;
     } else if typ == "cgroup" {
-        root.make(&dest, true)?;
         cgroup::mount_cgroup(root, &dest, &opts, ctx.cgroup, ctx.cgroupns)?;
     } else {
-        root.make(&dest, true)?;
         mount_fs(ctx, root, m, &dest, typ, &opts)?;
     }
     for p in &opts.propagation {

@@ -10,19 +10,15 @@ pub struct Entry {
 /// only the last, which covers the others, is kept (an empty tmpfs over
 /// a hybrid host's cgroup2, say, hides it).
 pub fn parse(text: &str) -> Vec<Entry> {
-    let all: Vec<Entry> = text.lines().filter_map(parse_line).collect();
-    let top: std::collections::HashMap<&str, usize> = all
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (e.mount_point.as_str(), i))
+    let mut seen = std::collections::HashSet::new();
+    let mut visible: Vec<Entry> = text
+        .lines()
+        .rev()
+        .filter_map(parse_line)
+        .filter(|e| seen.insert(e.mount_point.clone()))
         .collect();
-    let keep: Vec<bool> = (0..all.len())
-        .map(|i| top[all[i].mount_point.as_str()] == i)
-        .collect();
-    all.into_iter()
-        .zip(keep)
-        .filter_map(|(e, k)| k.then_some(e))
-        .collect()
+    visible.reverse();
+    visible
 }
 
 fn parse_line(line: &str) -> Option<Entry> {
