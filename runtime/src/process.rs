@@ -105,9 +105,10 @@ fn drive(
 ) -> Result<i32, ProcessError> {
     let known =
         |pid: &Option<i32>| pid.ok_or_else(|| ProcessError::Init("container pid unknown".into()));
-    // An exec'd process may send its listener before the first stage
-    // has reported its pid: it waits here until then.
-    let mut listener = None;
+    // An exec'd process races the first stage: its listener and its
+    // Ready may come before the first stage has reported its pid. Both
+    // wait here until then.
+    let (mut listener, mut ready) = (None, false);
     loop {
         match ch.recv_fd()? {
             (Msg::MapIds { pid }, _) => {
@@ -127,13 +128,16 @@ fn drive(
                 ch.send(&Msg::HooksDone { state })?;
             }
             (Msg::SeccompListener, Some(fd)) => listener = Some(fd),
-            (Msg::Ready, _) => return known(pid),
+            (Msg::Ready, _) => ready = true,
             (Msg::Error { msg }, _) => return Err(ProcessError::Init(msg)),
             (other, _) => return Err(unexpected(&format!("{other:?}"))),
         }
         if let Some(p) = *pid {
             if let Some(fd) = listener.take() {
                 parent.seccomp_listener(p, fd)?;
+            }
+            if ready {
+                return Ok(p);
             }
         }
     }
