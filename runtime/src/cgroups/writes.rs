@@ -76,8 +76,36 @@ pub fn device_rules(r: Option<&LinuxResources>, nodes: &[String]) -> Vec<(bool, 
     rules
 }
 
+/// `r` without the limits set to 0: clients write 0 for a limit they leave
+/// alone (Docker's `update` sends every field), and runc reads 0 as unset.
+fn zeros_unset(r: &LinuxResources) -> LinuxResources {
+    fn set<T: Default + PartialEq>(v: Option<T>) -> Option<T> {
+        v.filter(|v| *v != T::default())
+    }
+    let mut r = r.clone();
+    if let Some(m) = r.memory_mut() {
+        let was = *m;
+        m.set_limit(set(was.limit()))
+            .set_reservation(set(was.reservation()))
+            .set_swap(set(was.swap()))
+            .set_kernel(set(was.kernel()))
+            .set_kernel_tcp(set(was.kernel_tcp()));
+    }
+    if let Some(c) = r.cpu_mut() {
+        let (shares, quota, period) = (c.shares(), c.quota(), c.period());
+        let (rt_runtime, rt_period) = (c.realtime_runtime(), c.realtime_period());
+        c.set_shares(set(shares))
+            .set_quota(set(quota))
+            .set_period(set(period))
+            .set_realtime_runtime(set(rt_runtime))
+            .set_realtime_period(set(rt_period));
+    }
+    r
+}
+
 /// cgroup v1 files for `r` (devices excepted: see `device_rules`).
 pub fn v1(r: &LinuxResources) -> Result<Vec<Write>, String> {
+    let r = &zeros_unset(r);
     let mut out = Vec::new();
     if let Some(m) = r.memory() {
         if let (Some(l), Some(s)) = (m.limit(), m.swap()) {
@@ -117,8 +145,7 @@ pub fn v1(r: &LinuxResources) -> Result<Vec<Write>, String> {
         }
     }
     if let Some(c) = r.cpu() {
-        // 0 means "not set" in the clients' specs (Docker writes it), as runc reads it.
-        if let Some(v) = c.shares().filter(|v| *v != 0) {
+        if let Some(v) = c.shares() {
             out.push(w("cpu", "cpu.shares", v));
         }
         if let Some(v) = c.period() {
@@ -223,6 +250,7 @@ pub fn v1(r: &LinuxResources) -> Result<Vec<Write>, String> {
 
 /// cgroup v2 files for `r` (devices are an eBPF program, not a file).
 pub fn v2(r: &LinuxResources) -> Result<Vec<Write>, String> {
+    let r = &zeros_unset(r);
     let mut out = Vec::new();
     if let Some(m) = r.memory() {
         if let Some(l) = m.limit() {
@@ -392,6 +420,23 @@ mod tests {
             .filter(|w| w.file == file)
             .map(|w| w.value.as_str())
             .collect()
+    }
+
+    #[test]
+    fn zeros_are_limits_left_alone() {
+        // What Docker 20.10's `docker update -m 128m --memory-swap 256m` sends.
+        let update = res(serde_json::json!({
+            "memory": {"limit": 134217728, "reservation": 0, "swap": 268435456, "kernel": 0},
+            "cpu": {"shares": 0, "quota": 0, "period": 0},
+            "blockIO": {"weight": 0}
+        }));
+        let files = |ws: Vec<Write>| ws.into_iter().map(|w| w.file).collect::<Vec<_>>();
+        let want = ["memory.limit_in_bytes", "memory.memsw.limit_in_bytes"];
+        assert_eq!(files(v1(&update).unwrap()), want);
+        assert_eq!(
+            files(v2(&update).unwrap()),
+            ["memory.max", "memory.swap.max"]
+        );
     }
 
     #[test]
