@@ -1,7 +1,7 @@
 //! The receiving end of `--console-socket`, like runc's `recvtty`: accept one
 //! connection, take the pty master passed with SCM_RIGHTS, read it to the end.
 
-use crate::exec::{receive_fd, DEADLINE};
+use crate::exec::{receive_fd, Out, DEADLINE};
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::OwnedFd;
@@ -52,4 +52,21 @@ fn read_terminal(master: OwnedFd) -> String {
         bytes.extend_from_slice(&buf[..n]);
     }
     String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// Runs `argv` in a terminal of `rows` × `cols` that script(1) makes (a
+/// client's `-t` wants a terminal of its own), with output files in
+/// `logs`. Its stdout is what the terminal showed, without the carriage
+/// returns that each terminal on the way adds.
+pub fn in_terminal(argv: &[String], (rows, cols): (u16, u16), logs: &Path) -> Out {
+    let quoted: Vec<String> = argv
+        .iter()
+        .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
+        .collect();
+    let line = format!("stty rows {rows} cols {cols}; {}", quoted.join(" "));
+    let mut script = std::process::Command::new("script");
+    script.args(["-qec", &line, "/dev/null"]);
+    let mut out = crate::exec::run(&mut script, logs);
+    out.stdout = out.stdout.replace('\r', "");
+    out
 }

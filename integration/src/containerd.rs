@@ -31,11 +31,7 @@ pub struct Containerd {
 /// prerequisite panics; otherwise the caller skips, printing the reason.
 pub fn containerd() -> Result<&'static Containerd, String> {
     static CONTAINERD: OnceLock<Result<Containerd, String>> = OnceLock::new();
-    let found = CONTAINERD.get_or_init(start).as_ref().map_err(Clone::clone);
-    if let Err(why) = &found {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
-    }
-    found
+    crate::prerequisite(&CONTAINERD, start)
 }
 
 /// Skips the calling test, saying why, when there is no containerd (and
@@ -43,40 +39,18 @@ pub fn containerd() -> Result<&'static Containerd, String> {
 #[macro_export]
 macro_rules! containerd_or_skip {
     () => {
-        match $crate::containerd() {
-            Ok(c) => c,
-            Err(why) => {
-                eprintln!("skipped: {why}");
-                return;
-            }
-        }
+        $crate::or_skip!($crate::containerd())
     };
 }
 
 fn start() -> Result<Containerd, String> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Err("the containerd scenarios need root".into());
-    }
-    for tool in ["containerd", "ctr", "tar", "sha256sum"] {
-        if !on_path(tool) {
-            return Err(format!("{tool} is not installed (hack/deps installs it)"));
-        }
-    }
+    need_root_and(&["containerd", "ctr", "tar", "sha256sum"])?;
     let (runtime, runtime_root, shim_dir) = shim_under_test()?;
     let dir = target_dir().join(format!("containerd-it.{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
-    let address = dir.join("containerd.sock");
-    let config = format!(
-        "version = 2\nroot = \"{root}\"\nstate = \"{state}\"\n\
-         disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n[grpc]\n  address = \"{sock}\"\n",
-        root = dir.join("root").display(),
-        state = dir.join("state").display(),
-        sock = address.display(),
-    );
-    std::fs::write(dir.join("config.toml"), config).map_err(|e| e.to_string())?;
-    launch(&dir, &shim_dir)?;
+    let address = write_config(&dir)?;
+    keep(&dir, &shim_dir, &[containerd_command(&dir)])?;
     wait_for_socket(&address)?;
     let c = Containerd {
         dir,
@@ -114,42 +88,84 @@ fn shim_under_test() -> Result<(&'static str, PathBuf, PathBuf), String> {
     }
 }
 
-/// Starts containerd under a keeper shell that stops it, and removes the
-/// suite's directory, when this test process exits: the keeper reads a pipe
-/// only this process holds open, so it sees end-of-file then.
-fn launch(dir: &Path, shim_dir: &Path) -> Result<(), String> {
-    let script = "containerd --config \"$1/config.toml\" >\"$1/containerd.log\" 2>&1 & pid=$!\n\
-                  cat >/dev/null\nkill $pid; wait $pid; rm -rf --one-file-system \"$1\"";
+/// Writes a config of containerd's own under `dir` (root, state and socket
+/// there, no CRI), and returns its socket's path.
+pub(crate) fn write_config(dir: &Path) -> Result<PathBuf, String> {
+    let address = dir.join("containerd.sock");
+    let config = format!(
+        "version = 2\nroot = \"{root}\"\nstate = \"{state}\"\n\
+         disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n[grpc]\n  address = \"{sock}\"\n",
+        root = dir.join("root").display(),
+        state = dir.join("state").display(),
+        sock = address.display(),
+    );
+    std::fs::write(dir.join("config.toml"), config).map_err(|e| e.to_string())?;
+    Ok(address)
+}
+
+/// The shell command that runs the containerd of [`write_config`].
+pub(crate) fn containerd_command(dir: &Path) -> String {
+    let dir = dir.display();
+    format!("containerd --config '{dir}/config.toml' >'{dir}/containerd.log' 2>&1")
+}
+
+/// Starts `daemons` (shell commands, in order) under a keeper shell that
+/// stops them in reverse order, and removes `dir`, when this test process
+/// exits: the keeper reads a pipe only this process holds open, so it sees
+/// end-of-file then. `path_first` leads their PATH.
+pub(crate) fn keep(dir: &Path, path_first: &Path, daemons: &[String]) -> Result<(), String> {
+    let mut script = String::new();
+    for (i, daemon) in daemons.iter().enumerate() {
+        script += &format!("{daemon} & p{i}=$!\n");
+    }
+    script += "cat >/dev/null\n";
+    for i in (0..daemons.len()).rev() {
+        script += &format!("kill $p{i}; wait $p{i}\n");
+    }
+    script += "rm -rf --one-file-system \"$1\"";
     let path = format!(
         "{}:{}",
-        shim_dir.display(),
+        path_first.display(),
         std::env::var("PATH").unwrap_or_default()
     );
     let child = Command::new("sh")
-        .args(["-c", script, "keeper"])
+        .args(["-c", &script, "keeper"])
         .arg(dir)
         .env("PATH", path)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
-        .map_err(|e| format!("start containerd: {e}"))?;
+        .map_err(|e| format!("start {}: {e}", daemons.join(", ")))?;
     // Kept open (never written) for the life of the test process.
     std::mem::forget(child.stdin);
     Ok(())
 }
 
-fn wait_for_socket(address: &Path) -> Result<(), String> {
+pub(crate) fn wait_for_socket(address: &Path) -> Result<(), String> {
     let start = Instant::now();
     while std::os::unix::net::UnixStream::connect(address).is_err() {
         if start.elapsed() > Duration::from_secs(20) {
             return Err(format!(
-                "containerd never listened at {}",
+                "nothing listened at {} (see the log beside it)",
                 address.display()
             ));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     Ok(())
+}
+
+/// Whether the daemon scenarios can run: as root, with `tools` installed
+/// (on PATH, or where an absolute path says: `join` keeps that as it is).
+pub(crate) fn need_root_and(tools: &[&str]) -> Result<(), String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err("the daemon scenarios need root".into());
+    }
+    match tools.iter().find(|tool| !on_path(tool)) {
+        Some(tool) => Err(format!("{tool} is not installed (hack/deps installs it)")),
+        None => Ok(()),
+    }
 }
 
 fn on_path(tool: &str) -> bool {
@@ -194,12 +210,7 @@ impl Containerd {
         let dir = self.dir.join("image");
         std::fs::create_dir_all(&dir).expect("create image dir");
         let run = |cmd: &mut Command| exec::run(cmd, &self.logs()).assert_ok().stdout.clone();
-        run(Command::new("tar")
-            .arg("-C")
-            .arg(rootfs_cache())
-            .arg("-cf")
-            .arg(dir.join("layer.tar"))
-            .arg("."));
+        rootfs_layer(&dir.join("layer.tar"), &self.logs());
         let sum = run(Command::new("sha256sum").arg(dir.join("layer.tar")));
         let digest = sum
             .split_whitespace()
@@ -225,6 +236,17 @@ impl Containerd {
     }
 }
 
+/// Writes the busybox rootfs as a layer tarball at `path`.
+pub(crate) fn rootfs_layer(path: &Path, logs: &Path) {
+    let mut tar = Command::new("tar");
+    tar.arg("-C")
+        .arg(rootfs_cache())
+        .arg("-cf")
+        .arg(path)
+        .arg(".");
+    exec::run(&mut tar, logs).assert_ok();
+}
+
 /// One container of a scenario, with a unique id and the marker variable
 /// in its environment (so its processes can be found); force-removed on
 /// drop so that a failed scenario does not leak into the next.
@@ -235,14 +257,8 @@ pub struct Task<'a> {
 
 impl Containerd {
     pub fn task(&self) -> Task<'_> {
-        static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Task {
-            id: format!(
-                "{}-{}-{seq}",
-                crate::bundle::test_name(),
-                std::process::id()
-            ),
+            id: crate::unique_name(),
             ctd: self,
         }
     }
@@ -326,15 +342,9 @@ impl Task<'_> {
         self.listed().expect("the task is listed").0
     }
 
-    /// The pid of the shim that serves this task (its command line names
-    /// the id).
+    /// The pid of the shim that serves this task.
     pub fn shim_pid(&self) -> Option<libc::pid_t> {
-        let needle = format!("-id\0{}\0", self.id).into_bytes();
-        crate::leftovers::all_pids().find(|pid| {
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            crate::leftovers::contains(&cmdline, b"containerd-shim")
-                && crate::leftovers::contains(&cmdline, &needle)
-        })
+        crate::leftovers::shim_of(&self.id)
     }
 
     /// Deletes the task and the container (it must have exited).
@@ -349,13 +359,7 @@ impl Task<'_> {
     /// runtime state.
     #[track_caller]
     pub fn assert_no_leftovers(&self) {
-        let start = Instant::now();
-        let mut found = self.leftovers();
-        while !found.is_empty() && start.elapsed() < Duration::from_secs(5) {
-            std::thread::sleep(Duration::from_millis(50));
-            found = self.leftovers();
-        }
-        assert!(found.is_empty(), "{} left behind: {found:#?}", self.id);
+        crate::leftovers::assert_none_left(&self.id, || self.leftovers());
     }
 
     fn leftovers(&self) -> Vec<String> {
@@ -367,18 +371,7 @@ impl Task<'_> {
         if containers.lines().any(|l| l == self.id) {
             found.push("container in `ctr containers ls`".to_owned());
         }
-        if let Some(pid) = self.shim_pid() {
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            found.push(format!("shim process {pid}: {cmdline}"));
-        }
-        let marker = format!("{}\0", self.marker()).into_bytes();
-        for pid in crate::leftovers::all_pids() {
-            let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
-            if crate::leftovers::contains(&environ, &marker) {
-                found.push(format!("container process {pid}"));
-            }
-        }
+        found.extend(crate::leftovers::daemon_leftovers(&self.id, &self.marker()));
         let bundle = self
             .ctd
             .dir

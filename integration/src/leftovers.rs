@@ -131,6 +131,48 @@ impl Bundle {
     }
 }
 
+/// Asserts that `find` soon finds nothing left of `what`: a daemon takes
+/// a moment to reap a shim and forget a container.
+#[track_caller]
+pub(crate) fn assert_none_left(what: &str, find: impl Fn() -> Vec<String>) {
+    let start = Instant::now();
+    let mut found = find();
+    while !found.is_empty() && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(50));
+        found = find();
+    }
+    assert!(found.is_empty(), "{what} left behind: {found:#?}");
+}
+
+/// The shim (containerd's or berth's) that serves container `id`: its
+/// command line names the id.
+pub(crate) fn shim_of(id: &str) -> Option<libc::pid_t> {
+    let needle = format!("-id\0{id}\0").into_bytes();
+    all_pids().find(|pid| {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        contains(&cmdline, b"containerd-shim") && contains(&cmdline, &needle)
+    })
+}
+
+/// What is left of a container run by a daemon: its shim, and the
+/// processes with `marker` (`NAME=VALUE`) in their environment.
+pub(crate) fn daemon_leftovers(id: &str, marker: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    if let Some(pid) = shim_of(id) {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        found.push(format!("shim process {pid}: {cmdline}"));
+    }
+    let marker = format!("{marker}\0").into_bytes();
+    for pid in all_pids() {
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        if contains(&environ, &marker) {
+            found.push(format!("container process {pid}"));
+        }
+    }
+    found
+}
+
 pub(crate) fn all_pids() -> impl Iterator<Item = libc::pid_t> {
     std::fs::read_dir("/proc")
         .expect("read /proc")

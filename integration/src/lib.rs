@@ -9,14 +9,16 @@ mod bundle;
 mod cgroup;
 mod console;
 mod containerd;
+mod docker;
 mod exec;
 mod host;
 mod leftovers;
 
 pub use bundle::{lines_of, s, Bundle, Running};
 pub use cgroup::{unified, CgroupOf};
-pub use console::ConsoleSocket;
+pub use console::{in_terminal, ConsoleSocket};
 pub use containerd::{containerd, Containerd, Task, IMAGE, NAMESPACE};
+pub use docker::{docker, Container, Docker, DOCKER_IMAGE};
 pub use exec::{give_fd3, receive_fd, run as run_command, wait as wait_child, Out, DEADLINE};
 pub use host::{ns_inode, NsFile};
 pub use serde_json::{json, Value};
@@ -105,6 +107,43 @@ pub fn berth_message(out: &Out, needle: &str, why: &str) {
     } else {
         eprintln!("berth-only message check ({needle:?}) skipped: {why}");
     }
+}
+
+/// A daemon the suite starts once, or why it cannot: under `CI=true` a
+/// missing prerequisite panics, elsewhere the caller skips.
+pub(crate) fn prerequisite<T>(
+    cell: &'static OnceLock<Result<T, String>>,
+    start: fn() -> Result<T, String>,
+) -> Result<&'static T, String> {
+    let found = cell.get_or_init(start).as_ref().map_err(Clone::clone);
+    if let Err(why) = &found {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
+    }
+    found
+}
+
+/// The daemon `found` holds, or (its error) the calling test skipped, saying
+/// why: [`prerequisite`] has already failed it under CI.
+#[macro_export]
+macro_rules! or_skip {
+    ($found:expr) => {
+        match $found {
+            Ok(daemon) => daemon,
+            Err(why) => {
+                eprintln!("skipped: {why}");
+                return;
+            }
+        }
+    };
+}
+
+/// A name no other container of this test run has: the test's name, the
+/// test process and a sequence number.
+pub(crate) fn unique_name() -> String {
+    static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let pid = std::process::id();
+    format!("{}-{pid}-{seq}", bundle::test_name())
 }
 
 /// The hook kinds of the runtime spec, in the order they run.

@@ -72,7 +72,6 @@ fn stdin_reaches_the_container() {
 fn a_terminal_is_the_process_stdio() {
     let ctd = containerd_or_skip!();
     let t = ctd.task();
-    // ctr wants a terminal of its own for -t: script(1) gives it one.
     let mut ctr = vec!["ctr".to_owned(), "--address".to_owned()];
     ctr.push(ctd.address.display().to_string());
     ctr.extend(["-n".to_owned(), integration::NAMESPACE.to_owned()]);
@@ -80,14 +79,9 @@ fn a_terminal_is_the_process_stdio() {
         &["--rm", "-t"],
         &["sh", "-c", "test -t 0 && test -t 1 && tty; exit 4"],
     ));
-    let line: Vec<String> = ctr.iter().map(|a| format!("'{a}'")).collect();
-    let mut script = std::process::Command::new("script");
-    script.args(["-qec", &line.join(" "), "/dev/null"]);
-    let out = integration::run_command(&mut script, &ctd.logs());
+    let out = integration::in_terminal(&ctr, (24, 80), &ctd.logs());
     assert_eq!(out.code, 4, "{out:#?}");
-    // Two terminals (the container's, script's) each turn \n into \r\n.
-    let text = out.stdout.replace('\r', "");
-    assert!(text.contains("/dev/pts/0\n"), "{out:#?}");
+    assert!(out.stdout.contains("/dev/pts/0\n"), "{out:#?}");
     t.assert_no_leftovers();
 }
 

@@ -1,0 +1,309 @@
+//! A dockerd 20.10 of the test suite's own (data root, exec root, socket,
+//! and a containerd of its own, all under one directory), started once per
+//! test process, with a busybox image imported from `hack/mkrootfs`.
+//!
+//! Docker speaks only `io.containerd.runc.v2`; `$BERTH_DOCKER` picks how
+//! berth stands behind it:
+//! - `runtime` (default): `dockerd --add-runtime berth=<berth>`, so
+//!   containerd's stock runc shim drives the berth binary;
+//! - `shim`: berth's shim installed as `containerd-shim-runc-v2` ahead of
+//!   the stock one on containerd's PATH, driving the berth binary that
+//!   Docker names in its options (`BinaryName`, `Root`);
+//! - `runc`: the stock shim driving runc, to prove the scenarios honest.
+
+use crate::containerd::{
+    containerd_command, keep, need_root_and, rootfs_layer, wait_for_socket, write_config,
+};
+use crate::exec::{self, Out};
+use crate::target_dir;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The image every scenario runs.
+pub const DOCKER_IMAGE: &str = "berth.test/busybox:latest";
+/// Debian's client, of the same version as the daemon.
+const CLIENT: &str = "/usr/bin/docker";
+
+pub struct Docker {
+    pub dir: PathBuf,
+    socket: PathBuf,
+    /// What `docker run --runtime` gets.
+    pub runtime: &'static str,
+    /// The runtime binary the shim must run, and the binary of that shim.
+    pub binary: PathBuf,
+    pub shim: PathBuf,
+    /// Where the shim keeps the runtime's state: Docker's `Root` option
+    /// (the exec root's `runtime-runc`, whatever the runtime) and the
+    /// namespace.
+    pub runtime_root: PathBuf,
+}
+
+/// The suite's dockerd, or why there is none. Under `CI=true` a missing
+/// prerequisite panics; otherwise the caller skips, printing the reason.
+pub fn docker() -> Result<&'static Docker, String> {
+    static DOCKER: OnceLock<Result<Docker, String>> = OnceLock::new();
+    crate::prerequisite(&DOCKER, start)
+}
+
+/// Skips the calling test, saying why, when there is no dockerd (and fails
+/// it under CI); else evaluates to the suite's dockerd.
+#[macro_export]
+macro_rules! docker_or_skip {
+    () => {
+        $crate::or_skip!($crate::docker())
+    };
+}
+
+fn start() -> Result<Docker, String> {
+    need_root_and(&["containerd", "dockerd", "tar", "script", CLIENT])?;
+    let dir = target_dir().join(format!("docker-it.{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+    let (runtime, binary, shim, shim_dir) = path_under_test(&dir)?;
+    let address = write_config(&dir)?;
+    let socket = dir.join("docker.sock");
+    keep(
+        &dir,
+        &shim_dir,
+        &[containerd_command(&dir), dockerd_command(&dir, &address)],
+    )?;
+    wait_for_socket(&address)?;
+    wait_for_socket(&socket)?;
+    let d = Docker {
+        runtime_root: dir.join("exec/runtime-runc/moby"),
+        dir,
+        socket,
+        runtime,
+        binary,
+        shim,
+    };
+    d.import_image();
+    Ok(d)
+}
+
+/// dockerd on the suite's containerd, with no network of its own to set
+/// up (no bridge, no iptables: the scenarios need none), and berth added
+/// as a runtime.
+fn dockerd_command(dir: &Path, containerd: &Path) -> String {
+    let berth = target_dir().join("debug/berth");
+    let d = dir.display();
+    format!(
+        "dockerd --data-root '{d}/data' --exec-root '{d}/exec' --pidfile '{d}/docker.pid' \
+         -H 'unix://{d}/docker.sock' --containerd '{}' --bridge=none --iptables=false \
+         --ip-masq=false --add-runtime 'berth={}' >'{d}/dockerd.log' 2>&1",
+        containerd.display(),
+        berth.display()
+    )
+}
+
+/// The `--runtime` to use, the runtime and shim binaries that must serve
+/// the containers, and the directory to put first on containerd's PATH.
+fn path_under_test(dir: &Path) -> Result<(&'static str, PathBuf, PathBuf, PathBuf), String> {
+    let debug = target_dir().join("debug");
+    let stock_shim = PathBuf::from("/usr/bin/containerd-shim-runc-v2");
+    let mode = std::env::var("BERTH_DOCKER");
+    if mode.as_deref() == Ok("runc") {
+        let runc = PathBuf::from("/usr/sbin/runc");
+        return Ok(("runc", runc, stock_shim, PathBuf::from("/usr/bin")));
+    }
+    for bin in ["containerd-shim-berth-v2", "berth"] {
+        if !debug.join(bin).is_file() {
+            let missing = debug.join(bin);
+            return Err(format!(
+                "{} not found: run `cargo build`",
+                missing.display()
+            ));
+        }
+    }
+    let berth = debug.join("berth");
+    match mode.as_deref() {
+        Ok("runtime") | Err(_) => Ok(("berth", berth, stock_shim, PathBuf::from("/usr/bin"))),
+        Ok("shim") => {
+            let shim = debug.join("containerd-shim-berth-v2");
+            let shim_dir = dir.join("shim");
+            std::fs::create_dir_all(&shim_dir).map_err(|e| e.to_string())?;
+            std::os::unix::fs::symlink(&shim, shim_dir.join("containerd-shim-runc-v2"))
+                .map_err(|e| format!("install the shim as containerd-shim-runc-v2: {e}"))?;
+            Ok(("berth", berth, shim, shim_dir))
+        }
+        Ok(other) => Err(format!(
+            "BERTH_DOCKER={other}: expected runtime, shim or runc"
+        )),
+    }
+}
+
+impl Docker {
+    /// `docker -H SOCKET args...`.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(CLIENT);
+        cmd.arg("-H")
+            .arg(format!("unix://{}", self.socket.display()))
+            .args(args)
+            .current_dir(&self.dir);
+        cmd
+    }
+
+    /// The client's command line up to its first argument (for
+    /// [`crate::in_terminal`]).
+    pub fn client_argv(&self) -> Vec<String> {
+        let host = format!("unix://{}", self.socket.display());
+        vec![CLIENT.to_owned(), "-H".to_owned(), host]
+    }
+
+    /// Runs the docker client with stdin closed.
+    pub fn docker(&self, args: &[&str]) -> Out {
+        exec::run(&mut self.command(args), &self.logs())
+    }
+
+    /// Where the client's output files go.
+    pub fn logs(&self) -> PathBuf {
+        let dir = self.dir.join("logs");
+        std::fs::create_dir_all(&dir).expect("create logs dir");
+        dir
+    }
+
+    /// The busybox rootfs as an image: `docker import` of its layer, with
+    /// the PATH the image config would carry.
+    fn import_image(&self) {
+        let layer = self.dir.join("layer.tar");
+        rootfs_layer(&layer, &self.logs());
+        let env = "ENV PATH=/usr/sbin:/usr/bin:/sbin:/bin";
+        let layer = layer.to_str().expect("a UTF-8 path");
+        self.docker(&["import", "-c", env, layer, DOCKER_IMAGE])
+            .assert_ok();
+    }
+}
+
+/// One container of a scenario, with a unique name and the marker variable
+/// in its environment (so its processes can be found), its id written to a
+/// cidfile; force-removed on drop so that a failed scenario does not leak
+/// into the next.
+pub struct Container<'a> {
+    pub name: String,
+    pub docker: &'a Docker,
+}
+
+impl Docker {
+    pub fn container(&self) -> Container<'_> {
+        Container {
+            name: crate::unique_name(),
+            docker: self,
+        }
+    }
+}
+
+impl Container<'_> {
+    fn marker(&self) -> String {
+        format!("BERTH_IT={}", self.name)
+    }
+
+    fn cidfile(&self) -> PathBuf {
+        self.docker.logs().join(format!("{}.cid", self.name))
+    }
+
+    /// `docker run --name N --cidfile F --runtime R -e MARKER [flags...]
+    /// IMAGE args...`.
+    pub fn run_args(&self, flags: &[&str], args: &[&str]) -> Vec<String> {
+        let mut all: Vec<String> = ["run", "--name", &self.name, "--cidfile"]
+            .map(str::to_owned)
+            .into();
+        all.push(self.cidfile().display().to_string());
+        all.extend(["--runtime", self.docker.runtime, "-e", &self.marker()].map(str::to_owned));
+        all.extend(flags.iter().map(|f| f.to_string()));
+        all.push(DOCKER_IMAGE.to_owned());
+        all.extend(args.iter().map(|a| a.to_string()));
+        all
+    }
+
+    /// `docker run [flags...] ... args...` to the end.
+    pub fn run(&self, flags: &[&str], args: &[&str]) -> Out {
+        let all = self.run_args(flags, args);
+        self.docker
+            .docker(&all.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    /// `docker run -d [flags...] ... args...`, asserting success.
+    #[track_caller]
+    pub fn run_detached(&self, flags: &[&str], args: &[&str]) {
+        let mut all = vec!["-d"];
+        all.extend_from_slice(flags);
+        self.run(&all, args).assert_ok();
+    }
+
+    /// `docker VERB [flags...] NAME args...`.
+    pub fn verb(&self, verb: &str, flags: &[&str], args: &[&str]) -> Out {
+        let mut all = vec![verb];
+        all.extend_from_slice(flags);
+        all.push(&self.name);
+        all.extend_from_slice(args);
+        self.docker.docker(&all)
+    }
+
+    /// A field of `docker inspect`, by Go template.
+    #[track_caller]
+    pub fn inspect(&self, template: &str) -> String {
+        let out = self.verb("inspect", &["-f", template], &[]);
+        out.assert_ok().stdout.trim().to_owned()
+    }
+
+    /// The container's id, as Docker wrote it to the cidfile.
+    #[track_caller]
+    pub fn id(&self) -> String {
+        std::fs::read_to_string(self.cidfile()).expect("docker wrote the cidfile")
+    }
+
+    /// The host pid of the container's init.
+    #[track_caller]
+    pub fn pid(&self) -> i64 {
+        let pid = self.inspect("{{.State.Pid}}");
+        pid.parse().unwrap_or_else(|_| panic!("pid {pid:?}"))
+    }
+
+    /// The pid of the shim that serves the container.
+    pub fn shim_pid(&self) -> Option<libc::pid_t> {
+        crate::leftovers::shim_of(&self.id())
+    }
+
+    /// Polls `docker inspect` until `template` gives `want`.
+    #[track_caller]
+    pub fn wait_for(&self, template: &str, want: &str) {
+        let start = std::time::Instant::now();
+        while self.inspect(template) != want {
+            assert!(
+                start.elapsed() < exec::DEADLINE,
+                "{}: {template} never became {want:?}: {:?}",
+                self.name,
+                self.inspect(template)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// Asserts that nothing of the container is left: no container in
+    /// Docker, no shim, no process of the container, no runtime state.
+    #[track_caller]
+    pub fn assert_no_leftovers(&self) {
+        crate::leftovers::assert_none_left(&self.name, || self.leftovers());
+    }
+
+    fn leftovers(&self) -> Vec<String> {
+        let id = self.id();
+        let mut found = crate::leftovers::daemon_leftovers(&id, &self.marker());
+        let listed = self.docker.docker(&["ps", "-aq", "--no-trunc"]).stdout;
+        if listed.lines().any(|l| l == id) {
+            found.push("container in `docker ps -a`".to_owned());
+        }
+        let state = self.docker.runtime_root.join(&id);
+        if state.exists() {
+            found.push(format!("directory {}", state.display()));
+        }
+        found
+    }
+}
+
+impl Drop for Container<'_> {
+    fn drop(&mut self) {
+        let _ = self.verb("rm", &["-f"], &[]);
+    }
+}

@@ -1,0 +1,253 @@
+//! dockerd 20.10 driving berth, as Docker users run it: `--runtime berth`
+//! through containerd's stock runc shim (`BERTH_DOCKER=runtime`, the
+//! default), or through berth's shim installed as `containerd-shim-runc-v2`
+//! (`BERTH_DOCKER=shim`); `BERTH_DOCKER=runc` runs the same scenarios on
+//! Docker's own runc to prove them honest. See `integration::docker`.
+
+use integration::{docker_or_skip, in_terminal, CgroupOf, Container, DEADLINE};
+use std::path::Path;
+
+/// A process that runs until killed, with one child beside it.
+const SLEEPER: [&str; 3] = ["sh", "-c", "sleep 1000 & exec sleep 1001"];
+
+/// Removes the container and checks that nothing of it is left.
+#[track_caller]
+fn remove(c: &Container) {
+    c.verb("rm", &["-f"], &[]).assert_ok();
+    c.assert_no_leftovers();
+}
+
+#[test]
+fn run_prints_the_output_and_exits_with_the_code() {
+    let d = docker_or_skip!();
+    let c = d.container();
+    let out = c.run(
+        &["--rm"],
+        &["sh", "-c", "echo to-out; echo to-err >&2; exit 3"],
+    );
+    assert_eq!((out.code, out.stdout.as_str()), (3, "to-out\n"), "{out:#?}");
+    assert!(out.stderr.contains("to-err\n"), "{out:#?}");
+    c.assert_no_leftovers();
+}
+
+#[test]
+fn the_shim_and_runtime_under_test_serve_the_container() {
+    let d = docker_or_skip!();
+    let c = d.container();
+    c.run_detached(&[], &SLEEPER);
+    let shim = c.shim_pid().expect("a shim serves the container");
+    let exe = std::fs::read_link(format!("/proc/{shim}/exe")).unwrap();
+    assert_eq!(exe, d.shim.canonicalize().unwrap(), "the shim's binary");
+    // The runtime Docker names (BinaryName) keeps the container's state
+    // where Docker says (Root): asking that binary there finds it.
+    let mut state = std::process::Command::new(&d.binary);
+    state.arg("--root").arg(&d.runtime_root);
+    state.args(["state", &c.id()]);
+    let out = integration::run_command(&mut state, &d.logs());
+    let state: serde_json::Value = serde_json::from_str(&out.assert_ok().stdout).unwrap();
+    assert_eq!(state["status"], "running", "{state:#}");
+    assert_eq!(state["pid"], c.pid(), "{state:#}");
+    remove(&c);
+}
+
+#[test]
+fn exec_runs_in_the_container_as_the_user_asked() {
+    let d = docker_or_skip!();
+    let c = d.container();
+    c.run_detached(&["-e", "FROM_RUN=yes"], &SLEEPER);
+    let script = "echo $FROM_RUN $(id -u):$(id -g); exit 4";
+    let out = c.verb("exec", &["-u", "1000:1001"], &["sh", "-c", script]);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (4, "yes 1000:1001\n"),
+        "{out:#?}"
+    );
+    remove(&c);
+}
+
+#[test]
+fn stop_sends_sigterm_and_docker_keeps_the_exit_code() {
+    let d = docker_or_skip!();
+    let c = d.container();
+    let script = "trap 'echo got-term; exit 7' TERM; echo started; while :; do sleep 0.1; done";
+    c.run_detached(&[], &["sh", "-c", script]);
+    let start = std::time::Instant::now();
+    while !c.verb("logs", &[], &[]).stdout.contains("started") {
+        assert!(start.elapsed() < DEADLINE, "the trap was never set");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    c.verb("stop", &["-t", "30"], &[]).assert_ok();
+    assert_eq!(
+        c.inspect("{{.State.Status}} {{.State.ExitCode}}"),
+        "exited 7"
+    );
+    assert_eq!(c.verb("logs", &[], &[]).stdout, "started\ngot-term\n");
+    remove(&c);
+}
+
+#[test]
+fn kill_ends_a_container_without_a_handler_with_137() {
+    let d = docker_or_skip!();
+    let c = d.container();
+    c.run_detached(&[], &SLEEPER);
+    c.verb("kill", &[], &[]).assert_ok();
+    c.wait_for("{{.State.Status}} {{.State.ExitCode}}", "exited 137");
+    remove(&c);
+}
+
+#[test]
+fn logs_keep_stdout_and_stderr_apart() {
+    let d = docker_or_skip!();
+    let c = d.container();
+    let script = "echo out-1; echo err-1 >&2; echo out-2";
+    c.run(&[], &["sh", "-c", script]).assert_ok();
+    let logs = c.verb("logs", &[], &[]);
+    assert_eq!(logs.assert_ok().stdout, "out-1\nout-2\n", "{logs:#?}");
+    assert_eq!(logs.stderr, "err-1\n", "{logs:#?}");
+    remove(&c);
+}
+
+#[test]
+fn stats_and_top_show_the_limit_and_the_processes() {
+    let d = docker_or_skip!();
+    let c = d.container();
+    c.run_detached(&["-m", "64m"], &SLEEPER);
+    let stats = || {
+        let args = ["--no-stream", "--format", "{{.MemUsage}} pids={{.PIDs}}"];
+        c.docker
+            .docker(&[&["stats"][..], &args, &[&c.name]].concat())
+    };
+    let start = std::time::Instant::now();
+    let mut out = stats();
+    // Until sh has forked its child: two processes under a 64 MiB limit.
+    while !(out.stdout.contains("/ 64MiB") && out.stdout.contains("pids=2")) {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "stats never showed both: {out:#?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        out = stats();
+    }
+    let top = c.verb("top", &[], &[]);
+    for cmd in ["sleep 1000", "sleep 1001"] {
+        assert!(top.stdout.contains(cmd), "{top:#?}");
+    }
+    remove(&c);
+}
+
+#[test]
+fn pause_freezes_the_container_and_unpause_thaws_it() {
+    let d = docker_or_skip!();
+    let c = d.container();
+    c.run_detached(&[], &SLEEPER);
+    let cgroup = CgroupOf::pid(c.pid());
+    let frozen = || cgroup.read(("freezer", "freezer.state"), "cgroup.freeze");
+    c.verb("pause", &[], &[]).assert_ok();
+    assert_eq!(c.inspect("{{.State.Status}}"), "paused");
+    assert!(["FROZEN", "1"].contains(&frozen().as_str()), "{}", frozen());
+    c.verb("exec", &[], &["true"]).assert_mentions("paused");
+    c.verb("unpause", &[], &[]).assert_ok();
+    assert!(["THAWED", "0"].contains(&frozen().as_str()), "{}", frozen());
+    c.verb("exec", &[], &["true"]).assert_ok();
+    remove(&c);
+}
+
+#[test]
+fn update_changes_the_memory_limit_of_a_running_container() {
+    let d = docker_or_skip!();
+    let c = d.container();
+    c.run_detached(&["-m", "64m"], &SLEEPER);
+    let flags = ["-m", "128m", "--memory-swap", "256m"];
+    c.verb("update", &flags, &[]).assert_ok();
+    let limit = CgroupOf::pid(c.pid()).read(("memory", "memory.limit_in_bytes"), "memory.max");
+    assert_eq!(limit, (128 << 20).to_string());
+    remove(&c);
+}
+
+/// A script that waits (briefly) for the terminal to take the client's
+/// size, which Docker sets just after the process starts, then prints it.
+const PRINT_SIZE: &str = "for i in $(seq 100); do s=$(stty size 2>/dev/null); \
+                          [ \"$s\" = '20 77' ] && break; sleep 0.05; done; echo size $s; tty";
+
+#[test]
+fn run_it_gives_the_process_a_terminal_of_the_clients_size() {
+    let d = docker_or_skip!();
+    let c = d.container();
+    let script = format!("{PRINT_SIZE}; exit 5");
+    let mut argv = d.client_argv();
+    argv.extend(c.run_args(&["--rm", "-it"], &["sh", "-c", &script]));
+    let out = in_terminal(&argv, (20, 77), &d.logs());
+    assert_eq!(out.code, 5, "{out:#?}");
+    assert!(out.stdout.contains("size 20 77\n/dev/pts/0\n"), "{out:#?}");
+    c.assert_no_leftovers();
+}
+
+#[test]
+fn exec_it_gives_the_process_a_terminal_of_the_clients_size() {
+    let d = docker_or_skip!();
+    let c = d.container();
+    c.run_detached(&[], &SLEEPER);
+    let script = format!("{PRINT_SIZE}; exit 6");
+    let mut argv = d.client_argv();
+    argv.extend(["exec", "-it", &c.name, "sh", "-c", &script].map(str::to_owned));
+    let out = in_terminal(&argv, (20, 77), &d.logs());
+    assert_eq!(out.code, 6, "{out:#?}");
+    assert!(out.stdout.contains("size 20 77\n/dev/pts/"), "{out:#?}");
+    remove(&c);
+}
+
+#[test]
+fn on_failure_restarts_the_container_as_often_as_asked() {
+    let d = docker_or_skip!();
+    let c = d.container();
+    c.run_detached(
+        &["--restart", "on-failure:2"],
+        &["sh", "-c", "echo run; exit 9"],
+    );
+    c.wait_for(
+        "{{.RestartCount}} {{.State.Status}} {{.State.ExitCode}}",
+        "2 exited 9",
+    );
+    assert_eq!(c.verb("logs", &[], &[]).stdout, "run\nrun\nrun\n");
+    remove(&c);
+}
+
+#[test]
+fn dockers_seccomp_profile_and_capabilities_apply() {
+    let d = docker_or_skip!();
+    let c = d.container();
+    let script = "grep -E '^(Seccomp|CapEff):' /proc/self/status; unshare -U true";
+    let out = c.run(&["--rm"], &["sh", "-c", script]);
+    // Docker's 14 default capabilities; the profile refuses unshare.
+    assert_eq!(
+        out.stdout, "CapEff:\t00000000a80425fb\nSeccomp:\t2\n",
+        "{out:#?}"
+    );
+    assert!(out.stderr.contains("Operation not permitted"), "{out:#?}");
+    assert_ne!(out.code, 0, "{out:#?}");
+    c.assert_no_leftovers();
+}
+
+#[test]
+fn a_memory_hog_is_oom_killed_and_docker_is_told() {
+    let d = docker_or_skip!();
+    let c = d.container();
+    // tail keeps the whole "line" of /dev/zero, which never ends.
+    let flags = ["-m", "16m", "--memory-swap", "16m"];
+    let out = c.run(&flags, &["tail", "/dev/zero"]);
+    assert_eq!(out.code, 137, "{out:#?}");
+    // Docker learns of the OOM kill only from the shim's OOM event.
+    c.wait_for("{{.State.OOMKilled}}", "true");
+    remove(&c);
+}
+
+#[test]
+fn a_missing_command_fails_clearly_and_leaves_nothing() {
+    let d = docker_or_skip!();
+    let c = d.container();
+    let out = c.run(&["--rm"], &["/no/such/binary"]);
+    assert_eq!(out.code, 127, "{out:#?}");
+    out.assert_mentions("/no/such/binary");
+    assert!(!Path::new(&d.runtime_root).join(c.id()).exists());
+    c.assert_no_leftovers();
+}
