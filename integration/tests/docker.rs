@@ -213,6 +213,19 @@ fn on_failure_restarts_the_container_as_often_as_asked() {
 }
 
 #[test]
+fn restart_runs_the_container_again() {
+    let d = docker_or_skip!();
+    let c = d.container();
+    c.run_detached(&[], &["sh", "-c", "echo up; exec sleep 1000"]);
+    let first = c.pid();
+    c.verb("restart", &["-t", "1"], &[]).assert_ok();
+    assert_eq!(c.inspect("{{.State.Status}}"), "running");
+    assert_ne!(c.pid(), first, "a new init");
+    assert_eq!(c.verb("logs", &[], &[]).stdout, "up\nup\n");
+    remove(&c);
+}
+
+#[test]
 fn dockers_seccomp_profile_and_capabilities_apply() {
     let d = docker_or_skip!();
     let c = d.container();
