@@ -154,6 +154,10 @@ impl Service {
         if let Err(e) = runtime.filter_gone() {
             return Err(unknown(e));
         }
+        // The runtime holds nothing of it now: the `shim delete` containerd
+        // runs after every shim disconnects, clean or not, need not ask the
+        // runtime again (that call was a third of a `ctr run --rm`'s tail).
+        let _ = std::fs::remove_file(c.bundle.join(RUNTIME_FILE));
         // A task deleted before it started was killed by `delete --force`.
         let exit = c.init.wait();
         if c.rootfs_mounted {
