@@ -287,6 +287,13 @@ impl Container<'_> {
         crate::leftovers::assert_none_left(&self.name, || self.leftovers());
     }
 
+    /// Asserts that no process of the container runs.
+    #[track_caller]
+    pub fn assert_no_processes(&self) {
+        let marker = self.marker();
+        crate::leftovers::assert_none_left(&self.name, || crate::leftovers::marked(&marker));
+    }
+
     fn leftovers(&self) -> Vec<String> {
         let id = self.id();
         let mut found = crate::leftovers::daemon_leftovers(&id, &self.marker());

@@ -163,14 +163,21 @@ pub(crate) fn daemon_leftovers(id: &str, marker: &str) -> Vec<String> {
         let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
         found.push(format!("shim process {pid}: {cmdline}"));
     }
-    let marker = format!("{marker}\0").into_bytes();
-    for pid in all_pids() {
-        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
-        if contains(&environ, &marker) {
-            found.push(format!("container process {pid}"));
-        }
-    }
+    found.extend(marked(marker));
     found
+}
+
+/// The processes with `marker` (`NAME=VALUE`) in their environment.
+pub(crate) fn marked(marker: &str) -> Vec<String> {
+    let marker = format!("{marker}\0").into_bytes();
+    let carries = |pid: &libc::pid_t| {
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        contains(&environ, &marker)
+    };
+    all_pids()
+        .filter(carries)
+        .map(|pid| format!("container process {pid}"))
+        .collect()
 }
 
 pub(crate) fn all_pids() -> impl Iterator<Item = libc::pid_t> {

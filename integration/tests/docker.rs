@@ -226,6 +226,19 @@ fn restart_runs_the_container_again() {
 }
 
 #[test]
+fn in_the_hosts_pid_namespace_init_s_exit_ends_the_rest() {
+    let d = docker_or_skip!();
+    let c = d.container();
+    let script = "sleep 1000 >/dev/null 2>&1 & echo started";
+    let out = c.run(&["--pid", "host"], &["sh", "-c", script]);
+    assert_eq!(out.assert_ok().stdout, "started\n");
+    // The kernel ends nothing here: the shim (kill --all at the exit) or
+    // the runtime (at delete, which Docker sends at once) must.
+    c.assert_no_processes();
+    remove(&c);
+}
+
+#[test]
 fn dockers_seccomp_profile_and_capabilities_apply() {
     let d = docker_or_skip!();
     let c = d.container();

@@ -82,6 +82,39 @@ fn kill_all_kills_every_process() {
 }
 
 #[test]
+fn kill_all_ends_what_init_left_in_a_pid_namespace_it_did_not_own() {
+    // Without a pid namespace, init's exit ends nothing else: the shims
+    // then send `kill --all` to the stopped container, which runc allows.
+    let b = without_pid_namespace("sleep 1000 >/dev/null 2>&1 &");
+    b.rt(&["kill", "--all", &b.id, "KILL"]).assert_ok();
+    b.delete(&[]).assert_ok();
+    b.assert_no_leftovers();
+}
+
+#[test]
+fn delete_ends_what_init_left_in_a_pid_namespace_it_did_not_own() {
+    let b = without_pid_namespace("sleep 1000 >/dev/null 2>&1 &");
+    b.delete(&[]).assert_ok();
+    b.assert_no_leftovers();
+}
+
+/// A stopped container without a pid namespace of its own, whose `script`
+/// left a process running.
+fn without_pid_namespace(script: &str) -> Bundle {
+    let mut b = Bundle::new();
+    b.edit(|c| {
+        let list = c["linux"]["namespaces"].as_array_mut().unwrap();
+        list.retain(|n| n["type"] != "pid");
+    });
+    b.sh(script);
+    b.create().assert_ok();
+    b.start().assert_ok();
+    b.wait_status("stopped");
+    assert!(!b.leftovers().is_empty(), "what init started outlives it");
+    b
+}
+
+#[test]
 fn create_parks_init_until_start() {
     let mut b = Bundle::new();
     let host = b.host_dir("shared");

@@ -47,6 +47,22 @@ pub struct Container {
     pub rootfs_mounted: bool,
     /// Set once init has started.
     pub oom: std::sync::OnceLock<Arc<crate::oom::OomWatch>>,
+    /// Whether init's exit must end the container's other processes: the
+    /// kernel does that only in a pid namespace init owns.
+    pub kill_all_on_exit: bool,
+}
+
+/// Whether the bundle's container has no pid namespace of its own (it has
+/// the host's, or joins another by path), as containerd's runc shim reads
+/// config.json.
+pub fn shares_pid_namespace(bundle: &Path) -> bool {
+    let text = std::fs::read_to_string(bundle.join("config.json")).unwrap_or_default();
+    let spec: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    let namespaces = spec["linux"]["namespaces"].as_array().cloned();
+    !namespaces
+        .unwrap_or_default()
+        .iter()
+        .any(|ns| ns["type"] == "pid" && ns["path"].as_str().unwrap_or_default().is_empty())
 }
 
 impl Container {
@@ -178,7 +194,18 @@ impl Container {
         }
         let (container, process, shared2) = (Arc::clone(self), Arc::clone(p), Arc::clone(shared));
         shared.reaper.watch(pid as i32, move |exit| {
-            container.exited(&shared2, &process, exit)
+            if process.exec_id.is_empty() && container.kill_all_on_exit {
+                // The runtime is waited for through the reaper, whose
+                // thread this is: kill from another one, before the exit
+                // goes out (as the Go shim orders it).
+                std::thread::spawn(move || {
+                    let kill = ["kill", "--all", &container.id, "KILL"];
+                    let _ = container.runtime.run(&shared2.reaper, &kill);
+                    container.exited(&shared2, &process, exit)
+                });
+            } else {
+                container.exited(&shared2, &process, exit)
+            }
         });
         Ok(pid)
     }

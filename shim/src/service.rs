@@ -124,6 +124,7 @@ impl Service {
             execs: Mutex::new(HashMap::new()),
             rootfs_mounted: !req.rootfs.is_empty(),
             oom: std::sync::OnceLock::new(),
+            kill_all_on_exit: crate::container::shares_pid_namespace(bundle),
         });
         let mut flags = Vec::new();
         if opts.no_pivot_root {

@@ -240,14 +240,20 @@ pub fn list(root: &Path) -> Result<Vec<StateView>> {
 pub fn kill(root: &Path, id: &str, sig: Signal, all: bool) -> Result<()> {
     let dir = StateDir::open(root, id)?;
     let state = dir.load()?;
-    if matches!(status(&state), Status::Stopped | Status::Creating) {
-        return Err(ContainerError::NotRunning.into());
-    }
-    if all {
-        for pid in members(&state) {
-            let _ = send_signal(Pid::from_raw(pid), sig);
+    match status(&state) {
+        // What init left behind in a pid namespace it did not own: the
+        // shims send this when such an init exits, as runc allows. Its
+        // cgroup is all that finds them (init's pid may be reused).
+        Status::Stopped if all => {
+            signal_all(in_cgroup(&state), sig);
+            return Ok(());
         }
-        return Ok(());
+        Status::Stopped | Status::Creating => return Err(ContainerError::NotRunning.into()),
+        _ if all => {
+            signal_all(members(&state), sig);
+            return Ok(());
+        }
+        _ => {}
     }
     send_signal(Pid::from_raw(state.pid), sig).map_err(|e| match e {
         nix::errno::Errno::ESRCH => ContainerError::NotRunning,
@@ -256,14 +262,24 @@ pub fn kill(root: &Path, id: &str, sig: Signal, all: bool) -> Result<()> {
     Ok(())
 }
 
+fn signal_all(pids: Vec<i32>, sig: Signal) {
+    for pid in pids {
+        let _ = send_signal(Pid::from_raw(pid), sig);
+    }
+}
+
 /// Every process of the container: those in its cgroup, or, for a
 /// container without one, those in init's own pid namespace.
 fn members(state: &State) -> Vec<i32> {
-    let in_cgroup = state.cgroup.as_ref().map(|p| Cgroup::new(p.clone()).pids());
-    match in_cgroup {
-        Some(pids) if !pids.is_empty() => pids,
+    match in_cgroup(state) {
+        pids if !pids.is_empty() => pids,
         _ => pid_namespace_members(state),
     }
+}
+
+fn in_cgroup(state: &State) -> Vec<i32> {
+    let cgroup = state.cgroup.as_ref().map(|p| Cgroup::new(p.clone()));
+    cgroup.map(|c| c.pids()).unwrap_or_default()
 }
 
 /// Processes that share init's pid namespace (init itself included). When
@@ -297,7 +313,9 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         Err(e) => return Err(e.into()),
     };
     match status(&state) {
-        Status::Stopped => {}
+        // What init left in a pid namespace it did not own goes with it,
+        // as runc's delete does.
+        Status::Stopped => signal_all(in_cgroup(&state), Signal::SIGKILL),
         Status::Created => stop(&state),
         _ if force => stop(&state),
         status => {
