@@ -1,5 +1,6 @@
 //! A containerd 1.6 of the test suite's own (config, root, state and socket
-//! under one directory), started once per test process, with a busybox
+//! under one directory), started once per test process and shared by its
+//! scenarios (or one of a scenario's own, to restart), with a busybox
 //! image made from `hack/mkrootfs`, and the shim under test chosen by
 //! `$BERTH_SHIM`: `berth` (default, `io.containerd.berth.v2` from the
 //! workspace's build) or `runc` (containerd's stock `io.containerd.runc.v2`,
@@ -9,7 +10,7 @@ use crate::exec::{self, Out};
 use crate::{rootfs_cache, target_dir};
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -25,13 +26,27 @@ pub struct Containerd {
     pub runtime: &'static str,
     /// Where the shim's runtime keeps container state (`--root`).
     pub runtime_root: PathBuf,
+    /// Where containerd finds the shim binary.
+    shim_dir: PathBuf,
+    /// The shell that runs containerd (see [`launch`]); its stdin open.
+    keeper: Child,
 }
 
-/// The suite's containerd, or why there is none. Under `CI=true` a missing
-/// prerequisite panics; otherwise the caller skips, printing the reason.
+/// The suite's containerd, shared by the scenarios of this test process,
+/// or why there is none. Under `CI=true` a missing prerequisite panics;
+/// otherwise the caller skips, printing the reason.
 pub fn containerd() -> Result<&'static Containerd, String> {
     static CONTAINERD: OnceLock<Result<Containerd, String>> = OnceLock::new();
-    let found = CONTAINERD.get_or_init(start).as_ref().map_err(Clone::clone);
+    checked(CONTAINERD.get_or_init(start).as_ref().map_err(Clone::clone))
+}
+
+/// A containerd of the caller's own, for a scenario that disturbs the
+/// daemon (a restart); stopped and removed when dropped.
+pub fn private_containerd() -> Result<Containerd, String> {
+    checked(start())
+}
+
+fn checked<T>(found: Result<T, String>) -> Result<T, String> {
     if let Err(why) = &found {
         assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
     }
@@ -39,11 +54,15 @@ pub fn containerd() -> Result<&'static Containerd, String> {
 }
 
 /// Skips the calling test, saying why, when there is no containerd (and
-/// fails it under CI); else evaluates to the suite's containerd.
+/// fails it under CI); else evaluates to the suite's containerd, or to
+/// the one the given expression starts.
 #[macro_export]
 macro_rules! containerd_or_skip {
     () => {
-        match $crate::containerd() {
+        $crate::containerd_or_skip!($crate::containerd())
+    };
+    ($found:expr) => {
+        match $found {
             Ok(c) => c,
             Err(why) => {
                 eprintln!("skipped: {why}");
@@ -64,7 +83,9 @@ fn start() -> Result<Containerd, String> {
         }
     }
     let (runtime, runtime_root, shim_dir) = shim_under_test()?;
-    let dir = target_dir().join(format!("containerd-it.{}", std::process::id()));
+    static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = target_dir().join(format!("containerd-it.{}.{seq}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
     let address = dir.join("containerd.sock");
@@ -76,13 +97,15 @@ fn start() -> Result<Containerd, String> {
         sock = address.display(),
     );
     std::fs::write(dir.join("config.toml"), config).map_err(|e| e.to_string())?;
-    launch(&dir, &shim_dir)?;
+    let keeper = launch(&dir, &shim_dir)?;
     wait_for_socket(&address)?;
     let c = Containerd {
         dir,
         address,
         runtime,
         runtime_root,
+        shim_dir,
+        keeper,
     };
     c.import_image();
     Ok(c)
@@ -114,28 +137,72 @@ fn shim_under_test() -> Result<(&'static str, PathBuf, PathBuf), String> {
     }
 }
 
-/// Starts containerd under a keeper shell that stops it, and removes the
-/// suite's directory, when this test process exits: the keeper reads a pipe
-/// only this process holds open, so it sees end-of-file then.
-fn launch(dir: &Path, shim_dir: &Path) -> Result<(), String> {
-    let script = "containerd --config \"$1/config.toml\" >\"$1/containerd.log\" 2>&1 & pid=$!\n\
-                  cat >/dev/null\nkill $pid; wait $pid; rm -rf --one-file-system \"$1\"";
+/// Starts containerd under a keeper shell that starts it again whenever it
+/// dies (a scenario's [`Containerd::restart`] kills it), and that stops it
+/// and removes its directory when its stdin closes: when the scenario drops
+/// a private containerd, or when the test process exits for the shared one
+/// (only this process holds the pipe open).
+fn launch(dir: &Path, shim_dir: &Path) -> Result<Child, String> {
+    let script = "while :; do\n\
+                    containerd --config \"$1/config.toml\" >>\"$1/containerd.log\" 2>&1 &\n\
+                    echo $! >\"$1/containerd.pid\"; wait $!; [ -e \"$1/stopping\" ] && exit\n\
+                  done &\nloop=$!\n\
+                  cat >/dev/null\n\
+                  touch \"$1/stopping\"; kill $(cat \"$1/containerd.pid\"); wait $loop\n\
+                  rm -rf --one-file-system \"$1\"";
     let path = format!(
         "{}:{}",
         shim_dir.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let child = Command::new("sh")
+    Command::new("sh")
         .args(["-c", script, "keeper"])
         .arg(dir)
         .env("PATH", path)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
-        .map_err(|e| format!("start containerd: {e}"))?;
-    // Kept open (never written) for the life of the test process.
-    std::mem::forget(child.stdin);
-    Ok(())
+        .map_err(|e| format!("start containerd: {e}"))
+}
+
+impl Containerd {
+    /// The shim binary containerd runs for [`Containerd::runtime`]
+    /// (`io.containerd.NAME.v2` is `containerd-shim-NAME-v2`).
+    pub fn shim_binary(&self) -> PathBuf {
+        let name = self.runtime.split('.').nth(2).unwrap_or_default();
+        self.shim_dir.join(format!("containerd-shim-{name}-v2"))
+    }
+
+    /// The running containerd's pid.
+    fn pid(&self) -> Option<libc::pid_t> {
+        let text = std::fs::read_to_string(self.dir.join("containerd.pid")).ok()?;
+        text.trim().parse().ok()
+    }
+
+    /// Kills containerd (SIGKILL: it has no chance to tidy up) and waits
+    /// until the keeper has started it again with the same config.
+    #[track_caller]
+    pub fn restart(&self) {
+        let old = self.pid().expect("containerd runs");
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(old, libc::SIGKILL) };
+        let start = Instant::now();
+        while self.pid().is_none_or(|pid| pid == old) {
+            assert!(
+                start.elapsed() < exec::DEADLINE,
+                "containerd never came back"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        wait_for_socket(&self.address).unwrap();
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        drop(self.keeper.stdin.take());
+        let _ = self.keeper.wait();
+    }
 }
 
 fn wait_for_socket(address: &Path) -> Result<(), String> {

@@ -16,8 +16,10 @@ mod leftovers;
 pub use bundle::{lines_of, s, Bundle, Running};
 pub use cgroup::{unified, CgroupOf};
 pub use console::ConsoleSocket;
-pub use containerd::{containerd, Containerd, Task, IMAGE, NAMESPACE};
-pub use exec::{give_fd3, receive_fd, run as run_command, wait as wait_child, Out, DEADLINE};
+pub use containerd::{containerd, private_containerd, Containerd, Task, IMAGE, NAMESPACE};
+pub use exec::{
+    give_fd3, receive_fd, run as run_command, run_with_stdin, wait as wait_child, Out, DEADLINE,
+};
 pub use host::{ns_inode, NsFile};
 pub use serde_json::{json, Value};
 
