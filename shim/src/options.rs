@@ -1,8 +1,11 @@
 //! The container's runtime options as containerd hands them over: an `Any`
 //! that is a `containerd.runc.v1.Options` (what ctr, CRI and Docker send
 //! for runc-like runtimes), given to Create, on `start`'s stdin, and on
-//! `-info`'s stdin. Anything else is refused by name rather than ignored,
-//! so that a misconfigured runtime is seen at once.
+//! `-info`'s stdin. CRI sends `runtimeoptions.v1.Options` instead to a
+//! runtime type it does not know as runc's: its `ConfigPath` is for shims
+//! with a config file of their own, which berth has not, so it means the
+//! defaults. Anything else is refused by name rather than ignored, so that
+//! a misconfigured runtime is seen at once.
 
 use containerd_shim::protos::shim::oci::Options;
 use protobuf::well_known_types::any::Any;
@@ -10,6 +13,8 @@ use protobuf::Message;
 
 /// The type URL containerd gives runc's options.
 const RUNC_OPTIONS: &str = "containerd.runc.v1.Options";
+/// The type URL of CRI's options for other runtimes.
+const CRI_OPTIONS: &str = "runtimeoptions.v1.Options";
 
 #[derive(Debug, thiserror::Error)]
 pub enum OptionsError {
@@ -24,6 +29,7 @@ pub fn from_any(any: Option<&Any>) -> Result<Options, OptionsError> {
     match any {
         None => Ok(Options::default()),
         Some(any) if any.type_url.is_empty() && any.value.is_empty() => Ok(Options::default()),
+        Some(any) if any.type_url.ends_with(CRI_OPTIONS) => Ok(Options::default()),
         Some(any) if any.type_url.ends_with(RUNC_OPTIONS) => {
             Ok(Options::parse_from_bytes(&any.value)?)
         }
@@ -64,11 +70,17 @@ mod tests {
         assert_eq!(from_any(any.as_ref()).unwrap(), opts);
         assert_eq!(any_from_bytes(b"").unwrap(), None);
         assert_eq!(from_any(None).unwrap(), Options::default());
+        let cri = Any {
+            type_url: CRI_OPTIONS.into(),
+            value: b"\x0a\x01x".to_vec(),
+            ..Default::default()
+        };
+        assert_eq!(from_any(Some(&cri)).unwrap(), Options::default());
         let other = Any {
-            type_url: "runtimeoptions.v1.Options".into(),
+            type_url: "io.example.Options".into(),
             ..Default::default()
         };
         let err = from_any(Some(&other)).unwrap_err().to_string();
-        assert!(err.contains("runtimeoptions.v1.Options"), "{err}");
+        assert!(err.contains("io.example.Options"), "{err}");
     }
 }
