@@ -1,5 +1,6 @@
 //! A containerd 1.6 of the test suite's own (config, root, state and socket
-//! under one directory), started once per test process, with a busybox
+//! under one directory), started once per test process and shared by its
+//! scenarios (or one of a scenario's own, to restart), with a busybox
 //! image made from `hack/mkrootfs`, and the shim under test chosen by
 //! `$BERTH_SHIM`: `berth` (default, `io.containerd.berth.v2` from the
 //! workspace's build) or `runc` (containerd's stock `io.containerd.runc.v2`,
@@ -9,7 +10,7 @@ use crate::exec::{self, Out};
 use crate::{rootfs_cache, target_dir};
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -25,38 +26,57 @@ pub struct Containerd {
     pub runtime: &'static str,
     /// Where the shim's runtime keeps container state (`--root`).
     pub runtime_root: PathBuf,
+    /// Where containerd finds the shim binary.
+    shim_dir: PathBuf,
+    /// The shell that runs containerd (see [`keep`]); its stdin open.
+    keeper: Child,
 }
 
-/// The suite's containerd, or why there is none. Under `CI=true` a missing
-/// prerequisite panics; otherwise the caller skips, printing the reason.
+/// The suite's containerd, shared by the scenarios of this test process,
+/// or why there is none. Under `CI=true` a missing prerequisite panics;
+/// otherwise the caller skips, printing the reason.
 pub fn containerd() -> Result<&'static Containerd, String> {
     static CONTAINERD: OnceLock<Result<Containerd, String>> = OnceLock::new();
     crate::prerequisite(&CONTAINERD, start)
 }
 
+/// A containerd of the caller's own, for a scenario that disturbs the
+/// daemon (a restart); stopped and removed when dropped.
+pub fn private_containerd() -> Result<Containerd, String> {
+    crate::checked(start())
+}
+
 /// Skips the calling test, saying why, when there is no containerd (and
-/// fails it under CI); else evaluates to the suite's containerd.
+/// fails it under CI); else evaluates to the suite's containerd, or to
+/// the one the given expression starts.
 #[macro_export]
 macro_rules! containerd_or_skip {
     () => {
         $crate::or_skip!($crate::containerd())
+    };
+    ($found:expr) => {
+        $crate::or_skip!($found)
     };
 }
 
 fn start() -> Result<Containerd, String> {
     need_root_and(&["containerd", "ctr", "tar", "sha256sum"])?;
     let (runtime, runtime_root, shim_dir) = shim_under_test()?;
-    let dir = target_dir().join(format!("containerd-it.{}", std::process::id()));
+    static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = target_dir().join(format!("containerd-it.{}.{seq}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
     let address = write_config(&dir)?;
-    keep(&dir, &shim_dir, &[containerd_command(&dir)])?;
+    let keeper = keep(&dir, &shim_dir, &[containerd_command(&dir)])?;
     wait_for_socket(&address)?;
     let c = Containerd {
         dir,
         address,
         runtime,
         runtime_root,
+        shim_dir,
+        keeper,
     };
     c.import_image();
     Ok(c)
@@ -103,24 +123,34 @@ pub(crate) fn write_config(dir: &Path) -> Result<PathBuf, String> {
     Ok(address)
 }
 
-/// The shell command that runs the containerd of [`write_config`].
-pub(crate) fn containerd_command(dir: &Path) -> String {
+/// The daemon that runs the containerd of [`write_config`].
+pub(crate) fn containerd_command(dir: &Path) -> Daemon {
     let dir = dir.display();
-    format!("containerd --config '{dir}/config.toml' >'{dir}/containerd.log' 2>&1")
+    let command = format!("containerd --config '{dir}/config.toml' >>'{dir}/containerd.log' 2>&1");
+    ("containerd", command)
 }
 
-/// Starts `daemons` (shell commands, in order) under a keeper shell that
-/// stops them in reverse order, and removes `dir`, when this test process
-/// exits: the keeper reads a pipe only this process holds open, so it sees
-/// end-of-file then. `path_first` leads their PATH.
-pub(crate) fn keep(dir: &Path, path_first: &Path, daemons: &[String]) -> Result<(), String> {
+/// A daemon's name (its pid is in `NAME.pid` of the keeper's directory)
+/// and its shell command.
+pub(crate) type Daemon = (&'static str, String);
+
+/// Starts `daemons` under a keeper shell that starts each again whenever it
+/// dies (a scenario's [`Containerd::restart`] kills containerd), and that
+/// stops them in reverse order and removes `dir` when its stdin closes: when
+/// the scenario drops a private daemon, or when the test process exits for
+/// a shared one (only this process holds the pipe open). `path_first`
+/// leads their PATH.
+pub(crate) fn keep(dir: &Path, path_first: &Path, daemons: &[Daemon]) -> Result<Child, String> {
     let mut script = String::new();
-    for (i, daemon) in daemons.iter().enumerate() {
-        script += &format!("{daemon} & p{i}=$!\n");
+    for (i, (name, command)) in daemons.iter().enumerate() {
+        script += &format!(
+            "while :; do\n  {command} &\n  echo $! >\"$1/{name}.pid\"; wait $!\n  \
+             [ -e \"$1/stopping\" ] && exit\ndone &\nloop{i}=$!\n"
+        );
     }
-    script += "cat >/dev/null\n";
-    for i in (0..daemons.len()).rev() {
-        script += &format!("kill $p{i}; wait $p{i}\n");
+    script += "cat >/dev/null\ntouch \"$1/stopping\"\n";
+    for (i, (name, _)) in daemons.iter().enumerate().rev() {
+        script += &format!("kill $(cat \"$1/{name}.pid\"); wait $loop{i}\n");
     }
     script += "rm -rf --one-file-system \"$1\"";
     let path = format!(
@@ -128,17 +158,55 @@ pub(crate) fn keep(dir: &Path, path_first: &Path, daemons: &[String]) -> Result<
         path_first.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let child = Command::new("sh")
+    let names: Vec<&str> = daemons.iter().map(|(name, _)| *name).collect();
+    Command::new("sh")
         .args(["-c", &script, "keeper"])
         .arg(dir)
         .env("PATH", path)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
-        .map_err(|e| format!("start {}: {e}", daemons.join(", ")))?;
-    // Kept open (never written) for the life of the test process.
-    std::mem::forget(child.stdin);
-    Ok(())
+        .map_err(|e| format!("start {}: {e}", names.join(", ")))
+}
+
+impl Containerd {
+    /// The shim binary containerd runs for [`Containerd::runtime`]
+    /// (`io.containerd.NAME.v2` is `containerd-shim-NAME-v2`).
+    pub fn shim_binary(&self) -> PathBuf {
+        let name = self.runtime.split('.').nth(2).unwrap_or_default();
+        self.shim_dir.join(format!("containerd-shim-{name}-v2"))
+    }
+
+    /// The running containerd's pid.
+    fn pid(&self) -> Option<libc::pid_t> {
+        let text = std::fs::read_to_string(self.dir.join("containerd.pid")).ok()?;
+        text.trim().parse().ok()
+    }
+
+    /// Kills containerd (SIGKILL: it has no chance to tidy up) and waits
+    /// until the keeper has started it again with the same config.
+    #[track_caller]
+    pub fn restart(&self) {
+        let old = self.pid().expect("containerd runs");
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(old, libc::SIGKILL) };
+        let start = Instant::now();
+        while self.pid().is_none_or(|pid| pid == old) {
+            assert!(
+                start.elapsed() < exec::DEADLINE,
+                "containerd never came back"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        wait_for_socket(&self.address).unwrap();
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        drop(self.keeper.stdin.take());
+        let _ = self.keeper.wait();
+    }
 }
 
 pub(crate) fn wait_for_socket(address: &Path) -> Result<(), String> {

@@ -12,7 +12,7 @@
 //! - `runc`: the stock shim driving runc, to prove the scenarios honest.
 
 use crate::containerd::{
-    containerd_command, keep, need_root_and, rootfs_layer, wait_for_socket, write_config,
+    containerd_command, keep, need_root_and, rootfs_layer, wait_for_socket, write_config, Daemon,
 };
 use crate::exec::{self, Out};
 use crate::target_dir;
@@ -37,6 +37,9 @@ pub struct Docker {
     /// (the exec root's `runtime-runc`, whatever the runtime) and the
     /// namespace.
     pub runtime_root: PathBuf,
+    /// The shell that runs dockerd and its containerd; its stdin open for
+    /// the life of the test process.
+    _keeper: std::process::Child,
 }
 
 /// The suite's dockerd, or why there is none. Under `CI=true` a missing
@@ -63,7 +66,7 @@ fn start() -> Result<Docker, String> {
     let (runtime, binary, shim, shim_dir) = path_under_test(&dir)?;
     let address = write_config(&dir)?;
     let socket = dir.join("docker.sock");
-    keep(
+    let keeper = keep(
         &dir,
         &shim_dir,
         &[containerd_command(&dir), dockerd_command(&dir, &address)],
@@ -77,6 +80,7 @@ fn start() -> Result<Docker, String> {
         runtime,
         binary,
         shim,
+        _keeper: keeper,
     };
     d.import_image();
     Ok(d)
@@ -85,16 +89,17 @@ fn start() -> Result<Docker, String> {
 /// dockerd on the suite's containerd, with no network of its own to set
 /// up (no bridge, no iptables: the scenarios need none), and berth added
 /// as a runtime.
-fn dockerd_command(dir: &Path, containerd: &Path) -> String {
+fn dockerd_command(dir: &Path, containerd: &Path) -> Daemon {
     let berth = target_dir().join("debug/berth");
     let d = dir.display();
-    format!(
+    let command = format!(
         "dockerd --data-root '{d}/data' --exec-root '{d}/exec' --pidfile '{d}/docker.pid' \
          -H 'unix://{d}/docker.sock' --containerd '{}' --bridge=none --iptables=false \
-         --ip-masq=false --add-runtime 'berth={}' >'{d}/dockerd.log' 2>&1",
+         --ip-masq=false --add-runtime 'berth={}' >>'{d}/dockerd.log' 2>&1",
         containerd.display(),
         berth.display()
-    )
+    );
+    ("dockerd", command)
 }
 
 /// The `--runtime` to use, the runtime and shim binaries that must serve

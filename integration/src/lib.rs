@@ -17,9 +17,11 @@ mod leftovers;
 pub use bundle::{lines_of, s, Bundle, Running};
 pub use cgroup::{unified, CgroupOf};
 pub use console::{in_terminal, ConsoleSocket};
-pub use containerd::{containerd, Containerd, Task, IMAGE, NAMESPACE};
+pub use containerd::{containerd, private_containerd, Containerd, Task, IMAGE, NAMESPACE};
 pub use docker::{docker, Container, Docker, DOCKER_IMAGE};
-pub use exec::{give_fd3, receive_fd, run as run_command, wait as wait_child, Out, DEADLINE};
+pub use exec::{
+    give_fd3, receive_fd, run as run_command, run_with_stdin, wait as wait_child, Out, DEADLINE,
+};
 pub use host::{ns_inode, NsFile};
 pub use serde_json::{json, Value};
 
@@ -115,7 +117,11 @@ pub(crate) fn prerequisite<T>(
     cell: &'static OnceLock<Result<T, String>>,
     start: fn() -> Result<T, String>,
 ) -> Result<&'static T, String> {
-    let found = cell.get_or_init(start).as_ref().map_err(Clone::clone);
+    checked(cell.get_or_init(start).as_ref().map_err(Clone::clone))
+}
+
+/// `found`, failing the test under `CI=true` if it is an error.
+pub(crate) fn checked<T>(found: Result<T, String>) -> Result<T, String> {
     if let Err(why) = &found {
         assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
     }

@@ -5,6 +5,7 @@
 
 use integration::{containerd_or_skip, lines_of, Out, Task, DEADLINE};
 use std::collections::BTreeSet;
+use std::os::unix::fs::OpenOptionsExt;
 use std::process::Stdio;
 use std::sync::mpsc::Receiver;
 
@@ -68,21 +69,69 @@ fn stdin_reaches_the_container() {
     t.assert_no_leftovers();
 }
 
+/// Runs `ctr args...` on a terminal of `size` (rows, cols) that script(1)
+/// gives it (ctr wants one for -t).
+fn ctr_on_a_terminal(ctd: &integration::Containerd, size: (u16, u16), args: &[String]) -> Out {
+    let mut ctr = vec!["ctr".to_owned(), "--address".to_owned()];
+    ctr.push(ctd.address.display().to_string());
+    ctr.extend(["-n".to_owned(), integration::NAMESPACE.to_owned()]);
+    ctr.extend_from_slice(args);
+    integration::in_terminal(&ctr, size, &ctd.logs())
+}
+
 #[test]
 fn a_terminal_is_the_process_stdio() {
     let ctd = containerd_or_skip!();
     let t = ctd.task();
-    let mut ctr = vec!["ctr".to_owned(), "--address".to_owned()];
-    ctr.push(ctd.address.display().to_string());
-    ctr.extend(["-n".to_owned(), integration::NAMESPACE.to_owned()]);
-    ctr.extend(t.run_args(
+    let args = t.run_args(
         &["--rm", "-t"],
         &["sh", "-c", "test -t 0 && test -t 1 && tty; exit 4"],
-    ));
-    let out = integration::in_terminal(&ctr, (24, 80), &ctd.logs());
+    );
+    let out = ctr_on_a_terminal(ctd, (24, 80), &args);
     assert_eq!(out.code, 4, "{out:#?}");
     assert!(out.stdout.contains("/dev/pts/0\n"), "{out:#?}");
     t.assert_no_leftovers();
+}
+
+/// Prints the terminal's size once ctr has set it: ctr sends ResizePty
+/// just after Start, so the process may run before it arrives, and
+/// busybox's `stty size` prints nothing (and exits 0) while the size is
+/// 0x0 (bounded, so that a size that never comes fails instead of hanging).
+const TERMINAL_SIZE: [&str; 3] = [
+    "sh",
+    "-c",
+    "i=0; until [ -n \"$(stty size 2>/dev/null)\" ] || [ $i -ge 100 ]; do sleep 0.05; i=$((i+1)); done; stty size",
+];
+
+/// The size the scenarios give the outer terminal.
+const ROWS_COLS: (u16, u16) = (33, 111);
+
+#[test]
+fn a_terminal_gets_the_clients_size() {
+    let ctd = containerd_or_skip!();
+    let t = ctd.task();
+    let out = ctr_on_a_terminal(ctd, ROWS_COLS, &t.run_args(&["--rm", "-t"], &TERMINAL_SIZE));
+    assert!(
+        out.code == 0 && out.stdout.ends_with("33 111\n"),
+        "{out:#?}"
+    );
+    t.assert_no_leftovers();
+}
+
+#[test]
+fn an_exec_terminal_gets_the_clients_size() {
+    let ctd = containerd_or_skip!();
+    let t = sleeper(ctd, &[]);
+    let mut args: Vec<String> = ["task", "exec", "-t", "--exec-id", "tty", &t.id]
+        .map(str::to_owned)
+        .to_vec();
+    args.extend(TERMINAL_SIZE.map(str::to_owned));
+    let out = ctr_on_a_terminal(ctd, ROWS_COLS, &args);
+    assert!(
+        out.code == 0 && out.stdout.ends_with("33 111\n"),
+        "{out:#?}"
+    );
+    kill_and_delete(&t);
 }
 
 #[test]
@@ -263,19 +312,25 @@ impl Events {
 
     /// The `/tasks/...` topics of `id`'s events, until `last` arrives.
     fn task_topics(&self, id: &str, last: &str) -> Vec<String> {
-        let mut topics = Vec::new();
-        while topics.last().map(String::as_str) != Some(last) {
+        let events = self.task_events(id, last);
+        events.into_iter().map(|(topic, _)| topic).collect()
+    }
+
+    /// `id`'s `/tasks/...` events as (topic, line), until `last` arrives.
+    fn task_events(&self, id: &str, last: &str) -> Vec<(String, String)> {
+        let mut events: Vec<(String, String)> = Vec::new();
+        while events.last().map(|(topic, _)| topic.as_str()) != Some(last) {
             let line = self
                 .lines
                 .recv_timeout(DEADLINE)
-                .unwrap_or_else(|e| panic!("no {last} event ({e}); got {topics:?}"));
+                .unwrap_or_else(|e| panic!("no {last} event ({e}); got {events:?}"));
             let ours = line.contains(&format!("\"container_id\":\"{id}\""));
             let topic = line.split_whitespace().find(|w| w.starts_with("/tasks/"));
             if let (true, Some(topic)) = (ours, topic) {
-                topics.push(topic.to_owned());
+                events.push((topic.to_owned(), line.clone()));
             }
         }
-        topics
+        events
     }
 }
 
@@ -405,4 +460,153 @@ fn an_oom_kill_sends_an_oom_event() {
 
 fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
+}
+
+/// A process that exits 7 on SIGTERM (as pid 1 it ignores what it does
+/// not handle).
+const EXITS_7_ON_TERM: [&str; 3] = ["sh", "-c", "trap 'exit 7' TERM; sleep 1000 & wait"];
+
+#[test]
+fn tasks_outlive_a_containerd_restart() {
+    // A restart disturbs every task of the daemon: this scenario has one
+    // of its own.
+    let ctd = containerd_or_skip!(integration::private_containerd());
+    let tasks = [sleeper(&ctd, &[]), ctd.task()];
+    tasks[1].run_detached(&[], &EXITS_7_ON_TERM);
+    tasks[1].wait_status("RUNNING");
+    let pids: Vec<i64> = tasks.iter().map(Task::init_pid).collect();
+    ctd.restart();
+    for (t, pid) in tasks.iter().zip(&pids) {
+        assert_eq!(t.listed(), Some((*pid, "RUNNING".to_owned())), "{}", t.id);
+        let out = t.task(
+            "exec",
+            &["--exec-id", "after"],
+            &["sh", "-c", "echo here; exit 6"],
+        );
+        assert_eq!((out.code, out.stdout.as_str()), (6, "here\n"), "{out:#?}");
+    }
+    let events = Events::watch(&ctd);
+    tasks[1].task("kill", &[], &[]).assert_ok();
+    tasks[1].wait_status("STOPPED");
+    tasks[1].delete();
+    let seen = events.task_events(&tasks[1].id, "/tasks/delete");
+    let exit = seen.iter().rev().find(|(topic, _)| topic == "/tasks/exit");
+    let exit = exit.map(|(_, line)| line.as_str()).unwrap_or_default();
+    assert!(exit.contains("\"exit_status\":7"), "{seen:#?}");
+    kill_and_delete(&tasks[0]);
+    tasks[1].assert_no_leftovers();
+}
+
+/// Runs `f` on every item, from a few threads at once.
+fn in_parallel<T: Sync>(items: &[T], f: impl Fn(&T) + Sync) {
+    let f = &f;
+    std::thread::scope(|s| {
+        for chunk in items.chunks(items.len().div_ceil(5)) {
+            s.spawn(move || chunk.iter().for_each(f));
+        }
+    });
+}
+
+#[test]
+fn fifty_containers_run_at_once() {
+    let ctd = containerd_or_skip!();
+    let tasks: Vec<Task> = (0..50).map(|_| ctd.task()).collect();
+    in_parallel(&tasks, |t| t.run_detached(&[], &["sleep", "1000"]));
+    let listed = ctd.ctr(&["task", "ls"]);
+    for t in &tasks {
+        let line = listed
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{} ", t.id)));
+        assert!(
+            line.is_some_and(|l| l.ends_with("RUNNING")),
+            "{}: {listed:#?}",
+            t.id
+        );
+    }
+    in_parallel(&tasks, |t| {
+        let out = t.task("exec", &["--exec-id", "hi"], &["echo", &t.id]);
+        assert_eq!(out.stdout, format!("{}\n", t.id), "{out:#?}");
+    });
+    // No group annotation: every container has a shim of its own.
+    let shims: BTreeSet<libc::pid_t> = tasks.iter().filter_map(Task::shim_pid).collect();
+    assert_eq!(shims.len(), tasks.len());
+    in_parallel(&tasks, kill_and_delete);
+}
+
+/// containerd's serialized `Any` of `containerd.runc.v1.Options` with only
+/// `shim_cgroup` (field 3) set, as it gives it to `start` on stdin.
+fn options_with_shim_cgroup(cgroup: &str) -> Vec<u8> {
+    let field = |number: u8, bytes: &[u8]| {
+        let mut out = vec![number << 3 | 2, bytes.len() as u8];
+        out.extend_from_slice(bytes);
+        out
+    };
+    let options = field(3, cgroup.as_bytes());
+    [field(1, b"containerd.runc.v1.Options"), field(2, &options)].concat()
+}
+
+#[test]
+fn the_shim_cgroup_option_puts_the_shim_there() {
+    let ctd = containerd_or_skip!();
+    // ctr cannot set ShimCgroup: this runs the shim's `start` as
+    // containerd does, with the options on stdin.
+    let t = ctd.task();
+    let cgroup = format!("/{}", t.id);
+    let dir = match integration::unified() {
+        true => format!("/sys/fs/cgroup{cgroup}"),
+        false => format!("/sys/fs/cgroup/pids{cgroup}"),
+    };
+    std::fs::create_dir(&dir).unwrap();
+    let bundle = ctd.dir.join(format!("bundle-{}", t.id));
+    std::fs::create_dir(&bundle).unwrap();
+    std::fs::write(bundle.join("config.json"), "{}").unwrap();
+    // containerd reads the shim's log from this FIFO; the runc shim exits
+    // without it.
+    let log = bundle.join("log");
+    integration::run_command(std::process::Command::new("mkfifo").arg(&log), &ctd.logs())
+        .assert_ok();
+    let _reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&log)
+        .unwrap();
+    let options = ctd.logs().join(format!("{}.options", t.id));
+    std::fs::write(&options, options_with_shim_cgroup(&cgroup)).unwrap();
+    let mut start = std::process::Command::new(ctd.shim_binary());
+    start
+        .arg("-namespace")
+        .arg(integration::NAMESPACE)
+        .arg("-address")
+        .arg(&ctd.address)
+        .args([
+            "-publish-binary",
+            "/usr/bin/containerd",
+            "-id",
+            &t.id,
+            "start",
+        ])
+        .env("TTRPC_ADDRESS", format!("{}.ttrpc", ctd.address.display()))
+        .current_dir(&bundle);
+    let stdin = std::fs::File::open(&options).unwrap();
+    let out = integration::run_with_stdin(&mut start, &ctd.logs(), stdin.into());
+    let socket = out
+        .assert_ok()
+        .stdout
+        .trim()
+        .trim_start_matches("unix://")
+        .to_owned();
+    let shim = t.shim_pid().expect("a serving shim");
+    let joined = integration::CgroupOf::pid(shim.into()).dir("pids");
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(shim, libc::SIGKILL) };
+    let _ = std::fs::remove_file(&socket);
+    std::fs::remove_dir_all(&bundle).unwrap();
+    // The cgroup is busy until the dead shim has been reaped.
+    let start = std::time::Instant::now();
+    while let Err(e) = std::fs::remove_dir(&dir) {
+        assert!(start.elapsed() < DEADLINE, "remove {dir}: {e}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(joined, std::path::Path::new(&dir));
 }

@@ -45,6 +45,8 @@ pub struct Container {
     pub init: Arc<Process>,
     pub execs: Mutex<HashMap<String, Arc<Process>>>,
     pub rootfs_mounted: bool,
+    /// Who gets the process's stdio pipes (`IoUid`, `IoGid`).
+    pub io_ids: Option<(u32, u32)>,
     /// Set once init has started.
     pub oom: std::sync::OnceLock<Arc<crate::oom::OomWatch>>,
     /// Whether init's exit must end the container's other processes: the
@@ -176,6 +178,7 @@ impl Container {
         let owner = io::Owner {
             id: &self.id,
             namespace: &shared.namespace,
+            io_ids: self.io_ids,
         };
         let (ends, held) = io::open(&paths, &owner)?;
         self.runtime

@@ -86,10 +86,13 @@ impl Ends {
     }
 }
 
-/// Whose stdio it is: a `binary://` logger is told in its environment.
+/// Whose stdio it is: a `binary://` logger is told in its environment;
+/// the ends the process gets belong to `io_ids` (uid, gid) when the
+/// `IoUid`/`IoGid` options set them.
 pub struct Owner<'a> {
     pub id: &'a str,
     pub namespace: &'a str,
+    pub io_ids: Option<(u32, u32)>,
 }
 
 /// Opens the process's stdio: what the runtime command hands the process,
@@ -114,14 +117,37 @@ pub fn open(paths: &StdioPaths, owner: &Owner) -> Result<(Ends, Held), IoError> 
             open_output(&paths.stderr, "stderr", &mut held)?,
         ),
     };
-    Ok((
-        Ends {
-            stdin,
-            stdout,
-            stderr,
-        },
-        held,
-    ))
+    let ends = Ends {
+        stdin,
+        stdout,
+        stderr,
+    };
+    if let Some(ids) = owner.io_ids {
+        ends.give_to(ids)?;
+    }
+    Ok((ends, held))
+}
+
+impl Ends {
+    /// Hands the pipes and FIFOs to (uid, gid), as containerd's runc shim
+    /// does with its pipes, so that a process of that user may reopen its
+    /// stdio (`/dev/stdout`, `/proc/self/fd/1`). A `file://` log stays
+    /// the host's.
+    fn give_to(&self, (uid, gid): (u32, u32)) -> Result<(), IoError> {
+        let ends = [&self.stdin, &self.stdout, &self.stderr];
+        let err = |source| IoError {
+            what: "stdio for",
+            path: format!("{uid}:{gid}"),
+            source,
+        };
+        for file in ends.into_iter().flatten() {
+            if !file.metadata().map_err(err)?.is_file() {
+                nix::unistd::fchown(file, Some(uid.into()), Some(gid.into()))
+                    .map_err(|e| err(e.into()))?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A pipe for the process's stdin and the thread that fills it from the
@@ -283,10 +309,12 @@ mod logger {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::MetadataExt;
 
     const OWNER: Owner = Owner {
         id: "c1",
         namespace: "ns",
+        io_ids: None,
     };
 
     #[test]
@@ -379,6 +407,30 @@ mod tests {
         let mut got = String::new();
         ends.stdin.unwrap().read_to_string(&mut got).unwrap();
         assert_eq!(got, "");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn io_ids_own_the_pipes_but_not_a_log_file() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            assert!(std::env::var("CI").as_deref() != Ok("true"), "needs root");
+            return eprintln!("skipped: chown needs root");
+        }
+        let (dir, mut paths) = stdin_fifos("ids");
+        paths.stderr = format!("file://{}", dir.join("err.log").display());
+        let owner = Owner {
+            io_ids: Some((1234, 5678)),
+            ..OWNER
+        };
+        let (ends, _held) = open(&paths, &owner).unwrap();
+        let ids = |f: &Option<File>| {
+            let meta = f.as_ref().unwrap().metadata().unwrap();
+            (meta.uid(), meta.gid())
+        };
+        assert_eq!(ids(&ends.stdin), (1234, 5678));
+        assert_eq!(ids(&ends.stdout), (1234, 5678));
+        assert_eq!(ids(&ends.stderr), (0, 0));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

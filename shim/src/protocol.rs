@@ -5,6 +5,7 @@
 
 use crate::container::{Shared, EXIT_FILE};
 use crate::events::Events;
+use crate::options;
 use crate::reaper::Reaper;
 use crate::runtime_cli::Runtime;
 use crate::service::{Service, RUNTIME_FILE};
@@ -15,12 +16,12 @@ use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim::{ExitSignal, Flags};
 use protobuf::Message;
 use std::collections::HashMap;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
 /// The fd the serving shim finds its listening socket on.
@@ -43,13 +44,24 @@ pub fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
 }
 
 /// `start`: prints the address of the shim that serves this container.
+/// containerd gives the container's runtime options on stdin.
 pub fn start(flags: &Flags) -> Result<()> {
     let bundle = std::env::current_dir().context("bundle directory")?;
+    let mut stdin = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut stdin)
+        .context("read the options")?;
+    let options = options::from_any(options::any_from_bytes(&stdin)?.as_ref())?;
     let group = group_of(&bundle).unwrap_or_else(|| flags.id.clone());
     let address = containerd_shim::socket_address(&flags.address, &flags.namespace, &group);
     let path = address.trim_start_matches("unix://");
     if let Some(listener) = listen(Path::new(path))? {
-        spawn_server(flags, &address, &listener)?;
+        let mut server = spawn_server(flags, &address, &listener)?;
+        if let Err(e) = join_shim_cgroup(&server, &options.shim_cgroup) {
+            let _ = server.kill();
+            let _ = std::fs::remove_file(path);
+            return Err(e);
+        }
     }
     write_atomically(&bundle.join("address"), address.as_bytes())
         .context("write the address file")?;
@@ -93,7 +105,7 @@ fn listen(path: &Path) -> Result<Option<UnixListener>> {
 /// Runs this binary as the serving shim, in a session of its own with the
 /// listener as fd 3 and no stdio: containerd waits for `start`'s stdout to
 /// close, and the server must outlive it.
-fn spawn_server(flags: &Flags, address: &str, listener: &UnixListener) -> Result<()> {
+fn spawn_server(flags: &Flags, address: &str, listener: &UnixListener) -> Result<Child> {
     let fd = listener.as_raw_fd();
     let mut cmd = Command::new(std::env::current_exe().context("find the shim binary")?);
     cmd.args([
@@ -123,8 +135,16 @@ fn spawn_server(flags: &Flags, address: &str, listener: &UnixListener) -> Result
             Ok(())
         });
     }
-    cmd.spawn().context("start the shim server")?;
-    Ok(())
+    cmd.spawn().context("start the shim server")
+}
+
+/// A new serving shim joins the `ShimCgroup` option's cgroup, if it names
+/// one (a group's shim stays where its first container put it).
+fn join_shim_cgroup(server: &Child, cgroup: &str) -> Result<()> {
+    if cgroup.is_empty() {
+        return Ok(());
+    }
+    Ok(crate::shim_cgroup::join(server.id(), cgroup)?)
 }
 
 /// `delete`: the shim serving this container is gone; force-delete it in

@@ -20,7 +20,6 @@ use containerd_shim::protos::types::task::ProcessInfo;
 use containerd_shim::util::convert_to_any;
 use containerd_shim::{ExitSignal, TtrpcContext, TtrpcResult};
 use protobuf::well_known_types::any::Any;
-use protobuf::Message;
 use std::collections::HashMap;
 use std::fmt::Display;
 use std::path::Path;
@@ -86,13 +85,8 @@ impl Service {
 
     /// The runtime the options name, persisted for `shim delete`.
     fn runtime_for(&self, bundle: &Path, options: Option<&Any>) -> TtrpcResult<(Runtime, Options)> {
-        let opts = match options {
-            Some(any) if any.type_url.ends_with("containerd.runc.v1.Options") => {
-                Options::parse_from_bytes(&any.value)
-                    .map_err(|e| status(Code::INVALID_ARGUMENT, e))?
-            }
-            _ => Options::default(),
-        };
+        let opts =
+            crate::options::from_any(options).map_err(|e| status(Code::INVALID_ARGUMENT, e))?;
         let rt = Runtime::new(
             &opts.binary_name,
             &opts.root,
@@ -123,6 +117,9 @@ impl Service {
             init: Arc::new(Process::new("", stdio)),
             execs: Mutex::new(HashMap::new()),
             rootfs_mounted: !req.rootfs.is_empty(),
+            // Unset (0:0) is the shim's own, which new pipes already are:
+            // a client's FIFOs are then left as they are.
+            io_ids: Some((opts.io_uid, opts.io_gid)).filter(|ids| *ids != (0, 0)),
             oom: std::sync::OnceLock::new(),
             kill_all_on_exit: crate::container::shares_pid_namespace(bundle),
         });

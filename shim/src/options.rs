@@ -1,0 +1,86 @@
+//! The container's runtime options as containerd hands them over: an `Any`
+//! that is a `containerd.runc.v1.Options` (what ctr, CRI and Docker send
+//! for runc-like runtimes), given to Create, on `start`'s stdin, and on
+//! `-info`'s stdin. CRI sends `runtimeoptions.v1.Options` instead to a
+//! runtime type it does not know as runc's: its `ConfigPath` is for shims
+//! with a config file of their own, which berth has not, so it means the
+//! defaults. Anything else is refused by name rather than ignored, so that
+//! a misconfigured runtime is seen at once.
+
+use containerd_shim::protos::shim::oci::Options;
+use protobuf::well_known_types::any::Any;
+use protobuf::Message;
+
+/// The type URL containerd gives runc's options.
+const RUNC_OPTIONS: &str = "containerd.runc.v1.Options";
+/// The type URL of CRI's options for other runtimes.
+const CRI_OPTIONS: &str = "runtimeoptions.v1.Options";
+
+#[derive(Debug, thiserror::Error)]
+pub enum OptionsError {
+    #[error("runtime options: {0}")]
+    Decode(#[from] protobuf::Error),
+    #[error("runtime options of type {0:?}: expected {RUNC_OPTIONS}")]
+    Type(String),
+}
+
+/// The options `any` holds (the defaults when containerd sent none).
+pub fn from_any(any: Option<&Any>) -> Result<Options, OptionsError> {
+    match any {
+        None => Ok(Options::default()),
+        Some(any) if any.type_url.is_empty() && any.value.is_empty() => Ok(Options::default()),
+        Some(any) if any.type_url.ends_with(CRI_OPTIONS) => Ok(Options::default()),
+        Some(any) if any.type_url.ends_with(RUNC_OPTIONS) => {
+            Ok(Options::parse_from_bytes(&any.value)?)
+        }
+        Some(any) => Err(OptionsError::Type(any.type_url.clone())),
+    }
+}
+
+/// The `Any` a serialized stdin holds (None when stdin was empty).
+pub fn any_from_bytes(bytes: &[u8]) -> Result<Option<Any>, OptionsError> {
+    match bytes.is_empty() {
+        true => Ok(None),
+        false => Ok(Some(Any::parse_from_bytes(bytes)?)),
+    }
+}
+
+#[cfg(test)]
+pub fn runc_any(options: &Options) -> Any {
+    Any {
+        type_url: RUNC_OPTIONS.to_owned(),
+        value: options.write_to_bytes().unwrap(),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runc_options_are_read_and_others_refused() {
+        let opts = Options {
+            shim_cgroup: "/berth/shim".into(),
+            io_uid: 1000,
+            ..Default::default()
+        };
+        let bytes = runc_any(&opts).write_to_bytes().unwrap();
+        let any = any_from_bytes(&bytes).unwrap();
+        assert_eq!(from_any(any.as_ref()).unwrap(), opts);
+        assert_eq!(any_from_bytes(b"").unwrap(), None);
+        assert_eq!(from_any(None).unwrap(), Options::default());
+        let cri = Any {
+            type_url: CRI_OPTIONS.into(),
+            value: b"\x0a\x01x".to_vec(),
+            ..Default::default()
+        };
+        assert_eq!(from_any(Some(&cri)).unwrap(), Options::default());
+        let other = Any {
+            type_url: "io.example.Options".into(),
+            ..Default::default()
+        };
+        let err = from_any(Some(&other)).unwrap_err().to_string();
+        assert!(err.contains("io.example.Options"), "{err}");
+    }
+}
