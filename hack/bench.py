@@ -254,7 +254,7 @@ def counted(by_count):
                      for count, by_shim in by_count.items())
 
 
-def report(runtimes, results, shims, shim_results, counts):
+def report(runtimes, results, shims, shim_results, counts, load_before):
     cpu = next((l.split(":", 1)[1].strip() for l in
                 Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name")), "?")
     mem = Path("/proc/meminfo").read_text().split()[1]
@@ -268,6 +268,9 @@ def report(runtimes, results, shims, shim_results, counts):
         "",
         f"- Machine: {cpu}, {os.cpu_count()} CPUs, {int(mem) // 1024} MiB, "
         f"kernel {platform.release()}",
+        # The host is shared: its load says how noisy the times are.
+        f"- Load average (1 min) at the start and the end: {load_before:.2f}, "
+        f"{os.getloadavg()[0]:.2f}",
         *[f"- {rt.name}: `{rt.version()}` ({rt.path})" for rt in runtimes],
         f"- Rounds: {RUNS} (run, create + start + delete, exec), 10 (peak RSS, by GNU "
         "time), 3 (100 in sequence), 5 (20 in parallel)",
@@ -328,6 +331,7 @@ def shim_path(berth):
 
 def bench_all(berth):
     """The report of every measure: the runtimes, then the shims."""
+    load_before = os.getloadavg()[0]
     runtimes = [Runtime("berth", berth),
                 Runtime("runc", shutil.which("runc")),
                 Runtime("crun", shutil.which("crun"))]
@@ -343,7 +347,7 @@ def bench_all(berth):
     with Containerd(WORK / "containerd", path_first) as ctd:
         ctd.import_image(bundle / "rootfs")
         shim_results, counts = bench_shims(ctd, shims)
-    return report(runtimes, results, shims, shim_results, counts)
+    return report(runtimes, results, shims, shim_results, counts, load_before)
 
 
 if __name__ == "__main__":
