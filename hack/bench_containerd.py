@@ -179,7 +179,10 @@ def clean(ctd, proc):
     subprocess.run(["rm", "-rf", "--one-file-system", str(ctd.dir)], check=True)
     for shim in (BERTH_SHIM, RUNC_SHIM):
         subprocess.run(["rm", "-rf", str(shim.state)], check=True)
-    for cgroup in Path("/sys/fs/cgroup").glob(f"*/{NAMESPACE}"):
+    # ctr puts a container in /NAMESPACE/ID: in each v1 hierarchy, or at
+    # the top of a pure v2 host's.
+    root = Path("/sys/fs/cgroup")
+    for cgroup in [*root.glob(NAMESPACE), *root.glob(f"*/{NAMESPACE}")]:
         remove_cgroup(cgroup)
 
 
