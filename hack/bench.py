@@ -1,17 +1,19 @@
 #!/usr/bin/env python3
-"""berth against runc and crun on one busybox bundle, in one run.
+"""berth against runc and crun on one busybox bundle, and berth's shim
+against containerd's runc shim under a private containerd, in one run.
 
 Called by hack/bench inside a private mount namespace (crun 1.8 needs the
-hybrid cgroup2 mount hidden; every runtime runs under that same condition).
-Rounds alternate the runtimes, and rotate their order, so drift hits all of
-them alike. Writes a markdown report to the path given as the first
-argument and prints it.
+hybrid cgroup2 mount hidden; every runtime and shim runs under that same
+condition). Rounds alternate the runtimes (or shims), and rotate their
+order, so drift hits all of them alike. Writes a markdown report to the
+path given as the first argument and prints it.
 """
 
 import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -19,8 +21,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_containerd import BERTH_SHIM, RUNC_SHIM, Containerd, running, smaps_rollup_kib
+
 RUNS = int(os.environ.get("BENCH_RUNS", "40"))
 WORK = Path(os.environ.get("BENCH_DIR", "/tmp/berth-bench"))
+# Rounds of the shim memory measures: each starts up to 50 containers.
+MEMORY_RUNS = 3
+SLEEPERS = (1, 50)
 
 
 class Runtime:
@@ -32,8 +39,13 @@ class Runtime:
         return [self.path, "--root", str(self.root), *args]
 
     def version(self):
-        out = subprocess.run([self.path, "--version"], capture_output=True, text=True)
-        return out.stdout.splitlines()[0] if out.stdout else "?"
+        return version_of([self.path, "--version"])
+
+
+def version_of(argv, lines=1):
+    """The first `lines` non-blank lines of what `argv` prints, on one line."""
+    out = subprocess.run(argv, capture_output=True, text=True).stdout
+    return " ".join([l.strip() for l in out.splitlines() if l.strip()][:lines]) or "?"
 
 
 def timed(argv):
@@ -158,15 +170,94 @@ def bench(runtimes, bundle, sleeper):
     return results
 
 
+def bench_shims(ctd, shims):
+    """`ctr run --rm` end to end, and the shims' memory per container; and
+    {"processes"|"others": {count: {shim: {counts seen}}}}, shim processes
+    of ours and of other containerds, for the report."""
+    rm = ["--rm"]
+    for shim in shims:  # untimed: pages each shim in, and fails early if it cannot run
+        timed(ctd.run(shim, f"warm-{shim.key}", rm, ["/bin/true"]))
+
+    def run_rm(shim, i):
+        return timed(ctd.run(shim, f"rm-{shim.key}-{i}", rm, ["/bin/true"])) * 1e3
+
+    results = {"ctr run --rm /bin/true (ms)": rounds(shims, RUNS, run_rm)}
+    counts = {}
+    for count in SLEEPERS:
+        samples = rounds(shims, MEMORY_RUNS, lambda shim, i: shim_memory(ctd, shim, count, i))
+        for field in ("Rss", "Pss"):
+            results[f"shim {field.upper()} per container, {count} running (MiB)"] = {
+                name: [s[field] for s in by_round] for name, by_round in samples.items()}
+        for kind in ("processes", "others"):
+            counts.setdefault(kind, {})[count] = {
+                name: {s[kind] for s in by_round} for name, by_round in samples.items()}
+    return results, counts
+
+
+def shim_memory(ctd, shim, count, i):
+    """RSS and PSS (MiB) of all shim processes, divided by the containers,
+    with `count` sleepers running through `shim`; and how many shims."""
+    ids = [f"mem-{shim.key}-{count}-{i}-{n}" for n in range(count)]
+    for cid in ids:
+        timed(ctd.run(shim, cid, ["-d"], ["sleep", "100000"]))
+    # Let the last shim finish answering Start before its pages are counted.
+    time.sleep(1)
+    pids = ctd.shim_pids()
+    # Other containerds' shims of the same binary share its pages: PSS.
+    others = len(set(running(shim.path)) - set(pids))
+    kib = {"Rss": 0, "Pss": 0}
+    for pid in pids:
+        rollup = smaps_rollup_kib(pid)
+        for field in kib:
+            kib[field] += rollup[field]
+    ctd.remove_all()
+    wait_no_shims(ctd)
+    return {**{f: v / 1024 / count for f, v in kib.items()},
+            "processes": len(pids), "others": others}
+
+
+def wait_no_shims(ctd):
+    """Untimed: a shim still exiting would count in the next measure."""
+    deadline = time.monotonic() + 10
+    while ctd.shim_pids():
+        if time.monotonic() > deadline:
+            sys.exit(f"bench: shims still running after delete: {ctd.shim_pids()}")
+        time.sleep(0.01)
+
+
 def cell(samples):
     return f"{statistics.median(samples):.2f} ({min(samples):.2f}–{max(samples):.2f})"
 
 
-def report(runtimes, results):
+def table(results, names, baselines):
+    """Markdown rows: a column per name, then the first name's ratios of
+    medians to each baseline."""
+    first = names[0]
+    lines = ["| measure | " + " | ".join(names) + " | " +
+             " | ".join(f"{first}/{b}" for b in baselines) + " |",
+             "| --- |" + " --- |" * (len(names) + len(baselines))]
+    for measure, by_name in results.items():
+        med = {k: statistics.median(v) for k, v in by_name.items()}
+        ratios = [f"{med[first] / med[b]:.2f}" for b in baselines]
+        lines.append(f"| {measure} | " + " | ".join(cell(by_name[n]) for n in names) +
+                     " | " + " | ".join(ratios) + " |")
+    return lines
+
+
+def counted(by_count):
+    """`1 running: berth shim 1, runc shim 1; 50 running: ...`, every count
+    seen over the rounds."""
+    def counts(seen):
+        return "/".join(map(str, sorted(seen)))
+    return "; ".join(f"{count} running: " +
+                     ", ".join(f"{name} {counts(seen)}" for name, seen in by_shim.items())
+                     for count, by_shim in by_count.items())
+
+
+def report(runtimes, results, shims, shim_results, counts, load_before):
     cpu = next((l.split(":", 1)[1].strip() for l in
                 Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name")), "?")
     mem = Path("/proc/meminfo").read_text().split()[1]
-    names = [rt.name for rt in runtimes]
     lines = [
         "# Benchmarks",
         "",
@@ -177,35 +268,86 @@ def report(runtimes, results):
         "",
         f"- Machine: {cpu}, {os.cpu_count()} CPUs, {int(mem) // 1024} MiB, "
         f"kernel {platform.release()}",
+        # The host is shared: its load says how noisy the times are.
+        f"- Load average (1 min) at the start and the end: {load_before:.2f}, "
+        f"{os.getloadavg()[0]:.2f}",
         *[f"- {rt.name}: `{rt.version()}` ({rt.path})" for rt in runtimes],
         f"- Rounds: {RUNS} (run, create + start + delete, exec), 10 (peak RSS, by GNU "
         "time), 3 (100 in sequence), 5 (20 in parallel)",
         "",
-        "| measure | " + " | ".join(names) + " | berth/runc | berth/crun |",
-        "| --- |" + " --- |" * (len(names) + 2),
+        *table(results, [rt.name for rt in runtimes], ["runc", "crun"]),
+        "",
+        "## Under containerd",
+        "",
+        "A containerd of the bench's own (config, root, state and socket in a",
+        "temporary directory, CRI disabled), in the same mount namespace, with a",
+        "busybox image made from `hack/mkrootfs`. `ctr run --rm` is timed end to",
+        "end, ctr included. For the memory rows, `ctr run -d` starts 1 or 50",
+        "`sleep` containers through one shim; the RSS and PSS (from",
+        "`/proc/PID/smaps_rollup`) of all that containerd's shim processes are",
+        "summed and divided by the number of containers. PSS divides a page among",
+        "every process that maps it: the runc shim runs from a copy of",
+        "`/usr/bin/containerd-shim-runc-v2`, so that the stock shims of other",
+        "containerds on this shared host do not lower its PSS (counted below).",
+        "",
+        f"- containerd: `{version_of(['containerd', '--version'])}`",
+        *[f"- {shim.name}: `{version_of([shim.path, '-v'], 2)}` ({shim.path}), "
+          f"`{shim.runtime_type}`" for shim in shims],
+        f"- Rounds: {RUNS} (ctr run --rm), {MEMORY_RUNS} (memory)",
+        f"- Shim processes counted: {counted(counts['processes'])}",
+        "- Other processes of the same shim file on the host meanwhile: "
+        f"{counted(counts['others'])}",
+        "",
+        *table(shim_results, [shim.name for shim in shims], [shims[1].name]),
     ]
-    for measure, by_rt in results.items():
-        med = {k: statistics.median(v) for k, v in by_rt.items()}
-        ratios = [f"{med['berth'] / med[o]:.2f}" for o in ("runc", "crun")]
-        lines.append(f"| {measure} | " + " | ".join(cell(by_rt[n]) for n in names) +
-                     " | " + " | ".join(ratios) + " |")
     return "\n".join(lines) + "\n"
 
 
 def main():
     out_path, berth = Path(sys.argv[1]), sys.argv[2]
+    # A plain kill must run the cleanups too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("bench: terminated"))
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True)
+    try:
+        text = bench_all(berth)
+    finally:
+        shutil.rmtree(WORK, ignore_errors=True)
+    out_path.write_text(text)
+    print(text)
+
+
+def shim_path(berth):
+    """The directories to put first on containerd's PATH: the release build
+    (containerd-shim-berth-v2 beside berth), and a copy of the stock runc
+    shim. The copy shares its pages only with this bench's runc shims, as
+    our build does with ours: the other containerds on a shared host run
+    many stock shims, which would lower its PSS."""
+    private = WORK / "shims"
+    private.mkdir()
+    shutil.copy2(shutil.which(RUNC_SHIM.binary), private)
+    return f"{Path(berth).resolve().parent}:{private}"
+
+
+def bench_all(berth):
+    """The report of every measure: the runtimes, then the shims."""
+    load_before = os.getloadavg()[0]
     runtimes = [Runtime("berth", berth),
                 Runtime("runc", shutil.which("runc")),
                 Runtime("crun", shutil.which("crun"))]
     bundle, sleeper = make_bundle(berth)
     print(f"==> {RUNS} rounds of each measure, alternating {', '.join(r.name for r in runtimes)}",
           flush=True)
-    text = report(runtimes, bench(runtimes, bundle, sleeper))
-    out_path.write_text(text)
-    print(text)
-    shutil.rmtree(WORK, ignore_errors=True)
+    results = bench(runtimes, bundle, sleeper)
+    path_first = shim_path(berth)
+    shims = [BERTH_SHIM, RUNC_SHIM]
+    for shim in shims:
+        shim.locate(path_first)
+    print(f"==> under containerd, alternating {', '.join(s.name for s in shims)}", flush=True)
+    with Containerd(WORK / "containerd", path_first) as ctd:
+        ctd.import_image(bundle / "rootfs")
+        shim_results, counts = bench_shims(ctd, shims)
+    return report(runtimes, results, shims, shim_results, counts, load_before)
 
 
 if __name__ == "__main__":
