@@ -422,6 +422,13 @@ impl Task<'_> {
         self.ctd.ctr(&["containers", "rm", &self.id]).assert_ok();
     }
 
+    /// Asserts that no process of the container runs.
+    #[track_caller]
+    pub fn assert_no_processes(&self) {
+        let marker = self.marker();
+        crate::leftovers::assert_none_left(&self.id, || crate::leftovers::marked(&marker));
+    }
+
     /// Asserts that nothing of the container is left: no task or container
     /// in containerd, no shim, no process of the container, no bundle, no
     /// runtime state.

@@ -135,6 +135,21 @@ fn an_exec_terminal_gets_the_clients_size() {
 }
 
 #[test]
+fn in_the_hosts_pid_namespace_init_s_exit_ends_the_rest() {
+    let ctd = containerd_or_skip!();
+    let t = ctd.task();
+    let script = "sleep 1000 >/dev/null 2>&1 & exit 0";
+    let host_pid_ns = format!("pid:/proc/{}/ns/pid", std::process::id());
+    t.run_detached(&["--with-ns", &host_pid_ns], &["sh", "-c", script]);
+    t.wait_status("STOPPED");
+    // The kernel ends nothing here, and the task is not deleted yet: the
+    // shim must end what init left when init exits.
+    t.assert_no_processes();
+    t.delete();
+    t.assert_no_leftovers();
+}
+
+#[test]
 fn a_binary_logger_gets_the_output() {
     let ctd = containerd_or_skip!();
     let t = ctd.task();
