@@ -272,6 +272,7 @@ def report(runtimes, results, shims, shim_results, counts, load_before):
         f"- Load average (1 min) at the start and the end: {load_before:.2f}, "
         f"{os.getloadavg()[0]:.2f}",
         *[f"- {rt.name}: `{rt.version()}` ({rt.path})" for rt in runtimes],
+        f"- berth and its shim: release build, {os.environ.get('BENCH_BUILD', 'as given')}",
         f"- Rounds: {RUNS} (run, create + start + delete, exec), 10 (peak RSS, by GNU "
         "time), 3 (100 in sequence), 5 (20 in parallel)",
         "",

@@ -88,7 +88,9 @@ pub fn exec(p: &Prepared, process: &Process, preserve_fds: i32) -> Res<std::conv
     Err(format!("exec {:?}: {e}", p.program))
 }
 
-fn rlimit_resource(t: PosixRlimitType) -> libc::__rlimit_resource_t {
+/// The resource number (its C type differs between glibc and musl).
+#[allow(clippy::unnecessary_cast)] // u32 on glibc, c_int on musl
+fn rlimit_resource(t: PosixRlimitType) -> u32 {
     use PosixRlimitType as R;
     (match t {
         R::RlimitCpu => libc::RLIMIT_CPU,
@@ -107,7 +109,7 @@ fn rlimit_resource(t: PosixRlimitType) -> libc::__rlimit_resource_t {
         R::RlimitNice => libc::RLIMIT_NICE,
         R::RlimitRtprio => libc::RLIMIT_RTPRIO,
         R::RlimitRttime => libc::RLIMIT_RTTIME,
-    }) as libc::__rlimit_resource_t
+    }) as u32
 }
 
 fn set_rlimits(process: &Process) -> Res<()> {
@@ -117,7 +119,7 @@ fn set_rlimits(process: &Process) -> Res<()> {
             rlim_max: r.hard(),
         };
         // SAFETY: setrlimit reads the rlimit struct for the duration of the call.
-        let rc = unsafe { libc::setrlimit(rlimit_resource(r.typ()), &lim) };
+        let rc = unsafe { libc::setrlimit(rlimit_resource(r.typ()) as _, &lim) };
         nix::errno::Errno::result(rc).map_err(|e| {
             format!(
                 "process.rlimits: {} soft {} hard {}: {e} (raising a hard limit needs CAP_SYS_RESOURCE)",

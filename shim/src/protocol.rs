@@ -215,9 +215,12 @@ pub fn serve(flags: &Flags) -> Result<()> {
     // SAFETY: prctl(PR_SET_CHILD_SUBREAPER) has no memory-safety preconditions.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) };
     // One malloc arena for all threads: each arena costs its own touched
-    // pages, and the shim's threads mostly sleep.
+    // pages, and the shim's threads mostly sleep (musl's malloc has one).
+    #[cfg(target_env = "gnu")]
     // SAFETY: mallopt has no memory-safety preconditions.
-    unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1)
+    };
     let _ = containerd_shim::logger::init(flags.debug, "info", &flags.namespace, &flags.id);
     let ttrpc_address = std::env::var("TTRPC_ADDRESS").context("TTRPC_ADDRESS is not set")?;
     let shared = Arc::new(Shared {

@@ -292,6 +292,8 @@ pub(crate) fn remount(dest: &Path, flags: MsFlags) -> nix::Result<()> {
 }
 
 fn locked_flags(dest: &Path) -> nix::Result<MsFlags> {
+    // The kernel's statfs flag; nix names it only on glibc.
+    const ST_RELATIME: FsFlags = FsFlags::from_bits_retain(4096);
     let f = statvfs(dest)?.flags();
     let map = [
         (FsFlags::ST_RDONLY, MsFlags::MS_RDONLY),
@@ -300,7 +302,7 @@ fn locked_flags(dest: &Path) -> nix::Result<MsFlags> {
         (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
         (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
         (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
-        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+        (ST_RELATIME, MsFlags::MS_RELATIME),
     ];
     Ok(map
         .iter()
