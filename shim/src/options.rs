@@ -45,6 +45,15 @@ pub fn any_from_bytes(bytes: &[u8]) -> Result<Option<Any>, OptionsError> {
     }
 }
 
+/// The options `start` finds on its stdin, as containerd 1.6 to 2.1 send
+/// them. What it cannot read there (a later containerd's start-up message)
+/// means the defaults, which only leave the shim's cgroup as it is: Create
+/// reads the options again and refuses, by name, those that are wrong.
+pub fn at_start(stdin: &[u8]) -> Options {
+    let any = any_from_bytes(stdin).ok().flatten();
+    from_any(any.as_ref()).unwrap_or_default()
+}
+
 #[cfg(test)]
 pub fn runc_any(options: &Options) -> Any {
     Any {
@@ -57,6 +66,25 @@ pub fn runc_any(options: &Options) -> Any {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn start_reads_runc_options_and_passes_over_anything_else() {
+        let opts = Options {
+            shim_cgroup: "/berth/shim".into(),
+            ..Default::default()
+        };
+        let bytes = runc_any(&opts).write_to_bytes().unwrap();
+        assert_eq!(at_start(&bytes), opts);
+        assert_eq!(at_start(b"\xff\xfe not protobuf"), Options::default());
+        let other = Any {
+            type_url: "containerd.bootstrap.v1.Params".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            at_start(&other.write_to_bytes().unwrap()),
+            Options::default()
+        );
+    }
 
     #[test]
     fn runc_options_are_read_and_others_refused() {

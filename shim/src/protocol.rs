@@ -51,7 +51,7 @@ pub fn start(flags: &Flags) -> Result<()> {
     std::io::stdin()
         .read_to_end(&mut stdin)
         .context("read the options")?;
-    let options = options::from_any(options::any_from_bytes(&stdin)?.as_ref())?;
+    let options = options::at_start(&stdin);
     let group = group_of(&bundle).unwrap_or_else(|| flags.id.clone());
     let address = containerd_shim::socket_address(&flags.address, &flags.namespace, &group);
     let path = address.trim_start_matches("unix://");
