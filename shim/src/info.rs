@@ -1,11 +1,17 @@
 //! `-info`, which containerd 2.x runs before it uses a runtime: the
 //! options `Any` (or nothing) on stdin, a `RuntimeInfo` protobuf on stdout.
 //! As containerd's runc shim does, the options come back as they were sent,
-//! once they are known to be runc options.
+//! once they are known to be runc options, and the features are what the
+//! runtime binary's `features` prints (containerd checks them, e.g. before
+//! idmapped mounts).
 
 use crate::options;
+use containerd_shim::protos::protobuf::well_known_types::any::Any;
 use containerd_shim::protos::types::introspection::{RuntimeInfo, RuntimeVersion};
 use std::path::Path;
+
+/// The type containerd gives the runtime-spec's features document.
+const FEATURES_TYPE: &str = "types.containerd.io/opencontainers/runtime-spec/1/features/Features";
 
 /// The runtime info for the options serialized in `stdin`; the runtime
 /// name follows the binary's (`containerd-shim-NAME-v2` serves
@@ -13,7 +19,7 @@ use std::path::Path;
 /// reports that name.
 pub fn info(binary: &Path, stdin: &[u8]) -> Result<RuntimeInfo, options::OptionsError> {
     let any = options::any_from_bytes(stdin)?;
-    options::from_any(any.as_ref())?;
+    let opts = options::from_any(any.as_ref())?;
     Ok(RuntimeInfo {
         name: runtime_name(binary),
         version: Some(RuntimeVersion {
@@ -22,6 +28,25 @@ pub fn info(binary: &Path, stdin: &[u8]) -> Result<RuntimeInfo, options::Options
         })
         .into(),
         options: any.into(),
+        features: features(&opts.binary_name).into(),
+        ..Default::default()
+    })
+}
+
+/// The runtime's `features` output, if it prints a JSON document (a
+/// runtime without the command has none to give).
+fn features(binary_name: &str) -> Option<Any> {
+    let binary = crate::runtime_cli::find_binary(binary_name);
+    let out = std::process::Command::new(binary)
+        .arg("features")
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let is_json = serde_json::from_slice::<serde_json::Value>(&out.stdout).is_ok();
+    (out.status.success() && is_json).then(|| Any {
+        type_url: FEATURES_TYPE.to_owned(),
+        value: out.stdout,
         ..Default::default()
     })
 }
@@ -68,6 +93,35 @@ mod tests {
         let any = options::runc_any(&opts);
         let got = decoded(&any.write_to_bytes().unwrap());
         assert_eq!(got.options.as_ref(), Some(&any));
+    }
+
+    /// What `-info` says with options naming a runtime binary that is the
+    /// shell script `body`.
+    fn decoded_with_script(name: &str, body: &str) -> RuntimeInfo {
+        let script = std::env::temp_dir().join(format!("berth-info-{name}-{}", std::process::id()));
+        std::fs::write(&script, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let opts = Options {
+            binary_name: script.display().to_string(),
+            ..Default::default()
+        };
+        let got = decoded(&options::runc_any(&opts).write_to_bytes().unwrap());
+        std::fs::remove_file(&script).unwrap();
+        got
+    }
+
+    #[test]
+    fn info_carries_the_runtimes_features() {
+        let doc = r#"{"ociVersionMin":"1.0.0","mountOptions":["rro"]}"#;
+        let got = decoded_with_script("features", &format!("echo '{doc}'"));
+        assert_eq!(got.features.type_url, FEATURES_TYPE);
+        assert_eq!(got.features.value, format!("{doc}\n").into_bytes());
+        let got = decoded_with_script("none", "echo 'no such command' >&2; exit 1");
+        assert!(
+            got.features.is_none(),
+            "a runtime without `features` has none"
+        );
     }
 
     #[test]

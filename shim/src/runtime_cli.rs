@@ -199,7 +199,9 @@ fn last_error_line(log: &str) -> Option<String> {
 
 /// `name` as the options give it; unset means `berth` next to the shim's
 /// own binary, else on PATH.
-fn find_binary(name: &str) -> PathBuf {
+/// The runtime binary `name` (options' `BinaryName`) names: berth beside
+/// the shim, or on PATH, when it is empty.
+pub fn find_binary(name: &str) -> PathBuf {
     if !name.is_empty() {
         return PathBuf::from(name);
     }
