@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver};
-use std::time::{Duration, Instant};
 
 /// The environment variable every container process and test hook carries,
 /// so that [`Bundle::assert_no_leftovers`] can find strays.
@@ -207,15 +206,8 @@ impl Bundle {
     /// Polls `state` until the status is `want`.
     #[track_caller]
     pub fn wait_status(&self, want: &str) {
-        let start = Instant::now();
-        while self.state_json()["status"] != want {
-            assert!(
-                start.elapsed() < DEADLINE,
-                "{} never became {want}",
-                self.id
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let what = format!("{} never became {want}", self.id);
+        crate::exec::poll(&what, || self.state_json()["status"].clone(), |s| s == want);
     }
 
     /// Starts `run` in the background with its stdout readable line by line.

@@ -7,6 +7,7 @@
 //! to prove the scenarios honest).
 
 use crate::exec::{self, Out};
+use crate::leftovers::DAEMON_GRACE;
 use crate::{rootfs_cache, target_dir};
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -190,14 +191,8 @@ impl Containerd {
         let old = self.pid().expect("containerd runs");
         // SAFETY: kill has no memory-safety preconditions.
         unsafe { libc::kill(old, libc::SIGKILL) };
-        let start = Instant::now();
-        while self.pid().is_none_or(|pid| pid == old) {
-            assert!(
-                start.elapsed() < exec::DEADLINE,
-                "containerd never came back"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let new = |pid: &Option<libc::pid_t>| pid.is_some_and(|pid| pid != old);
+        exec::poll("containerd never came back", || self.pid(), new);
         wait_for_socket(&self.address).unwrap();
     }
 }
@@ -267,9 +262,7 @@ impl Containerd {
 
     /// Where ctr's output files go.
     pub fn logs(&self) -> PathBuf {
-        let dir = self.dir.join("logs");
-        std::fs::create_dir_all(&dir).expect("create logs dir");
-        dir
+        logs_in(&self.dir)
     }
 
     /// Imports a docker archive of the busybox rootfs (a layer tarball, an
@@ -286,7 +279,7 @@ impl Containerd {
             .expect("sha256sum prints a digest");
         let config = serde_json::json!({
             "architecture": "amd64", "os": "linux",
-            "config": {"Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"], "Cmd": ["sh"]},
+            "config": {"Env": [IMAGE_PATH], "Cmd": ["sh"]},
             "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{digest}")]},
         });
         let manifest = serde_json::json!([{"Config": "config.json", "RepoTags": [IMAGE], "Layers": ["layer.tar"]}]);
@@ -303,6 +296,16 @@ impl Containerd {
             .assert_ok();
     }
 }
+
+/// The `logs` directory of a daemon's `dir`, made if need be.
+pub(crate) fn logs_in(dir: &Path) -> PathBuf {
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs).expect("create logs dir");
+    logs
+}
+
+/// The PATH the test image's config gives its processes.
+pub(crate) const IMAGE_PATH: &str = "PATH=/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Writes the busybox rootfs as a layer tarball at `path`.
 pub(crate) fn rootfs_layer(path: &Path, logs: &Path) {
@@ -394,16 +397,9 @@ impl Task<'_> {
     /// Polls `ctr task ls` until the task's status is `want`.
     #[track_caller]
     pub fn wait_status(&self, want: &str) {
-        let start = Instant::now();
-        while self.listed().map(|(_, s)| s).as_deref() != Some(want) {
-            assert!(
-                start.elapsed() < exec::DEADLINE,
-                "{} never became {want}: {:?}",
-                self.id,
-                self.listed()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let what = format!("{} never became {want}", self.id);
+        let is_want = |l: &Option<(i64, String)>| l.as_ref().is_some_and(|(_, s)| s == want);
+        exec::poll(&what, || self.listed(), is_want);
     }
 
     pub fn init_pid(&self) -> i64 {
@@ -425,8 +421,7 @@ impl Task<'_> {
     /// Asserts that no process of the container runs.
     #[track_caller]
     pub fn assert_no_processes(&self) {
-        let marker = self.marker();
-        crate::leftovers::assert_none_left(&self.id, || crate::leftovers::marked(&marker));
+        crate::leftovers::assert_none_marked(&self.id, &self.marker());
     }
 
     /// Asserts that nothing of the container is left: no task or container
@@ -434,7 +429,7 @@ impl Task<'_> {
     /// runtime state.
     #[track_caller]
     pub fn assert_no_leftovers(&self) {
-        crate::leftovers::assert_none_left(&self.id, || self.leftovers());
+        crate::leftovers::assert_none_left(&self.id, DAEMON_GRACE, || self.leftovers());
     }
 
     fn leftovers(&self) -> Vec<String> {

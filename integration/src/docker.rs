@@ -12,9 +12,11 @@
 //! - `runc`: the stock shim driving runc, to prove the scenarios honest.
 
 use crate::containerd::{
-    containerd_command, keep, need_root_and, rootfs_layer, wait_for_socket, write_config, Daemon,
+    containerd_command, keep, logs_in, need_root_and, rootfs_layer, wait_for_socket, write_config,
+    Daemon, IMAGE_PATH,
 };
 use crate::exec::{self, Out};
+use crate::leftovers::DAEMON_GRACE;
 use crate::target_dir;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -163,9 +165,7 @@ impl Docker {
 
     /// Where the client's output files go.
     pub fn logs(&self) -> PathBuf {
-        let dir = self.dir.join("logs");
-        std::fs::create_dir_all(&dir).expect("create logs dir");
-        dir
+        logs_in(&self.dir)
     }
 
     /// The busybox rootfs as an image: `docker import` of its layer, with
@@ -173,9 +173,9 @@ impl Docker {
     fn import_image(&self) {
         let layer = self.dir.join("layer.tar");
         rootfs_layer(&layer, &self.logs());
-        let env = "ENV PATH=/usr/sbin:/usr/bin:/sbin:/bin";
+        let env = format!("ENV {IMAGE_PATH}");
         let layer = layer.to_str().expect("a UTF-8 path");
-        self.docker(&["import", "-c", env, layer, DOCKER_IMAGE])
+        self.docker(&["import", "-c", &env, layer, DOCKER_IMAGE])
             .assert_ok();
     }
 }
@@ -273,30 +273,21 @@ impl Container<'_> {
     /// Polls `docker inspect` until `template` gives `want`.
     #[track_caller]
     pub fn wait_for(&self, template: &str, want: &str) {
-        let start = std::time::Instant::now();
-        while self.inspect(template) != want {
-            assert!(
-                start.elapsed() < exec::DEADLINE,
-                "{}: {template} never became {want:?}: {:?}",
-                self.name,
-                self.inspect(template)
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        let what = format!("{}: {template} never became {want:?}", self.name);
+        exec::poll(&what, || self.inspect(template), |got| got == want);
     }
 
     /// Asserts that nothing of the container is left: no container in
     /// Docker, no shim, no process of the container, no runtime state.
     #[track_caller]
     pub fn assert_no_leftovers(&self) {
-        crate::leftovers::assert_none_left(&self.name, || self.leftovers());
+        crate::leftovers::assert_none_left(&self.name, DAEMON_GRACE, || self.leftovers());
     }
 
     /// Asserts that no process of the container runs.
     #[track_caller]
     pub fn assert_no_processes(&self) {
-        let marker = self.marker();
-        crate::leftovers::assert_none_left(&self.name, || crate::leftovers::marked(&marker));
+        crate::leftovers::assert_none_marked(&self.name, &self.marker());
     }
 
     fn leftovers(&self) -> Vec<String> {

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long any one runtime command may take before the test fails.
 pub const DEADLINE: Duration = Duration::from_secs(60);
@@ -101,6 +101,25 @@ pub fn wait(mut child: Child, what: &str) -> i32 {
             unsafe { libc::kill(pid, libc::SIGKILL) };
             panic!("{what} did not finish within {DEADLINE:?}");
         }
+    }
+}
+
+/// Polls `probe` until `done` holds for what it returns, and returns that;
+/// after [`DEADLINE`] fails the test with `what` and the last value.
+#[track_caller]
+pub fn poll<T: std::fmt::Debug>(
+    what: &str,
+    mut probe: impl FnMut() -> T,
+    done: impl Fn(&T) -> bool,
+) -> T {
+    let start = Instant::now();
+    loop {
+        let value = probe();
+        if done(&value) {
+            return value;
+        }
+        assert!(start.elapsed() < DEADLINE, "{what}: {value:?}");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -15,17 +15,8 @@ impl Bundle {
     /// the state root, no cgroup named after it.
     #[track_caller]
     pub fn assert_no_leftovers(&self) {
-        let start = Instant::now();
-        let mut found = self.leftovers();
-        while !found.is_empty() && start.elapsed() < GRACE {
-            std::thread::sleep(Duration::from_millis(20));
-            found = self.leftovers();
-        }
-        assert!(
-            found.is_empty(),
-            "container {} left behind: {found:#?}",
-            self.id
-        );
+        let what = format!("container {}", self.id);
+        assert_none_left(&what, GRACE, || self.leftovers());
     }
 
     /// What [`Bundle::assert_no_leftovers`] would complain about, now.
@@ -131,14 +122,16 @@ impl Bundle {
     }
 }
 
-/// Asserts that `find` soon finds nothing left of `what`: a daemon takes
-/// a moment to reap a shim and forget a container.
+/// A daemon takes a moment to reap a shim and forget a container.
+pub(crate) const DAEMON_GRACE: Duration = Duration::from_secs(5);
+
+/// Asserts that `find` finds nothing left of `what` within `grace`.
 #[track_caller]
-pub(crate) fn assert_none_left(what: &str, find: impl Fn() -> Vec<String>) {
+pub(crate) fn assert_none_left(what: &str, grace: Duration, find: impl Fn() -> Vec<String>) {
     let start = Instant::now();
     let mut found = find();
-    while !found.is_empty() && start.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(50));
+    while !found.is_empty() && start.elapsed() < grace {
+        std::thread::sleep(Duration::from_millis(20));
         found = find();
     }
     assert!(found.is_empty(), "{what} left behind: {found:#?}");
@@ -165,6 +158,12 @@ pub(crate) fn daemon_leftovers(id: &str, marker: &str) -> Vec<String> {
     }
     found.extend(marked(marker));
     found
+}
+
+/// Asserts that no process with `marker` in its environment runs (soon).
+#[track_caller]
+pub(crate) fn assert_none_marked(what: &str, marker: &str) {
+    assert_none_left(what, DAEMON_GRACE, || marked(marker));
 }
 
 /// The processes with `marker` (`NAME=VALUE`) in their environment.

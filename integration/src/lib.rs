@@ -20,7 +20,8 @@ pub use console::{in_terminal, ConsoleSocket};
 pub use containerd::{containerd, private_containerd, Containerd, Task, IMAGE, NAMESPACE};
 pub use docker::{docker, Container, Docker, DOCKER_IMAGE};
 pub use exec::{
-    give_fd3, receive_fd, run as run_command, run_with_stdin, wait as wait_child, Out, DEADLINE,
+    give_fd3, poll, receive_fd, run as run_command, run_with_stdin, wait as wait_child, Out,
+    DEADLINE,
 };
 pub use host::{ns_inode, NsFile};
 pub use serde_json::{json, Value};

@@ -4,7 +4,7 @@
 //! (`BERTH_DOCKER=shim`); `BERTH_DOCKER=runc` runs the same scenarios on
 //! Docker's own runc to prove them honest. See `integration::docker`.
 
-use integration::{docker_or_skip, in_terminal, CgroupOf, Container, DEADLINE};
+use integration::{docker_or_skip, in_terminal, poll, CgroupOf, Container};
 use std::path::Path;
 
 /// A process that runs until killed, with one child beside it.
@@ -71,11 +71,8 @@ fn stop_sends_sigterm_and_docker_keeps_the_exit_code() {
     let c = d.container();
     let script = "trap 'echo got-term; exit 7' TERM; echo started; while :; do sleep 0.1; done";
     c.run_detached(&[], &["sh", "-c", script]);
-    let start = std::time::Instant::now();
-    while !c.verb("logs", &[], &[]).stdout.contains("started") {
-        assert!(start.elapsed() < DEADLINE, "the trap was never set");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let logs = || c.verb("logs", &[], &[]).stdout;
+    poll("the trap was never set", logs, |l| l.contains("started"));
     c.verb("stop", &["-t", "30"], &[]).assert_ok();
     assert_eq!(
         c.inspect("{{.State.Status}} {{.State.ExitCode}}"),
@@ -117,17 +114,10 @@ fn stats_and_top_show_the_limit_and_the_processes() {
         c.docker
             .docker(&[&["stats"][..], &args, &[&c.name]].concat())
     };
-    let start = std::time::Instant::now();
-    let mut out = stats();
     // Until sh has forked its child: two processes under a 64 MiB limit.
-    while !(out.stdout.contains("/ 64MiB") && out.stdout.contains("pids=2")) {
-        assert!(
-            start.elapsed() < DEADLINE,
-            "stats never showed both: {out:#?}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        out = stats();
-    }
+    let both =
+        |out: &integration::Out| out.stdout.contains("/ 64MiB") && out.stdout.contains("pids=2");
+    poll("stats never showed both", stats, both);
     let top = c.verb("top", &[], &[]);
     for cmd in ["sleep 1000", "sleep 1001"] {
         assert!(top.stdout.contains(cmd), "{top:#?}");

@@ -3,7 +3,7 @@
 //! `io.containerd.berth.v2`, or with the stock `io.containerd.runc.v2` when
 //! `BERTH_SHIM=runc`, to prove the scenarios honest.
 
-use integration::{containerd_or_skip, lines_of, Out, Task, DEADLINE};
+use integration::{containerd_or_skip, lines_of, poll, Out, Task, DEADLINE};
 use std::collections::BTreeSet;
 use std::os::unix::fs::OpenOptionsExt;
 use std::process::Stdio;
@@ -20,20 +20,12 @@ fn sleeper<'a>(ctd: &'a integration::Containerd, flags: &[&str]) -> Task<'a> {
     // Running is reported once init runs; wait until sh has forked its
     // child and become `sleep 1001`, so that scenarios see both.
     let init = t.init_pid();
-    let start = std::time::Instant::now();
     let settled = || {
         let cmdline = std::fs::read(format!("/proc/{init}/cmdline")).unwrap_or_default();
         let children = std::fs::read_to_string(format!("/proc/{init}/task/{init}/children"));
         cmdline == b"sleep\x001001\x00" && children.is_ok_and(|c| !c.trim().is_empty())
     };
-    while !settled() {
-        assert!(
-            start.elapsed() < DEADLINE,
-            "{} never ran its sleepers",
-            t.id
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    poll(&format!("{} never ran its sleepers", t.id), settled, |s| *s);
     t
 }
 
@@ -169,15 +161,8 @@ fn a_binary_logger_gets_the_output() {
     let args = t.run_args(&["--rm", "--log-uri", &uri], &["echo", "to-the-log"]);
     ctd.ctr(&strs(&args)).assert_ok();
     let want = format!("{} level debug\nto-the-log\n", t.id);
-    let start = std::time::Instant::now();
-    while std::fs::read_to_string(&log).unwrap_or_default() != want {
-        assert!(
-            start.elapsed() < DEADLINE,
-            "{:?}",
-            std::fs::read_to_string(&log)
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let logged = || std::fs::read_to_string(&log).unwrap_or_default();
+    poll("the logger's file", logged, |text| *text == want);
     t.assert_no_leftovers();
     let _ = std::fs::remove_file(&logger);
     let _ = std::fs::remove_file(&log);
@@ -435,15 +420,8 @@ fn a_killed_shim_is_cleaned_up() {
     // SAFETY: kill has no memory-safety preconditions.
     unsafe { libc::kill(shim, libc::SIGKILL) };
     // containerd sees the shim go, runs `shim delete`, and drops the task.
-    let start = std::time::Instant::now();
-    while t.listed().is_some_and(|(_, s)| s != "STOPPED") {
-        assert!(
-            start.elapsed() < DEADLINE,
-            "the task outlived its shim: {:?}",
-            t.listed()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let gone = |l: &Option<(i64, String)>| l.as_ref().is_none_or(|(_, s)| s == "STOPPED");
+    poll("the task outlived its shim", || t.listed(), gone);
     let _ = t.task("delete", &[], &[]);
     t.ctd.ctr(&["containers", "rm", &t.id]).assert_ok();
     t.assert_no_leftovers();
@@ -621,10 +599,10 @@ fn the_shim_cgroup_option_puts_the_shim_there() {
     let _ = std::fs::remove_file(&socket);
     std::fs::remove_dir_all(&bundle).unwrap();
     // The cgroup is busy until the dead shim has been reaped.
-    let start = std::time::Instant::now();
-    while let Err(e) = std::fs::remove_dir(&dir) {
-        assert!(start.elapsed() < DEADLINE, "remove {dir}: {e}");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    poll(
+        &format!("remove {dir}"),
+        || std::fs::remove_dir(&dir),
+        Result::is_ok,
+    );
     assert_eq!(joined, std::path::Path::new(&dir));
 }
