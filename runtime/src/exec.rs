@@ -199,5 +199,6 @@ fn exec_child(
         ch,
     )?;
     ch.send(&Msg::Ready).map_err(|e| e.to_string())?;
-    procspec::exec(&prepared, &opts.process, opts.preserve_fds)
+    procspec::seal(&prepared, &opts.process, opts.preserve_fds)?;
+    procspec::exec(&prepared)
 }

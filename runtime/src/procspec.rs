@@ -24,7 +24,7 @@ pub struct Prepared {
     program: CString,
     argv: Vec<CString>,
     envp: Vec<CString>,
-    /// A filter that goes in right before exec (with no-new-privileges).
+    /// A filter that goes in at [`seal`] (with no-new-privileges).
     late_seccomp: Option<Filter>,
 }
 
@@ -45,7 +45,7 @@ pub fn prepare(process: &Process, seccomp: Option<&Filter>, ch: &Channel) -> Res
 /// Applies limits and identity, enters the cwd and resolves the program.
 /// The seccomp filter goes in as runc puts it: without no-new-privileges
 /// loading needs CAP_SYS_ADMIN, so before the capabilities are dropped;
-/// with it, as late as possible (see [`exec`]), unless it notifies an
+/// with it, as late as possible (see [`seal`]), unless it notifies an
 /// agent: then its fd goes to berth over `ch` while berth still waits.
 pub fn prepare_with(
     process: &Process,
@@ -76,14 +76,21 @@ pub fn prepare_with(
     })
 }
 
-/// Closes what must not leak, sets no-new-privileges, loads a late
-/// seccomp filter, and execs.
-pub fn exec(p: &Prepared, process: &Process, preserve_fds: i32) -> Res<std::convert::Infallible> {
+/// The last steps before exec that may still run code of others (the
+/// startContainer hooks, which runc runs under the filter as well): only
+/// the fds the caller asked for stay open, no-new-privileges, and a late
+/// seccomp filter.
+pub fn seal(p: &Prepared, process: &Process, preserve_fds: i32) -> Res<()> {
     prepare_exec(preserve_fds, process)?;
     if let Some(f) = &p.late_seccomp {
         // Never a notification fd: such filters went in earlier.
         f.load().map_err(|e| e.to_string())?;
     }
+    Ok(())
+}
+
+/// Execs the prepared program, once [`seal`]ed.
+pub fn exec(p: &Prepared) -> Res<std::convert::Infallible> {
     let e = nix::unistd::execve(&p.program, &p.argv, &p.envp).unwrap_err();
     Err(format!("exec {:?}: {e}", p.program))
 }
@@ -269,18 +276,44 @@ fn prepare_exec(preserve_fds: i32, process: &Process) -> Res<()> {
         // SAFETY: F_SETFD on a number that may not be open fails harmlessly.
         unsafe { libc::fcntl(fd as i32, libc::F_SETFD, 0) };
     }
+    cloexec_from(first_closed)?;
+    if process.no_new_privileges() == Some(true) {
+        set_no_new_privs()?;
+    }
+    Ok(())
+}
+
+/// Flags every fd from `first` on close-on-exec. A seccomp profile loaded
+/// before (without no-new-privileges) may predate close_range and refuse
+/// it (EPERM) or answer ENOSYS: then each fd open in /proc/self/fd gets
+/// the flag through fcntl, which every profile allows.
+fn cloexec_from(first: u32) -> Res<()> {
     // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only flags fds in range.
     let r = unsafe {
         libc::syscall(
             libc::SYS_close_range,
-            first_closed,
+            first,
             u32::MAX,
             libc::CLOSE_RANGE_CLOEXEC,
         )
     };
-    nix::errno::Errno::result(r).map_err(ctx("mark fds close-on-exec"))?;
-    if process.no_new_privileges() == Some(true) {
-        set_no_new_privs()?;
+    match nix::errno::Errno::result(r) {
+        Ok(_) => Ok(()),
+        Err(nix::errno::Errno::EPERM | nix::errno::Errno::ENOSYS) => cloexec_each_from(first),
+        Err(e) => Err(format!("mark fds close-on-exec: {e}")),
+    }
+}
+
+fn cloexec_each_from(first: u32) -> Res<()> {
+    let open: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .map_err(|e| format!("mark fds close-on-exec: /proc/self/fd: {}", io_text(&e)))?
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd >= first as i32)
+        .collect();
+    for fd in open {
+        // SAFETY: F_SETFD takes a plain integer; the directory's own fd,
+        // listed but closed by now, fails harmlessly with EBADF.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
     }
     Ok(())
 }
