@@ -2,6 +2,7 @@
 //! noNewPrivileges, oomScoreAdj.
 
 use integration::{json, Bundle};
+use std::os::unix::fs::PermissionsExt;
 
 /// The value of `field` in the container's /proc/self/status.
 fn status_field(b: &mut Bundle, field: &str) -> String {
@@ -58,6 +59,19 @@ fn cwd_is_set() {
     let mut b = Bundle::new();
     b.set("/process/cwd", json!("/etc"));
     assert_eq!(b.run_sh("pwd"), "/etc\n");
+}
+
+#[test]
+fn a_cwd_only_root_may_enter_still_works_for_another_user() {
+    // The runtime enters it before it switches to the user, as runc does;
+    // the user then cannot read it.
+    let mut b = Bundle::new();
+    std::fs::set_permissions(b.rootfs().join("root"), PermissionsExt::from_mode(0o700)).unwrap();
+    b.set("/process/cwd", json!("/root"))
+        .set("/process/user", json!({"uid": 1000, "gid": 1000}));
+    let out = b.run_sh("pwd; id -u; ls . 2>/dev/null || echo unreadable");
+    assert_eq!(out, "/root\n1000\nunreadable\n");
+    b.assert_no_leftovers();
 }
 
 #[test]

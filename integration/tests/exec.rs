@@ -1,6 +1,7 @@
 //! `exec` (the flag form and `--process FILE`) and `ps`.
 
 use integration::{json, s, unified, Bundle, CgroupOf, ConsoleSocket, Out, Value};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -214,6 +215,15 @@ fn exec_passes_flag_like_arguments_to_the_command() {
 fn exec_cwd_sets_the_working_directory() {
     let (b, _) = running();
     assert_eq!(exec_sh(&b, &["--cwd", "/etc"], "pwd"), "/etc\n");
+    remove(&b);
+}
+
+#[test]
+fn exec_user_with_a_cwd_only_root_may_enter_works() {
+    let (b, _) = running();
+    std::fs::set_permissions(b.rootfs().join("root"), PermissionsExt::from_mode(0o700)).unwrap();
+    let out = exec_sh(&b, &["--user", "1000:1000", "--cwd", "/root"], "pwd; id -u");
+    assert_eq!(out, "/root\n1000\n");
     remove(&b);
 }
 

@@ -65,8 +65,7 @@ pub fn prepare_with(
                 .map_err(|e| e.to_string())?;
         }
     }
-    set_identity(process)?;
-    enter_cwd(process.cwd(), missing_cwd)?;
+    enter_cwd_around(process.cwd(), missing_cwd, || set_identity(process))?;
     let env = environment(process);
     Ok(Prepared {
         program: find_program(process, &env)?,
@@ -217,18 +216,28 @@ fn find_program(process: &Process, env: &[String]) -> Res<CString> {
     CString::new(path.into_os_string().into_encoded_bytes()).map_err(|e| e.to_string())
 }
 
-fn enter_cwd(cwd: &Path, missing: MissingCwd) -> Res<()> {
+/// Enters `cwd` around `switch_user`, in runc's order: first as root, who
+/// may enter a directory the user may not (/root is 0700); refused that,
+/// again as the user, who may own one root cannot enter (a root-squashed
+/// NFS volume).
+fn enter_cwd_around(
+    cwd: &Path,
+    missing: MissingCwd,
+    switch_user: impl FnOnce() -> Res<()>,
+) -> Res<()> {
     if missing == MissingCwd::Create {
         std::fs::create_dir_all(cwd)
             .map_err(|e| format!("process.cwd {}: {}", cwd.display(), io_text(&e)))?;
     }
-    nix::unistd::chdir(cwd).map_err(|e| {
-        format!(
-            "process.cwd {}: chdir: {}",
-            cwd.display(),
-            e.desc().to_lowercase()
-        )
-    })?;
+    let denied = match nix::unistd::chdir(cwd) {
+        Ok(()) => false,
+        Err(nix::errno::Errno::EACCES) => true,
+        Err(e) => return Err(chdir_error(cwd, e)),
+    };
+    switch_user()?;
+    if denied {
+        nix::unistd::chdir(cwd).map_err(|e| chdir_error(cwd, e))?;
+    }
     // A cwd through a descriptor of berth's (/proc/self/fd/N) could land
     // outside the container's root (runc's CVE-2024-21626); the kernel
     // then has no path for it below the root.
@@ -239,6 +248,14 @@ fn enter_cwd(cwd: &Path, missing: MissingCwd) -> Res<()> {
             cwd.display()
         )),
     }
+}
+
+fn chdir_error(cwd: &Path, e: nix::errno::Errno) -> String {
+    format!(
+        "process.cwd {}: chdir: {}",
+        cwd.display(),
+        e.desc().to_lowercase()
+    )
 }
 
 fn check_executable(p: &Path) -> Res<()> {
