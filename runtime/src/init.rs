@@ -173,6 +173,9 @@ fn container_init(cfg: &InitConfig, plan: &Plan, ch: &Channel) -> Res<std::conve
         other => return Err(format!("unexpected message {other:?}")),
     };
     let all_hooks = spec.hooks().as_ref();
+    // createContainer hooks start in the container's root, not yet pivoted
+    // into, as runc's do (pivot makes its own way there).
+    nix::unistd::chdir(&cfg.rootfs).map_err(ctx("chdir to the rootfs"))?;
     hooks::run(
         "createContainer",
         hooks::of(all_hooks, "createContainer"),
