@@ -155,7 +155,7 @@ fn set_identity(process: &Process) -> Res<()> {
         .collect();
     nix::unistd::setgroups(&groups).map_err(ctx("process.user.additionalGids: setgroups"))?;
     let (uid, gid) = (Uid::from_raw(user.uid()), Gid::from_raw(user.gid()));
-    give_stdio_to(uid)?;
+    give_stdio_to(uid, process.terminal() == Some(true))?;
     nix::unistd::setresgid(gid, gid, gid).map_err(ctx("process.user.gid: setresgid"))?;
     nix::unistd::setresuid(uid, uid, uid).map_err(ctx("process.user.uid: setresuid"))?;
     // SAFETY: as above.
@@ -168,14 +168,16 @@ fn set_identity(process: &Process) -> Res<()> {
     Ok(())
 }
 
-/// Makes `uid` the owner of stdin, stdout and stderr (a pty, a caller's
+/// Makes `uid` the owner of stdin, stdout and stderr (its pty, a caller's
 /// pipes) while the process may still chown, so that it can reopen them
 /// (/dev/stdout, /proc/self/fd/1) once it is that user. The group stays,
-/// and /dev/null is left alone, as runc does; so is what the container
-/// may not chown (an owner or group unmapped in its user namespace).
-fn give_stdio_to(uid: Uid) -> Res<()> {
+/// as with runc, and so does what the container may not chown (an owner
+/// or group unmapped in its user namespace). Of devices only the
+/// container's own pty is given: without one, a device is /dev/null or
+/// the caller's terminal (`run` from a shell), which runc would hand over
+/// too when it does not make pipes of its own.
+fn give_stdio_to(uid: Uid, own_pty: bool) -> Res<()> {
     use std::os::fd::AsFd;
-    let null = nix::sys::stat::stat("/dev/null").ok().map(|s| s.st_rdev);
     let (stdin, stdout, stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
     for (n, fd) in [stdin.as_fd(), stdout.as_fd(), stderr.as_fd()]
         .into_iter()
@@ -184,8 +186,8 @@ fn give_stdio_to(uid: Uid) -> Res<()> {
         let Ok(st) = nix::sys::stat::fstat(fd) else {
             continue; // not open
         };
-        let is_null = st.st_mode & libc::S_IFMT == libc::S_IFCHR && Some(st.st_rdev) == null;
-        if is_null || st.st_uid == uid.as_raw() {
+        let device = st.st_mode & libc::S_IFMT == libc::S_IFCHR;
+        if (device && !own_pty) || st.st_uid == uid.as_raw() {
             continue;
         }
         match nix::unistd::fchown(fd, Some(uid), Some(Gid::from_raw(st.st_gid))) {
