@@ -1,7 +1,10 @@
 //! `process`: args, env, cwd, user, umask, capabilities, rlimits,
 //! noNewPrivileges, oomScoreAdj.
 
-use integration::{json, Bundle};
+use integration::{json, lines_of, s, wait_child, Bundle};
+use std::fs::File;
+use std::os::unix::fs::PermissionsExt;
+use std::process::Stdio;
 
 /// The value of `field` in the container's /proc/self/status.
 fn status_field(b: &mut Bundle, field: &str) -> String {
@@ -58,6 +61,46 @@ fn cwd_is_set() {
     let mut b = Bundle::new();
     b.set("/process/cwd", json!("/etc"));
     assert_eq!(b.run_sh("pwd"), "/etc\n");
+}
+
+#[test]
+fn stdio_pipes_belong_to_a_non_root_user() {
+    // As containerd and Docker call the runtime: create with pipes as the
+    // stdio the process inherits, then start. The user may then reopen
+    // them (/dev/stdout); the group stays.
+    let mut b = Bundle::new();
+    b.set("/process/user", json!({"uid": 1000, "gid": 1000}))
+        .sh(
+            "stat -L -c '%u:%g %a %F' /proc/self/fd/0 /proc/self/fd/1; echo reopened > /dev/stdout",
+        );
+    let mut create = b.command();
+    create
+        .args(["create", "--bundle", s(&b.path), &b.id])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(File::create(b.dir.join("logs/create.err")).unwrap());
+    let mut child = create.spawn().expect("spawn create");
+    let lines = lines_of(child.stdout.take().unwrap());
+    assert_eq!(wait_child(child, "create"), 0, "create failed");
+    b.start().assert_ok();
+    let out: Vec<String> = lines.iter().collect();
+    assert_eq!(out, ["1000:0 600 fifo", "1000:0 600 fifo", "reopened"]);
+    b.wait_status("stopped");
+    b.delete(&[]).assert_ok();
+    b.assert_no_leftovers();
+}
+
+#[test]
+fn a_cwd_only_root_may_enter_still_works_for_another_user() {
+    // The runtime enters it before it switches to the user, as runc does;
+    // the user then cannot read it.
+    let mut b = Bundle::new();
+    std::fs::set_permissions(b.rootfs().join("root"), PermissionsExt::from_mode(0o700)).unwrap();
+    b.set("/process/cwd", json!("/root"))
+        .set("/process/user", json!({"uid": 1000, "gid": 1000}));
+    let out = b.run_sh("pwd; id -u; ls . 2>/dev/null || echo unreadable");
+    assert_eq!(out, "/root\n1000\nunreadable\n");
+    b.assert_no_leftovers();
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! `exec` (the flag form and `--process FILE`) and `ps`.
 
-use integration::{json, s, unified, Bundle, CgroupOf, ConsoleSocket, Out, Value};
+use integration::{give_fd3, json, s, unified, Bundle, CgroupOf, ConsoleSocket, Out, Value};
+use std::fs::File;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -218,6 +220,15 @@ fn exec_cwd_sets_the_working_directory() {
 }
 
 #[test]
+fn exec_user_with_a_cwd_only_root_may_enter_works() {
+    let (b, _) = running();
+    std::fs::set_permissions(b.rootfs().join("root"), PermissionsExt::from_mode(0o700)).unwrap();
+    let out = exec_sh(&b, &["--user", "1000:1000", "--cwd", "/root"], "pwd; id -u");
+    assert_eq!(out, "/root\n1000\n");
+    remove(&b);
+}
+
+#[test]
 fn exec_cwd_that_does_not_exist_fails_and_creates_nothing() {
     // A writable rootfs, so that creating the directory would succeed.
     let (b, init) = running_with(|b| {
@@ -362,6 +373,53 @@ fn exec_process_file_runs_the_described_process() {
     std::fs::write(&file, process.to_string()).unwrap();
     let out = b.rt(&["exec", "--process", s(&file), &b.id]);
     assert_eq!(out.assert_ok().stdout, "/tmp\n1000\n1000\nfrom the file\n");
+    remove(&b);
+}
+
+#[test]
+fn exec_process_file_without_user_runs_as_root() {
+    let (b, _) = running();
+    let process = json!({
+        "args": ["sh", "-c", "id -u; id -g"],
+        "env": ["PATH=/bin:/usr/bin", b.marker()],
+        "cwd": "/",
+    });
+    let file = b.dir.join("process.json");
+    std::fs::write(&file, process.to_string()).unwrap();
+    let out = b.rt(&["exec", "--process", s(&file), &b.id]);
+    assert_eq!(out.assert_ok().stdout, "0\n0\n");
+    remove(&b);
+}
+
+#[test]
+fn exec_process_file_may_be_an_inherited_pipe() {
+    let (b, _) = running();
+    let process = json!({
+        "args": ["echo", "from the pipe"],
+        "env": ["PATH=/bin:/usr/bin", b.marker()],
+        "cwd": "/",
+        "user": {"uid": 0, "gid": 0},
+    });
+    let (read, mut write) = std::io::pipe().expect("pipe");
+    std::io::Write::write_all(&mut write, process.to_string().as_bytes()).unwrap();
+    drop(write);
+    let read = File::from(std::os::fd::OwnedFd::from(read));
+    let mut cmd = b.command();
+    cmd.args(["exec", "--process", "/dev/fd/3", &b.id]);
+    give_fd3(&mut cmd, &read);
+    assert_eq!(b.output(&mut cmd).assert_ok().stdout, "from the pipe\n");
+    remove(&b);
+}
+
+#[test]
+fn exec_process_file_without_cwd_names_the_field() {
+    let (b, init) = running();
+    let file = b.dir.join("process.json");
+    std::fs::write(&file, json!({"args": ["true"]}).to_string()).unwrap();
+    b.rt(&["exec", "--process", s(&file), &b.id])
+        .assert_failed()
+        .assert_mentions("cwd");
+    assert_only_init(&b, init);
     remove(&b);
 }
 

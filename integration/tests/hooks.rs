@@ -68,6 +68,23 @@ fn hooks_run_once_each_in_lifecycle_order() {
 }
 
 #[test]
+fn create_container_hooks_start_in_the_containers_root() {
+    // Before pivot_root, in the container's mount namespace: the rootfs
+    // is the hook's working directory, so relative paths land in it.
+    let mut b = Bundle::new();
+    let log = hook_log(&mut b);
+    let hook = b.hook(&format!(
+        "pwd > {0}; test -x bin/busybox && echo bin >> {0}",
+        s(&log)
+    ));
+    b.set("/hooks/createContainer", json!([hook]));
+    b.run().assert_ok();
+    let want = format!("{}\nbin\n", s(&b.rootfs()));
+    assert_eq!(std::fs::read_to_string(&log).unwrap_or_default(), want);
+    b.assert_no_leftovers();
+}
+
+#[test]
 fn poststart_runs_once_the_process_has_started() {
     berth_only!("runc 1.1.5 runs poststart (with status created) as soon as it releases init, racing startContainer and the process");
     // The poststart hook records the command line of the container's pid:

@@ -1,7 +1,7 @@
 //! `--log FILE --log-format json`: one JSON object per line, and a failure
 //! ends with an error line that names the cause.
 
-use integration::{json, s, Bundle, Value};
+use integration::{berth_only, json, s, Bundle, Value};
 
 #[test]
 fn json_log_ends_with_an_error_naming_the_cause() {
@@ -53,4 +53,64 @@ fn log_equals_form_and_text_format() {
     .assert_failed();
     let text = std::fs::read_to_string(&log).expect("the log file was written");
     assert!(text.contains("does not exist"), "{text}");
+}
+
+/// The records of a JSON log file, each checked to be one.
+fn json_records(log: &std::path::Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(log).expect("the log file was written");
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+#[test]
+fn debug_records_appear_with_debug_only() {
+    let mut b = Bundle::new();
+    b.sh("echo hi");
+    let mut debug_records = Vec::new();
+    for flags in [&["--debug"][..], &[]] {
+        let log = b.dir.join(format!("log{}.json", flags.len()));
+        let mut args = flags.to_vec();
+        args.extend(["--log", s(&log), "--log-format", "json"]);
+        args.extend(["run", "--bundle", s(&b.path), &b.id]);
+        assert_eq!(b.rt(&args).assert_ok().stdout, "hi\n");
+        let records = json_records(&log);
+        debug_records.push(records.iter().filter(|r| r["level"] == "debug").count());
+    }
+    assert!(debug_records[0] > 0, "--debug wrote no debug record");
+    assert_eq!(debug_records[1], 0, "debug records without --debug");
+    b.assert_no_leftovers();
+}
+
+#[test]
+fn debug_traces_each_stage_of_run() {
+    berth_only!("the stages are berth's own words; runc logs its nsexec steps");
+    let mut b = Bundle::new();
+    b.sh("echo hi");
+    let out = b.rt(&["--debug", "run", "--bundle", s(&b.path), &b.id]);
+    assert_eq!(out.assert_ok().stdout, "hi\n");
+    let debug: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("level=debug"))
+        .collect();
+    let stages = [
+        "bundle",
+        "first stage",
+        "container's process is",
+        "rootfs is mounted",
+        "process is set up",
+        "waits for start",
+        "released",
+        "exited with 0",
+        "deleted",
+    ];
+    let mut lines = debug.iter();
+    for stage in stages {
+        assert!(
+            lines.any(|l| l.contains(stage)),
+            "no debug line for {stage:?} in order: {debug:#?}"
+        );
+    }
+    b.assert_no_leftovers();
 }

@@ -159,6 +159,95 @@ fn with_no_new_privileges_the_filter_goes_in_after_the_identity_calls() {
     assert_eq!(b.run().assert_ok().stdout, "1000\n");
 }
 
+#[test]
+fn start_container_hooks_run_under_the_filter() {
+    // runc loads the filter before it runs them, with no-new-privileges
+    // or without.
+    for nnp in [true, false] {
+        let mut b = Bundle::new();
+        let shared = b.host_dir("shared");
+        let hook = b.hook("mkdir /shared/by-hook 2>/dev/null; echo $? > /shared/status");
+        b.set("/linux/seccomp", all_but(mkdir_rule("SCMP_ACT_ERRNO")))
+            .set("/process/noNewPrivileges", json!(nnp))
+            .set("/hooks/startContainer", json!([hook]))
+            .bind(&shared, "/shared", &[]);
+        b.run().assert_ok();
+        let status = std::fs::read_to_string(shared.join("status")).expect("the hook ran");
+        assert_eq!(status, "1\n", "noNewPrivileges {nnp}");
+        assert!(!shared.join("by-hook").exists(), "noNewPrivileges {nnp}");
+        b.assert_no_leftovers();
+    }
+}
+
+/// The calls since Linux 5.3 (pidfd_send_signal, 424, on) that Docker
+/// 20.10's profile names. Without them it is the profile of an older
+/// Docker: like podman's older ones, the runtime spec's test profile and
+/// many written by hand, an allowlist that refuses what it does not name.
+const NEWER_CALLS: [&str; 16] = [
+    "pidfd_send_signal",
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",
+    "pidfd_open",
+    "clone3",
+    "close_range",
+    "openat2",
+    "faccessat2",
+    "epoll_pwait2",
+    "landlock_create_ruleset",
+    "landlock_add_rule",
+    "landlock_restrict_self",
+    "memfd_secret",
+    "process_mrelease",
+    "futex_waitv",
+];
+
+/// Docker 20.10's profile without [`NEWER_CALLS`]: rseq (334) is the
+/// newest call it names.
+fn older_docker_profile() -> Value {
+    let mut p = profile_of("docker-20.10-default.json");
+    let rules = p["syscalls"].as_array_mut().expect("the profile has rules");
+    for rule in rules.iter_mut() {
+        let names = rule["names"].as_array_mut().expect("a rule has names");
+        names.retain(|n| !NEWER_CALLS.contains(&n.as_str().expect("a name")));
+    }
+    rules.retain(|rule| rule["names"].as_array().is_some_and(|n| !n.is_empty()));
+    p
+}
+
+#[test]
+fn an_older_allowlist_without_no_new_privileges_runs_the_container() {
+    // The filter goes in early here: the runtime's own calls after it
+    // must be ones the profile knows.
+    let mut b = Bundle::new();
+    b.set("/linux/seccomp", older_docker_profile())
+        .set("/process/noNewPrivileges", json!(false))
+        .sh("echo ran; exit 3");
+    let out = b.run();
+    assert_eq!((out.code, out.stdout.as_str()), (3, "ran\n"), "{out:?}");
+    b.assert_no_leftovers();
+}
+
+/// Puts tests/syscall.c's program (built by build.rs) into the rootfs:
+/// `/bin/syscall NR` makes call NR and prints the errno it got (0 for
+/// success).
+fn with_syscall(b: &mut Bundle) -> &mut Bundle {
+    std::fs::copy(env!("BERTH_SYSCALL"), b.rootfs().join("bin/syscall")).expect("copy syscall");
+    b
+}
+
+#[test]
+fn a_call_newer_than_the_profile_gets_enosys_so_libc_falls_back() {
+    // close_range (436) is newer than every call the profile names, acct
+    // (163) is not: it gets the default action, EPERM.
+    let mut b = Bundle::new();
+    with_syscall(&mut b)
+        .set("/linux/seccomp", older_docker_profile())
+        .set("/process/noNewPrivileges", json!(true));
+    assert_eq!(b.run_sh("/bin/syscall 436; /bin/syscall 163"), "38\n1\n");
+    b.assert_no_leftovers();
+}
+
 /// `struct seccomp_notif` and `struct seccomp_notif_resp` (linux/seccomp.h).
 #[repr(C)]
 #[derive(Default)]

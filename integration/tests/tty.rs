@@ -24,3 +24,13 @@ fn console_size_is_applied() {
         .sh("stty size");
     assert_eq!(b.run_with_console(), "33 101\n");
 }
+
+#[test]
+fn terminal_belongs_to_a_non_root_user() {
+    // The user's, so it may reopen its terminal; the group stays tty.
+    let mut b = Bundle::new();
+    b.set("/process/user", json!({"uid": 1000, "gid": 1000}))
+        .sh("stat -L -c '%u:%g %a' /proc/self/fd/0 /proc/self/fd/2");
+    assert_eq!(b.run_with_console(), "1000:5 620\n1000:5 620\n");
+    b.assert_no_leftovers();
+}

@@ -96,6 +96,7 @@ pub fn exec(root: &Path, id: &str, opts: &ExecOpts, console: Option<UnixStream>)
     };
     drop(dir);
     let pid = process::spawn(|ch| stage1(&target, opts, ch), &mut ExecParent { state })?;
+    crate::logging::debug(&format!("exec {id}: process {pid} started"));
     if let Some(p) = &opts.pid_file {
         container::write_pid_file(p, pid)?;
     }
@@ -199,5 +200,6 @@ fn exec_child(
         ch,
     )?;
     ch.send(&Msg::Ready).map_err(|e| e.to_string())?;
-    procspec::exec(&prepared, &opts.process, opts.preserve_fds)
+    procspec::seal(&prepared, &opts.process, opts.preserve_fds)?;
+    procspec::exec(&prepared)
 }

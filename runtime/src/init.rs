@@ -173,6 +173,9 @@ fn container_init(cfg: &InitConfig, plan: &Plan, ch: &Channel) -> Res<std::conve
         other => return Err(format!("unexpected message {other:?}")),
     };
     let all_hooks = spec.hooks().as_ref();
+    // createContainer hooks start in the container's root, not yet pivoted
+    // into, as runc's do (pivot makes its own way there).
+    nix::unistd::chdir(&cfg.rootfs).map_err(ctx("chdir to the rootfs"))?;
     hooks::run(
         "createContainer",
         hooks::of(all_hooks, "createContainer"),
@@ -195,13 +198,12 @@ fn container_init(cfg: &InitConfig, plan: &Plan, ch: &Channel) -> Res<std::conve
     wait_for_start(&cfg.fifo);
     // From here on berth has returned: errors go to the container's stderr.
     let created = state.replacen("\"status\":\"creating\"", "\"status\":\"created\"", 1);
-    let r = hooks::run(
-        "startContainer",
-        hooks::of(all_hooks, "startContainer"),
-        &created,
-    )
-    .map_err(|e| e.to_string())
-    .and_then(|()| procspec::exec(&prepared, process, cfg.preserve_fds));
+    let r = procspec::seal(&prepared, process, cfg.preserve_fds)
+        .and_then(|()| {
+            let hooks = hooks::of(all_hooks, "startContainer");
+            hooks::run("startContainer", hooks, &created).map_err(|e| e.to_string())
+        })
+        .and_then(|()| procspec::exec(&prepared));
     let Err(msg) = r;
     eprintln!("berth: {msg}");
     // SAFETY: see die().

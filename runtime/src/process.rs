@@ -87,6 +87,7 @@ pub fn spawn(stage1: impl FnOnce(Channel), parent: &mut dyn Parent) -> Result<i3
         }
         ForkResult::Parent { child } => {
             drop(theirs);
+            debug(&format!("first stage {child} forked"));
             let mut pid = None;
             let r = drive(&ours, child, &mut pid, parent);
             if r.is_err() {
@@ -112,28 +113,38 @@ fn drive(
     loop {
         match ch.recv_fd()? {
             (Msg::MapIds { pid }, _) => {
+                debug(&format!("writing the id maps of {pid}'s user namespace"));
                 parent.map_ids(pid)?;
                 ch.send(&Msg::IdsMapped)?;
             }
             (Msg::JoinCgroup { pid }, _) => {
+                debug(&format!("putting {pid} into its systemd scope"));
                 parent.join_cgroup(pid)?;
                 ch.send(&Msg::CgroupJoined)?;
             }
             (Msg::InitPid { pid: p }, _) => {
+                debug(&format!(
+                    "the namespaces are made; the container's process is {p}"
+                ));
                 *pid = Some(p);
                 let _ = waitpid(stage1, None);
             }
             (Msg::RunHooks, _) => {
+                debug("the rootfs is mounted; running prestart and createRuntime hooks");
                 let state = parent.runtime_hooks(known(pid)?)?;
                 ch.send(&Msg::HooksDone { state })?;
             }
             (Msg::SeccompListener, Some(fd)) => listener = Some(fd),
-            (Msg::Ready, _) => ready = true,
+            (Msg::Ready, _) => {
+                debug("the process is set up (user, capabilities, cwd, program)");
+                ready = true;
+            }
             (Msg::Error { msg }, _) => return Err(ProcessError::Init(msg)),
             (other, _) => return Err(unexpected(&format!("{other:?}"))),
         }
         if let Some(p) = *pid {
             if let Some(fd) = listener.take() {
+                debug(&format!("handing {p}'s seccomp notifications to the agent"));
                 parent.seccomp_listener(p, fd)?;
             }
             if ready {
@@ -141,6 +152,10 @@ fn drive(
             }
         }
     }
+}
+
+fn debug(what: &str) {
+    crate::logging::debug(&format!("spawn: {what}"));
 }
 
 /// Kills and reaps whichever stage is still ours: the container process

@@ -24,7 +24,7 @@ pub struct Prepared {
     program: CString,
     argv: Vec<CString>,
     envp: Vec<CString>,
-    /// A filter that goes in right before exec (with no-new-privileges).
+    /// A filter that goes in at [`seal`] (with no-new-privileges).
     late_seccomp: Option<Filter>,
 }
 
@@ -45,7 +45,7 @@ pub fn prepare(process: &Process, seccomp: Option<&Filter>, ch: &Channel) -> Res
 /// Applies limits and identity, enters the cwd and resolves the program.
 /// The seccomp filter goes in as runc puts it: without no-new-privileges
 /// loading needs CAP_SYS_ADMIN, so before the capabilities are dropped;
-/// with it, as late as possible (see [`exec`]), unless it notifies an
+/// with it, as late as possible (see [`seal`]), unless it notifies an
 /// agent: then its fd goes to berth over `ch` while berth still waits.
 pub fn prepare_with(
     process: &Process,
@@ -65,8 +65,7 @@ pub fn prepare_with(
                 .map_err(|e| e.to_string())?;
         }
     }
-    set_identity(process)?;
-    enter_cwd(process.cwd(), missing_cwd)?;
+    enter_cwd_around(process.cwd(), missing_cwd, || set_identity(process))?;
     let env = environment(process);
     Ok(Prepared {
         program: find_program(process, &env)?,
@@ -76,14 +75,21 @@ pub fn prepare_with(
     })
 }
 
-/// Closes what must not leak, sets no-new-privileges, loads a late
-/// seccomp filter, and execs.
-pub fn exec(p: &Prepared, process: &Process, preserve_fds: i32) -> Res<std::convert::Infallible> {
+/// The last steps before exec that may still run code of others (the
+/// startContainer hooks, which runc runs under the filter as well): only
+/// the fds the caller asked for stay open, no-new-privileges, and a late
+/// seccomp filter.
+pub fn seal(p: &Prepared, process: &Process, preserve_fds: i32) -> Res<()> {
     prepare_exec(preserve_fds, process)?;
     if let Some(f) = &p.late_seccomp {
         // Never a notification fd: such filters went in earlier.
         f.load().map_err(|e| e.to_string())?;
     }
+    Ok(())
+}
+
+/// Execs the prepared program, once [`seal`]ed.
+pub fn exec(p: &Prepared) -> Res<std::convert::Infallible> {
     let e = nix::unistd::execve(&p.program, &p.argv, &p.envp).unwrap_err();
     Err(format!("exec {:?}: {e}", p.program))
 }
@@ -149,6 +155,7 @@ fn set_identity(process: &Process) -> Res<()> {
         .collect();
     nix::unistd::setgroups(&groups).map_err(ctx("process.user.additionalGids: setgroups"))?;
     let (uid, gid) = (Uid::from_raw(user.uid()), Gid::from_raw(user.gid()));
+    give_stdio_to(uid, process.terminal() == Some(true))?;
     nix::unistd::setresgid(gid, gid, gid).map_err(ctx("process.user.gid: setresgid"))?;
     nix::unistd::setresuid(uid, uid, uid).map_err(ctx("process.user.uid: setresuid"))?;
     // SAFETY: as above.
@@ -158,6 +165,36 @@ fn set_identity(process: &Process) -> Res<()> {
     }
     let umask = user.umask().unwrap_or(0o022);
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(umask));
+    Ok(())
+}
+
+/// Makes `uid` the owner of stdin, stdout and stderr (its pty, a caller's
+/// pipes) while the process may still chown, so that it can reopen them
+/// (/dev/stdout, /proc/self/fd/1) once it is that user. The group stays,
+/// as with runc, and so does what the container may not chown (an owner
+/// or group unmapped in its user namespace). Of devices only the
+/// container's own pty is given: without one, a device is /dev/null or
+/// the caller's terminal (`run` from a shell), which runc would hand over
+/// too when it does not make pipes of its own.
+fn give_stdio_to(uid: Uid, own_pty: bool) -> Res<()> {
+    use std::os::fd::AsFd;
+    let (stdin, stdout, stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
+    for (n, fd) in [stdin.as_fd(), stdout.as_fd(), stderr.as_fd()]
+        .into_iter()
+        .enumerate()
+    {
+        let Ok(st) = nix::sys::stat::fstat(fd) else {
+            continue; // not open
+        };
+        let device = st.st_mode & libc::S_IFMT == libc::S_IFCHR;
+        if (device && !own_pty) || st.st_uid == uid.as_raw() {
+            continue;
+        }
+        match nix::unistd::fchown(fd, Some(uid), Some(Gid::from_raw(st.st_gid))) {
+            Ok(()) | Err(nix::errno::Errno::EINVAL | nix::errno::Errno::EPERM) => {}
+            Err(e) => return Err(format!("give fd {n} to process.user.uid: fchown: {e}")),
+        }
+    }
     Ok(())
 }
 
@@ -210,18 +247,28 @@ fn find_program(process: &Process, env: &[String]) -> Res<CString> {
     CString::new(path.into_os_string().into_encoded_bytes()).map_err(|e| e.to_string())
 }
 
-fn enter_cwd(cwd: &Path, missing: MissingCwd) -> Res<()> {
+/// Enters `cwd` around `switch_user`, in runc's order: first as root, who
+/// may enter a directory the user may not (/root is 0700); refused that,
+/// again as the user, who may own one root cannot enter (a root-squashed
+/// NFS volume).
+fn enter_cwd_around(
+    cwd: &Path,
+    missing: MissingCwd,
+    switch_user: impl FnOnce() -> Res<()>,
+) -> Res<()> {
     if missing == MissingCwd::Create {
         std::fs::create_dir_all(cwd)
             .map_err(|e| format!("process.cwd {}: {}", cwd.display(), io_text(&e)))?;
     }
-    nix::unistd::chdir(cwd).map_err(|e| {
-        format!(
-            "process.cwd {}: chdir: {}",
-            cwd.display(),
-            e.desc().to_lowercase()
-        )
-    })?;
+    let denied = match nix::unistd::chdir(cwd) {
+        Ok(()) => false,
+        Err(nix::errno::Errno::EACCES) => true,
+        Err(e) => return Err(chdir_error(cwd, e)),
+    };
+    switch_user()?;
+    if denied {
+        nix::unistd::chdir(cwd).map_err(|e| chdir_error(cwd, e))?;
+    }
     // A cwd through a descriptor of berth's (/proc/self/fd/N) could land
     // outside the container's root (runc's CVE-2024-21626); the kernel
     // then has no path for it below the root.
@@ -232,6 +279,14 @@ fn enter_cwd(cwd: &Path, missing: MissingCwd) -> Res<()> {
             cwd.display()
         )),
     }
+}
+
+fn chdir_error(cwd: &Path, e: nix::errno::Errno) -> String {
+    format!(
+        "process.cwd {}: chdir: {}",
+        cwd.display(),
+        e.desc().to_lowercase()
+    )
 }
 
 fn check_executable(p: &Path) -> Res<()> {
@@ -269,18 +324,44 @@ fn prepare_exec(preserve_fds: i32, process: &Process) -> Res<()> {
         // SAFETY: F_SETFD on a number that may not be open fails harmlessly.
         unsafe { libc::fcntl(fd as i32, libc::F_SETFD, 0) };
     }
+    cloexec_from(first_closed)?;
+    if process.no_new_privileges() == Some(true) {
+        set_no_new_privs()?;
+    }
+    Ok(())
+}
+
+/// Flags every fd from `first` on close-on-exec. A seccomp profile loaded
+/// before (without no-new-privileges) may predate close_range and refuse
+/// it (EPERM) or answer ENOSYS: then each fd open in /proc/self/fd gets
+/// the flag through fcntl, which every profile allows.
+fn cloexec_from(first: u32) -> Res<()> {
     // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only flags fds in range.
     let r = unsafe {
         libc::syscall(
             libc::SYS_close_range,
-            first_closed,
+            first,
             u32::MAX,
             libc::CLOSE_RANGE_CLOEXEC,
         )
     };
-    nix::errno::Errno::result(r).map_err(ctx("mark fds close-on-exec"))?;
-    if process.no_new_privileges() == Some(true) {
-        set_no_new_privs()?;
+    match nix::errno::Errno::result(r) {
+        Ok(_) => Ok(()),
+        Err(nix::errno::Errno::EPERM | nix::errno::Errno::ENOSYS) => cloexec_each_from(first),
+        Err(e) => Err(format!("mark fds close-on-exec: {e}")),
+    }
+}
+
+fn cloexec_each_from(first: u32) -> Res<()> {
+    let open: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .map_err(|e| format!("mark fds close-on-exec: /proc/self/fd: {}", io_text(&e)))?
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd >= first as i32)
+        .collect();
+    for fd in open {
+        // SAFETY: F_SETFD takes a plain integer; the directory's own fd,
+        // listed but closed by now, fails harmlessly with EBADF.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
     }
     Ok(())
 }

@@ -66,11 +66,7 @@ pub struct Args {
 
 pub fn run(root: &Path, a: Args) -> anyhow::Result<i32> {
     let mut process: Process = match &a.process {
-        Some(file) => {
-            let data = std::fs::read(file).with_context(|| format!("read {}", file.display()))?;
-            serde_json::from_slice(&data)
-                .with_context(|| format!("{}: not a process spec", file.display()))?
-        }
+        Some(file) => read_process(file)?,
         None => from_flags(root, &a)?,
     };
     if a.apparmor.is_some() {
@@ -97,6 +93,27 @@ pub fn run(root: &Path, a: Args) -> anyhow::Result<i32> {
         return Ok(0);
     }
     fg.wait(pid)
+}
+
+/// `--process FILE` (also /dev/fd/N or a pipe: read once). runc takes a
+/// missing `user` for root; oci-spec's type requires one, so it is put in
+/// before parsing.
+fn read_process(file: &Path) -> anyhow::Result<Process> {
+    let data = std::fs::read(file).with_context(|| format!("read {}", file.display()))?;
+    let mut value: serde_json::Value = serde_json::from_slice(&data)
+        .with_context(|| format!("--process {}: not JSON", file.display()))?;
+    if let Some(fields) = value.as_object_mut() {
+        fields
+            .entry("user")
+            .or_insert(serde_json::json!({"uid": 0, "gid": 0}));
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let field = match e.path().to_string() {
+            p if p == "." => String::new(),
+            p => format!(": {p}"),
+        };
+        anyhow::anyhow!("--process {}{field}: {}", file.display(), e.inner())
+    })
 }
 
 /// runc's flag form: the container's own process with the flags applied.

@@ -32,8 +32,10 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<i32> {
         return Ok(0);
     }
     let code = fg.wait(state.pid)?;
+    berth::logging::debug(&format!("run {}: init exited with {code}", a.id));
     if !a.keep {
         container::delete(root, &a.id, true)?;
+        berth::logging::debug(&format!("run {}: deleted", a.id));
     }
     Ok(code)
 }

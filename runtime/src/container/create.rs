@@ -48,6 +48,10 @@ pub fn create(opts: &CreateOpts, console: Option<UnixStream>) -> Result<State> {
         .and_then(|l| l.seccomp().clone());
     let seccomp = profile.as_ref().map(crate::seccomp::compile).transpose()?;
     let cgroup = CgroupPlan::new(&bundle, &opts.id, opts.systemd_cgroup)?;
+    debug(
+        &opts.id,
+        &format!("bundle {} checked", bundle.path.display()),
+    );
     let dir = StateDir::create(&opts.root, &opts.id)?;
     match create_in(&dir, opts, bundle, console, &plan, &cgroup, seccomp) {
         Ok(s) => Ok(s),
@@ -169,6 +173,11 @@ fn create_in(
     if !cgroup.systemd {
         cgroup.create()?;
     }
+    let cgroup_path = cgroup.cgroup.path.display();
+    debug(
+        &opts.id,
+        &format!("state directory and cgroup {cgroup_path} made"),
+    );
     let linux = bundle.spec.linux().as_ref();
     let mut state = State {
         id: opts.id.clone(),
@@ -222,10 +231,15 @@ fn create_in(
     state.pid_start = start_time(pid).unwrap_or_default();
     state.phase = Phase::Created;
     dir.save(&state)?;
+    debug(&opts.id, &format!("init {pid} waits for start"));
     if let Some(p) = &opts.pid_file {
         write_pid_file(p, pid)?;
     }
     Ok(state)
+}
+
+fn debug(id: &str, what: &str) {
+    crate::logging::debug(&format!("create {id}: {what}"));
 }
 
 fn make_fifo(path: &Path) -> Result<OwnedFd> {

@@ -182,11 +182,13 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
         // No reader on the fifo means init is gone.
         .map_err(|_| ContainerError::NotRunning)?;
     std::io::Write::write_all(&mut &f, b"0").map_err(io("release the container's init"))?;
+    logging::debug(&format!("start {id}: init {} released", state.pid));
     wait_exec(&f);
     drop(f);
     let _ = std::fs::remove_file(&fifo);
     state.phase = Phase::Running;
     dir.save(&state)?;
+    logging::debug(&format!("start {id}: the container's process runs"));
     let json = hook_state(&state, Status::Running);
     if let Err(e) = hooks::run(
         "poststart",

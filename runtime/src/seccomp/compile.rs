@@ -1,15 +1,20 @@
 //! A profile as a program. One section per architecture (selected by the
 //! audit arch and, for x86_64 and x32, the x32 bit); in each a linear
 //! dispatch on the syscall number to that syscall's rules, the most
-//! specific first, then the default action. Calls of an architecture the
-//! profile does not name are killed, as libseccomp's filters do.
+//! specific first, then the default action, except for calls newer than
+//! any the profile names (see [`newer_calls_get_enosys`]). Calls of an
+//! architecture the profile does not name are killed, as libseccomp's
+//! filters do.
 
 use super::arch::{self, Arch, X32_BIT};
 use super::bpf::{self, insn, Insn, AND, JA, JEQ, JGE, JGT, JSET, LD_ABS, RET};
 use super::SeccompError;
-use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompArg, LinuxSeccompOperator as Op};
+use oci_spec::runtime::{
+    LinuxSeccomp, LinuxSeccompAction as Action, LinuxSeccompArg, LinuxSeccompOperator as Op,
+};
 
 const KILL_PROCESS: u32 = 0x8000_0000;
+const ENOSYS: u32 = libc::ENOSYS as u32;
 /// BPF_MAXINSNS: the kernel refuses longer programs.
 const MAX_INSNS: usize = 4096;
 
@@ -25,9 +30,10 @@ struct Rule<'a> {
 
 pub fn program(s: &LinuxSeccomp) -> Result<Vec<Insn>, SeccompError> {
     let default = s.default_action().as_u32(s.default_errno_ret());
+    let enosys = newer_calls_get_enosys(s.default_action());
     let mut prog = Vec::new();
     for a in arch::selected(s.architectures().as_deref().unwrap_or(&[]))? {
-        section(&mut prog, a, &rules_of(s, a)?, default);
+        section(&mut prog, a, &rules_of(s, a)?, default, enosys);
     }
     prog.push(insn(RET, KILL_PROCESS, 0, 0));
     if prog.len() > MAX_INSNS {
@@ -37,6 +43,20 @@ pub fn program(s: &LinuxSeccomp) -> Result<Vec<Insn>, SeccompError> {
         )));
     }
     Ok(prog)
+}
+
+/// Whether a call newer than the newest one the profile names gets ENOSYS
+/// instead of the default action. A profile that refuses what it does not
+/// list was written before such calls existed: libc (and berth itself)
+/// falls back on ENOSYS, as for an older kernel, but gives up on EPERM
+/// (glibc's clone3 in posix_spawn, for one). runc does the same, except
+/// for defaults that let the call through anyway (a tracer, too, is
+/// expected to handle new calls).
+fn newer_calls_get_enosys(default: Action) -> bool {
+    !matches!(
+        default,
+        Action::ScmpActAllow | Action::ScmpActLog | Action::ScmpActTrace
+    )
 }
 
 /// The rules of each syscall `a` knows, in the order the profile first
@@ -91,7 +111,7 @@ fn split(args: &[LinuxSeccompArg], action: u32) -> Vec<Rule<'_>> {
     }
 }
 
-fn section(prog: &mut Vec<Insn>, a: Arch, rules: &[(u32, Vec<Rule>)], default: u32) {
+fn section(prog: &mut Vec<Insn>, a: Arch, rules: &[(u32, Vec<Rule>)], default: u32, enosys: bool) {
     let mut leave = Vec::new();
     prog.push(insn(LD_ABS, bpf::ARCH, 0, 0));
     prog.push(insn(JEQ, a.audit(), 1, 0));
@@ -107,6 +127,10 @@ fn section(prog: &mut Vec<Insn>, a: Arch, rules: &[(u32, Vec<Rule>)], default: u
     }
     for (nr, rs) in rules {
         syscall_block(prog, *nr, rs, default);
+    }
+    if let Some(newest) = rules.iter().map(|(nr, _)| *nr).max().filter(|_| enosys) {
+        prog.push(insn(JGT, newest, 0, 1));
+        prog.push(insn(RET, Action::ScmpActErrno.as_u32(Some(ENOSYS)), 0, 0));
     }
     prog.push(insn(RET, default, 0, 0));
     let end = prog.len();
@@ -249,6 +273,7 @@ mod tests {
 
     const ALLOW: u32 = 0x7fff_0000;
     const EPERM: u32 = 0x0005_0001;
+    const ENOSYS_RET: u32 = 0x0005_0026;
     const X86_64: u32 = 0xc000_003e;
     const I386: u32 = 0x4000_0003;
     const NR_READ: i32 = 0; // x86_64
@@ -413,8 +438,8 @@ mod tests {
             "SCMP_ARCH_X32"
         ]));
         assert_eq!(call(&all, I386, NR_GETPID_I386, [0; 6]), ALLOW);
-        // i386's 39 is mkdir: not allowed.
-        assert_eq!(call(&all, I386, 39, [0; 6]), EPERM);
+        // i386's 3 is read (older than its getpid): not allowed.
+        assert_eq!(call(&all, I386, 3, [0; 6]), EPERM);
         assert_eq!(
             call(&all, X86_64, NR_GETPID | X32_BIT as i32, [0; 6]),
             ALLOW
@@ -510,6 +535,39 @@ mod tests {
         for nr in [0, 39, 200, 300] {
             assert_eq!(call(&prog, X86_64, nr, [0; 6]), ALLOW, "{nr}");
         }
-        assert_eq!(call(&prog, X86_64, 100_000, [0; 6]), EPERM);
+        // Newer than every call the profile names.
+        assert_eq!(call(&prog, X86_64, 100_000, [0; 6]), ENOSYS_RET);
+    }
+
+    #[test]
+    fn calls_newer_than_the_profile_get_enosys_unless_the_default_allows() {
+        let with_default = |default: &str| {
+            program(&profile(serde_json::json!({
+                "defaultAction": default,
+                "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
+                "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_ALLOW"},
+                             {"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+            })))
+            .unwrap()
+        };
+        let (nr_sendfile, nr_mkdir, nr_rmdir) = (40, 83, 84);
+        let refusing = with_default("SCMP_ACT_ERRNO");
+        for (nr, want) in [
+            (nr_sendfile, EPERM),
+            (nr_mkdir, EPERM),
+            (nr_rmdir, ENOSYS_RET),
+        ] {
+            assert_eq!(call(&refusing, X86_64, nr, [0; 6]), want, "{nr}");
+        }
+        // i386 numbers: mkdir is 39, the newest named; rename is 38.
+        assert_eq!(call(&refusing, I386, 38, [0; 6]), EPERM);
+        assert_eq!(call(&refusing, I386, 40, [0; 6]), ENOSYS_RET);
+        let killing = with_default("SCMP_ACT_KILL_PROCESS");
+        assert_eq!(call(&killing, X86_64, nr_rmdir, [0; 6]), ENOSYS_RET);
+        assert_eq!(call(&killing, X86_64, nr_sendfile, [0; 6]), KILL_PROCESS);
+        for (default, ret) in [("SCMP_ACT_ALLOW", ALLOW), ("SCMP_ACT_LOG", 0x7ffc_0000)] {
+            let prog = with_default(default);
+            assert_eq!(call(&prog, X86_64, nr_rmdir, [0; 6]), ret, "{default}");
+        }
     }
 }
