@@ -96,10 +96,9 @@ fn memory_limit_oom_kills_and_events_reports_it() {
     b.start().assert_ok();
     let cg = CgroupOf::pid(init_pid(&b));
     let limit = cg.read(("memory", "memory.limit_in_bytes"), "memory.max");
-    let oom = |l: &String| {
-        serde_json::from_str::<Value>(l)
-            .is_ok_and(|e| e["type"] == "oom" && e["id"] == b.id.as_str())
-    };
+    // runc's record, key for key and in that order: people grep for it.
+    let oom_record = format!(r#"{{"type":"oom","id":"{}"}}"#, b.id);
+    let oom = |l: &String| *l == oom_record;
     let start = Instant::now();
     let mut seen = Vec::new();
     while let Ok(l) = lines.recv_timeout(Duration::from_secs(30).saturating_sub(start.elapsed())) {
@@ -309,6 +308,17 @@ fn events_stats_prints_usage() {
         e["data"]["memory"]["usage"]["usage"].as_u64().unwrap() > 0,
         "{e}"
     );
+}
+
+#[test]
+fn events_records_keep_runcs_key_order() {
+    let mut b = Bundle::new();
+    sleeper(&mut b, json!({"pids": {"limit": 50}}));
+    let out = b.rt(&["events", "--stats", &b.id]);
+    delete(&b);
+    let line = out.assert_ok().stdout.trim();
+    let head = format!(r#"{{"type":"stats","id":"{}","data":{{"#, b.id);
+    assert!(line.starts_with(&head), "{line}");
 }
 
 /// `systemctl show UNIT -p PROPERTY...` as `Property=value` lines.
