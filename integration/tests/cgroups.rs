@@ -179,6 +179,147 @@ fn update_refuses_an_impossible_value() {
     assert_eq!(before, after);
 }
 
+/// What a v1 limit file holds when there is no limit (the largest page
+/// multiple), or v2's `max`.
+fn unlimited() -> &'static str {
+    if unified() {
+        "max"
+    } else {
+        "9223372036854771712"
+    }
+}
+
+#[test]
+fn update_takes_minus_1_as_a_separate_argument() {
+    let mut b = Bundle::new();
+    let limits = json!({"memory": {"limit": 67108864, "swap": 134217728},
+                        "cpu": {"quota": 50000, "period": 100000}, "pids": {"limit": 100}});
+    let cg = sleeper(&mut b, limits);
+    let out = b.rt(&[
+        "update",
+        "--memory",
+        "-1",
+        "--memory-swap",
+        "-1",
+        "--cpu-quota",
+        "-1",
+        "--pids-limit",
+        "-1",
+        &b.id,
+    ]);
+    let memory = cg.read(("memory", "memory.limit_in_bytes"), "memory.max");
+    let quota = cg.read(("cpu", "cpu.cfs_quota_us"), "cpu.max");
+    let pids = cg.read(("pids", "pids.max"), "pids.max");
+    delete(&b);
+    out.assert_ok();
+    assert_eq!(memory, unlimited());
+    assert_eq!(quota, if unified() { "max 100000" } else { "-1" });
+    assert_eq!(pids, "max");
+}
+
+#[test]
+fn update_memory_minus_1_lifts_the_swap_limit_too() {
+    // On v1 memory+swap may not be below memory: lifting memory alone
+    // would be refused while the swap limit stands.
+    let mut b = Bundle::new();
+    let cg = sleeper(
+        &mut b,
+        json!({"memory": {"limit": 67108864, "swap": 134217728}}),
+    );
+    let out = b.rt(&["update", "--memory=-1", &b.id]);
+    let memory = cg.read(("memory", "memory.limit_in_bytes"), "memory.max");
+    let memsw = (!unified()).then(|| cg.read(("memory", "memory.memsw.limit_in_bytes"), ""));
+    delete(&b);
+    out.assert_ok();
+    assert_eq!(memory, unlimited());
+    if let Some(memsw) = memsw {
+        assert_eq!(memsw, unlimited());
+    }
+}
+
+#[test]
+fn update_takes_runcs_cpu_share_spelling() {
+    let mut b = Bundle::new();
+    let cg = sleeper(&mut b, json!({"cpu": {"shares": 1024}}));
+    let out = b.rt(&["update", "--cpu-share", "512", &b.id]);
+    let shares = cg.read(("cpu", "cpu.shares"), "cpu.weight");
+    delete(&b);
+    out.assert_ok();
+    assert_eq!(shares, if unified() { "20" } else { "512" });
+}
+
+/// A cgroup of the test's own, with a CPU quota of half a CPU, for the
+/// container's cgroup to go below. The runtime makes it in the other
+/// hierarchies too; dropping it removes it from all of them.
+struct QuotaParent {
+    name: String,
+}
+
+impl QuotaParent {
+    fn new(name: &str) -> QuotaParent {
+        let mount = if unified() { "" } else { "/cpu" };
+        let dir = std::path::PathBuf::from(format!("/sys/fs/cgroup{mount}/{name}"));
+        std::fs::create_dir(&dir).expect("make the parent cgroup");
+        let (file, value) = match unified() {
+            true => ("cpu.max", "50000 100000"),
+            false => ("cpu.cfs_quota_us", "50000"),
+        };
+        std::fs::write(dir.join(file), value).expect("set the parent's quota");
+        QuotaParent {
+            name: name.to_owned(),
+        }
+    }
+}
+
+impl Drop for QuotaParent {
+    fn drop(&mut self) {
+        let root = Path::new("/sys/fs/cgroup");
+        let hierarchies = std::fs::read_dir(root).into_iter().flatten().flatten();
+        for dir in hierarchies.map(|h| h.path()).chain([root.to_path_buf()]) {
+            let _ = std::fs::remove_dir(dir.join(&self.name));
+        }
+    }
+}
+
+#[test]
+fn update_lowers_the_cpu_period_under_a_parent_quota() {
+    if systemd_cgroup() {
+        eprintln!("skipped: under systemd the parent is a slice systemd manages");
+        return;
+    }
+    let mut b = Bundle::new();
+    let parent_name = format!("{}-parent", b.id);
+    let parent = QuotaParent::new(&parent_name);
+    b.set(
+        "/linux/cgroupsPath",
+        json!(format!("/{parent_name}/{}", b.id)),
+    );
+    let cg = sleeper(&mut b, json!({"cpu": {"quota": 50000, "period": 100000}}));
+    // The new period alone (50000 with the old 50000 quota: a whole CPU)
+    // is more than the parent allows; with the new quota it is not.
+    let out = b.rt(&[
+        "update",
+        "--cpu-period",
+        "50000",
+        "--cpu-quota",
+        "25000",
+        &b.id,
+    ]);
+    let max = match unified() {
+        true => cg.read(("", ""), "cpu.max"),
+        false => format!(
+            "{} {}",
+            cg.read(("cpu", "cpu.cfs_quota_us"), ""),
+            cg.read(("cpu", "cpu.cfs_period_us"), "")
+        ),
+    };
+    b.delete(&["--force"]).assert_ok();
+    drop(parent);
+    b.assert_no_leftovers();
+    out.assert_ok();
+    assert_eq!(max, "25000 50000");
+}
+
 /// The CPU time a process has used, in clock ticks (utime + stime).
 fn cpu_ticks(pid: i64) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();

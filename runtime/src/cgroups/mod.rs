@@ -243,9 +243,7 @@ impl Cgroup {
         if self.version == Version::V2 {
             self.enable_controllers()?;
         }
-        for w in ws {
-            write(&self.dir_of(w.controller)?.join(&w.file), &w.value)?;
-        }
+        self.apply(ws)?;
         if self.version == Version::V1 {
             if let Ok(dir) = self.dir_of("devices") {
                 for (allow, rule) in device_rules {
@@ -320,21 +318,37 @@ impl Cgroup {
             .unwrap_or_default()
     }
 
-    /// Writes new values into an existing cgroup (`update`). On v1 a
-    /// memory limit above the current memory+swap limit is refused until
-    /// memsw is raised, and memsw below the memory limit the other way
-    /// round: when the first order fails, the swap write goes first.
+    /// Writes new values into an existing cgroup (`update`).
     pub fn update(&self, ws: &[writes::Write]) -> Result<(), CgroupError> {
-        let is_memsw = |w: &&writes::Write| w.file == "memory.memsw.limit_in_bytes";
-        let apply = |list: Vec<&writes::Write>| -> Result<(), CgroupError> {
-            list.into_iter()
-                .try_for_each(|w| write(&self.dir_of(w.controller)?.join(&w.file), &w.value))
-        };
-        if apply(ws.iter().collect()).is_ok() {
+        self.apply(ws)
+    }
+
+    /// Writes `ws` in order. Some values are refused (EINVAL) only because
+    /// of one written after them: on v1 a memory limit above the current
+    /// memory+swap limit, or a CPU period under which the current quota
+    /// exceeds the parent's. Each refused write is tried again once the
+    /// others are in, as runc does for those two.
+    fn apply(&self, ws: &[writes::Write]) -> Result<(), CgroupError> {
+        let mut refused = Vec::new();
+        for w in ws {
+            match self.write_one(w) {
+                Err(CgroupError::Write { source, .. })
+                    if source.raw_os_error() == Some(libc::EINVAL) =>
+                {
+                    refused.push(w)
+                }
+                done => done?,
+            }
+        }
+        refused.into_iter().try_for_each(|w| self.write_one(w))
+    }
+
+    fn write_one(&self, w: &writes::Write) -> Result<(), CgroupError> {
+        let path = self.dir_of(w.controller)?.join(&w.file);
+        if w.if_present && !path.exists() {
             return Ok(());
         }
-        let (swap, rest): (Vec<_>, Vec<_>) = ws.iter().partition(is_memsw);
-        apply(swap.into_iter().chain(rest).collect())
+        write(&path, &w.value)
     }
 
     /// Freezes (or thaws) every process in the cgroup and waits until the

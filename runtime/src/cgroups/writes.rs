@@ -12,6 +12,9 @@ pub struct Write {
     pub controller: &'static str,
     pub file: String,
     pub value: String,
+    /// Skipped where the kernel lacks the file, rather than failing: for
+    /// what runc writes only when the host has it.
+    pub if_present: bool,
 }
 
 fn w(controller: &'static str, file: impl Into<String>, value: impl ToString) -> Write {
@@ -19,6 +22,7 @@ fn w(controller: &'static str, file: impl Into<String>, value: impl ToString) ->
         controller,
         file: file.into(),
         value: value.to_string(),
+        if_present: false,
     }
 }
 
@@ -119,8 +123,15 @@ pub fn v1(r: &LinuxResources) -> Result<Vec<Write>, String> {
         if let Some(l) = m.limit() {
             out.push(w("memory", "memory.limit_in_bytes", l));
         }
-        if let Some(s) = m.swap() {
-            out.push(w("memory", "memory.memsw.limit_in_bytes", s));
+        match (m.limit(), m.swap()) {
+            (_, Some(s)) => out.push(w("memory", "memory.memsw.limit_in_bytes", s)),
+            // No memory limit means no memory+swap limit either (runc's
+            // reading), where the kernel accounts swap at all.
+            (Some(-1), None) => out.push(Write {
+                if_present: true,
+                ..w("memory", "memory.memsw.limit_in_bytes", -1)
+            }),
+            _ => {}
         }
         if let Some(v) = m.reservation() {
             out.push(w("memory", "memory.soft_limit_in_bytes", v));
@@ -276,11 +287,9 @@ pub fn v2(r: &LinuxResources) -> Result<Vec<Write>, String> {
                 .quota()
                 .filter(|q| *q > 0)
                 .map_or("max".to_string(), |q| q.to_string());
-            out.push(w(
-                "cpu",
-                "cpu.max",
-                format!("{quota} {}", c.period().unwrap_or(100_000)),
-            ));
+            // Without a period the kernel keeps the current one.
+            let period = c.period().map(|p| format!(" {p}")).unwrap_or_default();
+            out.push(w("cpu", "cpu.max", format!("{quota}{period}")));
         }
         if let Some(v) = c.burst() {
             out.push(w("cpu", "cpu.max.burst", v));
@@ -539,6 +548,25 @@ mod tests {
         assert_eq!(find(&ws, "io.weight"), ["default 10000"]);
         assert_eq!(find(&ws, "io.max"), ["8:0 wiops=7"]);
         assert_eq!(find(&ws, "memory.high"), ["5000"]);
+    }
+
+    #[test]
+    fn no_memory_limit_lifts_memsw_where_the_kernel_has_it() {
+        let ws = v1(&res(serde_json::json!({"memory": {"limit": -1}}))).unwrap();
+        let memsw: Vec<_> = ws
+            .iter()
+            .filter(|w| w.file == "memory.memsw.limit_in_bytes")
+            .collect();
+        assert_eq!(memsw.len(), 1);
+        assert!(memsw[0].if_present && memsw[0].value == "-1");
+        let ws = v1(&res(serde_json::json!({"memory": {"limit": 100}}))).unwrap();
+        assert!(find(&ws, "memory.memsw.limit_in_bytes").is_empty());
+    }
+
+    #[test]
+    fn v2_quota_alone_keeps_the_period() {
+        let ws = v2(&res(serde_json::json!({"cpu": {"quota": -1}}))).unwrap();
+        assert_eq!(find(&ws, "cpu.max"), ["max"]);
     }
 
     #[test]
