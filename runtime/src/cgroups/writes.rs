@@ -30,8 +30,8 @@ fn bad(field: &str, why: impl Into<String>) -> String {
     format!("linux.resources.{field}: {}", why.into())
 }
 
-/// The default device rules runc adds after a spec's own: the devices
-/// every container gets, plus the pty and tun devices.
+/// The default device rules runc 1.1 adds after a spec's own: mknod of
+/// anything, the devices every container gets, the pty devices and tun.
 const DEFAULT_ALLOW: [&str; 11] = [
     "c *:* m",
     "b *:* m",
@@ -41,13 +41,17 @@ const DEFAULT_ALLOW: [&str; 11] = [
     "c 5:0 rwm",
     "c 1:5 rwm",
     "c 1:9 rwm",
-    "c 5:1 rwm",
     "c 136:* rwm",
     "c 5:2 rwm",
+    "c 10:200 rwm",
 ];
 
-/// A device rule in the kernel's "type major:minor access" form.
-pub fn device_rule(d: &LinuxDeviceCgroup) -> String {
+/// A device rule in the kernel's "type major:minor access" form. The
+/// access is normalised as runc does, to the letters r, w and m it names,
+/// in that order: a stray letter or a repeat would have the kernel (or
+/// the v2 filter) refuse it. No access at all means all three; `None`
+/// for one naming no letter of the three, which grants or takes nothing.
+pub fn device_rule(d: &LinuxDeviceCgroup) -> Option<String> {
     let typ = match d.typ() {
         None | Some(LinuxDeviceType::A) => 'a',
         Some(LinuxDeviceType::B) => 'b',
@@ -58,25 +62,32 @@ pub fn device_rule(d: &LinuxDeviceCgroup) -> String {
         n.filter(|n| *n >= 0)
             .map_or("*".to_string(), |n| n.to_string())
     };
-    let access = d
+    let asked = d
         .access()
         .as_deref()
         .filter(|a| !a.is_empty())
         .unwrap_or("rwm");
-    if typ == 'a' {
-        return format!("a *:* {access}");
+    let access: String = "rwm".chars().filter(|c| asked.contains(*c)).collect();
+    if access.is_empty() {
+        return None;
     }
-    format!("{typ} {}:{} {access}", num(d.major()), num(d.minor()))
+    if typ == 'a' {
+        return Some(format!("a *:* {access}"));
+    }
+    Some(format!(
+        "{typ} {}:{} {access}",
+        num(d.major()),
+        num(d.minor())
+    ))
 }
 
-/// The device rules of a container in order: (allow?, rule). `nodes` are
-/// the spec's `linux.devices`, which the container must be able to use.
-pub fn device_rules(r: Option<&LinuxResources>, nodes: &[String]) -> Vec<(bool, String)> {
+/// The device rules of a container in order: (allow?, rule): deny-all,
+/// the spec's, then runc's defaults.
+pub fn device_rules(r: Option<&LinuxResources>) -> Vec<(bool, String)> {
     let mut rules = vec![(false, "a *:* rwm".to_string())];
     let spec_rules = r.and_then(|r| r.devices().as_ref()).into_iter().flatten();
-    rules.extend(spec_rules.map(|d| (d.allow(), device_rule(d))));
+    rules.extend(spec_rules.filter_map(|d| Some((d.allow(), device_rule(d)?))));
     rules.extend(DEFAULT_ALLOW.iter().map(|s| (true, s.to_string())));
-    rules.extend(nodes.iter().map(|s| (true, s.clone())));
     rules
 }
 
@@ -576,12 +587,24 @@ mod tests {
             {"allow": true, "type": "c", "major": 10, "minor": 200, "access": "rwm"},
             {"allow": true, "type": "b", "major": 8, "access": "r"}
         ]}));
-        let rules = device_rules(Some(&r), &["c 4:1 rwm".into()]);
+        let rules = device_rules(Some(&r));
         assert_eq!(rules[0], (false, "a *:* rwm".into()));
         assert_eq!(rules[1], (false, "a *:* rwm".into()));
         assert_eq!(rules[2], (true, "c 10:200 rwm".into()));
         assert_eq!(rules[3], (true, "b 8:* r".into()));
         assert!(rules.contains(&(true, "c 1:3 rwm".into())));
-        assert_eq!(rules.last().unwrap(), &(true, "c 4:1 rwm".into()));
+        assert_eq!(rules.len(), 4 + DEFAULT_ALLOW.len());
+    }
+
+    #[test]
+    fn device_access_is_normalised() {
+        let rule = |access: &str| {
+            let d = serde_json::json!({"allow": true, "type": "c", "major": 1, "minor": 2, "access": access});
+            device_rule(&serde_json::from_value(d).unwrap())
+        };
+        assert_eq!(rule("rwa").as_deref(), Some("c 1:2 rw"));
+        assert_eq!(rule("mwrrw").as_deref(), Some("c 1:2 rwm"));
+        assert_eq!(rule("").as_deref(), Some("c 1:2 rwm"));
+        assert_eq!(rule("x"), None);
     }
 }
