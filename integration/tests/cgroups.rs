@@ -248,37 +248,69 @@ fn update_takes_runcs_cpu_share_spelling() {
     assert_eq!(shares, if unified() { "20" } else { "512" });
 }
 
-/// A cgroup of the test's own, with a CPU quota of half a CPU, for the
-/// container's cgroup to go below. The runtime makes it in the other
-/// hierarchies too; dropping it removes it from all of them.
-struct QuotaParent {
+/// A cgroup the test makes itself, before the runtime sees it, in the
+/// hierarchies of `controllers` (v1) or the one hierarchy (v2). The runtime
+/// may add it to other hierarchies; dropping it thaws it and removes it
+/// from all of them.
+struct HostCgroup {
     name: String,
 }
 
-impl QuotaParent {
-    fn new(name: &str) -> QuotaParent {
-        let mount = if unified() { "" } else { "/cpu" };
-        let dir = std::path::PathBuf::from(format!("/sys/fs/cgroup{mount}/{name}"));
-        std::fs::create_dir(&dir).expect("make the parent cgroup");
-        let (file, value) = match unified() {
-            true => ("cpu.max", "50000 100000"),
-            false => ("cpu.cfs_quota_us", "50000"),
-        };
-        std::fs::write(dir.join(file), value).expect("set the parent's quota");
-        QuotaParent {
+impl HostCgroup {
+    fn new(name: &str, controllers: &[&str]) -> HostCgroup {
+        let cg = HostCgroup {
             name: name.to_owned(),
+        };
+        for c in controllers {
+            std::fs::create_dir(cg.dir(c)).expect("make the cgroup");
+        }
+        cg
+    }
+
+    /// Its directory in `controller`'s hierarchy (v1) or the one (v2).
+    fn dir(&self, controller: &str) -> std::path::PathBuf {
+        let mount = if unified() {
+            String::new()
+        } else {
+            format!("/{controller}")
+        };
+        std::path::PathBuf::from(format!("/sys/fs/cgroup{mount}/{}", self.name))
+    }
+
+    fn write(&self, controller: &str, file: &str, value: &str) {
+        let path = self.dir(controller).join(file);
+        std::fs::write(&path, value).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    }
+
+    fn freeze(&self) {
+        match unified() {
+            true => self.write("", "cgroup.freeze", "1"),
+            false => self.write("freezer", "freezer.state", "FROZEN"),
         }
     }
 }
 
-impl Drop for QuotaParent {
+impl Drop for HostCgroup {
     fn drop(&mut self) {
+        let _ = std::fs::write(self.dir("freezer").join("freezer.state"), "THAWED");
+        let _ = std::fs::write(self.dir("").join("cgroup.freeze"), "0");
         let root = Path::new("/sys/fs/cgroup");
         let hierarchies = std::fs::read_dir(root).into_iter().flatten().flatten();
         for dir in hierarchies.map(|h| h.path()).chain([root.to_path_buf()]) {
             let _ = std::fs::remove_dir(dir.join(&self.name));
         }
     }
+}
+
+/// A cgroup with a CPU quota of half a CPU, for the container's cgroup to
+/// go below.
+fn quota_parent(name: &str) -> HostCgroup {
+    let cg = HostCgroup::new(name, &["cpu"]);
+    match unified() {
+        true => cg.write("", "cpu.max", "50000 100000"),
+        false => cg.write("cpu", "cpu.cfs_quota_us", "50000"),
+    }
+    cg
 }
 
 #[test]
@@ -289,7 +321,7 @@ fn update_lowers_the_cpu_period_under_a_parent_quota() {
     }
     let mut b = Bundle::new();
     let parent_name = format!("{}-parent", b.id);
-    let parent = QuotaParent::new(&parent_name);
+    let parent = quota_parent(&parent_name);
     b.set(
         "/linux/cgroupsPath",
         json!(format!("/{parent_name}/{}", b.id)),
@@ -418,6 +450,57 @@ fn cgroups_path_is_honoured() {
     assert!(dir.ends_with(&dir_ends), "{}", dir.display());
     assert_eq!(limit, "50");
     assert!(!dir.exists(), "delete left {}", dir.display());
+}
+
+#[test]
+fn a_frozen_cgroup_fails_create_at_once_and_leaves_nothing() {
+    if systemd_cgroup() {
+        eprintln!("skipped: under systemd the cgroup is a scope systemd makes");
+        return;
+    }
+    // A process put in it would stop there for good, create with it.
+    let mut b = Bundle::new();
+    let name = format!("{}-frozen", b.id);
+    let frozen = HostCgroup::new(&name, &["freezer"]);
+    frozen.freeze();
+    b.set("/linux/cgroupsPath", json!(format!("/{name}")));
+    let out = b.create();
+    drop(frozen);
+    out.assert_failed().assert_mentions("frozen");
+    b.assert_no_leftovers();
+}
+
+#[test]
+fn a_cgroup_with_processes_in_it_gets_a_warning() {
+    if systemd_cgroup() {
+        eprintln!("skipped: under systemd the cgroup is a scope systemd makes");
+        return;
+    }
+    let mut b = Bundle::new();
+    let name = format!("{}-busy", b.id);
+    // runc counts the devices hierarchy's processes, berth the pids one's.
+    let controllers: &[&str] = if unified() {
+        &[""]
+    } else {
+        &["devices", "pids"]
+    };
+    let busy = HostCgroup::new(&name, controllers);
+    let mut squatter = std::process::Command::new("sleep")
+        .arg("600")
+        .spawn()
+        .expect("spawn sleep");
+    for c in controllers {
+        busy.write(c, "cgroup.procs", &squatter.id().to_string());
+    }
+    b.set("/linux/cgroupsPath", json!(format!("/{name}")))
+        .set("/process/args", json!(["sleep", "600"]));
+    let out = b.create();
+    let _ = squatter.kill();
+    let _ = squatter.wait();
+    b.delete(&["--force"]).assert_ok();
+    drop(busy);
+    b.assert_no_leftovers();
+    out.assert_ok().assert_mentions("cgroup is not empty");
 }
 
 #[test]

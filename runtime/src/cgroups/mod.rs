@@ -41,6 +41,8 @@ pub enum CgroupError {
     BadPath(String),
     #[error("cgroup controller {0:?} is not mounted on this host, but linux.resources needs it")]
     NoController(String),
+    #[error("cgroup {0}: container's cgroup unexpectedly frozen")]
+    Frozen(PathBuf),
     #[error("exec --cgroup {flag:?}: {why}")]
     SubCgroup { flag: String, why: String },
     #[error(transparent)]
@@ -321,6 +323,23 @@ impl Cgroup {
         file.and_then(|d| std::fs::read_to_string(d.join("cgroup.procs")).ok())
             .map(|t| t.lines().filter_map(|l| l.trim().parse().ok()).collect())
             .unwrap_or_default()
+    }
+
+    /// Whether the cgroup, or before it exists the nearest ancestor that
+    /// does, is frozen: a process put in it would stop there for good.
+    pub fn frozen(&self) -> bool {
+        let Ok(mut dir) = self.dir_of("freezer") else {
+            return false;
+        };
+        while !dir.exists() && dir.pop() {}
+        let (file, frozen): (&str, &[&str]) = match self.version {
+            Version::V1 => ("freezer.state", &["FROZEN", "FREEZING"]),
+            Version::V2 => ("cgroup.events", &["frozen 1"]),
+        };
+        std::fs::read_to_string(dir.join(file))
+            .unwrap_or_default()
+            .lines()
+            .any(|l| frozen.contains(&l.trim()))
     }
 
     /// Writes new values into an existing cgroup (`update`).

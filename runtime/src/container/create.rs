@@ -78,6 +78,7 @@ impl CgroupPlan {
             false => cgroups::container_path(spec_path, id)?,
         };
         let cgroup = Cgroup::new(path);
+        reusable(&cgroup)?;
         let resources = linux.and_then(|l| l.resources().clone());
         let writes = cgroup.plan(resources.as_ref())?;
         // linux.devices only makes nodes: the rules alone give access, as
@@ -95,6 +96,22 @@ impl CgroupPlan {
     fn create(&self) -> std::result::Result<(), cgroups::CgroupError> {
         self.cgroup.create(&self.writes, &self.device_rules)
     }
+}
+
+/// Refuses a cgroup that already exists frozen (init would stop in it
+/// for good, and create with it), and warns, as runc does, when it has
+/// processes already: they count as the container's from now on.
+fn reusable(cgroup: &Cgroup) -> std::result::Result<(), cgroups::CgroupError> {
+    if cgroup.frozen() {
+        return Err(cgroups::CgroupError::Frozen(cgroup.path.clone()));
+    }
+    let squatters = cgroup.pids().len();
+    if squatters > 0 {
+        crate::logging::warn(&format!(
+            "container's cgroup is not empty: {squatters} process(es) found"
+        ));
+    }
+    Ok(())
 }
 
 /// berth's answers to the container side while it is set up.
