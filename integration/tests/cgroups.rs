@@ -352,6 +352,98 @@ fn update_lowers_the_cpu_period_under_a_parent_quota() {
     assert_eq!(max, "25000 50000");
 }
 
+/// The first of `files` the container's blkio (v1) or io (v2) cgroup has,
+/// and what it holds.
+fn first_present(cg: &CgroupOf, files: &[&str]) -> (String, String) {
+    let dir = cg.dir("blkio");
+    let file = files
+        .iter()
+        .find(|f| dir.join(f).exists())
+        .unwrap_or_else(|| panic!("none of {files:?} in {}", dir.display()));
+    let value = std::fs::read_to_string(dir.join(file)).unwrap();
+    (file.to_string(), value.trim().to_owned())
+}
+
+#[test]
+fn blkio_weight_is_set_where_the_kernel_keeps_it() {
+    // Without CFQ (gone from blk-mq kernels) v1 has blkio.bfq.weight and
+    // no blkio.weight; v2 has io.bfq.weight when BFQ is built, else only
+    // io.weight, on its own scale.
+    let mut b = Bundle::new();
+    let cg = sleeper(&mut b, json!({"blockIO": {"weight": 300}}));
+    let found = match unified() {
+        true => first_present(&cg, &["io.bfq.weight", "io.weight"]),
+        false => first_present(&cg, &["blkio.weight", "blkio.bfq.weight"]),
+    };
+    delete(&b);
+    let want = match found.0.as_str() {
+        "io.bfq.weight" => "default 300",
+        "io.weight" => "default 2930",
+        _ => "300",
+    };
+    assert_eq!(found.1, want, "{}", found.0);
+}
+
+/// An unused loop device switched to the BFQ scheduler (per-device
+/// weights are for BFQ devices only), switched back on drop.
+struct BfqLoop {
+    name: String,
+    was: String,
+}
+
+impl BfqLoop {
+    fn new() -> BfqLoop {
+        let unused = (0..8).map(|n| format!("loop{n}")).find(|name| {
+            std::fs::read_to_string(format!("/sys/block/{name}/size"))
+                .is_ok_and(|s| s.trim() == "0")
+        });
+        let name = unused.expect("an unused loop device");
+        let file = format!("/sys/block/{name}/queue/scheduler");
+        let all = std::fs::read_to_string(&file).expect("read the scheduler");
+        let was = all
+            .split_whitespace()
+            .find_map(|s| s.strip_prefix('[')?.strip_suffix(']'))
+            .expect("a scheduler in use")
+            .to_owned();
+        std::fs::write(&file, "bfq").expect("switch to bfq");
+        BfqLoop { name, was }
+    }
+
+    /// major:minor
+    fn numbers(&self) -> (i64, i64) {
+        let dev = std::fs::read_to_string(format!("/sys/block/{}/dev", self.name)).unwrap();
+        let (major, minor) = dev.trim().split_once(':').unwrap();
+        (major.parse().unwrap(), minor.parse().unwrap())
+    }
+}
+
+impl Drop for BfqLoop {
+    fn drop(&mut self) {
+        let file = format!("/sys/block/{}/queue/scheduler", self.name);
+        let _ = std::fs::write(file, &self.was);
+    }
+}
+
+#[test]
+fn blkio_weight_device_is_set_for_a_bfq_device() {
+    let disk = BfqLoop::new();
+    let (major, minor) = disk.numbers();
+    let mut b = Bundle::new();
+    let weights = json!([{"major": major, "minor": minor, "weight": 200}]);
+    let cg = sleeper(&mut b, json!({"blockIO": {"weightDevice": weights}}));
+    let found = match unified() {
+        true => first_present(&cg, &["io.bfq.weight"]),
+        false => first_present(&cg, &["blkio.weight_device", "blkio.bfq.weight_device"]),
+    };
+    delete(&b);
+    drop(disk);
+    let line = format!("{major}:{minor} 200");
+    assert!(
+        found.1.lines().any(|l| l == line),
+        "{line} not in {found:?}"
+    );
+}
+
 /// The CPU time a process has used, in clock ticks (utime + stime).
 fn cpu_ticks(pid: i64) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();

@@ -369,10 +369,11 @@ impl Cgroup {
 
     fn write_one(&self, w: &writes::Write) -> Result<(), CgroupError> {
         let path = self.dir_of(w.controller)?.join(&w.file);
-        if w.if_present && !path.exists() {
-            return Ok(());
+        match &w.missing {
+            writes::Missing::Skip if !path.exists() => Ok(()),
+            writes::Missing::Instead(other) if !path.exists() => self.write_one(other),
+            _ => write(&path, &w.value),
         }
-        write(&path, &w.value)
     }
 
     /// Freezes (or thaws) every process in the cgroup and waits until the

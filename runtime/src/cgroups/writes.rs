@@ -12,9 +12,21 @@ pub struct Write {
     pub controller: &'static str,
     pub file: String,
     pub value: String,
-    /// Skipped where the kernel lacks the file, rather than failing: for
-    /// what runc writes only when the host has it.
-    pub if_present: bool,
+    /// What to do where the kernel lacks `file`.
+    pub missing: Missing,
+}
+
+/// Where the kernel lacks a file: some exist only with a kernel option
+/// (swap accounting) or I/O scheduler (CFQ's blkio.weight, BFQ's
+/// weights), and runc then writes another or nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Missing {
+    /// Write anyway, and fail naming the file.
+    Fail,
+    /// Leave it out.
+    Skip,
+    /// Write this instead.
+    Instead(Box<Write>),
 }
 
 fn w(controller: &'static str, file: impl Into<String>, value: impl ToString) -> Write {
@@ -22,7 +34,23 @@ fn w(controller: &'static str, file: impl Into<String>, value: impl ToString) ->
         controller,
         file: file.into(),
         value: value.to_string(),
-        if_present: false,
+        missing: Missing::Fail,
+    }
+}
+
+impl Write {
+    fn or_skip(self) -> Write {
+        Write {
+            missing: Missing::Skip,
+            ..self
+        }
+    }
+
+    fn or_instead(self, other: Write) -> Write {
+        Write {
+            missing: Missing::Instead(Box::new(other)),
+            ..self
+        }
     }
 }
 
@@ -138,10 +166,7 @@ pub fn v1(r: &LinuxResources) -> Result<Vec<Write>, String> {
             (_, Some(s)) => out.push(w("memory", "memory.memsw.limit_in_bytes", s)),
             // No memory limit means no memory+swap limit either (runc's
             // reading), where the kernel accounts swap at all.
-            (Some(-1), None) => out.push(Write {
-                if_present: true,
-                ..w("memory", "memory.memsw.limit_in_bytes", -1)
-            }),
+            (Some(-1), None) => out.push(w("memory", "memory.memsw.limit_in_bytes", -1).or_skip()),
             _ => {}
         }
         if let Some(v) = m.reservation() {
@@ -194,19 +219,25 @@ pub fn v1(r: &LinuxResources) -> Result<Vec<Write>, String> {
         out.push(w("pids", "pids.max", pids(p.limit())));
     }
     if let Some(b) = r.block_io() {
+        // blkio.weight is CFQ's, gone with the legacy block layer: where
+        // it is missing BFQ's files take the same values.
+        let weight = |file: &str, value: String| {
+            w("blkio", format!("blkio.{file}"), &value).or_instead(w(
+                "blkio",
+                format!("blkio.bfq.{file}"),
+                value,
+            ))
+        };
         if let Some(v) = b.weight().filter(|v| *v != 0) {
-            out.push(w("blkio", "blkio.weight", blkio_weight(v)?));
+            out.push(weight("weight", blkio_weight(v)?.to_string()));
         }
         if let Some(v) = b.leaf_weight().filter(|v| *v != 0) {
             out.push(w("blkio", "blkio.leaf_weight", blkio_weight(v)?));
         }
         for d in b.weight_device().iter().flatten() {
             if let Some(v) = d.weight() {
-                out.push(w(
-                    "blkio",
-                    "blkio.weight_device",
-                    format!("{}:{} {v}", d.major(), d.minor()),
-                ));
+                let value = format!("{}:{} {v}", d.major(), d.minor());
+                out.push(weight("weight_device", value));
             }
             if let Some(v) = d.leaf_weight() {
                 out.push(w(
@@ -320,20 +351,26 @@ pub fn v2(r: &LinuxResources) -> Result<Vec<Write>, String> {
         out.push(w("pids", "pids.max", pids(p.limit())));
     }
     if let Some(b) = r.block_io() {
-        if let Some(v) = b.weight().filter(|v| *v != 0) {
-            out.push(w(
+        // BFQ's io.bfq.weight takes blkio's scale as it is, as runc
+        // prefers it; without BFQ, io.weight (io.cost) on its own scale.
+        // A plain number is BFQ's default weight, io.weight's needs a key.
+        let weight = |device: Option<String>, v: u16| {
+            let (bfq, io) = match device {
+                Some(d) => (format!("{d} "), format!("{d} ")),
+                None => (String::new(), "default ".to_string()),
+            };
+            w("io", "io.bfq.weight", format!("{bfq}{v}")).or_instead(w(
                 "io",
                 "io.weight",
-                format!("default {}", blkio_weight_to_io(blkio_weight(v)?)),
-            ));
+                format!("{io}{}", blkio_weight_to_io(v)),
+            ))
+        };
+        if let Some(v) = b.weight().filter(|v| *v != 0) {
+            out.push(weight(None, blkio_weight(v)?));
         }
         for d in b.weight_device().iter().flatten() {
             if let Some(v) = d.weight() {
-                out.push(w(
-                    "io",
-                    "io.weight",
-                    format!("{}:{} {}", d.major(), d.minor(), blkio_weight_to_io(v)),
-                ));
+                out.push(weight(Some(format!("{}:{}", d.major(), d.minor())), v));
             }
         }
         let throttles = [
@@ -556,9 +593,43 @@ mod tests {
         assert_eq!(find(&ws, "cpu.weight"), ["39"]);
         assert_eq!(find(&ws, "cpu.max"), ["20000 100000"]);
         assert_eq!(find(&ws, "pids.max"), ["10"]);
-        assert_eq!(find(&ws, "io.weight"), ["default 10000"]);
+        assert_eq!(find(&ws, "io.bfq.weight"), ["1000"]);
         assert_eq!(find(&ws, "io.max"), ["8:0 wiops=7"]);
         assert_eq!(find(&ws, "memory.high"), ["5000"]);
+    }
+
+    /// (file, value, then the file and value written where it is missing).
+    fn with_fallback(w: &Write) -> (&str, &str, &str, &str) {
+        let Missing::Instead(other) = &w.missing else {
+            panic!("{w:?} has no fallback");
+        };
+        (&w.file, &w.value, &other.file, &other.value)
+    }
+
+    #[test]
+    fn weights_fall_back_to_the_file_the_scheduler_has() {
+        let r = res(serde_json::json!({"blockIO": {"weight": 300,
+            "weightDevice": [{"major": 7, "minor": 1, "weight": 200}]}}));
+        let (v1, v2) = (v1(&r).unwrap(), v2(&r).unwrap());
+        assert_eq!(
+            v1.iter().map(with_fallback).collect::<Vec<_>>(),
+            [
+                ("blkio.weight", "300", "blkio.bfq.weight", "300"),
+                (
+                    "blkio.weight_device",
+                    "7:1 200",
+                    "blkio.bfq.weight_device",
+                    "7:1 200"
+                ),
+            ]
+        );
+        assert_eq!(
+            v2.iter().map(with_fallback).collect::<Vec<_>>(),
+            [
+                ("io.bfq.weight", "300", "io.weight", "default 2930"),
+                ("io.bfq.weight", "7:1 200", "io.weight", "7:1 1920"),
+            ]
+        );
     }
 
     #[test]
@@ -569,7 +640,7 @@ mod tests {
             .filter(|w| w.file == "memory.memsw.limit_in_bytes")
             .collect();
         assert_eq!(memsw.len(), 1);
-        assert!(memsw[0].if_present && memsw[0].value == "-1");
+        assert!(memsw[0].missing == Missing::Skip && memsw[0].value == "-1");
         let ws = v1(&res(serde_json::json!({"memory": {"limit": 100}}))).unwrap();
         assert!(find(&ws, "memory.memsw.limit_in_bytes").is_empty());
     }
