@@ -218,6 +218,18 @@ fn update_takes_minus_1_as_a_separate_argument() {
 }
 
 #[test]
+fn update_with_0_leaves_a_limit_alone() {
+    // Clients send 0 for what they do not change.
+    let mut b = Bundle::new();
+    let cg = sleeper(&mut b, json!({"pids": {"limit": 100}}));
+    let out = b.rt(&["update", "--pids-limit", "0", &b.id]);
+    let pids = cg.read(("pids", "pids.max"), "pids.max");
+    delete(&b);
+    out.assert_ok();
+    assert_eq!(pids, "100");
+}
+
+#[test]
 fn update_memory_minus_1_lifts_the_swap_limit_too() {
     // On v1 memory+swap may not be below memory: lifting memory alone
     // would be refused while the swap limit stands.

@@ -143,6 +143,9 @@ fn zeros_unset(r: &LinuxResources) -> LinuxResources {
             .set_realtime_runtime(set(rt_runtime))
             .set_realtime_period(set(rt_period));
     }
+    if r.pids().is_some_and(|p| p.limit() == 0) {
+        r.set_pids(None);
+    }
     r
 }
 
@@ -501,7 +504,7 @@ mod tests {
         let ws = v1(&res(serde_json::json!({
             "memory": {"limit": 1048576, "swap": 2097152, "reservation": 524288, "swappiness": 10, "disableOOMKiller": true},
             "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0", "mems": "0", "idle": 1},
-            "pids": {"limit": 0}
+            "pids": {"limit": -1}
         })))
         .unwrap();
         assert_eq!(find(&ws, "memory.limit_in_bytes"), ["1048576"]);
@@ -643,6 +646,13 @@ mod tests {
         assert!(memsw[0].missing == Missing::Skip && memsw[0].value == "-1");
         let ws = v1(&res(serde_json::json!({"memory": {"limit": 100}}))).unwrap();
         assert!(find(&ws, "memory.memsw.limit_in_bytes").is_empty());
+    }
+
+    #[test]
+    fn a_pids_limit_of_0_is_left_alone() {
+        let r = res(serde_json::json!({"pids": {"limit": 0}}));
+        assert!(find(&v1(&r).unwrap(), "pids.max").is_empty());
+        assert!(find(&v2(&r).unwrap(), "pids.max").is_empty());
     }
 
     #[test]

@@ -14,37 +14,52 @@ pub struct Args {
     /// JSON file with linux.resources ("-" reads stdin)
     #[arg(short, long)]
     pub resources: Option<String>,
+    /// Memory limit in bytes (k, m, g suffixes; -1 for none)
     #[arg(long, allow_negative_numbers = true, value_parser = parse_bytes)]
     pub memory: Option<i64>,
+    /// Memory plus swap limit in bytes (-1 for unlimited swap)
     #[arg(long, allow_negative_numbers = true, value_parser = parse_bytes)]
     pub memory_swap: Option<i64>,
+    /// Memory soft limit in bytes
     #[arg(long, allow_negative_numbers = true, value_parser = parse_bytes)]
     pub memory_reservation: Option<i64>,
+    /// Kernel memory limit in bytes (v1)
     #[arg(long, allow_negative_numbers = true, value_parser = parse_bytes)]
     pub kernel_memory: Option<i64>,
+    /// Kernel TCP buffer limit in bytes (v1)
     #[arg(long, allow_negative_numbers = true, value_parser = parse_bytes)]
     pub kernel_memory_tcp: Option<i64>,
     /// CPU shares (runc's spelling; --cpu-shares is accepted too)
     #[arg(long = "cpu-share", visible_alias = "cpu-shares")]
     pub cpu_shares: Option<u64>,
+    /// CPU time per period in microseconds (-1 for none)
     #[arg(long, allow_negative_numbers = true)]
     pub cpu_quota: Option<i64>,
+    /// CFS period in microseconds
     #[arg(long)]
     pub cpu_period: Option<u64>,
+    /// CFS burst in microseconds
     #[arg(long)]
     pub cpu_burst: Option<u64>,
+    /// Real-time runtime per period in microseconds (v1)
     #[arg(long, allow_negative_numbers = true)]
     pub cpu_rt_runtime: Option<i64>,
+    /// Real-time period in microseconds (v1)
     #[arg(long)]
     pub cpu_rt_period: Option<u64>,
+    /// SCHED_IDLE for the cgroup: 1 or 0
     #[arg(long)]
     pub cpu_idle: Option<i64>,
+    /// CPUs to run on (e.g. 0-2,4)
     #[arg(long)]
     pub cpuset_cpus: Option<String>,
+    /// Memory nodes to allocate on
     #[arg(long)]
     pub cpuset_mems: Option<String>,
+    /// Maximum number of tasks (-1 for none; 0 leaves it as it is)
     #[arg(long, allow_negative_numbers = true)]
     pub pids_limit: Option<i64>,
+    /// Block I/O weight, 10 to 1000
     #[arg(long)]
     pub blkio_weight: Option<u16>,
     /// Intel RDT L3 cache schema (refused: berth has no Intel RDT support)
