@@ -96,10 +96,9 @@ fn memory_limit_oom_kills_and_events_reports_it() {
     b.start().assert_ok();
     let cg = CgroupOf::pid(init_pid(&b));
     let limit = cg.read(("memory", "memory.limit_in_bytes"), "memory.max");
-    let oom = |l: &String| {
-        serde_json::from_str::<Value>(l)
-            .is_ok_and(|e| e["type"] == "oom" && e["id"] == b.id.as_str())
-    };
+    // runc's record, key for key and in that order: people grep for it.
+    let oom_record = format!(r#"{{"type":"oom","id":"{}"}}"#, b.id);
+    let oom = |l: &String| *l == oom_record;
     let start = Instant::now();
     let mut seen = Vec::new();
     while let Ok(l) = lines.recv_timeout(Duration::from_secs(30).saturating_sub(start.elapsed())) {
@@ -178,6 +177,283 @@ fn update_refuses_an_impossible_value() {
     delete(&b);
     out.assert_failed();
     assert_eq!(before, after);
+}
+
+/// What a v1 limit file holds when there is no limit (the largest page
+/// multiple), or v2's `max`.
+fn unlimited() -> &'static str {
+    if unified() {
+        "max"
+    } else {
+        "9223372036854771712"
+    }
+}
+
+#[test]
+fn update_takes_minus_1_as_a_separate_argument() {
+    let mut b = Bundle::new();
+    let limits = json!({"memory": {"limit": 67108864, "swap": 134217728},
+                        "cpu": {"quota": 50000, "period": 100000}, "pids": {"limit": 100}});
+    let cg = sleeper(&mut b, limits);
+    let out = b.rt(&[
+        "update",
+        "--memory",
+        "-1",
+        "--memory-swap",
+        "-1",
+        "--cpu-quota",
+        "-1",
+        "--pids-limit",
+        "-1",
+        &b.id,
+    ]);
+    let memory = cg.read(("memory", "memory.limit_in_bytes"), "memory.max");
+    let quota = cg.read(("cpu", "cpu.cfs_quota_us"), "cpu.max");
+    let pids = cg.read(("pids", "pids.max"), "pids.max");
+    delete(&b);
+    out.assert_ok();
+    assert_eq!(memory, unlimited());
+    assert_eq!(quota, if unified() { "max 100000" } else { "-1" });
+    assert_eq!(pids, "max");
+}
+
+#[test]
+fn update_with_0_leaves_a_limit_alone() {
+    // Clients send 0 for what they do not change.
+    let mut b = Bundle::new();
+    let cg = sleeper(&mut b, json!({"pids": {"limit": 100}}));
+    let out = b.rt(&["update", "--pids-limit", "0", &b.id]);
+    let pids = cg.read(("pids", "pids.max"), "pids.max");
+    delete(&b);
+    out.assert_ok();
+    assert_eq!(pids, "100");
+}
+
+#[test]
+fn update_memory_minus_1_lifts_the_swap_limit_too() {
+    // On v1 memory+swap may not be below memory: lifting memory alone
+    // would be refused while the swap limit stands.
+    let mut b = Bundle::new();
+    let cg = sleeper(
+        &mut b,
+        json!({"memory": {"limit": 67108864, "swap": 134217728}}),
+    );
+    let out = b.rt(&["update", "--memory=-1", &b.id]);
+    let memory = cg.read(("memory", "memory.limit_in_bytes"), "memory.max");
+    let memsw = (!unified()).then(|| cg.read(("memory", "memory.memsw.limit_in_bytes"), ""));
+    delete(&b);
+    out.assert_ok();
+    assert_eq!(memory, unlimited());
+    if let Some(memsw) = memsw {
+        assert_eq!(memsw, unlimited());
+    }
+}
+
+#[test]
+fn update_takes_runcs_cpu_share_spelling() {
+    let mut b = Bundle::new();
+    let cg = sleeper(&mut b, json!({"cpu": {"shares": 1024}}));
+    let out = b.rt(&["update", "--cpu-share", "512", &b.id]);
+    let shares = cg.read(("cpu", "cpu.shares"), "cpu.weight");
+    delete(&b);
+    out.assert_ok();
+    assert_eq!(shares, if unified() { "20" } else { "512" });
+}
+
+/// A cgroup the test makes itself, before the runtime sees it, in the
+/// hierarchies of `controllers` (v1) or the one hierarchy (v2). The runtime
+/// may add it to other hierarchies; dropping it thaws it and removes it
+/// from all of them.
+struct HostCgroup {
+    name: String,
+}
+
+impl HostCgroup {
+    fn new(name: &str, controllers: &[&str]) -> HostCgroup {
+        let cg = HostCgroup {
+            name: name.to_owned(),
+        };
+        for c in controllers {
+            std::fs::create_dir(cg.dir(c)).expect("make the cgroup");
+        }
+        cg
+    }
+
+    /// Its directory in `controller`'s hierarchy (v1) or the one (v2).
+    fn dir(&self, controller: &str) -> std::path::PathBuf {
+        let mount = if unified() {
+            String::new()
+        } else {
+            format!("/{controller}")
+        };
+        std::path::PathBuf::from(format!("/sys/fs/cgroup{mount}/{}", self.name))
+    }
+
+    fn write(&self, controller: &str, file: &str, value: &str) {
+        let path = self.dir(controller).join(file);
+        std::fs::write(&path, value).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    }
+
+    fn freeze(&self) {
+        match unified() {
+            true => self.write("", "cgroup.freeze", "1"),
+            false => self.write("freezer", "freezer.state", "FROZEN"),
+        }
+    }
+}
+
+impl Drop for HostCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.dir("freezer").join("freezer.state"), "THAWED");
+        let _ = std::fs::write(self.dir("").join("cgroup.freeze"), "0");
+        let root = Path::new("/sys/fs/cgroup");
+        let hierarchies = std::fs::read_dir(root).into_iter().flatten().flatten();
+        for dir in hierarchies.map(|h| h.path()).chain([root.to_path_buf()]) {
+            let _ = std::fs::remove_dir(dir.join(&self.name));
+        }
+    }
+}
+
+/// A cgroup with a CPU quota of half a CPU, for the container's cgroup to
+/// go below.
+fn quota_parent(name: &str) -> HostCgroup {
+    let cg = HostCgroup::new(name, &["cpu"]);
+    match unified() {
+        true => cg.write("", "cpu.max", "50000 100000"),
+        false => cg.write("cpu", "cpu.cfs_quota_us", "50000"),
+    }
+    cg
+}
+
+#[test]
+fn update_lowers_the_cpu_period_under_a_parent_quota() {
+    if systemd_cgroup() {
+        eprintln!("skipped: under systemd the parent is a slice systemd manages");
+        return;
+    }
+    let mut b = Bundle::new();
+    let parent_name = format!("{}-parent", b.id);
+    let parent = quota_parent(&parent_name);
+    b.set(
+        "/linux/cgroupsPath",
+        json!(format!("/{parent_name}/{}", b.id)),
+    );
+    let cg = sleeper(&mut b, json!({"cpu": {"quota": 50000, "period": 100000}}));
+    // The new period alone (50000 with the old 50000 quota: a whole CPU)
+    // is more than the parent allows; with the new quota it is not.
+    let out = b.rt(&[
+        "update",
+        "--cpu-period",
+        "50000",
+        "--cpu-quota",
+        "25000",
+        &b.id,
+    ]);
+    let max = match unified() {
+        true => cg.read(("", ""), "cpu.max"),
+        false => format!(
+            "{} {}",
+            cg.read(("cpu", "cpu.cfs_quota_us"), ""),
+            cg.read(("cpu", "cpu.cfs_period_us"), "")
+        ),
+    };
+    b.delete(&["--force"]).assert_ok();
+    drop(parent);
+    b.assert_no_leftovers();
+    out.assert_ok();
+    assert_eq!(max, "25000 50000");
+}
+
+/// The first of `files` the container's blkio (v1) or io (v2) cgroup has,
+/// and what it holds.
+fn first_present(cg: &CgroupOf, files: &[&str]) -> (String, String) {
+    let dir = cg.dir("blkio");
+    let file = files
+        .iter()
+        .find(|f| dir.join(f).exists())
+        .unwrap_or_else(|| panic!("none of {files:?} in {}", dir.display()));
+    let value = std::fs::read_to_string(dir.join(file)).unwrap();
+    (file.to_string(), value.trim().to_owned())
+}
+
+#[test]
+fn blkio_weight_is_set_where_the_kernel_keeps_it() {
+    // Without CFQ (gone from blk-mq kernels) v1 has blkio.bfq.weight and
+    // no blkio.weight; v2 has io.bfq.weight when BFQ is built, else only
+    // io.weight, on its own scale.
+    let mut b = Bundle::new();
+    let cg = sleeper(&mut b, json!({"blockIO": {"weight": 300}}));
+    let found = match unified() {
+        true => first_present(&cg, &["io.bfq.weight", "io.weight"]),
+        false => first_present(&cg, &["blkio.weight", "blkio.bfq.weight"]),
+    };
+    delete(&b);
+    let want = match found.0.as_str() {
+        "io.bfq.weight" => "default 300",
+        "io.weight" => "default 2930",
+        _ => "300",
+    };
+    assert_eq!(found.1, want, "{}", found.0);
+}
+
+/// An unused loop device switched to the BFQ scheduler (per-device
+/// weights are for BFQ devices only), switched back on drop.
+struct BfqLoop {
+    name: String,
+    was: String,
+}
+
+impl BfqLoop {
+    fn new() -> BfqLoop {
+        let unused = (0..8).map(|n| format!("loop{n}")).find(|name| {
+            std::fs::read_to_string(format!("/sys/block/{name}/size"))
+                .is_ok_and(|s| s.trim() == "0")
+        });
+        let name = unused.expect("an unused loop device");
+        let file = format!("/sys/block/{name}/queue/scheduler");
+        let all = std::fs::read_to_string(&file).expect("read the scheduler");
+        let was = all
+            .split_whitespace()
+            .find_map(|s| s.strip_prefix('[')?.strip_suffix(']'))
+            .expect("a scheduler in use")
+            .to_owned();
+        std::fs::write(&file, "bfq").expect("switch to bfq");
+        BfqLoop { name, was }
+    }
+
+    /// major:minor
+    fn numbers(&self) -> (i64, i64) {
+        let dev = std::fs::read_to_string(format!("/sys/block/{}/dev", self.name)).unwrap();
+        let (major, minor) = dev.trim().split_once(':').unwrap();
+        (major.parse().unwrap(), minor.parse().unwrap())
+    }
+}
+
+impl Drop for BfqLoop {
+    fn drop(&mut self) {
+        let file = format!("/sys/block/{}/queue/scheduler", self.name);
+        let _ = std::fs::write(file, &self.was);
+    }
+}
+
+#[test]
+fn blkio_weight_device_is_set_for_a_bfq_device() {
+    let disk = BfqLoop::new();
+    let (major, minor) = disk.numbers();
+    let mut b = Bundle::new();
+    let weights = json!([{"major": major, "minor": minor, "weight": 200}]);
+    let cg = sleeper(&mut b, json!({"blockIO": {"weightDevice": weights}}));
+    let found = match unified() {
+        true => first_present(&cg, &["io.bfq.weight"]),
+        false => first_present(&cg, &["blkio.weight_device", "blkio.bfq.weight_device"]),
+    };
+    delete(&b);
+    drop(disk);
+    let line = format!("{major}:{minor} 200");
+    assert!(
+        found.1.lines().any(|l| l == line),
+        "{line} not in {found:?}"
+    );
 }
 
 /// The CPU time a process has used, in clock ticks (utime + stime).
@@ -281,6 +557,57 @@ fn cgroups_path_is_honoured() {
 }
 
 #[test]
+fn a_frozen_cgroup_fails_create_at_once_and_leaves_nothing() {
+    if systemd_cgroup() {
+        eprintln!("skipped: under systemd the cgroup is a scope systemd makes");
+        return;
+    }
+    // A process put in it would stop there for good, create with it.
+    let mut b = Bundle::new();
+    let name = format!("{}-frozen", b.id);
+    let frozen = HostCgroup::new(&name, &["freezer"]);
+    frozen.freeze();
+    b.set("/linux/cgroupsPath", json!(format!("/{name}")));
+    let out = b.create();
+    drop(frozen);
+    out.assert_failed().assert_mentions("frozen");
+    b.assert_no_leftovers();
+}
+
+#[test]
+fn a_cgroup_with_processes_in_it_gets_a_warning() {
+    if systemd_cgroup() {
+        eprintln!("skipped: under systemd the cgroup is a scope systemd makes");
+        return;
+    }
+    let mut b = Bundle::new();
+    let name = format!("{}-busy", b.id);
+    // runc counts the devices hierarchy's processes, berth the pids one's.
+    let controllers: &[&str] = if unified() {
+        &[""]
+    } else {
+        &["devices", "pids"]
+    };
+    let busy = HostCgroup::new(&name, controllers);
+    let mut squatter = std::process::Command::new("sleep")
+        .arg("600")
+        .spawn()
+        .expect("spawn sleep");
+    for c in controllers {
+        busy.write(c, "cgroup.procs", &squatter.id().to_string());
+    }
+    b.set("/linux/cgroupsPath", json!(format!("/{name}")))
+        .set("/process/args", json!(["sleep", "600"]));
+    let out = b.create();
+    let _ = squatter.kill();
+    let _ = squatter.wait();
+    b.delete(&["--force"]).assert_ok();
+    drop(busy);
+    b.assert_no_leftovers();
+    out.assert_ok().assert_mentions("cgroup is not empty");
+}
+
+#[test]
 fn bad_resource_fails_create_and_leaves_nothing() {
     let mut b = Bundle::new();
     b.set(
@@ -309,6 +636,17 @@ fn events_stats_prints_usage() {
         e["data"]["memory"]["usage"]["usage"].as_u64().unwrap() > 0,
         "{e}"
     );
+}
+
+#[test]
+fn events_records_keep_runcs_key_order() {
+    let mut b = Bundle::new();
+    sleeper(&mut b, json!({"pids": {"limit": 50}}));
+    let out = b.rt(&["events", "--stats", &b.id]);
+    delete(&b);
+    let line = out.assert_ok().stdout.trim();
+    let head = format!(r#"{{"type":"stats","id":"{}","data":{{"#, b.id);
+    assert!(line.starts_with(&head), "{line}");
 }
 
 /// `systemctl show UNIT -p PROPERTY...` as `Property=value` lines.

@@ -1,6 +1,6 @@
 //! /dev: the default devices and links, and `linux.devices`.
 
-use integration::{json, Bundle};
+use integration::{json, Bundle, Value};
 
 #[test]
 fn default_devices_have_their_numbers() {
@@ -64,4 +64,56 @@ fn linux_devices_get_type_numbers_mode_and_owner() {
         "/dev/sub/custom-fifo fifo 0:0 620 0:0",
     ];
     assert_eq!(out.lines().collect::<Vec<_>>(), expected);
+}
+
+/// /dev/loop-control (c 10:237): in no default allow rule, and opening
+/// it needs no capability, so only the device cgroup can refuse it.
+fn loop_control() -> Value {
+    json!({"path": "/dev/loop-control", "type": "c", "major": 10, "minor": 237, "fileMode": 0o600})
+}
+
+#[test]
+fn a_listed_device_is_refused_under_a_deny_all_rule() {
+    // linux.devices makes the node; only linux.resources.devices decides
+    // whether it may be opened.
+    let mut b = Bundle::new();
+    b.set("/linux/devices", json!([loop_control()]));
+    b.set(
+        "/linux/resources/devices",
+        json!([{"allow": false, "access": "rwm"}]),
+    );
+    let out = b.sh("head -c0 /dev/loop-control && echo opened").run();
+    b.assert_no_leftovers();
+    out.assert_failed();
+    assert!(!out.stdout.contains("opened"), "{out:?}");
+    assert!(out.stderr.contains("not permitted"), "{out:?}");
+}
+
+#[test]
+fn a_rule_access_with_a_stray_letter_is_normalised() {
+    // "rwa": runc keeps the r, w and m it knows, in that order.
+    let mut b = Bundle::new();
+    b.set("/linux/devices", json!([loop_control()]));
+    let rules = json!([
+        {"allow": false, "access": "rwm"},
+        {"allow": true, "type": "c", "major": 10, "minor": 237, "access": "rwa"}
+    ]);
+    b.set("/linux/resources/devices", rules);
+    let out = b.run_sh("head -c0 /dev/loop-control && echo opened");
+    b.assert_no_leftovers();
+    assert_eq!(out, "opened\n");
+}
+
+#[test]
+fn a_rule_access_in_another_order_with_repeats_works() {
+    let mut b = Bundle::new();
+    b.set("/linux/devices", json!([loop_control()]));
+    let rules = json!([
+        {"allow": false, "access": "rwm"},
+        {"allow": true, "type": "c", "major": 10, "minor": 237, "access": "wrrw"}
+    ]);
+    b.set("/linux/resources/devices", rules);
+    let out = b.run_sh("head -c0 /dev/loop-control && echo opened");
+    b.assert_no_leftovers();
+    assert_eq!(out, "opened\n");
 }

@@ -593,6 +593,48 @@ fn exec_cgroup_runs_in_a_sub_cgroup() {
     );
 }
 
+/// The cgroup path of `controller` in `/proc/self/cgroup` lines (v1).
+fn v1_path<'a>(lines: &'a str, controller: &str) -> &'a str {
+    lines
+        .lines()
+        .find_map(|l| {
+            let (names, path) = l.split_once(':')?.1.split_once(':')?;
+            names.split(',').any(|n| n == controller).then_some(path)
+        })
+        .unwrap_or_else(|| panic!("no {controller} cgroup in {lines}"))
+}
+
+#[test]
+fn exec_cgroup_may_be_given_once_per_controller() {
+    if unified() {
+        eprintln!("skipped: cgroup v2 has one hierarchy, so one --cgroup path");
+        return;
+    }
+    let (b, init) = running();
+    let cg = CgroupOf::pid(init);
+    for (controller, sub) in [("pids", "psub"), ("memory", "msub")] {
+        std::fs::create_dir(cg.dir(controller).join(sub)).expect("make the sub-cgroup");
+    }
+    let flags = ["--cgroup", "pids:psub", "--cgroup", "memory:msub"];
+    let own = exec_sh(&b, &flags, "cat /proc/self/cgroup");
+    let init_own = std::fs::read_to_string(format!("/proc/{init}/cgroup")).unwrap();
+    remove(&b);
+    assert!(v1_path(&own, "pids").ends_with("/psub"), "{own}");
+    assert!(v1_path(&own, "memory").ends_with("/msub"), "{own}");
+    // Hierarchies no flag names stay the container's.
+    assert_eq!(v1_path(&own, "freezer"), v1_path(&init_own, "freezer"));
+}
+
+#[test]
+fn exec_cgroup_with_an_unknown_controller_names_it() {
+    let (b, init) = running();
+    let out = exec(&b, &["--cgroup", "nosuchctl:sub"], &["true"]);
+    let left = container_pids(&b);
+    remove(&b);
+    out.assert_failed().assert_mentions("nosuchctl");
+    assert_eq!(left, [init]);
+}
+
 #[test]
 fn exec_cgroup_that_does_not_exist_fails() {
     let (b, init) = running();

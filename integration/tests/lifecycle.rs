@@ -284,6 +284,32 @@ fn kill_of_a_stopped_container_says_not_running() {
 }
 
 #[test]
+fn kill_0_probes_a_running_container_and_leaves_it_running() {
+    let mut b = Bundle::new();
+    b.sh("sleep 1000").create().assert_ok();
+    b.start().assert_ok();
+    let probe = b.kill(&["0"]);
+    let after = b.state_json()["status"].clone();
+    b.delete(&["--force"]).assert_ok();
+    b.assert_no_leftovers();
+    probe.assert_ok();
+    assert_eq!(after, "running");
+}
+
+#[test]
+fn kill_0_of_a_stopped_container_says_not_running() {
+    let b = Bundle::new();
+    b.create().assert_ok();
+    b.start().assert_ok();
+    b.wait_status("stopped");
+    b.kill(&["0"])
+        .assert_failed()
+        .assert_mentions("container not running");
+    b.delete(&[]).assert_ok();
+    b.assert_no_leftovers();
+}
+
+#[test]
 fn unknown_id_says_does_not_exist() {
     let b = Bundle::new();
     for verb in ["state", "start", "kill", "delete"] {

@@ -73,13 +73,38 @@ pub fn pids(root: &Path, id: &str) -> Result<Vec<i32>> {
 }
 
 /// One `events` record of type "stats" for the container.
-pub fn stats(root: &Path, id: &str) -> Result<serde_json::Value> {
+pub fn stats(root: &Path, id: &str) -> Result<Event> {
     let s = container::load(root, id)?;
     if container::status(&s) == Status::Stopped {
         return Err(ContainerError::NotRunning.into());
     }
-    let data = cgroup_of(&s)?.stats();
-    Ok(serde_json::json!({"type": "stats", "id": id, "data": data}))
+    Ok(Event::new("stats", id, Some(cgroup_of(&s)?.stats())))
+}
+
+/// One record of `events`, serialized with runc's key order (`type`, `id`,
+/// `data`) and without `data` when there is none (`oom`): people grep
+/// these lines.
+#[derive(Debug, serde::Serialize)]
+pub struct Event {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<serde_json::Value>,
+}
+
+impl Event {
+    pub fn new(kind: &'static str, id: &str, data: Option<serde_json::Value>) -> Event {
+        let id = id.to_owned();
+        Event { kind, id, data }
+    }
+}
+
+impl std::fmt::Display for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let line = serde_json::to_string(self).map_err(|_| std::fmt::Error)?;
+        f.write_str(&line)
+    }
 }
 
 /// How many times the kernel OOM-killed a process of the container so far.

@@ -24,8 +24,9 @@ pub struct ExecOpts {
     pub pid_file: Option<PathBuf>,
     pub preserve_fds: i32,
     pub ignore_paused: bool,
-    /// `--cgroup`: a sub-cgroup of the container's to run in.
-    pub cgroup: Option<String>,
+    /// `--cgroup`, once or more: the sub-cgroup(s) of the container's to
+    /// run in.
+    pub cgroup: Vec<String>,
 }
 
 /// Namespaces in the order they are joined: the user namespace first (it
@@ -82,10 +83,10 @@ pub fn exec(root: &Path, id: &str, opts: &ExecOpts, console: Option<UnixStream>)
     };
     let target = Target {
         namespaces: namespaces_of(state.pid)?,
-        cgroup_procs: match (&state.cgroup, &opts.cgroup) {
-            (Some(p), None) => freezer_last(Cgroup::new(p.clone()).procs_files()),
-            (Some(p), Some(sub)) => freezer_last(Cgroup::new(p.clone()).procs_files_below(sub)?),
-            (None, _) => Vec::new(),
+        cgroup_procs: match &state.cgroup {
+            Some(p) if opts.cgroup.is_empty() => freezer_last(Cgroup::new(p.clone()).procs_files()),
+            Some(p) => freezer_last(Cgroup::new(p.clone()).procs_files_below(&opts.cgroup)?),
+            None => Vec::new(),
         },
         console,
         seccomp: state

@@ -1,4 +1,5 @@
-//! Signal names as `kill` accepts them: `KILL`, `SIGKILL`, `kill` or `9`.
+//! Signal names as `kill` accepts them: `KILL`, `SIGKILL`, `kill` or `9`,
+//! and `0`, the liveness probe that delivers nothing.
 
 use nix::sys::signal::Signal;
 use std::str::FromStr;
@@ -9,10 +10,14 @@ pub enum SignalError {
     Unknown(String),
 }
 
-pub fn parse(s: &str) -> Result<Signal, SignalError> {
+/// The signal `s` names; `None` for `0`, which kill(2) only checks the
+/// target exists for.
+pub fn parse(s: &str) -> Result<Option<Signal>, SignalError> {
     let unknown = || SignalError::Unknown(s.to_string());
-    if let Ok(n) = s.parse::<i32>() {
-        return Signal::try_from(n).map_err(|_| unknown());
+    match s.parse::<i32>() {
+        Ok(0) => return Ok(None),
+        Ok(n) => return Signal::try_from(n).map(Some).map_err(|_| unknown()),
+        Err(_) => {}
     }
     let upper = s.to_ascii_uppercase();
     let name = if upper.starts_with("SIG") {
@@ -20,7 +25,7 @@ pub fn parse(s: &str) -> Result<Signal, SignalError> {
     } else {
         format!("SIG{upper}")
     };
-    Signal::from_str(&name).map_err(|_| unknown())
+    Signal::from_str(&name).map(Some).map_err(|_| unknown())
 }
 
 #[cfg(test)]
@@ -30,15 +35,20 @@ mod tests {
     #[test]
     fn accepts_names_and_numbers() {
         for s in ["KILL", "SIGKILL", "kill", "9"] {
-            assert_eq!(parse(s).unwrap(), Signal::SIGKILL, "{s}");
+            assert_eq!(parse(s).unwrap(), Some(Signal::SIGKILL), "{s}");
         }
-        assert_eq!(parse("TERM").unwrap(), Signal::SIGTERM);
-        assert_eq!(parse("SIGUSR1").unwrap(), Signal::SIGUSR1);
+        assert_eq!(parse("TERM").unwrap(), Some(Signal::SIGTERM));
+        assert_eq!(parse("SIGUSR1").unwrap(), Some(Signal::SIGUSR1));
+    }
+
+    #[test]
+    fn zero_is_the_probe() {
+        assert_eq!(parse("0").unwrap(), None);
     }
 
     #[test]
     fn rejects_unknown() {
-        for s in ["", "SIGNOPE", "0", "65", "-1"] {
+        for s in ["", "SIGNOPE", "65", "-1"] {
             let e = parse(s).unwrap_err().to_string();
             assert!(e.contains("invalid signal"), "{s}: {e}");
         }

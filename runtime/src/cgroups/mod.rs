@@ -41,6 +41,10 @@ pub enum CgroupError {
     BadPath(String),
     #[error("cgroup controller {0:?} is not mounted on this host, but linux.resources needs it")]
     NoController(String),
+    #[error("cgroup {0}: container's cgroup unexpectedly frozen")]
+    Frozen(PathBuf),
+    #[error("exec --cgroup {flag:?}: {why}")]
+    SubCgroup { flag: String, why: String },
     #[error(transparent)]
     Bpf(#[from] bpf::BpfError),
 }
@@ -159,8 +163,11 @@ fn hierarchies() -> (Version, Vec<Hierarchy>) {
             controllers: e
                 .super_opts
                 .split(',')
+                // Named hierarchies (name=systemd) count: runc's exec
+                // --cgroup may name them.
                 .filter(|o| {
-                    !matches!(*o, "rw" | "ro" | "noprefix" | "clone_children") && !o.contains('=')
+                    !matches!(*o, "rw" | "ro" | "noprefix" | "clone_children")
+                        && (!o.contains('=') || o.starts_with("name="))
                 })
                 .map(String::from)
                 .collect(),
@@ -243,9 +250,7 @@ impl Cgroup {
         if self.version == Version::V2 {
             self.enable_controllers()?;
         }
-        for w in ws {
-            write(&self.dir_of(w.controller)?.join(&w.file), &w.value)?;
-        }
+        self.apply(ws)?;
         if self.version == Version::V1 {
             if let Ok(dir) = self.dir_of("devices") {
                 for (allow, rule) in device_rules {
@@ -320,21 +325,55 @@ impl Cgroup {
             .unwrap_or_default()
     }
 
-    /// Writes new values into an existing cgroup (`update`). On v1 a
-    /// memory limit above the current memory+swap limit is refused until
-    /// memsw is raised, and memsw below the memory limit the other way
-    /// round: when the first order fails, the swap write goes first.
-    pub fn update(&self, ws: &[writes::Write]) -> Result<(), CgroupError> {
-        let is_memsw = |w: &&writes::Write| w.file == "memory.memsw.limit_in_bytes";
-        let apply = |list: Vec<&writes::Write>| -> Result<(), CgroupError> {
-            list.into_iter()
-                .try_for_each(|w| write(&self.dir_of(w.controller)?.join(&w.file), &w.value))
+    /// Whether the cgroup, or before it exists the nearest ancestor that
+    /// does, is frozen: a process put in it would stop there for good.
+    pub fn frozen(&self) -> bool {
+        let Ok(mut dir) = self.dir_of("freezer") else {
+            return false;
         };
-        if apply(ws.iter().collect()).is_ok() {
-            return Ok(());
+        while !dir.exists() && dir.pop() {}
+        let (file, frozen): (&str, &[&str]) = match self.version {
+            Version::V1 => ("freezer.state", &["FROZEN", "FREEZING"]),
+            Version::V2 => ("cgroup.events", &["frozen 1"]),
+        };
+        std::fs::read_to_string(dir.join(file))
+            .unwrap_or_default()
+            .lines()
+            .any(|l| frozen.contains(&l.trim()))
+    }
+
+    /// Writes new values into an existing cgroup (`update`).
+    pub fn update(&self, ws: &[writes::Write]) -> Result<(), CgroupError> {
+        self.apply(ws)
+    }
+
+    /// Writes `ws` in order. Some values are refused (EINVAL) only because
+    /// of one written after them: on v1 a memory limit above the current
+    /// memory+swap limit, or a CPU period under which the current quota
+    /// exceeds the parent's. Each refused write is tried again once the
+    /// others are in, as runc does for those two.
+    fn apply(&self, ws: &[writes::Write]) -> Result<(), CgroupError> {
+        let mut refused = Vec::new();
+        for w in ws {
+            match self.write_one(w) {
+                Err(CgroupError::Write { source, .. })
+                    if source.raw_os_error() == Some(libc::EINVAL) =>
+                {
+                    refused.push(w)
+                }
+                done => done?,
+            }
         }
-        let (swap, rest): (Vec<_>, Vec<_>) = ws.iter().partition(is_memsw);
-        apply(swap.into_iter().chain(rest).collect())
+        refused.into_iter().try_for_each(|w| self.write_one(w))
+    }
+
+    fn write_one(&self, w: &writes::Write) -> Result<(), CgroupError> {
+        let path = self.dir_of(w.controller)?.join(&w.file);
+        match &w.missing {
+            writes::Missing::Skip if !path.exists() => Ok(()),
+            writes::Missing::Instead(other) if !path.exists() => self.write_one(other),
+            _ => write(&path, &w.value),
+        }
     }
 
     /// Freezes (or thaws) every process in the cgroup and waits until the
@@ -391,42 +430,72 @@ impl Cgroup {
         self.dirs().iter().try_for_each(|d| remove_tree(d))
     }
 
-    /// The `cgroup.procs` files to join for `exec --cgroup SUB`, as runc
-    /// reads it: `SUB` is a path below the container's cgroup in every
-    /// hierarchy, or `controller[,controller]:path` for those (v1). It must
+    /// The `cgroup.procs` files to join for `exec --cgroup` (given once or
+    /// more), as runc reads them: `PATH` is a path below the container's
+    /// cgroup in every hierarchy, `CONTROLLER[,CONTROLLER]:PATH` one in
+    /// those controllers' hierarchies (v1; the last flag naming one wins,
+    /// and wins over a plain `PATH`, which runc would let override all).
+    /// Hierarchies no flag picks stay the container's. Each path must
     /// exist already.
-    pub fn procs_files_below(&self, sub: &str) -> Result<Vec<PathBuf>, CgroupError> {
-        let (controllers, rel) = match sub.split_once(':') {
-            Some((c, p)) => (Some(c), p),
-            None => (None, sub),
-        };
-        let rel = Path::new(rel.trim_start_matches('/'));
-        if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
-            return Err(CgroupError::BadPath(format!(
-                "exec --cgroup {sub:?}: the path must stay below the container's cgroup"
-            )));
+    pub fn procs_files_below(&self, flags: &[String]) -> Result<Vec<PathBuf>, CgroupError> {
+        let mut every = None;
+        let mut named: Vec<(&str, &Path)> = Vec::new();
+        for flag in flags {
+            let bad = |why: String| CgroupError::SubCgroup {
+                flag: flag.clone(),
+                why,
+            };
+            let (controllers, rel) = match flag.split_once(':') {
+                Some((list, rel)) => (Some(list), rel),
+                None => (None, flag.as_str()),
+            };
+            let rel = Path::new(rel.trim_start_matches('/'));
+            if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+                return Err(bad("the path must stay below the container's cgroup".into()));
+            }
+            let Some(list) = controllers else {
+                every = Some(rel);
+                continue;
+            };
+            for c in list.split(',') {
+                self.check_controller(c).map_err(bad)?;
+                named.push((c, rel));
+            }
         }
-        let picked = |h: &Hierarchy| match controllers {
-            Some(list) if self.version == Version::V1 => list
-                .split(',')
-                .any(|c| h.controllers.iter().any(|hc| hc == c)),
-            _ => true,
-        };
         let mut files = Vec::new();
         for h in &self.hierarchies {
-            let dir = match picked(h) {
-                true => self.dir_in(h).join(rel),
-                false => self.dir_in(h),
-            };
+            let picked = named
+                .iter()
+                .rev()
+                .find(|(c, _)| h.controllers.iter().any(|hc| hc == c))
+                .map(|(_, rel)| *rel);
+            let dir = self
+                .dir_in(h)
+                .join(picked.or(every).unwrap_or(Path::new("")));
             if !dir.is_dir() {
-                return Err(CgroupError::Invalid(format!(
-                    "exec --cgroup {sub:?}: {} does not exist",
-                    dir.display()
-                )));
+                return Err(CgroupError::SubCgroup {
+                    flag: flags.join(" "),
+                    why: format!("{} does not exist", dir.display()),
+                });
             }
             files.push(dir.join("cgroup.procs"));
         }
         Ok(files)
+    }
+
+    /// Whether `exec --cgroup` may name `controller`: a mounted v1 one.
+    fn check_controller(&self, controller: &str) -> Result<(), String> {
+        let mounted = self
+            .hierarchies
+            .iter()
+            .any(|h| h.controllers.iter().any(|c| c == controller));
+        match (self.version, mounted) {
+            (Version::V1, true) => Ok(()),
+            (Version::V1, false) => Err(format!("unknown controller {controller:?}")),
+            (Version::V2, _) => Err(format!(
+                "unknown controller {controller:?}: cgroup v2 has one hierarchy, give the path alone"
+            )),
+        }
     }
 }
 
@@ -480,5 +549,44 @@ mod tests {
         );
         assert!(p(Some("/a/../../etc")).is_err());
         assert!(p(Some("a:b")).is_err());
+    }
+
+    /// A v1 cgroup `/c` in a pids and a memory hierarchy under a temporary
+    /// directory, with sub-cgroups `a` and `b` in both.
+    fn two_hierarchies(tmp: &Path) -> Cgroup {
+        let h = |name: &str| {
+            for sub in ["a", "b"] {
+                std::fs::create_dir_all(tmp.join(name).join("c").join(sub)).unwrap();
+            }
+            Hierarchy {
+                mount: tmp.join(name),
+                controllers: vec![name.to_string()],
+            }
+        };
+        Cgroup {
+            path: PathBuf::from("/c"),
+            version: Version::V1,
+            hierarchies: vec![h("pids"), h("memory")],
+        }
+    }
+
+    #[test]
+    fn exec_cgroup_flags_pick_per_hierarchy() {
+        let tmp = std::env::temp_dir().join(format!("berth-subcg-{}", std::process::id()));
+        let cg = two_hierarchies(&tmp);
+        let flags = |f: &[&str]| f.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let files = cg.procs_files_below(&flags(&["a", "pids:b"])).unwrap();
+        let unknown = cg.procs_files_below(&flags(&["cpu:a"])).unwrap_err();
+        let missing = cg.procs_files_below(&flags(&["memory:z"])).unwrap_err();
+        std::fs::remove_dir_all(&tmp).unwrap();
+        assert_eq!(
+            files,
+            [
+                tmp.join("pids/c/b/cgroup.procs"),
+                tmp.join("memory/c/a/cgroup.procs")
+            ]
+        );
+        assert!(unknown.to_string().contains("unknown controller \"cpu\""));
+        assert!(missing.to_string().contains("memory/c/z does not exist"));
     }
 }

@@ -12,6 +12,21 @@ pub struct Write {
     pub controller: &'static str,
     pub file: String,
     pub value: String,
+    /// What to do where the kernel lacks `file`.
+    pub missing: Missing,
+}
+
+/// Where the kernel lacks a file: some exist only with a kernel option
+/// (swap accounting) or I/O scheduler (CFQ's blkio.weight, BFQ's
+/// weights), and runc then writes another or nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Missing {
+    /// Write anyway, and fail naming the file.
+    Fail,
+    /// Leave it out.
+    Skip,
+    /// Write this instead.
+    Instead(Box<Write>),
 }
 
 fn w(controller: &'static str, file: impl Into<String>, value: impl ToString) -> Write {
@@ -19,6 +34,23 @@ fn w(controller: &'static str, file: impl Into<String>, value: impl ToString) ->
         controller,
         file: file.into(),
         value: value.to_string(),
+        missing: Missing::Fail,
+    }
+}
+
+impl Write {
+    fn or_skip(self) -> Write {
+        Write {
+            missing: Missing::Skip,
+            ..self
+        }
+    }
+
+    fn or_instead(self, other: Write) -> Write {
+        Write {
+            missing: Missing::Instead(Box::new(other)),
+            ..self
+        }
     }
 }
 
@@ -26,8 +58,8 @@ fn bad(field: &str, why: impl Into<String>) -> String {
     format!("linux.resources.{field}: {}", why.into())
 }
 
-/// The default device rules runc adds after a spec's own: the devices
-/// every container gets, plus the pty and tun devices.
+/// The default device rules runc 1.1 adds after a spec's own: mknod of
+/// anything, the devices every container gets, the pty devices and tun.
 const DEFAULT_ALLOW: [&str; 11] = [
     "c *:* m",
     "b *:* m",
@@ -37,13 +69,17 @@ const DEFAULT_ALLOW: [&str; 11] = [
     "c 5:0 rwm",
     "c 1:5 rwm",
     "c 1:9 rwm",
-    "c 5:1 rwm",
     "c 136:* rwm",
     "c 5:2 rwm",
+    "c 10:200 rwm",
 ];
 
-/// A device rule in the kernel's "type major:minor access" form.
-pub fn device_rule(d: &LinuxDeviceCgroup) -> String {
+/// A device rule in the kernel's "type major:minor access" form. The
+/// access is normalised as runc does, to the letters r, w and m it names,
+/// in that order: a stray letter or a repeat would have the kernel (or
+/// the v2 filter) refuse it. No access at all means all three; `None`
+/// for one naming no letter of the three, which grants or takes nothing.
+pub fn device_rule(d: &LinuxDeviceCgroup) -> Option<String> {
     let typ = match d.typ() {
         None | Some(LinuxDeviceType::A) => 'a',
         Some(LinuxDeviceType::B) => 'b',
@@ -54,25 +90,32 @@ pub fn device_rule(d: &LinuxDeviceCgroup) -> String {
         n.filter(|n| *n >= 0)
             .map_or("*".to_string(), |n| n.to_string())
     };
-    let access = d
+    let asked = d
         .access()
         .as_deref()
         .filter(|a| !a.is_empty())
         .unwrap_or("rwm");
-    if typ == 'a' {
-        return format!("a *:* {access}");
+    let access: String = "rwm".chars().filter(|c| asked.contains(*c)).collect();
+    if access.is_empty() {
+        return None;
     }
-    format!("{typ} {}:{} {access}", num(d.major()), num(d.minor()))
+    if typ == 'a' {
+        return Some(format!("a *:* {access}"));
+    }
+    Some(format!(
+        "{typ} {}:{} {access}",
+        num(d.major()),
+        num(d.minor())
+    ))
 }
 
-/// The device rules of a container in order: (allow?, rule). `nodes` are
-/// the spec's `linux.devices`, which the container must be able to use.
-pub fn device_rules(r: Option<&LinuxResources>, nodes: &[String]) -> Vec<(bool, String)> {
+/// The device rules of a container in order: (allow?, rule): deny-all,
+/// the spec's, then runc's defaults.
+pub fn device_rules(r: Option<&LinuxResources>) -> Vec<(bool, String)> {
     let mut rules = vec![(false, "a *:* rwm".to_string())];
     let spec_rules = r.and_then(|r| r.devices().as_ref()).into_iter().flatten();
-    rules.extend(spec_rules.map(|d| (d.allow(), device_rule(d))));
+    rules.extend(spec_rules.filter_map(|d| Some((d.allow(), device_rule(d)?))));
     rules.extend(DEFAULT_ALLOW.iter().map(|s| (true, s.to_string())));
-    rules.extend(nodes.iter().map(|s| (true, s.clone())));
     rules
 }
 
@@ -100,6 +143,9 @@ fn zeros_unset(r: &LinuxResources) -> LinuxResources {
             .set_realtime_runtime(set(rt_runtime))
             .set_realtime_period(set(rt_period));
     }
+    if r.pids().is_some_and(|p| p.limit() == 0) {
+        r.set_pids(None);
+    }
     r
 }
 
@@ -119,8 +165,12 @@ pub fn v1(r: &LinuxResources) -> Result<Vec<Write>, String> {
         if let Some(l) = m.limit() {
             out.push(w("memory", "memory.limit_in_bytes", l));
         }
-        if let Some(s) = m.swap() {
-            out.push(w("memory", "memory.memsw.limit_in_bytes", s));
+        match (m.limit(), m.swap()) {
+            (_, Some(s)) => out.push(w("memory", "memory.memsw.limit_in_bytes", s)),
+            // No memory limit means no memory+swap limit either (runc's
+            // reading), where the kernel accounts swap at all.
+            (Some(-1), None) => out.push(w("memory", "memory.memsw.limit_in_bytes", -1).or_skip()),
+            _ => {}
         }
         if let Some(v) = m.reservation() {
             out.push(w("memory", "memory.soft_limit_in_bytes", v));
@@ -172,19 +222,25 @@ pub fn v1(r: &LinuxResources) -> Result<Vec<Write>, String> {
         out.push(w("pids", "pids.max", pids(p.limit())));
     }
     if let Some(b) = r.block_io() {
+        // blkio.weight is CFQ's, gone with the legacy block layer: where
+        // it is missing BFQ's files take the same values.
+        let weight = |file: &str, value: String| {
+            w("blkio", format!("blkio.{file}"), &value).or_instead(w(
+                "blkio",
+                format!("blkio.bfq.{file}"),
+                value,
+            ))
+        };
         if let Some(v) = b.weight().filter(|v| *v != 0) {
-            out.push(w("blkio", "blkio.weight", blkio_weight(v)?));
+            out.push(weight("weight", blkio_weight(v)?.to_string()));
         }
         if let Some(v) = b.leaf_weight().filter(|v| *v != 0) {
             out.push(w("blkio", "blkio.leaf_weight", blkio_weight(v)?));
         }
         for d in b.weight_device().iter().flatten() {
             if let Some(v) = d.weight() {
-                out.push(w(
-                    "blkio",
-                    "blkio.weight_device",
-                    format!("{}:{} {v}", d.major(), d.minor()),
-                ));
+                let value = format!("{}:{} {v}", d.major(), d.minor());
+                out.push(weight("weight_device", value));
             }
             if let Some(v) = d.leaf_weight() {
                 out.push(w(
@@ -276,11 +332,9 @@ pub fn v2(r: &LinuxResources) -> Result<Vec<Write>, String> {
                 .quota()
                 .filter(|q| *q > 0)
                 .map_or("max".to_string(), |q| q.to_string());
-            out.push(w(
-                "cpu",
-                "cpu.max",
-                format!("{quota} {}", c.period().unwrap_or(100_000)),
-            ));
+            // Without a period the kernel keeps the current one.
+            let period = c.period().map(|p| format!(" {p}")).unwrap_or_default();
+            out.push(w("cpu", "cpu.max", format!("{quota}{period}")));
         }
         if let Some(v) = c.burst() {
             out.push(w("cpu", "cpu.max.burst", v));
@@ -300,20 +354,26 @@ pub fn v2(r: &LinuxResources) -> Result<Vec<Write>, String> {
         out.push(w("pids", "pids.max", pids(p.limit())));
     }
     if let Some(b) = r.block_io() {
-        if let Some(v) = b.weight().filter(|v| *v != 0) {
-            out.push(w(
+        // BFQ's io.bfq.weight takes blkio's scale as it is, as runc
+        // prefers it; without BFQ, io.weight (io.cost) on its own scale.
+        // A plain number is BFQ's default weight, io.weight's needs a key.
+        let weight = |device: Option<String>, v: u16| {
+            let (bfq, io) = match device {
+                Some(d) => (format!("{d} "), format!("{d} ")),
+                None => (String::new(), "default ".to_string()),
+            };
+            w("io", "io.bfq.weight", format!("{bfq}{v}")).or_instead(w(
                 "io",
                 "io.weight",
-                format!("default {}", blkio_weight_to_io(blkio_weight(v)?)),
-            ));
+                format!("{io}{}", blkio_weight_to_io(v)),
+            ))
+        };
+        if let Some(v) = b.weight().filter(|v| *v != 0) {
+            out.push(weight(None, blkio_weight(v)?));
         }
         for d in b.weight_device().iter().flatten() {
             if let Some(v) = d.weight() {
-                out.push(w(
-                    "io",
-                    "io.weight",
-                    format!("{}:{} {}", d.major(), d.minor(), blkio_weight_to_io(v)),
-                ));
+                out.push(weight(Some(format!("{}:{}", d.major(), d.minor())), v));
             }
         }
         let throttles = [
@@ -444,7 +504,7 @@ mod tests {
         let ws = v1(&res(serde_json::json!({
             "memory": {"limit": 1048576, "swap": 2097152, "reservation": 524288, "swappiness": 10, "disableOOMKiller": true},
             "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0", "mems": "0", "idle": 1},
-            "pids": {"limit": 0}
+            "pids": {"limit": -1}
         })))
         .unwrap();
         assert_eq!(find(&ws, "memory.limit_in_bytes"), ["1048576"]);
@@ -536,9 +596,69 @@ mod tests {
         assert_eq!(find(&ws, "cpu.weight"), ["39"]);
         assert_eq!(find(&ws, "cpu.max"), ["20000 100000"]);
         assert_eq!(find(&ws, "pids.max"), ["10"]);
-        assert_eq!(find(&ws, "io.weight"), ["default 10000"]);
+        assert_eq!(find(&ws, "io.bfq.weight"), ["1000"]);
         assert_eq!(find(&ws, "io.max"), ["8:0 wiops=7"]);
         assert_eq!(find(&ws, "memory.high"), ["5000"]);
+    }
+
+    /// (file, value, then the file and value written where it is missing).
+    fn with_fallback(w: &Write) -> (&str, &str, &str, &str) {
+        let Missing::Instead(other) = &w.missing else {
+            panic!("{w:?} has no fallback");
+        };
+        (&w.file, &w.value, &other.file, &other.value)
+    }
+
+    #[test]
+    fn weights_fall_back_to_the_file_the_scheduler_has() {
+        let r = res(serde_json::json!({"blockIO": {"weight": 300,
+            "weightDevice": [{"major": 7, "minor": 1, "weight": 200}]}}));
+        let (v1, v2) = (v1(&r).unwrap(), v2(&r).unwrap());
+        assert_eq!(
+            v1.iter().map(with_fallback).collect::<Vec<_>>(),
+            [
+                ("blkio.weight", "300", "blkio.bfq.weight", "300"),
+                (
+                    "blkio.weight_device",
+                    "7:1 200",
+                    "blkio.bfq.weight_device",
+                    "7:1 200"
+                ),
+            ]
+        );
+        assert_eq!(
+            v2.iter().map(with_fallback).collect::<Vec<_>>(),
+            [
+                ("io.bfq.weight", "300", "io.weight", "default 2930"),
+                ("io.bfq.weight", "7:1 200", "io.weight", "7:1 1920"),
+            ]
+        );
+    }
+
+    #[test]
+    fn no_memory_limit_lifts_memsw_where_the_kernel_has_it() {
+        let ws = v1(&res(serde_json::json!({"memory": {"limit": -1}}))).unwrap();
+        let memsw: Vec<_> = ws
+            .iter()
+            .filter(|w| w.file == "memory.memsw.limit_in_bytes")
+            .collect();
+        assert_eq!(memsw.len(), 1);
+        assert!(memsw[0].missing == Missing::Skip && memsw[0].value == "-1");
+        let ws = v1(&res(serde_json::json!({"memory": {"limit": 100}}))).unwrap();
+        assert!(find(&ws, "memory.memsw.limit_in_bytes").is_empty());
+    }
+
+    #[test]
+    fn a_pids_limit_of_0_is_left_alone() {
+        let r = res(serde_json::json!({"pids": {"limit": 0}}));
+        assert!(find(&v1(&r).unwrap(), "pids.max").is_empty());
+        assert!(find(&v2(&r).unwrap(), "pids.max").is_empty());
+    }
+
+    #[test]
+    fn v2_quota_alone_keeps_the_period() {
+        let ws = v2(&res(serde_json::json!({"cpu": {"quota": -1}}))).unwrap();
+        assert_eq!(find(&ws, "cpu.max"), ["max"]);
     }
 
     #[test]
@@ -548,12 +668,24 @@ mod tests {
             {"allow": true, "type": "c", "major": 10, "minor": 200, "access": "rwm"},
             {"allow": true, "type": "b", "major": 8, "access": "r"}
         ]}));
-        let rules = device_rules(Some(&r), &["c 4:1 rwm".into()]);
+        let rules = device_rules(Some(&r));
         assert_eq!(rules[0], (false, "a *:* rwm".into()));
         assert_eq!(rules[1], (false, "a *:* rwm".into()));
         assert_eq!(rules[2], (true, "c 10:200 rwm".into()));
         assert_eq!(rules[3], (true, "b 8:* r".into()));
         assert!(rules.contains(&(true, "c 1:3 rwm".into())));
-        assert_eq!(rules.last().unwrap(), &(true, "c 4:1 rwm".into()));
+        assert_eq!(rules.len(), 4 + DEFAULT_ALLOW.len());
+    }
+
+    #[test]
+    fn device_access_is_normalised() {
+        let rule = |access: &str| {
+            let d = serde_json::json!({"allow": true, "type": "c", "major": 1, "minor": 2, "access": access});
+            device_rule(&serde_json::from_value(d).unwrap())
+        };
+        assert_eq!(rule("rwa").as_deref(), Some("c 1:2 rw"));
+        assert_eq!(rule("mwrrw").as_deref(), Some("c 1:2 rwm"));
+        assert_eq!(rule("").as_deref(), Some("c 1:2 rwm"));
+        assert_eq!(rule("x"), None);
     }
 }

@@ -55,7 +55,7 @@ pub fn run(root: &Path, a: Args) -> anyhow::Result<i32> {
         let alive = berth::control::alive(root, &a.id);
         let now_ooms = berth::control::oom_kills(root, &a.id).unwrap_or(ooms);
         if now_ooms > ooms {
-            println!("{}", serde_json::json!({"type": "oom", "id": a.id}));
+            println!("{}", berth::control::Event::new("oom", &a.id, None));
             ooms = now_ooms;
         }
         if Instant::now() >= next_stats {

@@ -51,9 +51,10 @@ pub struct Args {
     /// Pass N extra fds (3 .. 3+N-1) to the process
     #[arg(long, default_value_t = 0)]
     pub preserve_fds: i32,
-    /// Sub-cgroup of the container's to run in: PATH, or CONTROLLER[,..]:PATH (v1)
+    /// Sub-cgroup of the container's to run in: PATH, or CONTROLLER[,..]:PATH
+    /// (v1; repeat the flag for other controllers)
     #[arg(long)]
-    pub cgroup: Option<String>,
+    pub cgroup: Vec<String>,
     /// Exec even if the container is paused
     #[arg(long)]
     pub ignore_paused: bool,

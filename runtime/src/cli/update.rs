@@ -1,54 +1,85 @@
 //! `berth update`: change a live container's resource limits, from a
 //! JSON file (`-r FILE`, `-` for stdin) or from runc's flags.
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use oci_spec::runtime::LinuxResources;
 use serde_json::{json, Value};
 use std::io::Read;
 use std::path::Path;
 
+/// runc's flags, spelled as runc spells them. A limit flag takes `-1`
+/// (none) as its own argument, `--memory -1`, as runc's do.
 #[derive(clap::Args)]
 pub struct Args {
     /// JSON file with linux.resources ("-" reads stdin)
     #[arg(short, long)]
     pub resources: Option<String>,
-    #[arg(long, value_parser = parse_bytes)]
+    /// Memory limit in bytes (k, m, g suffixes; -1 for none)
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_bytes)]
     pub memory: Option<i64>,
-    #[arg(long, value_parser = parse_bytes)]
+    /// Memory plus swap limit in bytes (-1 for unlimited swap)
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_bytes)]
     pub memory_swap: Option<i64>,
-    #[arg(long, value_parser = parse_bytes)]
+    /// Memory soft limit in bytes
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_bytes)]
     pub memory_reservation: Option<i64>,
-    #[arg(long, value_parser = parse_bytes)]
+    /// Kernel memory limit in bytes (v1)
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_bytes)]
     pub kernel_memory: Option<i64>,
-    #[arg(long, value_parser = parse_bytes)]
+    /// Kernel TCP buffer limit in bytes (v1)
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_bytes)]
     pub kernel_memory_tcp: Option<i64>,
-    #[arg(long)]
+    /// CPU shares (runc's spelling; --cpu-shares is accepted too)
+    #[arg(long = "cpu-share", visible_alias = "cpu-shares")]
     pub cpu_shares: Option<u64>,
-    #[arg(long)]
+    /// CPU time per period in microseconds (-1 for none)
+    #[arg(long, allow_negative_numbers = true)]
     pub cpu_quota: Option<i64>,
+    /// CFS period in microseconds
     #[arg(long)]
     pub cpu_period: Option<u64>,
+    /// CFS burst in microseconds
     #[arg(long)]
     pub cpu_burst: Option<u64>,
-    #[arg(long)]
+    /// Real-time runtime per period in microseconds (v1)
+    #[arg(long, allow_negative_numbers = true)]
     pub cpu_rt_runtime: Option<i64>,
+    /// Real-time period in microseconds (v1)
     #[arg(long)]
     pub cpu_rt_period: Option<u64>,
+    /// SCHED_IDLE for the cgroup: 1 or 0
     #[arg(long)]
     pub cpu_idle: Option<i64>,
+    /// CPUs to run on (e.g. 0-2,4)
     #[arg(long)]
     pub cpuset_cpus: Option<String>,
+    /// Memory nodes to allocate on
     #[arg(long)]
     pub cpuset_mems: Option<String>,
-    #[arg(long)]
+    /// Maximum number of tasks (-1 for none; 0 leaves it as it is)
+    #[arg(long, allow_negative_numbers = true)]
     pub pids_limit: Option<i64>,
+    /// Block I/O weight, 10 to 1000
     #[arg(long)]
     pub blkio_weight: Option<u16>,
+    /// Intel RDT L3 cache schema (refused: berth has no Intel RDT support)
+    #[arg(long)]
+    pub l3_cache_schema: Option<String>,
+    /// Intel RDT memory bandwidth schema (refused, as above)
+    #[arg(long)]
+    pub mem_bw_schema: Option<String>,
     /// Container id
     pub id: String,
 }
 
 pub fn run(root: &Path, a: Args) -> anyhow::Result<i32> {
+    // As runc answers on a host without resctrl, rather than ignoring them.
+    if a.l3_cache_schema.is_some() {
+        bail!("update --l3-cache-schema: Intel RDT/CAT is not supported by berth");
+    }
+    if a.mem_bw_schema.is_some() {
+        bail!("update --mem-bw-schema: Intel RDT/MBA is not supported by berth");
+    }
     let resources: LinuxResources = match &a.resources {
         Some(src) => serde_json::from_slice(&read_source(src)?)
             .context("--resources: not linux.resources JSON")?,
@@ -152,5 +183,30 @@ mod tests {
             from_flags(&t.a),
             json!({"memory": {"limit": 100}, "cpu": {"cpus": "0"}, "pids": {"limit": 5}})
         );
+    }
+
+    #[test]
+    fn minus_1_is_a_value_and_both_share_spellings_work() {
+        let t = T::parse_from([
+            "x",
+            "--memory",
+            "-1",
+            "--memory-swap",
+            "-1",
+            "--cpu-quota",
+            "-1",
+            "--pids-limit",
+            "-1",
+            "--cpu-share",
+            "512",
+            "c1",
+        ]);
+        assert_eq!(
+            from_flags(&t.a),
+            json!({"memory": {"limit": -1, "swap": -1},
+                   "cpu": {"shares": 512, "quota": -1}, "pids": {"limit": -1}})
+        );
+        let t = T::parse_from(["x", "--cpu-shares", "256", "c1"]);
+        assert_eq!(from_flags(&t.a), json!({"cpu": {"shares": 256}}));
     }
 }

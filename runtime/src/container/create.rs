@@ -11,7 +11,7 @@ use crate::process::{self, Parent, ProcessError};
 use crate::spec::{self, Bundle};
 use crate::state::{self, Phase, State, StateDir};
 use crate::{tty, Result};
-use oci_spec::runtime::{LinuxDeviceCgroup, LinuxResources};
+use oci_spec::runtime::LinuxResources;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -82,23 +82,12 @@ impl CgroupPlan {
             false => cgroups::container_path(spec_path, id)?,
         };
         let cgroup = Cgroup::new(path);
+        reusable(&cgroup)?;
         let resources = linux.and_then(|l| l.resources().clone());
         let writes = cgroup.plan(resources.as_ref())?;
-        let nodes: Vec<String> = linux
-            .and_then(|l| l.devices().as_deref())
-            .unwrap_or(&[])
-            .iter()
-            // A fifo is not a device: the device cgroup has no rule for it.
-            .filter(|d| d.typ() != oci_spec::runtime::LinuxDeviceType::P)
-            .map(|d| {
-                let mut rule = LinuxDeviceCgroup::default();
-                rule.set_typ(Some(d.typ()));
-                rule.set_major(Some(d.major()));
-                rule.set_minor(Some(d.minor()));
-                writes::device_rule(&rule)
-            })
-            .collect();
-        let device_rules = writes::device_rules(resources.as_ref(), &nodes);
+        // linux.devices only makes nodes: the rules alone give access, as
+        // with runc (clients list what a node needs in the rules).
+        let device_rules = writes::device_rules(resources.as_ref());
         Ok(CgroupPlan {
             cgroup,
             resources,
@@ -111,6 +100,22 @@ impl CgroupPlan {
     fn create(&self) -> std::result::Result<(), cgroups::CgroupError> {
         self.cgroup.create(&self.writes, &self.device_rules)
     }
+}
+
+/// Refuses a cgroup that already exists frozen (init would stop in it
+/// for good, and create with it), and warns, as runc does, when it has
+/// processes already: they count as the container's from now on.
+fn reusable(cgroup: &Cgroup) -> std::result::Result<(), cgroups::CgroupError> {
+    if cgroup.frozen() {
+        return Err(cgroups::CgroupError::Frozen(cgroup.path.clone()));
+    }
+    let squatters = cgroup.pids().len();
+    if squatters > 0 {
+        crate::logging::warn(&format!(
+            "container's cgroup is not empty: {squatters} process(es) found"
+        ));
+    }
+    Ok(())
 }
 
 /// berth's answers to the container side while it is set up.

@@ -238,8 +238,8 @@ pub fn list(root: &Path) -> Result<Vec<StateView>> {
 }
 
 /// Sends a signal to the container's init, or with `all` to every process
-/// in its pid namespace.
-pub fn kill(root: &Path, id: &str, sig: Signal, all: bool) -> Result<()> {
+/// in its pid namespace; `None` (signal 0) only checks they are there.
+pub fn kill(root: &Path, id: &str, sig: Option<Signal>, all: bool) -> Result<()> {
     let dir = StateDir::open(root, id)?;
     let state = dir.load()?;
     match status(&state) {
@@ -259,12 +259,16 @@ pub fn kill(root: &Path, id: &str, sig: Signal, all: bool) -> Result<()> {
     }
     send_signal(Pid::from_raw(state.pid), sig).map_err(|e| match e {
         nix::errno::Errno::ESRCH => ContainerError::NotRunning,
-        e => sys(format!("signal {sig} to pid {}", state.pid))(e),
+        e => sys(format!(
+            "signal {} to pid {}",
+            sig.map_or("0", Signal::as_str),
+            state.pid
+        ))(e),
     })?;
     Ok(())
 }
 
-fn signal_all(pids: Vec<i32>, sig: Signal) {
+fn signal_all(pids: Vec<i32>, sig: Option<Signal>) {
     for pid in pids {
         let _ = send_signal(Pid::from_raw(pid), sig);
     }
@@ -317,7 +321,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     match status(&state) {
         // What init left in a pid namespace it did not own goes with it,
         // as runc's delete does.
-        Status::Stopped => signal_all(in_cgroup(&state), Signal::SIGKILL),
+        Status::Stopped => signal_all(in_cgroup(&state), Some(Signal::SIGKILL)),
         Status::Created => stop(&state),
         _ if force => stop(&state),
         status => {
