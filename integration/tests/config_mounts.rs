@@ -70,6 +70,50 @@ fn bind_flags_show_in_mountinfo() {
     );
 }
 
+/// Mounts a tmpfs at `dir` in the test's mount namespace (a submount for
+/// a bind to carry); [`Bundle`]'s drop unmounts it if the test fails.
+fn mount_tmpfs(dir: &std::path::Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let status = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "tmpfs", s(dir)])
+        .status();
+    assert!(status.expect("run mount").success(), "mount a tmpfs");
+}
+
+fn unmount(dir: &std::path::Path) {
+    let status = std::process::Command::new("umount").arg(dir).status();
+    assert!(status.expect("run umount").success(), "umount {dir:?}");
+}
+
+#[test]
+fn rro_makes_the_submounts_of_a_bind_read_only_too() {
+    // `ro` on an rbind leaves the submounts it carries writable.
+    let mut b = Bundle::new();
+    let host = b.host_dir("tree");
+    mount_tmpfs(&host.join("sub"));
+    b.bind(&host, "/mnt/tree", &["rro"]);
+    let out = b.run_sh(
+        "touch /mnt/tree/f 2>/dev/null || echo top refused; \
+         touch /mnt/tree/sub/f 2>/dev/null || echo sub refused",
+    );
+    unmount(&host.join("sub"));
+    assert_eq!(out, "top refused\nsub refused\n");
+    b.assert_no_leftovers();
+}
+
+#[test]
+fn rnoexec_reaches_the_submounts_of_a_bind() {
+    let mut b = Bundle::new();
+    let host = b.host_dir("tree");
+    mount_tmpfs(&host.join("sub"));
+    std::fs::copy(b.rootfs().join("bin/busybox"), host.join("sub/busybox")).unwrap();
+    b.bind(&host, "/mnt/tree", &["rnoexec", "rnosuid"]);
+    let out = b.run_sh("/mnt/tree/sub/busybox true 2>/dev/null || echo refused");
+    unmount(&host.join("sub"));
+    assert_eq!(out, "refused\n");
+    b.assert_no_leftovers();
+}
+
 #[test]
 fn tmpfs_gets_size_mode_and_flags() {
     let mut b = Bundle::new();

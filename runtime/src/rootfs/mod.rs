@@ -5,6 +5,7 @@
 mod cgroup;
 mod copyup;
 mod devices;
+mod mountapi;
 pub mod mountinfo;
 pub mod options;
 pub mod path;
@@ -149,6 +150,9 @@ fn mount_one(ctx: &Ctx, root: &Root, m: &Mount) -> Result<(), RootfsError> {
     } else {
         mount_fs(ctx, root, m, &dest, typ, &opts)?;
     }
+    if !opts.recursive.is_empty() {
+        set_recursive(root, &dest, opts.recursive)?;
+    }
     for p in &opts.propagation {
         let at = root.pin(&dest)?;
         mount(None::<&str>, &at.path(), None::<&str>, *p, None::<&str>).map_err(mount_err(
@@ -158,6 +162,19 @@ fn mount_one(ctx: &Ctx, root: &Root, m: &Mount) -> Result<(), RootfsError> {
         ))?;
     }
     Ok(())
+}
+
+/// The `r*` options (`rro`, `rnosuid`...), on the mount at `dest` and
+/// every mount below it: what `ro` would leave writable in a submount.
+fn set_recursive(root: &Root, dest: &Path, attr: options::RecAttr) -> Result<(), RootfsError> {
+    let at = root.pin(dest)?;
+    mountapi::set_recursive(&at.path(), attr).map_err(|source| match source {
+        nix::errno::Errno::ENOSYS => RootfsError::Refused {
+            dest: dest.to_path_buf(),
+            why: "recursive mount options (rro, rnosuid, ...) need mount_setattr(2), which this kernel lacks",
+        },
+        source => mount_err("", dest, "mount_setattr")(source),
+    })
 }
 
 /// A filesystem (tmpfs, proc, mqueue...) mounted at `dest`, filled from
