@@ -131,6 +131,30 @@ fn tmpfs_gets_size_mode_and_flags() {
 }
 
 #[test]
+fn a_read_only_dev_still_gets_its_mounts_and_devices() {
+    // /dev/pts, /dev/shm and /dev/null are made inside /dev after it is
+    // mounted: it can only turn read-only once they are there.
+    let mut b = Bundle::new();
+    b.edit(|c| {
+        let dev = c["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|m| m["destination"] == "/dev")
+            .expect("the spec mounts /dev");
+        dev["options"].as_array_mut().unwrap().push(json!("ro"));
+    });
+    let out = b.run_sh(
+        "touch /dev/new 2>/dev/null || echo refused; echo x > /dev/null && echo null; \
+         grep -c -E ' /dev/(pts|shm|mqueue) ' /proc/self/mountinfo",
+    );
+    assert_eq!(out, "refused\nnull\n3\n");
+    let (options, _, _) = mountinfo(&mut b, "/dev");
+    assert!(has_options(&options, &["ro", "nosuid"]), "{options}");
+    b.assert_no_leftovers();
+}
+
+#[test]
 fn tmpcopyup_starts_the_tmpfs_with_the_directory_contents() {
     let mut b = Bundle::new();
     let data = b.rootfs().join("srv/data");

@@ -104,14 +104,33 @@ pub fn prepare(ctx: &Ctx) -> Result<(), RootfsError> {
     .map_err(mount_err(ctx.rootfs, ctx.rootfs, "bind"))?;
     let root = Root::open(ctx.rootfs)?;
     let mounts = ctx.spec.mounts().as_deref().unwrap_or(&[]);
+    let mut read_only_later = Vec::new();
     for m in mounts {
-        mount_one(ctx, &root, m)?;
+        read_only_later.extend(mount_one(ctx, &root, m)?);
     }
     let own_dev = !mounts
         .iter()
         .any(|m| m.destination() == Path::new("/dev") && is_bind(m));
     let devices = linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[]);
-    devices::create_all(&root, own_dev, devices, ctx.userns)
+    devices::create_all(&root, own_dev, devices, ctx.userns)?;
+    for later in &read_only_later {
+        let at = root.pin(&later.dest)?;
+        remount(&at.path(), later.flags).map_err(mount_err(
+            "",
+            &later.dest,
+            "read-only remount",
+        ))?;
+    }
+    Ok(())
+}
+
+/// A read-only tmpfs, mounted writable first: the mount points, devices
+/// and links below it (a read-only /dev's pts, shm, null...) are made
+/// after it, and it turns read-only once they are, as runc does.
+struct ReadOnlyLater {
+    dest: PathBuf,
+    /// Its per-mount flags, read-only included, for the final remount.
+    flags: MsFlags,
 }
 
 fn is_bind(m: &Mount) -> bool {
@@ -122,7 +141,7 @@ fn is_bind(m: &Mount) -> bool {
             .any(|o| o == "bind" || o == "rbind")
 }
 
-fn mount_one(ctx: &Ctx, root: &Root, m: &Mount) -> Result<(), RootfsError> {
+fn mount_one(ctx: &Ctx, root: &Root, m: &Mount) -> Result<Option<ReadOnlyLater>, RootfsError> {
     let dest = path::secure_join(ctx.rootfs, m.destination())?;
     let opts = options::parse_all(m.options().iter().flatten());
     let typ = m.typ().as_deref().unwrap_or("none");
@@ -150,6 +169,11 @@ fn mount_one(ctx: &Ctx, root: &Root, m: &Mount) -> Result<(), RootfsError> {
     } else {
         mount_fs(ctx, root, m, &dest, typ, &opts)?;
     }
+    let later =
+        (typ == "tmpfs" && opts.flags.contains(MsFlags::MS_RDONLY)).then(|| ReadOnlyLater {
+            dest: dest.clone(),
+            flags: opts.flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT),
+        });
     if !opts.recursive.is_empty() {
         set_recursive(root, &dest, opts.recursive)?;
     }
@@ -161,7 +185,7 @@ fn mount_one(ctx: &Ctx, root: &Root, m: &Mount) -> Result<(), RootfsError> {
             "propagation",
         ))?;
     }
-    Ok(())
+    Ok(later)
 }
 
 /// The `r*` options (`rro`, `rnosuid`...), on the mount at `dest` and
@@ -206,11 +230,16 @@ fn mount_fs(
         .as_ref()
         .and_then(|l| l.mount_label().as_deref());
     let data = crate::lsm::mount_data(m, opts.data.join(","), label);
+    // A read-only tmpfs turns read-only at the end (see ReadOnlyLater).
+    let flags = match typ {
+        "tmpfs" => opts.flags - MsFlags::MS_RDONLY,
+        _ => opts.flags,
+    };
     mount(
         Some(src.as_str()),
         &at.path(),
         Some(typ),
-        opts.flags,
+        flags,
         Some(data.as_str()).filter(|d| !d.is_empty()),
     )
     .map_err(mount_err(&src, dest, typ))?;
