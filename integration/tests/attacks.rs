@@ -129,6 +129,34 @@ fn a_symlink_to_proc_in_the_image_counts_as_proc() {
     b.assert_no_leftovers();
 }
 
+/// Replaces the image's directory `dir` with a symlink to `/elsewhere`
+/// and checks that the spec's filesystem for it is refused, not mounted
+/// where the link points.
+#[track_caller]
+fn assert_not_mounted_through_a_symlink(dir: &str) {
+    let mut b = Bundle::new();
+    let rootfs = b.rootfs();
+    std::fs::remove_dir(rootfs.join(dir)).unwrap();
+    std::fs::create_dir(rootfs.join("elsewhere")).unwrap();
+    std::os::unix::fs::symlink("/elsewhere", rootfs.join(dir)).unwrap();
+    b.sh("echo started");
+    let out = b.run();
+    out.assert_failed();
+    assert_eq!(out.stdout, "", "the container started: {out:?}");
+    out.assert_mentions("must be mounted on ordinary directory");
+    b.assert_no_leftovers();
+}
+
+#[test]
+fn proc_is_not_mounted_through_a_symlink_in_the_image() {
+    assert_not_mounted_through_a_symlink("proc");
+}
+
+#[test]
+fn sysfs_is_not_mounted_through_a_symlink_in_the_image() {
+    assert_not_mounted_through_a_symlink("sys");
+}
+
 #[test]
 fn an_informational_proc_file_may_be_covered() {
     // What lxcfs does for /proc/cpuinfo and friends.

@@ -146,6 +146,7 @@ fn mount_one(ctx: &Ctx, root: &Root, m: &Mount) -> Result<Option<ReadOnlyLater>,
     let opts = options::parse_all(m.options().iter().flatten());
     let typ = m.typ().as_deref().unwrap_or("none");
     let inside = Path::new("/").join(dest.strip_prefix(ctx.rootfs).unwrap_or(&dest));
+    check_ordinary_dir(ctx.rootfs, m.destination(), typ)?;
     check_proc(
         &inside,
         typ,
@@ -249,6 +250,24 @@ fn mount_fs(
             .map_err(copyup("tmpcopyup"))?;
     }
     Ok(())
+}
+
+/// runc's rule: proc and sysfs go on a directory of the image, never
+/// where a symlink there points (an image with `/proc -> /elsewhere`
+/// would get the kernel's files at a path the spec did not name).
+fn check_ordinary_dir(rootfs: &Path, destination: &Path, typ: &str) -> Result<(), RootfsError> {
+    if typ != "proc" && typ != "sysfs" {
+        return Ok(());
+    }
+    let parent = path::secure_join(rootfs, destination.parent().unwrap_or(Path::new("/")))?;
+    let last = parent.join(destination.file_name().unwrap_or_default());
+    match last.symlink_metadata() {
+        Ok(meta) if !meta.is_dir() => Err(RootfsError::Refused {
+            dest: destination.to_path_buf(),
+            why: "proc and sysfs must be mounted on ordinary directory, not a symlink or a file",
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Files inside /proc that may be mounted over (as lxcfs does), as runc
