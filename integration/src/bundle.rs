@@ -159,6 +159,25 @@ impl Bundle {
         cmd
     }
 
+    /// Runs `sh -c script` in a mount namespace of its own, private
+    /// (`unshare -m --propagation private`), with `$RT` the runtime and its
+    /// global flags, `$BUNDLE` and `$ID`: for configs that would change the
+    /// caller's mounts if the runtime regressed, and for scenarios that
+    /// make mounts of their own. Whatever is mounted there goes with it.
+    pub fn in_private_mount_ns(&self, script: &str) -> Out {
+        let mut rt = vec![s(runtime()).to_owned()];
+        rt.extend(crate::runtime_flags());
+        rt.extend(["--root".to_owned(), s(&self.state_root).to_owned()]);
+        let mut cmd = Command::new("unshare");
+        cmd.args(["-m", "--propagation", "private", "sh", "-c", script])
+            .env("RT", rt.join(" "))
+            .env("BUNDLE", &self.path)
+            .env("ID", &self.id)
+            .env(MARKER_VAR, &self.id)
+            .current_dir(&self.dir);
+        self.output(&mut cmd)
+    }
+
     pub fn run(&self) -> Out {
         self.rt(&["run", "--bundle", s(&self.path), &self.id])
     }

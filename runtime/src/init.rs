@@ -156,6 +156,7 @@ fn container_init(cfg: &InitConfig, plan: &Plan, ch: &Channel) -> Res<std::conve
         .as_ref()
         .ok_or("config.json: process: missing")?;
     let userns = plan.new_user || spec_has(spec, LinuxNamespaceType::User);
+    let jail = rootfs::Jail::new(spec_has(spec, LinuxNamespaceType::Mount), cfg.no_pivot);
     rootfs::prepare(&rootfs::Ctx {
         spec,
         rootfs: &cfg.rootfs,
@@ -163,6 +164,7 @@ fn container_init(cfg: &InitConfig, plan: &Plan, ch: &Channel) -> Res<std::conve
         userns,
         cgroup: &cfg.cgroup,
         cgroupns: plan.has_new(LinuxNamespaceType::Cgroup),
+        jail,
     })
     .map_err(|e| e.to_string())?;
     set_names(spec)?;
@@ -179,8 +181,8 @@ fn container_init(cfg: &InitConfig, plan: &Plan, ch: &Channel) -> Res<std::conve
         &state,
     )
     .map_err(|e| e.to_string())?;
-    rootfs::pivot(&cfg.rootfs, cfg.no_pivot).map_err(|e| e.to_string())?;
-    rootfs::finalize(spec).map_err(|e| e.to_string())?;
+    rootfs::pivot(&cfg.rootfs, jail).map_err(|e| e.to_string())?;
+    rootfs::finalize(spec, jail).map_err(|e| e.to_string())?;
     if let Some(console) = &cfg.console {
         let size = process
             .console_size()

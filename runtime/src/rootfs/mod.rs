@@ -68,6 +68,30 @@ fn sys(what: impl Into<String>) -> impl FnOnce(nix::Error) -> RootfsError {
     move |source| RootfsError::Sys { what, source }
 }
 
+/// How the container's process is confined to its rootfs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Jail {
+    /// pivot_root in the container's mount namespace.
+    Pivot,
+    /// `--no-pivot`: the rootfs moved onto `/` of the container's mount
+    /// namespace, then chroot.
+    MoveRoot,
+    /// No mount namespace in the config: the mount table is the caller's,
+    /// so nothing is mounted and nothing is pivoted, only chroot (as runc
+    /// jails it; spec validation refuses what would need a mount).
+    Chroot,
+}
+
+impl Jail {
+    pub fn new(mount_ns: bool, no_pivot: bool) -> Jail {
+        match (mount_ns, no_pivot) {
+            (false, _) => Jail::Chroot,
+            (true, true) => Jail::MoveRoot,
+            (true, false) => Jail::Pivot,
+        }
+    }
+}
+
 /// Everything the container's mounts need, resolved by the caller.
 pub struct Ctx<'a> {
     pub spec: &'a Spec,
@@ -78,12 +102,17 @@ pub struct Ctx<'a> {
     pub cgroup: &'a Path,
     /// Whether the container has a cgroup namespace of its own.
     pub cgroupns: bool,
+    pub jail: Jail,
 }
 
 /// Mounts the rootfs and every spec mount under it, then builds /dev.
 /// Runs in the container's new mount namespace, before pivot_root.
 pub fn prepare(ctx: &Ctx) -> Result<(), RootfsError> {
     let linux = ctx.spec.linux().as_ref();
+    let devices = linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[]);
+    if ctx.jail == Jail::Chroot {
+        return devices::create_all(&Root::open(ctx.rootfs)?, true, devices, ctx.userns);
+    }
     let propagation = linux
         .and_then(|l| l.rootfs_propagation().as_deref())
         .and_then(options::propagation);
@@ -111,7 +140,6 @@ pub fn prepare(ctx: &Ctx) -> Result<(), RootfsError> {
     let own_dev = !mounts
         .iter()
         .any(|m| m.destination() == Path::new("/dev") && is_bind(m));
-    let devices = linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[]);
     devices::create_all(&root, own_dev, devices, ctx.userns)?;
     for later in &read_only_later {
         let at = root.pin(&later.dest)?;
@@ -375,28 +403,35 @@ fn locked_flags(dest: &Path) -> nix::Result<MsFlags> {
         .fold(MsFlags::empty(), |acc, (_, m)| acc | *m))
 }
 
-/// Makes `rootfs` the container's `/`, detaching the old root.
-pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<(), RootfsError> {
-    if no_pivot {
-        nix::unistd::chdir(rootfs).map_err(sys("chdir to the rootfs"))?;
-        mount(
+/// Makes `rootfs` the container's `/`, as `jail` says.
+pub fn pivot(rootfs: &Path, jail: Jail) -> Result<(), RootfsError> {
+    nix::unistd::chdir(rootfs).map_err(sys("chdir to the rootfs"))?;
+    match jail {
+        Jail::Pivot => pivot_root()?,
+        Jail::MoveRoot => mount(
             Some(rootfs),
             "/",
             None::<&str>,
             MsFlags::MS_MOVE,
             None::<&str>,
         )
-        .map_err(sys("move the rootfs to /"))?;
-        nix::unistd::chroot(".").map_err(sys("chroot"))?;
-        return nix::unistd::chdir("/").map_err(sys("chdir /"));
+        .map_err(sys("move the rootfs to /"))?,
+        Jail::Chroot => {}
     }
+    if jail != Jail::Pivot {
+        nix::unistd::chroot(".").map_err(sys("chroot"))?;
+    }
+    nix::unistd::chdir("/").map_err(sys("chdir /"))
+}
+
+/// pivot_root into the current directory, the old root detached.
+fn pivot_root() -> Result<(), RootfsError> {
     let old = nix::fcntl::open(
         "/",
         nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
         nix::sys::stat::Mode::empty(),
     )
     .map_err(sys("open /"))?;
-    nix::unistd::chdir(rootfs).map_err(sys("chdir to the rootfs"))?;
     nix::unistd::pivot_root(".", ".").map_err(sys("pivot_root"))?;
     nix::unistd::fchdir(&old).map_err(sys("fchdir to the old root"))?;
     // The old root may be shared with the host: detach it without
@@ -409,13 +444,14 @@ pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<(), RootfsError> {
         None::<&str>,
     )
     .map_err(sys("make the old root a slave"))?;
-    umount2(".", MntFlags::MNT_DETACH).map_err(sys("detach the old root"))?;
-    nix::unistd::chdir("/").map_err(sys("chdir /"))
+    umount2(".", MntFlags::MNT_DETACH).map_err(sys("detach the old root"))
 }
 
 /// The steps that need the container's own `/`: sysctls, masked and
 /// read-only paths, a read-only root and the root's final propagation.
-pub fn finalize(spec: &Spec) -> Result<(), RootfsError> {
+/// Jailed by chroot alone, the container gets none but the sysctls:
+/// the mounts would change the caller's mount table.
+pub fn finalize(spec: &Spec, jail: Jail) -> Result<(), RootfsError> {
     let linux = spec.linux().as_ref();
     for (key, value) in linux
         .and_then(|l| l.sysctl().as_ref())
@@ -427,6 +463,9 @@ pub fn finalize(spec: &Spec) -> Result<(), RootfsError> {
             key: key.clone(),
             source,
         })?;
+    }
+    if jail == Jail::Chroot {
+        return Ok(());
     }
     for p in linux
         .and_then(|l| l.readonly_paths().as_ref())
