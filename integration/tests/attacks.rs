@@ -462,3 +462,24 @@ fn a_container_root_cannot_undo_masked_and_read_only_paths() {
     assert_eq!(b.run().assert_ok().stdout, "0\ndone\n");
     b.assert_no_leftovers();
 }
+
+#[test]
+fn no_pivot_leaves_no_host_proc_to_mount_an_unmasked_one_from() {
+    // In a nested user and pid namespace the kernel allows a new procfs
+    // where a full one is in the mount namespace: with --no-pivot the
+    // host's /proc stays there, under the rootfs moved onto it.
+    let mut b = Bundle::new();
+    for set in ["bounding", "effective", "permitted"] {
+        b.edit(|c| {
+            // Mapping root in the nested user namespace needs it.
+            let caps = c["process"]["capabilities"][set].as_array_mut().unwrap();
+            caps.push(json!("CAP_SETFCAP"));
+        });
+    }
+    b.set("/root/readonly", json!(false)).sh(
+        "unshare -mrpf sh -c 'echo nested; mount -t proc proc /tmp 2>/dev/null && echo mounted'",
+    );
+    let out = b.rt(&["run", "--no-pivot", "--bundle", s(&b.path), &b.id]);
+    assert_eq!(out.stdout, "nested\n", "{out:?}");
+    b.assert_no_leftovers();
+}

@@ -5,6 +5,7 @@
 mod cgroup;
 mod copyup;
 mod devices;
+mod hostfs;
 mod mountapi;
 pub mod mountinfo;
 pub mod options;
@@ -408,14 +409,17 @@ pub fn pivot(rootfs: &Path, jail: Jail) -> Result<(), RootfsError> {
     nix::unistd::chdir(rootfs).map_err(sys("chdir to the rootfs"))?;
     match jail {
         Jail::Pivot => pivot_root()?,
-        Jail::MoveRoot => mount(
-            Some(rootfs),
-            "/",
-            None::<&str>,
-            MsFlags::MS_MOVE,
-            None::<&str>,
-        )
-        .map_err(sys("move the rootfs to /"))?,
+        Jail::MoveRoot => {
+            hostfs::detach_outside(rootfs)?;
+            mount(
+                Some(rootfs),
+                "/",
+                None::<&str>,
+                MsFlags::MS_MOVE,
+                None::<&str>,
+            )
+            .map_err(sys("move the rootfs to /"))?
+        }
         Jail::Chroot => {}
     }
     if jail != Jail::Pivot {
