@@ -96,6 +96,18 @@ impl Bundle {
         self.set("/process/args", json!(["sh", "-c", script]))
     }
 
+    /// Gives the process capability `cap` (bounding, effective, permitted).
+    pub fn grant(&mut self, cap: &str) -> &mut Self {
+        self.edit(|c| {
+            for set in ["bounding", "effective", "permitted"] {
+                let caps = c["process"]["capabilities"][set]
+                    .as_array_mut()
+                    .expect("spec has capabilities");
+                caps.push(json!(cap));
+            }
+        })
+    }
+
     /// Appends a mount to the config.
     pub fn mount(&mut self, mount: Value) -> &mut Self {
         self.edit(|c| {

@@ -178,11 +178,8 @@ fn sidecar(init: i64) -> Bundle {
         let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
         ns.retain(|n| n["type"] != "pid");
         ns.push(json!({"type": "pid", "path": format!("/proc/{init}/ns/pid")}));
-        for set in ["bounding", "effective", "permitted"] {
-            let caps = c["process"]["capabilities"][set].as_array_mut().unwrap();
-            caps.push(json!("CAP_SYS_PTRACE"));
-        }
     });
+    b.grant("CAP_SYS_PTRACE");
     b
 }
 
@@ -469,13 +466,8 @@ fn no_pivot_leaves_no_host_proc_to_mount_an_unmasked_one_from() {
     // where a full one is in the mount namespace: with --no-pivot the
     // host's /proc stays there, under the rootfs moved onto it.
     let mut b = Bundle::new();
-    for set in ["bounding", "effective", "permitted"] {
-        b.edit(|c| {
-            // Mapping root in the nested user namespace needs it.
-            let caps = c["process"]["capabilities"][set].as_array_mut().unwrap();
-            caps.push(json!("CAP_SETFCAP"));
-        });
-    }
+    // Mapping root in the nested user namespace needs it.
+    b.grant("CAP_SETFCAP");
     b.set("/root/readonly", json!(false)).sh(
         "unshare -mrpf sh -c 'echo nested; mount -t proc proc /tmp 2>/dev/null && echo mounted'",
     );

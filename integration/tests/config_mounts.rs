@@ -224,6 +224,38 @@ fn shared_propagation_shows_in_mountinfo() {
 }
 
 #[test]
+fn rshared_mounts_reach_the_host_and_back() {
+    // Kubernetes' Bidirectional mount propagation. In a private mount
+    // namespace of the test, standing for the host: a shared directory,
+    // bound into the container; the container mounts a tmpfs in it and
+    // waits for the test to mount one too.
+    let mut b = Bundle::new();
+    let shared = b.host_dir("shared");
+    std::fs::create_dir_all(shared.join("in")).unwrap();
+    std::fs::create_dir_all(shared.join("out")).unwrap();
+    b.bind(&shared, "/mnt/shared", &["rshared"])
+        .set("/linux/rootfsPropagation", json!("rshared"))
+        .grant("CAP_SYS_ADMIN")
+        .sh(
+            "mount -t tmpfs inside /mnt/shared/in && touch /mnt/shared/in/ready; \
+             i=0; while [ ! -e /mnt/shared/out/ready ] && [ $i -lt 300 ]; do \
+               sleep 0.1; i=$((i+1)); done; \
+             grep -q ' /mnt/shared/out ' /proc/self/mountinfo && echo container sees out",
+        );
+    let out = b.in_private_mount_ns(&format!(
+        "S={shared}; mount --bind $S $S && mount --make-shared $S || exit; \
+         $RT run --bundle $BUNDLE $ID > run.out & \
+         i=0; while [ ! -e $S/in/ready ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; \
+         grep -q \" $S/in \" /proc/self/mountinfo && echo host sees in; \
+         mount -t tmpfs outside $S/out && touch $S/out/ready; \
+         wait; cat run.out",
+        shared = s(&shared)
+    ));
+    assert_eq!(out.stdout, "host sees in\ncontainer sees out\n", "{out:?}");
+    b.assert_no_leftovers();
+}
+
+#[test]
 fn unbindable_propagation_shows_in_mountinfo() {
     let mut b = Bundle::new();
     let host = b.host_dir("unbindable");

@@ -13,13 +13,7 @@ use std::path::Path;
 
 /// Detaches every full proc and sysfs mount outside `rootfs`.
 pub fn detach_outside(rootfs: &Path) -> Result<(), RootfsError> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").map_err(|source| {
-        RootfsError::Destination {
-            dest: "/proc/self/mountinfo".into(),
-            what: "read",
-            source,
-        }
-    })?;
+    let text = super::own_mountinfo()?;
     let real = rootfs
         .canonicalize()
         .unwrap_or_else(|_| rootfs.to_path_buf());

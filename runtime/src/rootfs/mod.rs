@@ -114,16 +114,16 @@ pub fn prepare(ctx: &Ctx) -> Result<(), RootfsError> {
     if ctx.jail == Jail::Chroot {
         return devices::create_all(&Root::open(ctx.rootfs)?, true, devices, ctx.userns);
     }
-    let propagation = linux
+    // By default nothing mounted for the container reaches the host's
+    // mount table; `rshared` (Kubernetes' Bidirectional) asks for the
+    // host's peer groups to be kept, both ways.
+    let root_flags = linux
         .and_then(|l| l.rootfs_propagation().as_deref())
-        .and_then(options::propagation);
-    // Nothing mounted for the container may reach the host's mount table.
-    let root_flags = match propagation {
-        Some(p) if !p.contains(MsFlags::MS_SHARED) => p,
-        _ => MsFlags::MS_SLAVE | MsFlags::MS_REC,
-    };
+        .and_then(options::propagation)
+        .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
     mount(None::<&str>, "/", None::<&str>, root_flags, None::<&str>)
-        .map_err(sys("make / a slave mount"))?;
+        .map_err(sys("set the propagation of /"))?;
+    private_parent(ctx.rootfs)?;
     mount(
         Some(ctx.rootfs),
         ctx.rootfs,
@@ -151,6 +151,42 @@ pub fn prepare(ctx: &Ctx) -> Result<(), RootfsError> {
         ))?;
     }
     Ok(())
+}
+
+/// This process's /proc/self/mountinfo.
+pub(crate) fn own_mountinfo() -> Result<String, RootfsError> {
+    let file = "/proc/self/mountinfo";
+    std::fs::read_to_string(file).map_err(|source| RootfsError::Destination {
+        dest: file.into(),
+        what: "read",
+        source,
+    })
+}
+
+/// Makes the mount that holds the rootfs private if it is shared:
+/// pivot_root refuses a shared parent, and the container's own mounts
+/// (its /proc, /dev...) would otherwise appear in the host's rootfs.
+fn private_parent(rootfs: &Path) -> Result<(), RootfsError> {
+    let text = own_mountinfo()?;
+    let real = rootfs
+        .canonicalize()
+        .unwrap_or_else(|_| rootfs.to_path_buf());
+    let entries = mountinfo::parse(&text);
+    let parent = entries
+        .iter()
+        .filter(|e| real.starts_with(&e.mount_point))
+        .max_by_key(|e| e.mount_point.len());
+    match parent {
+        Some(p) if p.shared => mount(
+            None::<&str>,
+            p.mount_point.as_str(),
+            None::<&str>,
+            MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .map_err(mount_err("", Path::new(&p.mount_point), "private")),
+        _ => Ok(()),
+    }
 }
 
 /// A read-only tmpfs, mounted writable first: the mount points, devices

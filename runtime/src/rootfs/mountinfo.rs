@@ -4,6 +4,8 @@ pub struct Entry {
     /// The directory of the filesystem that is mounted (`/` for all of it).
     pub root: String,
     pub mount_point: String,
+    /// In a peer group (`shared:N`): mounts below it propagate.
+    pub shared: bool,
     pub fs_type: String,
     pub super_opts: String,
 }
@@ -32,12 +34,14 @@ fn parse_line(line: &str) -> Option<Entry> {
     let mut l = left.split(' ');
     let root = unescape(l.nth(3)?);
     let mount_point = unescape(l.next()?);
+    let shared = l.skip(1).any(|f| f.starts_with("shared:"));
     let mut r = right.split(' ');
     let fs_type = r.next()?.to_string();
     let super_opts = r.nth(1).unwrap_or("").to_string();
     Some(Entry {
         root,
         mount_point,
+        shared,
         fs_type,
         super_opts,
     })
@@ -92,6 +96,7 @@ mod tests {
         assert_eq!(e[0].fs_type, "cgroup");
         assert_eq!(e[0].super_opts, "rw,cpu");
         assert_eq!(e[1].fs_type, "cgroup2");
+        assert!(e[1].shared && !e[0].shared);
         assert_eq!(e[2].mount_point, "/mnt/a b");
     }
 }
