@@ -101,6 +101,35 @@ fn new_user_namespace_maps_ids() {
 }
 
 #[test]
+fn a_bind_source_only_host_root_may_reach_is_mounted_in_a_user_namespace() {
+    // The container's root is host uid 100000, which a 0700 directory of
+    // host root keeps out: the runtime takes the source before it
+    // enters the user namespace.
+    use std::os::unix::fs::PermissionsExt;
+    let mut b = Bundle::new();
+    add_user_namespace(&mut b);
+    let private = b.host_dir("private");
+    std::fs::create_dir(private.join("vol")).unwrap();
+    std::fs::write(private.join("vol/file"), "hello\n").unwrap();
+    std::fs::write(private.join("single.conf"), "single file\n").unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+    // The mapped root may not make them in the host's rootfs either.
+    std::fs::create_dir_all(b.rootfs().join("mnt/vol")).unwrap();
+    std::fs::write(b.rootfs().join("etc/single.conf"), "").unwrap();
+    b.bind(&private.join("vol"), "/mnt/vol", &["ro"]).bind(
+        &private.join("single.conf"),
+        "/etc/single.conf",
+        &[],
+    );
+    let out = b.run_sh(
+        "cat /mnt/vol/file /etc/single.conf; \
+         touch /mnt/vol/new 2>/dev/null || echo read-only",
+    );
+    assert_eq!(out, "hello\nsingle file\nread-only\n");
+    b.assert_no_leftovers();
+}
+
+#[test]
 fn namespace_left_out_is_the_hosts() {
     let mut b = Bundle::new();
     b.edit(|c| {

@@ -10,6 +10,7 @@ mod mountapi;
 pub mod mountinfo;
 pub mod options;
 pub mod path;
+pub mod sources;
 mod target;
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
@@ -104,6 +105,8 @@ pub struct Ctx<'a> {
     /// Whether the container has a cgroup namespace of its own.
     pub cgroupns: bool,
     pub jail: Jail,
+    /// Bind sources cloned before a new user namespace was entered.
+    pub sources: &'a sources::Sources,
 }
 
 /// Mounts the rootfs and every spec mount under it, then builds /dev.
@@ -135,8 +138,8 @@ pub fn prepare(ctx: &Ctx) -> Result<(), RootfsError> {
     let root = Root::open(ctx.rootfs)?;
     let mounts = ctx.spec.mounts().as_deref().unwrap_or(&[]);
     let mut read_only_later = Vec::new();
-    for m in mounts {
-        read_only_later.extend(mount_one(ctx, &root, m)?);
+    for (i, m) in mounts.iter().enumerate() {
+        read_only_later.extend(mount_one(ctx, &root, m, ctx.sources.get(i))?);
     }
     let own_dev = !mounts
         .iter()
@@ -206,7 +209,12 @@ fn is_bind(m: &Mount) -> bool {
             .any(|o| o == "bind" || o == "rbind")
 }
 
-fn mount_one(ctx: &Ctx, root: &Root, m: &Mount) -> Result<Option<ReadOnlyLater>, RootfsError> {
+fn mount_one(
+    ctx: &Ctx,
+    root: &Root,
+    m: &Mount,
+    cloned: Option<&sources::Source>,
+) -> Result<Option<ReadOnlyLater>, RootfsError> {
     let dest = path::secure_join(ctx.rootfs, m.destination())?;
     let opts = options::parse_all(m.options().iter().flatten());
     let typ = m.typ().as_deref().unwrap_or("none");
@@ -224,11 +232,16 @@ fn mount_one(ctx: &Ctx, root: &Root, m: &Mount) -> Result<Option<ReadOnlyLater>,
             .unwrap_or_default()
     });
     // A directory, or an empty file for a file bind.
-    root.make(
-        &dest,
-        bind_src.as_ref().is_none_or(|s| s.is_dir() || !s.exists()),
-    )?;
-    if let Some(src) = bind_src {
+    let dir = match cloned {
+        Some(c) => c.dir,
+        None => bind_src.as_ref().is_none_or(|s| s.is_dir() || !s.exists()),
+    };
+    root.make(&dest, dir)?;
+    if let (Some(src), Some(c)) = (&bind_src, cloned) {
+        mountapi::attach(&c.tree, &root.pin(&dest)?.path())
+            .map_err(mount_err(src, &dest, "bind"))?;
+        bind_flags(root, src, &dest, &opts)?;
+    } else if let Some(src) = bind_src {
         bind(root, &src, &dest, &opts)?;
     } else if typ == "cgroup" {
         cgroup::mount_cgroup(root, &dest, &opts, ctx.cgroup, ctx.cgroupns)?;
@@ -395,6 +408,16 @@ pub(crate) fn bind(
         None::<&str>,
     )
     .map_err(mount_err(src, dest, "bind"))?;
+    bind_flags(root, src, dest, opts)
+}
+
+/// The flags of a bind mount just made at `dest`, by a remount.
+fn bind_flags(
+    root: &Root,
+    src: &Path,
+    dest: &Path,
+    opts: &options::Parsed,
+) -> Result<(), RootfsError> {
     let extra = opts.flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
     if !extra.is_empty() {
         remount(&root.pin(dest)?.path(), extra).map_err(mount_err(src, dest, "bind remount"))?;
