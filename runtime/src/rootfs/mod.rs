@@ -5,7 +5,9 @@
 mod cgroup;
 mod copyup;
 mod devices;
+mod guard;
 mod hostfs;
+mod jail;
 mod mountapi;
 pub mod mountinfo;
 pub mod options;
@@ -13,7 +15,8 @@ pub mod path;
 pub mod sources;
 mod target;
 
-use nix::mount::{mount, umount2, MntFlags, MsFlags};
+pub use jail::{pivot, Jail};
+use nix::mount::{mount, MsFlags};
 use nix::sys::statvfs::{statvfs, FsFlags};
 use oci_spec::runtime::{Mount, Spec};
 use std::path::{Path, PathBuf};
@@ -70,30 +73,6 @@ fn sys(what: impl Into<String>) -> impl FnOnce(nix::Error) -> RootfsError {
     move |source| RootfsError::Sys { what, source }
 }
 
-/// How the container's process is confined to its rootfs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Jail {
-    /// pivot_root in the container's mount namespace.
-    Pivot,
-    /// `--no-pivot`: the rootfs moved onto `/` of the container's mount
-    /// namespace, then chroot.
-    MoveRoot,
-    /// No mount namespace in the config: the mount table is the caller's,
-    /// so nothing is mounted and nothing is pivoted, only chroot (as runc
-    /// jails it; spec validation refuses what would need a mount).
-    Chroot,
-}
-
-impl Jail {
-    pub fn new(mount_ns: bool, no_pivot: bool) -> Jail {
-        match (mount_ns, no_pivot) {
-            (false, _) => Jail::Chroot,
-            (true, true) => Jail::MoveRoot,
-            (true, false) => Jail::Pivot,
-        }
-    }
-}
-
 /// Everything the container's mounts need, resolved by the caller.
 pub struct Ctx<'a> {
     pub spec: &'a Spec,
@@ -110,7 +89,9 @@ pub struct Ctx<'a> {
 }
 
 /// Mounts the rootfs and every spec mount under it, then builds /dev.
-/// Runs in the container's new mount namespace, before pivot_root.
+/// Runs in the container's mount namespace, before pivot_root; without
+/// one (`Jail::Chroot`) it only makes the devices, in the image's /dev,
+/// as runc does.
 pub fn prepare(ctx: &Ctx) -> Result<(), RootfsError> {
     let linux = ctx.spec.linux().as_ref();
     let devices = linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[]);
@@ -166,14 +147,17 @@ pub(crate) fn own_mountinfo() -> Result<String, RootfsError> {
     })
 }
 
+/// `p` as mountinfo names it, symlinks resolved.
+pub(crate) fn real_path(p: &Path) -> PathBuf {
+    p.canonicalize().unwrap_or_else(|_| p.to_path_buf())
+}
+
 /// Makes the mount that holds the rootfs private if it is shared:
 /// pivot_root refuses a shared parent, and the container's own mounts
 /// (its /proc, /dev...) would otherwise appear in the host's rootfs.
 fn private_parent(rootfs: &Path) -> Result<(), RootfsError> {
     let text = own_mountinfo()?;
-    let real = rootfs
-        .canonicalize()
-        .unwrap_or_else(|_| rootfs.to_path_buf());
+    let real = real_path(rootfs);
     let entries = mountinfo::parse(&text);
     let parent = entries
         .iter()
@@ -219,8 +203,8 @@ fn mount_one(
     let opts = options::parse_all(m.options().iter().flatten());
     let typ = m.typ().as_deref().unwrap_or("none");
     let inside = Path::new("/").join(dest.strip_prefix(ctx.rootfs).unwrap_or(&dest));
-    check_ordinary_dir(ctx.rootfs, m.destination(), typ)?;
-    check_proc(
+    guard::check_ordinary_dir(ctx.rootfs, m.destination(), typ)?;
+    guard::check_proc(
         &inside,
         typ,
         is_bind(m).then(|| m.source().as_deref()).flatten(),
@@ -330,66 +314,6 @@ fn mount_fs(
     Ok(())
 }
 
-/// runc's rule: proc and sysfs go on a directory of the image, never
-/// where a symlink there points (an image with `/proc -> /elsewhere`
-/// would get the kernel's files at a path the spec did not name).
-fn check_ordinary_dir(rootfs: &Path, destination: &Path, typ: &str) -> Result<(), RootfsError> {
-    if typ != "proc" && typ != "sysfs" {
-        return Ok(());
-    }
-    let parent = path::secure_join(rootfs, destination.parent().unwrap_or(Path::new("/")))?;
-    let last = parent.join(destination.file_name().unwrap_or_default());
-    match last.symlink_metadata() {
-        Ok(meta) if !meta.is_dir() => Err(RootfsError::Refused {
-            dest: destination.to_path_buf(),
-            why: "proc and sysfs must be mounted on ordinary directory, not a symlink or a file",
-        }),
-        _ => Ok(()),
-    }
-}
-
-/// Files inside /proc that may be mounted over (as lxcfs does), as runc
-/// allows.
-const PROC_MOUNTABLE: [&str; 10] = [
-    "/proc/cpuinfo",
-    "/proc/diskstats",
-    "/proc/meminfo",
-    "/proc/stat",
-    "/proc/swaps",
-    "/proc/uptime",
-    "/proc/loadavg",
-    "/proc/slabinfo",
-    "/proc/net/dev",
-    "/proc/sys/kernel/ns_last_pid",
-];
-
-/// runc's answer to CVE-2019-16884: /proc is a procfs (mounted, or bound
-/// from one), and inside it only a few informational files may be covered:
-/// a writable /proc/sys or a fake /proc/self/attr would undo the
-/// container's protections. `inside` is the destination as resolved in
-/// the rootfs, so a symlink to /proc counts as /proc.
-fn check_proc(inside: &Path, typ: &str, bind_source: Option<&Path>) -> Result<(), RootfsError> {
-    let refuse = |why| {
-        Err(RootfsError::Refused {
-            dest: inside.to_path_buf(),
-            why,
-        })
-    };
-    if inside == Path::new("/proc") {
-        let procfs = |p: &Path| {
-            nix::sys::statfs::statfs(p)
-                .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC)
-        };
-        if typ != "proc" && !bind_source.is_some_and(procfs) {
-            return refuse("/proc can only be a proc filesystem");
-        }
-    } else if inside.starts_with("/proc") && !PROC_MOUNTABLE.iter().any(|p| inside == Path::new(p))
-    {
-        return refuse("is inside /proc, where only a few informational files may be mounted over");
-    }
-    Ok(())
-}
-
 /// A bind mount, remounted with its flags: a bind ignores flags like
 /// `ro` on the first mount call.
 /// `dest` is pinned again for the remount, to reach the new mount.
@@ -461,53 +385,6 @@ fn locked_flags(dest: &Path) -> nix::Result<MsFlags> {
         .iter()
         .filter(|(s, _)| f.contains(*s))
         .fold(MsFlags::empty(), |acc, (_, m)| acc | *m))
-}
-
-/// Makes `rootfs` the container's `/`, as `jail` says.
-pub fn pivot(rootfs: &Path, jail: Jail) -> Result<(), RootfsError> {
-    nix::unistd::chdir(rootfs).map_err(sys("chdir to the rootfs"))?;
-    match jail {
-        Jail::Pivot => pivot_root()?,
-        Jail::MoveRoot => {
-            hostfs::detach_outside(rootfs)?;
-            mount(
-                Some(rootfs),
-                "/",
-                None::<&str>,
-                MsFlags::MS_MOVE,
-                None::<&str>,
-            )
-            .map_err(sys("move the rootfs to /"))?
-        }
-        Jail::Chroot => {}
-    }
-    if jail != Jail::Pivot {
-        nix::unistd::chroot(".").map_err(sys("chroot"))?;
-    }
-    nix::unistd::chdir("/").map_err(sys("chdir /"))
-}
-
-/// pivot_root into the current directory, the old root detached.
-fn pivot_root() -> Result<(), RootfsError> {
-    let old = nix::fcntl::open(
-        "/",
-        nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .map_err(sys("open /"))?;
-    nix::unistd::pivot_root(".", ".").map_err(sys("pivot_root"))?;
-    nix::unistd::fchdir(&old).map_err(sys("fchdir to the old root"))?;
-    // The old root may be shared with the host: detach it without
-    // propagating the unmount there.
-    mount(
-        None::<&str>,
-        ".",
-        None::<&str>,
-        MsFlags::MS_SLAVE | MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .map_err(sys("make the old root a slave"))?;
-    umount2(".", MntFlags::MNT_DETACH).map_err(sys("detach the old root"))
 }
 
 /// The steps that need the container's own `/`: sysctls, masked and
