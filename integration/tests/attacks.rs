@@ -460,12 +460,10 @@ fn a_container_root_cannot_undo_masked_and_read_only_paths() {
     b.assert_no_leftovers();
 }
 
-#[test]
-fn no_pivot_leaves_no_host_proc_to_mount_an_unmasked_one_from() {
-    // In a nested user and pid namespace the kernel allows a new procfs
-    // where a full one is in the mount namespace: with --no-pivot the
-    // host's /proc stays there, under the rootfs moved onto it.
-    let mut b = Bundle::new();
+/// In a nested user and pid namespace the kernel allows a new procfs
+/// where a full one is in the mount namespace: with --no-pivot the
+/// host's /proc stays there, under the rootfs moved onto it.
+fn assert_no_pivot_leaves_no_host_proc(mut b: Bundle) {
     // Mapping root in the nested user namespace needs it.
     b.grant("CAP_SETFCAP");
     b.set("/root/readonly", json!(false)).sh(
@@ -474,4 +472,23 @@ fn no_pivot_leaves_no_host_proc_to_mount_an_unmasked_one_from() {
     let out = b.rt(&["run", "--no-pivot", "--bundle", s(&b.path), &b.id]);
     assert_eq!(out.stdout, "nested\n", "{out:?}");
     b.assert_no_leftovers();
+}
+
+#[test]
+fn no_pivot_leaves_no_host_proc_to_mount_an_unmasked_one_from() {
+    assert_no_pivot_leaves_no_host_proc(Bundle::new());
+}
+
+#[test]
+fn no_pivot_in_a_user_namespace_leaves_no_host_proc_either() {
+    // There the host's mounts are locked: they can only be covered.
+    let mut b = Bundle::new();
+    let mapping = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    b.edit(|c| {
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.push(json!({"type": "user"}));
+    })
+    .set("/linux/uidMappings", mapping.clone())
+    .set("/linux/gidMappings", mapping);
+    assert_no_pivot_leaves_no_host_proc(b);
 }

@@ -42,11 +42,11 @@ fn detach(at: &Path) -> Result<(), RootfsError> {
         r => r.map_err(mount_err("", at, "slave"))?,
     }
     match umount2(at, MntFlags::MNT_DETACH) {
-        // No longer a mount point: its parent went first.
-        Ok(()) | Err(Errno::EINVAL) => Ok(()),
-        // Locked in a user namespace: cover it instead, which makes it
-        // count as covered for the kernel's check.
-        Err(Errno::EPERM) => mount(
+        Ok(()) => Ok(()),
+        // Locked (a user namespace's copy of the host's mount) or not
+        // allowed: cover it instead, which the kernel's check counts as
+        // hidden.
+        Err(Errno::EINVAL | Errno::EPERM) => mount(
             Some("tmpfs"),
             at,
             Some("tmpfs"),
