@@ -189,6 +189,22 @@ fn without_a_mount_namespace_the_process_is_jailed_by_chroot() {
 }
 
 #[test]
+fn without_a_mount_namespace_an_exec_is_jailed_too() {
+    berth_only!("runc 1.1.5 runs an exec'd process at the caller's root when the container has no mount namespace");
+    let mut b = Bundle::new();
+    without_mount_namespace(&mut b);
+    std::fs::write(b.rootfs().join("in-the-rootfs"), "").unwrap();
+    b.set("/process/args", json!(["sleep", "600"]));
+    let out = b.in_private_mount_ns(
+        "mount -t proc proc $BUNDLE/rootfs/proc || exit; \
+         $RT create --bundle $BUNDLE $ID && $RT start $ID && \
+         $RT exec $ID ls /in-the-rootfs; $RT delete --force $ID",
+    );
+    assert_eq!(out.stdout, "/in-the-rootfs\n", "{out:?}");
+    b.assert_no_leftovers();
+}
+
+#[test]
 fn without_a_mount_namespace_the_callers_mounts_are_left_alone() {
     berth_only!("runc 1.1.5 makes the caller's / rslave and binds the rootfs onto itself in the caller's mount namespace");
     let mut b = Bundle::new();
