@@ -185,6 +185,18 @@ struct ReadOnlyLater {
     flags: MsFlags,
 }
 
+/// The host path a bind mount binds (relative to the bundle), or `None`
+/// for a mount that is no bind; a bind without a source gets an empty
+/// path, which the mount refuses.
+fn bind_source(m: &Mount, bundle: &Path) -> Option<PathBuf> {
+    is_bind(m).then(|| {
+        m.source()
+            .as_ref()
+            .map(|s| bundle.join(s))
+            .unwrap_or_default()
+    })
+}
+
 fn is_bind(m: &Mount) -> bool {
     m.typ().as_deref() == Some("bind")
         || m.options()
@@ -209,12 +221,7 @@ fn mount_one(
         typ,
         is_bind(m).then(|| m.source().as_deref()).flatten(),
     )?;
-    let bind_src = is_bind(m).then(|| {
-        m.source()
-            .as_ref()
-            .map(|s| ctx.bundle.join(s))
-            .unwrap_or_default()
-    });
+    let bind_src = bind_source(m, ctx.bundle);
     // A directory, or an empty file for a file bind.
     let dir = match cloned {
         Some(c) => c.dir,

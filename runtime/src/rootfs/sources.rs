@@ -7,7 +7,7 @@
 //! the container's init attaches at its destination (move_mount), as
 //! runc passes it descriptors of the sources it opened.
 
-use super::{is_bind, mount_err, mountapi, options, RootfsError};
+use super::{bind_source, mount_err, mountapi, options, RootfsError};
 use oci_spec::runtime::Spec;
 use std::os::fd::OwnedFd;
 use std::path::Path;
@@ -32,11 +32,10 @@ impl Sources {
     pub fn clone_all(spec: &Spec, bundle: &Path) -> Result<Sources, RootfsError> {
         let mut all = Vec::new();
         for m in spec.mounts().iter().flatten() {
-            if !is_bind(m) {
+            let Some(src) = bind_source(m, bundle) else {
                 all.push(None);
                 continue;
-            }
-            let src = bundle.join(m.source().as_deref().unwrap_or(Path::new("")));
+            };
             let opts = options::parse_all(m.options().iter().flatten());
             let recursive = opts.flags.contains(nix::mount::MsFlags::MS_REC);
             let tree = match mountapi::clone_tree(&src, recursive) {
