@@ -96,6 +96,18 @@ impl Bundle {
         self.set("/process/args", json!(["sh", "-c", script]))
     }
 
+    /// Gives the process capability `cap` (bounding, effective, permitted).
+    pub fn grant(&mut self, cap: &str) -> &mut Self {
+        self.edit(|c| {
+            for set in ["bounding", "effective", "permitted"] {
+                let caps = c["process"]["capabilities"][set]
+                    .as_array_mut()
+                    .expect("spec has capabilities");
+                caps.push(json!(cap));
+            }
+        })
+    }
+
     /// Appends a mount to the config.
     pub fn mount(&mut self, mount: Value) -> &mut Self {
         self.edit(|c| {
@@ -157,6 +169,25 @@ impl Bundle {
             .arg(&self.state_root);
         cmd.current_dir(&self.dir).env(MARKER_VAR, &self.id);
         cmd
+    }
+
+    /// Runs `sh -c script` in a mount namespace of its own, private
+    /// (`unshare -m --propagation private`), with `$RT` the runtime and its
+    /// global flags, `$BUNDLE` and `$ID`: for configs that would change the
+    /// caller's mounts if the runtime regressed, and for scenarios that
+    /// make mounts of their own. Whatever is mounted there goes with it.
+    pub fn in_private_mount_ns(&self, script: &str) -> Out {
+        let mut rt = vec![s(runtime()).to_owned()];
+        rt.extend(crate::runtime_flags());
+        rt.extend(["--root".to_owned(), s(&self.state_root).to_owned()]);
+        let mut cmd = Command::new("unshare");
+        cmd.args(["-m", "--propagation", "private", "sh", "-c", script])
+            .env("RT", rt.join(" "))
+            .env("BUNDLE", &self.path)
+            .env("ID", &self.id)
+            .env(MARKER_VAR, &self.id)
+            .current_dir(&self.dir);
+        self.output(&mut cmd)
     }
 
     pub fn run(&self) -> Out {

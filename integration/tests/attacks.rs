@@ -129,6 +129,34 @@ fn a_symlink_to_proc_in_the_image_counts_as_proc() {
     b.assert_no_leftovers();
 }
 
+/// Replaces the image's directory `dir` with a symlink to `/elsewhere`
+/// and checks that the spec's filesystem for it is refused, not mounted
+/// where the link points.
+#[track_caller]
+fn assert_not_mounted_through_a_symlink(dir: &str) {
+    let mut b = Bundle::new();
+    let rootfs = b.rootfs();
+    std::fs::remove_dir(rootfs.join(dir)).unwrap();
+    std::fs::create_dir(rootfs.join("elsewhere")).unwrap();
+    std::os::unix::fs::symlink("/elsewhere", rootfs.join(dir)).unwrap();
+    b.sh("echo started");
+    let out = b.run();
+    out.assert_failed();
+    assert_eq!(out.stdout, "", "the container started: {out:?}");
+    out.assert_mentions("must be mounted on ordinary directory");
+    b.assert_no_leftovers();
+}
+
+#[test]
+fn proc_is_not_mounted_through_a_symlink_in_the_image() {
+    assert_not_mounted_through_a_symlink("proc");
+}
+
+#[test]
+fn sysfs_is_not_mounted_through_a_symlink_in_the_image() {
+    assert_not_mounted_through_a_symlink("sys");
+}
+
 #[test]
 fn an_informational_proc_file_may_be_covered() {
     // What lxcfs does for /proc/cpuinfo and friends.
@@ -150,11 +178,8 @@ fn sidecar(init: i64) -> Bundle {
         let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
         ns.retain(|n| n["type"] != "pid");
         ns.push(json!({"type": "pid", "path": format!("/proc/{init}/ns/pid")}));
-        for set in ["bounding", "effective", "permitted"] {
-            let caps = c["process"]["capabilities"][set].as_array_mut().unwrap();
-            caps.push(json!("CAP_SYS_PTRACE"));
-        }
     });
+    b.grant("CAP_SYS_PTRACE");
     b
 }
 
@@ -433,4 +458,37 @@ fn a_container_root_cannot_undo_masked_and_read_only_paths() {
           echo done");
     assert_eq!(b.run().assert_ok().stdout, "0\ndone\n");
     b.assert_no_leftovers();
+}
+
+/// In a nested user and pid namespace the kernel allows a new procfs
+/// where a full one is in the mount namespace: with --no-pivot the
+/// host's /proc stays there, under the rootfs moved onto it.
+fn assert_no_pivot_leaves_no_host_proc(mut b: Bundle) {
+    // Mapping root in the nested user namespace needs it.
+    b.grant("CAP_SETFCAP");
+    b.set("/root/readonly", json!(false)).sh(
+        "unshare -mrpf sh -c 'echo nested; mount -t proc proc /tmp 2>/dev/null && echo mounted'",
+    );
+    let out = b.rt(&["run", "--no-pivot", "--bundle", s(&b.path), &b.id]);
+    assert_eq!(out.stdout, "nested\n", "{out:?}");
+    b.assert_no_leftovers();
+}
+
+#[test]
+fn no_pivot_leaves_no_host_proc_to_mount_an_unmasked_one_from() {
+    assert_no_pivot_leaves_no_host_proc(Bundle::new());
+}
+
+#[test]
+fn no_pivot_in_a_user_namespace_leaves_no_host_proc_either() {
+    // There the host's mounts are locked: they can only be covered.
+    let mut b = Bundle::new();
+    let mapping = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    b.edit(|c| {
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.push(json!({"type": "user"}));
+    })
+    .set("/linux/uidMappings", mapping.clone())
+    .set("/linux/gidMappings", mapping);
+    assert_no_pivot_leaves_no_host_proc(b);
 }

@@ -70,6 +70,50 @@ fn bind_flags_show_in_mountinfo() {
     );
 }
 
+/// Mounts a tmpfs at `dir` in the test's mount namespace (a submount for
+/// a bind to carry); [`Bundle`]'s drop unmounts it if the test fails.
+fn mount_tmpfs(dir: &std::path::Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let status = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "tmpfs", s(dir)])
+        .status();
+    assert!(status.expect("run mount").success(), "mount a tmpfs");
+}
+
+fn unmount(dir: &std::path::Path) {
+    let status = std::process::Command::new("umount").arg(dir).status();
+    assert!(status.expect("run umount").success(), "umount {dir:?}");
+}
+
+#[test]
+fn rro_makes_the_submounts_of_a_bind_read_only_too() {
+    // `ro` on an rbind leaves the submounts it carries writable.
+    let mut b = Bundle::new();
+    let host = b.host_dir("tree");
+    mount_tmpfs(&host.join("sub"));
+    b.bind(&host, "/mnt/tree", &["rro"]);
+    let out = b.run_sh(
+        "touch /mnt/tree/f 2>/dev/null || echo top refused; \
+         touch /mnt/tree/sub/f 2>/dev/null || echo sub refused",
+    );
+    unmount(&host.join("sub"));
+    assert_eq!(out, "top refused\nsub refused\n");
+    b.assert_no_leftovers();
+}
+
+#[test]
+fn rnoexec_reaches_the_submounts_of_a_bind() {
+    let mut b = Bundle::new();
+    let host = b.host_dir("tree");
+    mount_tmpfs(&host.join("sub"));
+    std::fs::copy(b.rootfs().join("bin/busybox"), host.join("sub/busybox")).unwrap();
+    b.bind(&host, "/mnt/tree", &["rnoexec", "rnosuid"]);
+    let out = b.run_sh("/mnt/tree/sub/busybox true 2>/dev/null || echo refused");
+    unmount(&host.join("sub"));
+    assert_eq!(out, "refused\n");
+    b.assert_no_leftovers();
+}
+
 #[test]
 fn tmpfs_gets_size_mode_and_flags() {
     let mut b = Bundle::new();
@@ -84,6 +128,30 @@ fn tmpfs_gets_size_mode_and_flags() {
         has_options(&super_options, &["size=1024k", "mode=1750"]),
         "{super_options}"
     );
+}
+
+#[test]
+fn a_read_only_dev_still_gets_its_mounts_and_devices() {
+    // /dev/pts, /dev/shm and /dev/null are made inside /dev after it is
+    // mounted: it can only turn read-only once they are there.
+    let mut b = Bundle::new();
+    b.edit(|c| {
+        let dev = c["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|m| m["destination"] == "/dev")
+            .expect("the spec mounts /dev");
+        dev["options"].as_array_mut().unwrap().push(json!("ro"));
+    });
+    let out = b.run_sh(
+        "touch /dev/new 2>/dev/null || echo refused; echo x > /dev/null && echo null; \
+         grep -c -E ' /dev/(pts|shm|mqueue) ' /proc/self/mountinfo",
+    );
+    assert_eq!(out, "refused\nnull\n3\n");
+    let (options, _, _) = mountinfo(&mut b, "/dev");
+    assert!(has_options(&options, &["ro", "nosuid"]), "{options}");
+    b.assert_no_leftovers();
 }
 
 #[test]
@@ -153,6 +221,38 @@ fn shared_propagation_shows_in_mountinfo() {
     b.bind(&host, "/mnt/shared", &["rshared"]);
     let (_, optional, _) = mountinfo(&mut b, "/mnt/shared");
     assert!(optional.starts_with("shared:"), "{optional:?}");
+}
+
+#[test]
+fn rshared_mounts_reach_the_host_and_back() {
+    // Kubernetes' Bidirectional mount propagation. In a private mount
+    // namespace of the test, standing for the host: a shared directory,
+    // bound into the container; the container mounts a tmpfs in it and
+    // waits for the test to mount one too.
+    let mut b = Bundle::new();
+    let shared = b.host_dir("shared");
+    std::fs::create_dir_all(shared.join("in")).unwrap();
+    std::fs::create_dir_all(shared.join("out")).unwrap();
+    b.bind(&shared, "/mnt/shared", &["rshared"])
+        .set("/linux/rootfsPropagation", json!("rshared"))
+        .grant("CAP_SYS_ADMIN")
+        .sh(
+            "mount -t tmpfs inside /mnt/shared/in && touch /mnt/shared/in/ready; \
+             i=0; while [ ! -e /mnt/shared/out/ready ] && [ $i -lt 300 ]; do \
+               sleep 0.1; i=$((i+1)); done; \
+             grep -q ' /mnt/shared/out ' /proc/self/mountinfo && echo container sees out",
+        );
+    let out = b.in_private_mount_ns(&format!(
+        "S={shared}; mount --bind $S $S && mount --make-shared $S || exit; \
+         $RT run --bundle $BUNDLE $ID > run.out & \
+         i=0; while [ ! -e $S/in/ready ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; \
+         grep -q \" $S/in \" /proc/self/mountinfo && echo host sees in; \
+         mount -t tmpfs outside $S/out && touch $S/out/ready; \
+         wait; cat run.out",
+        shared = s(&shared)
+    ));
+    assert_eq!(out.stdout, "host sees in\ncontainer sees out\n", "{out:?}");
+    b.assert_no_leftovers();
 }
 
 #[test]

@@ -101,6 +101,35 @@ fn new_user_namespace_maps_ids() {
 }
 
 #[test]
+fn a_bind_source_only_host_root_may_reach_is_mounted_in_a_user_namespace() {
+    // The container's root is host uid 100000, which a 0700 directory of
+    // host root keeps out: the runtime takes the source before it
+    // enters the user namespace.
+    use std::os::unix::fs::PermissionsExt;
+    let mut b = Bundle::new();
+    add_user_namespace(&mut b);
+    let private = b.host_dir("private");
+    std::fs::create_dir(private.join("vol")).unwrap();
+    std::fs::write(private.join("vol/file"), "hello\n").unwrap();
+    std::fs::write(private.join("single.conf"), "single file\n").unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+    // The mapped root may not make them in the host's rootfs either.
+    std::fs::create_dir_all(b.rootfs().join("mnt/vol")).unwrap();
+    std::fs::write(b.rootfs().join("etc/single.conf"), "").unwrap();
+    b.bind(&private.join("vol"), "/mnt/vol", &["ro"]).bind(
+        &private.join("single.conf"),
+        "/etc/single.conf",
+        &[],
+    );
+    let out = b.run_sh(
+        "cat /mnt/vol/file /etc/single.conf; \
+         touch /mnt/vol/new 2>/dev/null || echo read-only",
+    );
+    assert_eq!(out, "hello\nsingle file\nread-only\n");
+    b.assert_no_leftovers();
+}
+
+#[test]
 fn namespace_left_out_is_the_hosts() {
     let mut b = Bundle::new();
     b.edit(|c| {
@@ -113,6 +142,116 @@ fn namespace_left_out_is_the_hosts() {
         inode_inside(&mut b, "net"),
         ns_inode(Path::new("/proc/self/ns/net"))
     );
+}
+
+/// The config without a mount namespace, and without the mounts, masked
+/// and read-only paths and read-only root that would need one.
+fn without_mount_namespace(b: &mut Bundle) {
+    b.edit(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|n| n["type"] != "mount");
+        c["mounts"] = json!([]);
+        c["root"]["readonly"] = json!(false);
+        let linux = c["linux"].as_object_mut().unwrap();
+        linux.remove("maskedPaths");
+        linux.remove("readonlyPaths");
+    });
+}
+
+/// In a private mount namespace of the test (a runtime that pivoted the
+/// caller's root would wreck only that one): a /proc in the rootfs, as
+/// the caller provides it (runc needs one and may not mount it), the
+/// caller's mount namespace, `run`, and whether the caller's root is
+/// still the host's.
+const RUN_THEN_LOOK_AT_THE_ROOT: &str = "mount -t proc proc $BUNDLE/rootfs/proc || exit; \
+     echo \"caller $(readlink /proc/self/ns/mnt)\"; \
+     $RT run --bundle $BUNDLE $ID; echo \"exit $?\"; \
+     test -e $BUNDLE/config.json && echo caller root intact";
+
+#[test]
+fn without_a_mount_namespace_the_process_is_jailed_by_chroot() {
+    let mut b = Bundle::new();
+    without_mount_namespace(&mut b);
+    std::fs::write(b.rootfs().join("in-the-rootfs"), "").unwrap();
+    b.sh("ls /in-the-rootfs; echo \"container $(readlink /proc/self/ns/mnt)\"");
+    let out = b.in_private_mount_ns(RUN_THEN_LOOK_AT_THE_ROOT);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 5, "{out:?}");
+    assert_eq!(lines[1], "/in-the-rootfs", "{out:?}");
+    let ns = lines[0]
+        .strip_prefix("caller ")
+        .expect("the caller's namespace");
+    assert_eq!(lines[2], format!("container {ns}"), "{out:?}");
+    assert_eq!(lines[3..], ["exit 0", "caller root intact"], "{out:?}");
+    b.assert_no_leftovers();
+}
+
+#[test]
+fn without_a_mount_namespace_an_exec_is_jailed_too() {
+    berth_only!("runc 1.1.5 runs an exec'd process at the caller's root when the container has no mount namespace");
+    let mut b = Bundle::new();
+    without_mount_namespace(&mut b);
+    std::fs::write(b.rootfs().join("in-the-rootfs"), "").unwrap();
+    b.set("/process/args", json!(["sleep", "600"]));
+    let out = b.in_private_mount_ns(
+        "mount -t proc proc $BUNDLE/rootfs/proc || exit; \
+         $RT create --bundle $BUNDLE $ID && $RT start $ID && \
+         $RT exec $ID ls /in-the-rootfs; $RT delete --force $ID",
+    );
+    assert_eq!(out.stdout, "/in-the-rootfs\n", "{out:?}");
+    b.assert_no_leftovers();
+}
+
+#[test]
+fn without_a_mount_namespace_the_callers_mounts_are_left_alone() {
+    berth_only!("runc 1.1.5 makes the caller's / rslave and binds the rootfs onto itself in the caller's mount namespace");
+    let mut b = Bundle::new();
+    without_mount_namespace(&mut b);
+    b.sh("true");
+    let out = b.in_private_mount_ns(
+        "mount -t proc proc $BUNDLE/rootfs/proc || exit; \
+         before=$(cat /proc/self/mountinfo); $RT run --bundle $BUNDLE $ID; \
+         test \"$before\" = \"$(cat /proc/self/mountinfo)\" && echo unchanged",
+    );
+    assert_eq!(out.stdout, "unchanged\n", "{out:?}");
+    b.assert_no_leftovers();
+}
+
+#[test]
+fn without_a_mount_namespace_masked_paths_are_refused() {
+    // They would be mounted over the caller's own /proc.
+    let mut b = Bundle::new();
+    without_mount_namespace(&mut b);
+    b.set("/linux/maskedPaths", json!(["/proc/kcore"]))
+        .sh("echo started");
+    let out = b.in_private_mount_ns(RUN_THEN_LOOK_AT_THE_ROOT);
+    assert!(!out.stdout.contains("started"), "{out:?}");
+    assert!(out.stdout.contains("caller root intact"), "{out:?}");
+    assert!(!out.stdout.contains("exit 0"), "{out:?}");
+    integration::berth_message(
+        &out,
+        "linux.maskedPaths",
+        "runc says \"unable to restrict sys entries without a private MNT namespace\"",
+    );
+    b.assert_no_leftovers();
+}
+
+#[test]
+fn without_a_mount_namespace_mounts_are_refused() {
+    berth_only!(
+        "runc 1.1.5 mounts them in the caller's mount namespace, where they outlive the container"
+    );
+    let mut b = Bundle::new();
+    without_mount_namespace(&mut b);
+    b.mount(json!({"destination": "/proc", "type": "proc", "source": "proc"}))
+        .sh("echo started");
+    let out = b.in_private_mount_ns(RUN_THEN_LOOK_AT_THE_ROOT);
+    let lines: Vec<&str> = out.stdout.lines().skip(1).collect();
+    assert_eq!(lines, ["exit 1", "caller root intact"], "{out:?}");
+    out.assert_mentions("mounts: needs a mount namespace");
+    b.assert_no_leftovers();
 }
 
 /// Makes a namespace with `unshare --<unshare_kind>=FILE`, has the container

@@ -49,6 +49,9 @@ struct Target {
     console: Option<UnixStream>,
     /// The container's seccomp filter: an exec'd process gets it too.
     seccomp: Option<crate::seccomp::Filter>,
+    /// Init's root, for a container jailed by chroot alone (no mount
+    /// namespace of its own): joining namespaces does not jail there.
+    chroot: Option<File>,
 }
 
 /// Starts `opts.process` in container `id`; returns its pid once it is
@@ -81,8 +84,18 @@ pub fn exec(root: &Path, id: &str, opts: &ExecOpts, console: Option<UnixStream>)
         (true, None, Some(path)) => Some(tty::connect(path).map_err(ContainerError::from)?),
         (true, None, None) => return Err(ContainerError::NoConsoleSocket.into()),
     };
+    let namespaces = namespaces_of(state.pid)?;
+    let own_mount_ns = namespaces
+        .iter()
+        .any(|(_, f)| *f == CloneFlags::CLONE_NEWNS);
+    let chroot = if own_mount_ns {
+        None
+    } else {
+        Some(init_root(state.pid)?)
+    };
     let target = Target {
-        namespaces: namespaces_of(state.pid)?,
+        namespaces,
+        chroot,
         cgroup_procs: match &state.cgroup {
             Some(p) if opts.cgroup.is_empty() => freezer_last(Cgroup::new(p.clone()).procs_files()),
             Some(p) => freezer_last(Cgroup::new(p.clone()).procs_files_below(&opts.cgroup)?),
@@ -127,6 +140,17 @@ fn freezer_last(mut procs: Vec<PathBuf>) -> Vec<PathBuf> {
     procs
 }
 
+fn init_root(pid: i32) -> Result<File> {
+    let path = format!("/proc/{pid}/root");
+    File::open(&path).map_err(|source| {
+        ContainerError::Io {
+            what: format!("open {path}"),
+            source,
+        }
+        .into()
+    })
+}
+
 /// The namespaces of `pid` that differ from berth's own, opened now.
 fn namespaces_of(pid: i32) -> Result<Vec<(File, CloneFlags)>> {
     let mut out = Vec::new();
@@ -158,6 +182,10 @@ fn stage1(t: &Target, opts: &ExecOpts, ch: Channel) {
         for (f, flag) in &t.namespaces {
             setns(f, *flag)
                 .map_err(|e| format!("join the container's namespace ({flag:?}): {e}"))?;
+        }
+        if let Some(root) = &t.chroot {
+            nix::unistd::fchdir(root).map_err(|e| format!("fchdir to init's root: {e}"))?;
+            nix::unistd::chroot(".").map_err(|e| format!("chroot to init's root: {e}"))?;
         }
         Ok(())
     })();

@@ -9,6 +9,7 @@ use crate::hooks;
 use crate::namespaces::{self, Plan};
 use crate::procspec;
 use crate::rootfs;
+use crate::rootfs::sources::Sources;
 use crate::sync::{Channel, Msg};
 use crate::tty;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -63,9 +64,10 @@ pub fn stage1(cfg: &InitConfig, plan: &Plan, ch: Channel) -> ! {
     // through /proc/1/fd (CVE-2024-21626). The parent's copy keeps the lock.
     // SAFETY: this process owns its copy of the descriptor and never uses it.
     unsafe { libc::close(cfg.state_dir_fd) };
-    if let Err(msg) = stage1_setup(cfg, plan, &ch) {
-        die(&ch, msg);
-    }
+    let sources = match stage1_setup(cfg, plan, &ch) {
+        Ok(sources) => sources,
+        Err(msg) => die(&ch, msg),
+    };
     // init waits for EOF on this pipe, which comes when the first stage
     // exits: berth then knows init's pid before init can ask for anything.
     let (held, hold) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
@@ -79,7 +81,7 @@ pub fn stage1(cfg: &InitConfig, plan: &Plan, ch: Channel) -> ! {
             let mut b = [0u8; 1];
             while let Err(nix::errno::Errno::EINTR) = nix::unistd::read(&held, &mut b) {}
             drop(held);
-            let msg = match container_init(cfg, plan, &ch) {
+            let msg = match container_init(cfg, plan, &ch, sources) {
                 Err(msg) => msg,
                 Ok(never) => match never {},
             };
@@ -96,7 +98,7 @@ pub fn stage1(cfg: &InitConfig, plan: &Plan, ch: Channel) -> ! {
     }
 }
 
-fn stage1_setup(cfg: &InitConfig, plan: &Plan, ch: &Channel) -> Res<()> {
+fn stage1_setup(cfg: &InitConfig, plan: &Plan, ch: &Channel) -> Res<Sources> {
     // First, so init and everything it starts is in the container's
     // cgroup, and a new cgroup namespace is rooted there.
     let pid = nix::unistd::getpid().as_raw();
@@ -115,7 +117,10 @@ fn stage1_setup(cfg: &InitConfig, plan: &Plan, ch: &Channel) -> Res<()> {
             .map_err(ctx("set process.oomScoreAdj"))?;
     }
     plan.join_all().map_err(|e| e.to_string())?;
+    let mut sources = Sources::default();
     if plan.new_user {
+        // The last moment the sources are reachable as the host's root.
+        sources = Sources::clone_all(&cfg.spec, &cfg.bundle).map_err(|e| e.to_string())?;
         namespaces::unshare_flags(nix::sched::CloneFlags::CLONE_NEWUSER)
             .map_err(|e| e.to_string())?;
         ask(ch, &Msg::MapIds { pid }, Msg::IdsMapped)?;
@@ -125,7 +130,8 @@ fn stage1_setup(cfg: &InitConfig, plan: &Plan, ch: &Channel) -> Res<()> {
     if plan.new_user || plan.joins(LinuxNamespaceType::User) {
         become_root()?;
     }
-    namespaces::unshare_flags(plan.new).map_err(|e| e.to_string())
+    namespaces::unshare_flags(plan.new).map_err(|e| e.to_string())?;
+    Ok(sources)
 }
 
 /// Sends a request to berth and waits for the answer `want`.
@@ -148,7 +154,12 @@ fn become_root() -> Res<()> {
 }
 
 /// The container's init, pid 1 of its pid namespace when it has one.
-fn container_init(cfg: &InitConfig, plan: &Plan, ch: &Channel) -> Res<std::convert::Infallible> {
+fn container_init(
+    cfg: &InitConfig,
+    plan: &Plan,
+    ch: &Channel,
+    sources: Sources,
+) -> Res<std::convert::Infallible> {
     nix::unistd::setsid().map_err(ctx("setsid"))?;
     let spec = &cfg.spec;
     let process = spec
@@ -156,6 +167,7 @@ fn container_init(cfg: &InitConfig, plan: &Plan, ch: &Channel) -> Res<std::conve
         .as_ref()
         .ok_or("config.json: process: missing")?;
     let userns = plan.new_user || spec_has(spec, LinuxNamespaceType::User);
+    let jail = rootfs::Jail::new(spec_has(spec, LinuxNamespaceType::Mount), cfg.no_pivot);
     rootfs::prepare(&rootfs::Ctx {
         spec,
         rootfs: &cfg.rootfs,
@@ -163,8 +175,12 @@ fn container_init(cfg: &InitConfig, plan: &Plan, ch: &Channel) -> Res<std::conve
         userns,
         cgroup: &cfg.cgroup,
         cgroupns: plan.has_new(LinuxNamespaceType::Cgroup),
+        jail,
+        sources: &sources,
     })
     .map_err(|e| e.to_string())?;
+    // The clones are mounted now; none stays open while init is parked.
+    drop(sources);
     set_names(spec)?;
     ch.send(&Msg::RunHooks).map_err(|e| e.to_string())?;
     let state = match ch.recv().map_err(|e| e.to_string())? {
@@ -182,8 +198,8 @@ fn container_init(cfg: &InitConfig, plan: &Plan, ch: &Channel) -> Res<std::conve
         &state,
     )
     .map_err(|e| e.to_string())?;
-    rootfs::pivot(&cfg.rootfs, cfg.no_pivot).map_err(|e| e.to_string())?;
-    rootfs::finalize(spec).map_err(|e| e.to_string())?;
+    rootfs::pivot(&cfg.rootfs, jail).map_err(|e| e.to_string())?;
+    rootfs::finalize(spec, jail).map_err(|e| e.to_string())?;
     if let Some(console) = &cfg.console {
         let size = process
             .console_size()

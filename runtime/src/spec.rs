@@ -107,6 +107,7 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
     validate_mounts(spec)?;
     validate_hooks(spec)?;
     validate_linux(spec)?;
+    validate_without_mount_ns(spec)?;
     // A profile or label this host cannot apply fails the container
     // rather than run it less confined than asked.
     crate::lsm::check(spec).map_err(|(field, why)| invalid(field, why))
@@ -282,6 +283,52 @@ fn validate_linux(spec: &Spec) -> Result<(), SpecError> {
             .ok_or_else(|| invalid("linux.rootfsPropagation", format!("unknown value {p:?}")))?;
     }
     Ok(())
+}
+
+/// Without a mount namespace of its own the container shares the
+/// caller's mount table, where whatever it mounted would stay (runc does
+/// mount there): berth only chroots then, and refuses what needs a mount.
+fn validate_without_mount_ns(spec: &Spec) -> Result<(), SpecError> {
+    let linux = spec.linux().as_ref();
+    let namespaces = linux.and_then(|l| l.namespaces().as_deref()).unwrap_or(&[]);
+    if namespaces
+        .iter()
+        .any(|ns| ns.typ() == LinuxNamespaceType::Mount)
+    {
+        return Ok(());
+    }
+    let listed = |v: Option<&Vec<String>>| v.is_some_and(|v| !v.is_empty());
+    let needs_mounts = [
+        (
+            "mounts",
+            spec.mounts().as_ref().is_some_and(|m| !m.is_empty()),
+        ),
+        (
+            "linux.maskedPaths",
+            listed(linux.and_then(|l| l.masked_paths().as_ref())),
+        ),
+        (
+            "linux.readonlyPaths",
+            listed(linux.and_then(|l| l.readonly_paths().as_ref())),
+        ),
+        (
+            "root.readonly",
+            spec.root().as_ref().and_then(|r| r.readonly()) == Some(true),
+        ),
+        (
+            "linux.rootfsPropagation",
+            linux
+                .and_then(|l| l.rootfs_propagation().as_ref())
+                .is_some(),
+        ),
+    ];
+    match needs_mounts.iter().find(|(_, set)| *set) {
+        Some((field, _)) => Err(invalid(
+            *field,
+            "needs a mount namespace in linux.namespaces: without one it would change the caller's mounts",
+        )),
+        None => Ok(()),
+    }
 }
 
 /// runc's rule: a sysctl may only be set inside a namespace that isolates
@@ -464,6 +511,26 @@ mod tests {
                 assert!(e.starts_with(&format!("config.json: {field}:")), "{e}");
             }
         }
+    }
+
+    #[test]
+    fn without_a_mount_namespace_nothing_is_mounted() {
+        let no_mount_ns = |c: &mut serde_json::Value| {
+            c["linux"]["namespaces"] = serde_json::json!([{"type": "pid"}]);
+        };
+        let e = err_of(|c| {
+            no_mount_ns(c);
+            c["mounts"] = serde_json::json!([{"destination": "/proc", "type": "proc"}]);
+        });
+        assert!(e.contains("mounts: needs a mount namespace"), "{e}");
+        let e = err_of(|c| {
+            no_mount_ns(c);
+            c["linux"]["maskedPaths"] = serde_json::json!(["/proc/kcore"]);
+        });
+        assert!(e.contains("linux.maskedPaths"), "{e}");
+        let mut ok = base();
+        no_mount_ns(&mut ok);
+        check(ok).unwrap();
     }
 
     #[test]

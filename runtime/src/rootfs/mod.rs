@@ -5,12 +5,18 @@
 mod cgroup;
 mod copyup;
 mod devices;
+mod guard;
+mod hostfs;
+mod jail;
+mod mountapi;
 pub mod mountinfo;
 pub mod options;
 pub mod path;
+pub mod sources;
 mod target;
 
-use nix::mount::{mount, umount2, MntFlags, MsFlags};
+pub use jail::{pivot, Jail};
+use nix::mount::{mount, MsFlags};
 use nix::sys::statvfs::{statvfs, FsFlags};
 use oci_spec::runtime::{Mount, Spec};
 use std::path::{Path, PathBuf};
@@ -77,22 +83,31 @@ pub struct Ctx<'a> {
     pub cgroup: &'a Path,
     /// Whether the container has a cgroup namespace of its own.
     pub cgroupns: bool,
+    pub jail: Jail,
+    /// Bind sources cloned before a new user namespace was entered.
+    pub sources: &'a sources::Sources,
 }
 
 /// Mounts the rootfs and every spec mount under it, then builds /dev.
-/// Runs in the container's new mount namespace, before pivot_root.
+/// Runs in the container's mount namespace, before pivot_root; without
+/// one (`Jail::Chroot`) it only makes the devices, in the image's /dev,
+/// as runc does.
 pub fn prepare(ctx: &Ctx) -> Result<(), RootfsError> {
     let linux = ctx.spec.linux().as_ref();
-    let propagation = linux
+    let devices = linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[]);
+    if ctx.jail == Jail::Chroot {
+        return devices::create_all(&Root::open(ctx.rootfs)?, true, devices, ctx.userns);
+    }
+    // By default nothing mounted for the container reaches the host's
+    // mount table; `rshared` (Kubernetes' Bidirectional) asks for the
+    // host's peer groups to be kept, both ways.
+    let root_flags = linux
         .and_then(|l| l.rootfs_propagation().as_deref())
-        .and_then(options::propagation);
-    // Nothing mounted for the container may reach the host's mount table.
-    let root_flags = match propagation {
-        Some(p) if !p.contains(MsFlags::MS_SHARED) => p,
-        _ => MsFlags::MS_SLAVE | MsFlags::MS_REC,
-    };
+        .and_then(options::propagation)
+        .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
     mount(None::<&str>, "/", None::<&str>, root_flags, None::<&str>)
-        .map_err(sys("make / a slave mount"))?;
+        .map_err(sys("set the propagation of /"))?;
+    private_parent(ctx.rootfs)?;
     mount(
         Some(ctx.rootfs),
         ctx.rootfs,
@@ -103,14 +118,83 @@ pub fn prepare(ctx: &Ctx) -> Result<(), RootfsError> {
     .map_err(mount_err(ctx.rootfs, ctx.rootfs, "bind"))?;
     let root = Root::open(ctx.rootfs)?;
     let mounts = ctx.spec.mounts().as_deref().unwrap_or(&[]);
-    for m in mounts {
-        mount_one(ctx, &root, m)?;
+    let mut read_only_later = Vec::new();
+    for (i, m) in mounts.iter().enumerate() {
+        read_only_later.extend(mount_one(ctx, &root, m, ctx.sources.get(i))?);
     }
     let own_dev = !mounts
         .iter()
         .any(|m| m.destination() == Path::new("/dev") && is_bind(m));
-    let devices = linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[]);
-    devices::create_all(&root, own_dev, devices, ctx.userns)
+    devices::create_all(&root, own_dev, devices, ctx.userns)?;
+    for later in &read_only_later {
+        let at = root.pin(&later.dest)?;
+        remount(&at.path(), later.flags).map_err(mount_err(
+            "",
+            &later.dest,
+            "read-only remount",
+        ))?;
+    }
+    Ok(())
+}
+
+/// This process's /proc/self/mountinfo.
+pub(crate) fn own_mountinfo() -> Result<String, RootfsError> {
+    let file = "/proc/self/mountinfo";
+    std::fs::read_to_string(file).map_err(|source| RootfsError::Destination {
+        dest: file.into(),
+        what: "read",
+        source,
+    })
+}
+
+/// `p` as mountinfo names it, symlinks resolved.
+pub(crate) fn real_path(p: &Path) -> PathBuf {
+    p.canonicalize().unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// Makes the mount that holds the rootfs private if it is shared:
+/// pivot_root refuses a shared parent, and the container's own mounts
+/// (its /proc, /dev...) would otherwise appear in the host's rootfs.
+fn private_parent(rootfs: &Path) -> Result<(), RootfsError> {
+    let text = own_mountinfo()?;
+    let real = real_path(rootfs);
+    let entries = mountinfo::parse(&text);
+    let parent = entries
+        .iter()
+        .filter(|e| real.starts_with(&e.mount_point))
+        .max_by_key(|e| e.mount_point.len());
+    match parent {
+        Some(p) if p.shared => mount(
+            None::<&str>,
+            p.mount_point.as_str(),
+            None::<&str>,
+            MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .map_err(mount_err("", Path::new(&p.mount_point), "private")),
+        _ => Ok(()),
+    }
+}
+
+/// A read-only tmpfs, mounted writable first: the mount points, devices
+/// and links below it (a read-only /dev's pts, shm, null...) are made
+/// after it, and it turns read-only once they are, as runc does.
+struct ReadOnlyLater {
+    dest: PathBuf,
+    /// Its per-mount flags, read-only included, for the final remount.
+    flags: MsFlags,
+}
+
+/// The host path a bind mount binds (relative to the bundle), or `None`
+/// for a mount that is no bind; a bind without a source gets an empty
+/// path, which the mount refuses.
+fn bind_source(m: &Mount, bundle: &Path) -> Option<PathBuf> {
+    is_bind(m).then(|| {
+        m.source()
+            .as_ref()
+            .map(|s| bundle.join(s))
+            .unwrap_or_default()
+    })
 }
 
 fn is_bind(m: &Mount) -> bool {
@@ -121,33 +205,47 @@ fn is_bind(m: &Mount) -> bool {
             .any(|o| o == "bind" || o == "rbind")
 }
 
-fn mount_one(ctx: &Ctx, root: &Root, m: &Mount) -> Result<(), RootfsError> {
+fn mount_one(
+    ctx: &Ctx,
+    root: &Root,
+    m: &Mount,
+    cloned: Option<&sources::Source>,
+) -> Result<Option<ReadOnlyLater>, RootfsError> {
     let dest = path::secure_join(ctx.rootfs, m.destination())?;
     let opts = options::parse_all(m.options().iter().flatten());
     let typ = m.typ().as_deref().unwrap_or("none");
     let inside = Path::new("/").join(dest.strip_prefix(ctx.rootfs).unwrap_or(&dest));
-    check_proc(
+    guard::check_ordinary_dir(ctx.rootfs, m.destination(), typ)?;
+    guard::check_proc(
         &inside,
         typ,
         is_bind(m).then(|| m.source().as_deref()).flatten(),
     )?;
-    let bind_src = is_bind(m).then(|| {
-        m.source()
-            .as_ref()
-            .map(|s| ctx.bundle.join(s))
-            .unwrap_or_default()
-    });
+    let bind_src = bind_source(m, ctx.bundle);
     // A directory, or an empty file for a file bind.
-    root.make(
-        &dest,
-        bind_src.as_ref().is_none_or(|s| s.is_dir() || !s.exists()),
-    )?;
-    if let Some(src) = bind_src {
+    let dir = match cloned {
+        Some(c) => c.dir,
+        None => bind_src.as_ref().is_none_or(|s| s.is_dir() || !s.exists()),
+    };
+    root.make(&dest, dir)?;
+    if let (Some(src), Some(c)) = (&bind_src, cloned) {
+        mountapi::attach(&c.tree, &root.pin(&dest)?.path())
+            .map_err(mount_err(src, &dest, "bind"))?;
+        bind_flags(root, src, &dest, &opts)?;
+    } else if let Some(src) = bind_src {
         bind(root, &src, &dest, &opts)?;
     } else if typ == "cgroup" {
         cgroup::mount_cgroup(root, &dest, &opts, ctx.cgroup, ctx.cgroupns)?;
     } else {
         mount_fs(ctx, root, m, &dest, typ, &opts)?;
+    }
+    let later =
+        (typ == "tmpfs" && opts.flags.contains(MsFlags::MS_RDONLY)).then(|| ReadOnlyLater {
+            dest: dest.clone(),
+            flags: opts.flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT),
+        });
+    if !opts.recursive.is_empty() {
+        set_recursive(root, &dest, opts.recursive)?;
     }
     for p in &opts.propagation {
         let at = root.pin(&dest)?;
@@ -157,7 +255,20 @@ fn mount_one(ctx: &Ctx, root: &Root, m: &Mount) -> Result<(), RootfsError> {
             "propagation",
         ))?;
     }
-    Ok(())
+    Ok(later)
+}
+
+/// The `r*` options (`rro`, `rnosuid`...), on the mount at `dest` and
+/// every mount below it: what `ro` would leave writable in a submount.
+fn set_recursive(root: &Root, dest: &Path, attr: options::RecAttr) -> Result<(), RootfsError> {
+    let at = root.pin(dest)?;
+    mountapi::set_recursive(&at.path(), attr).map_err(|source| match source {
+        nix::errno::Errno::ENOSYS => RootfsError::Refused {
+            dest: dest.to_path_buf(),
+            why: "recursive mount options (rro, rnosuid, ...) need mount_setattr(2), which this kernel lacks",
+        },
+        source => mount_err("", dest, "mount_setattr")(source),
+    })
 }
 
 /// A filesystem (tmpfs, proc, mqueue...) mounted at `dest`, filled from
@@ -189,11 +300,16 @@ fn mount_fs(
         .as_ref()
         .and_then(|l| l.mount_label().as_deref());
     let data = crate::lsm::mount_data(m, opts.data.join(","), label);
+    // A read-only tmpfs turns read-only at the end (see ReadOnlyLater).
+    let flags = match typ {
+        "tmpfs" => opts.flags - MsFlags::MS_RDONLY,
+        _ => opts.flags,
+    };
     mount(
         Some(src.as_str()),
         &at.path(),
         Some(typ),
-        opts.flags,
+        flags,
         Some(data.as_str()).filter(|d| !d.is_empty()),
     )
     .map_err(mount_err(&src, dest, typ))?;
@@ -201,48 +317,6 @@ fn mount_fs(
         // Pinned again: the first pin still names the covered directory.
         c.copy_into(&root.pin(dest)?.path())
             .map_err(copyup("tmpcopyup"))?;
-    }
-    Ok(())
-}
-
-/// Files inside /proc that may be mounted over (as lxcfs does), as runc
-/// allows.
-const PROC_MOUNTABLE: [&str; 10] = [
-    "/proc/cpuinfo",
-    "/proc/diskstats",
-    "/proc/meminfo",
-    "/proc/stat",
-    "/proc/swaps",
-    "/proc/uptime",
-    "/proc/loadavg",
-    "/proc/slabinfo",
-    "/proc/net/dev",
-    "/proc/sys/kernel/ns_last_pid",
-];
-
-/// runc's answer to CVE-2019-16884: /proc is a procfs (mounted, or bound
-/// from one), and inside it only a few informational files may be covered:
-/// a writable /proc/sys or a fake /proc/self/attr would undo the
-/// container's protections. `inside` is the destination as resolved in
-/// the rootfs, so a symlink to /proc counts as /proc.
-fn check_proc(inside: &Path, typ: &str, bind_source: Option<&Path>) -> Result<(), RootfsError> {
-    let refuse = |why| {
-        Err(RootfsError::Refused {
-            dest: inside.to_path_buf(),
-            why,
-        })
-    };
-    if inside == Path::new("/proc") {
-        let procfs = |p: &Path| {
-            nix::sys::statfs::statfs(p)
-                .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC)
-        };
-        if typ != "proc" && !bind_source.is_some_and(procfs) {
-            return refuse("/proc can only be a proc filesystem");
-        }
-    } else if inside.starts_with("/proc") && !PROC_MOUNTABLE.iter().any(|p| inside == Path::new(p))
-    {
-        return refuse("is inside /proc, where only a few informational files may be mounted over");
     }
     Ok(())
 }
@@ -265,6 +339,16 @@ pub(crate) fn bind(
         None::<&str>,
     )
     .map_err(mount_err(src, dest, "bind"))?;
+    bind_flags(root, src, dest, opts)
+}
+
+/// The flags of a bind mount just made at `dest`, by a remount.
+fn bind_flags(
+    root: &Root,
+    src: &Path,
+    dest: &Path,
+    opts: &options::Parsed,
+) -> Result<(), RootfsError> {
     let extra = opts.flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
     if !extra.is_empty() {
         remount(&root.pin(dest)?.path(), extra).map_err(mount_err(src, dest, "bind remount"))?;
@@ -310,47 +394,11 @@ fn locked_flags(dest: &Path) -> nix::Result<MsFlags> {
         .fold(MsFlags::empty(), |acc, (_, m)| acc | *m))
 }
 
-/// Makes `rootfs` the container's `/`, detaching the old root.
-pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<(), RootfsError> {
-    if no_pivot {
-        nix::unistd::chdir(rootfs).map_err(sys("chdir to the rootfs"))?;
-        mount(
-            Some(rootfs),
-            "/",
-            None::<&str>,
-            MsFlags::MS_MOVE,
-            None::<&str>,
-        )
-        .map_err(sys("move the rootfs to /"))?;
-        nix::unistd::chroot(".").map_err(sys("chroot"))?;
-        return nix::unistd::chdir("/").map_err(sys("chdir /"));
-    }
-    let old = nix::fcntl::open(
-        "/",
-        nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .map_err(sys("open /"))?;
-    nix::unistd::chdir(rootfs).map_err(sys("chdir to the rootfs"))?;
-    nix::unistd::pivot_root(".", ".").map_err(sys("pivot_root"))?;
-    nix::unistd::fchdir(&old).map_err(sys("fchdir to the old root"))?;
-    // The old root may be shared with the host: detach it without
-    // propagating the unmount there.
-    mount(
-        None::<&str>,
-        ".",
-        None::<&str>,
-        MsFlags::MS_SLAVE | MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .map_err(sys("make the old root a slave"))?;
-    umount2(".", MntFlags::MNT_DETACH).map_err(sys("detach the old root"))?;
-    nix::unistd::chdir("/").map_err(sys("chdir /"))
-}
-
 /// The steps that need the container's own `/`: sysctls, masked and
 /// read-only paths, a read-only root and the root's final propagation.
-pub fn finalize(spec: &Spec) -> Result<(), RootfsError> {
+/// Jailed by chroot alone, the container gets none but the sysctls:
+/// the mounts would change the caller's mount table.
+pub fn finalize(spec: &Spec, jail: Jail) -> Result<(), RootfsError> {
     let linux = spec.linux().as_ref();
     for (key, value) in linux
         .and_then(|l| l.sysctl().as_ref())
@@ -362,6 +410,9 @@ pub fn finalize(spec: &Spec) -> Result<(), RootfsError> {
             key: key.clone(),
             source,
         })?;
+    }
+    if jail == Jail::Chroot {
+        return Ok(());
     }
     for p in linux
         .and_then(|l| l.readonly_paths().as_ref())

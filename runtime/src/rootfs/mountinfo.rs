@@ -1,7 +1,11 @@
 //! The few fields of /proc/self/mountinfo that berth needs.
 
 pub struct Entry {
+    /// The directory of the filesystem that is mounted (`/` for all of it).
+    pub root: String,
     pub mount_point: String,
+    /// In a peer group (`shared:N`): mounts below it propagate.
+    pub shared: bool,
     pub fs_type: String,
     pub super_opts: String,
 }
@@ -11,24 +15,33 @@ pub struct Entry {
 /// a hybrid host's cgroup2, say, hides it).
 pub fn parse(text: &str) -> Vec<Entry> {
     let mut seen = std::collections::HashSet::new();
-    let mut visible: Vec<Entry> = text
-        .lines()
+    let mut visible: Vec<Entry> = all(text)
+        .into_iter()
         .rev()
-        .filter_map(parse_line)
         .filter(|e| seen.insert(e.mount_point.clone()))
         .collect();
     visible.reverse();
     visible
 }
 
+/// Every mount, covered ones included, parents before their children.
+pub fn all(text: &str) -> Vec<Entry> {
+    text.lines().filter_map(parse_line).collect()
+}
+
 fn parse_line(line: &str) -> Option<Entry> {
     let (left, right) = line.split_once(" - ")?;
-    let mount_point = unescape(left.split(' ').nth(4)?);
+    let mut l = left.split(' ');
+    let root = unescape(l.nth(3)?);
+    let mount_point = unescape(l.next()?);
+    let shared = l.skip(1).any(|f| f.starts_with("shared:"));
     let mut r = right.split(' ');
     let fs_type = r.next()?.to_string();
     let super_opts = r.nth(1).unwrap_or("").to_string();
     Some(Entry {
+        root,
         mount_point,
+        shared,
         fs_type,
         super_opts,
     })
@@ -79,9 +92,11 @@ mod tests {
         let e = parse(text);
         assert_eq!(e.len(), 3);
         assert_eq!(e[0].mount_point, "/sys/fs/cgroup/cpu");
+        assert_eq!(e[0].root, "/");
         assert_eq!(e[0].fs_type, "cgroup");
         assert_eq!(e[0].super_opts, "rw,cpu");
         assert_eq!(e[1].fs_type, "cgroup2");
+        assert!(e[1].shared && !e[0].shared);
         assert_eq!(e[2].mount_point, "/mnt/a b");
     }
 }

@@ -11,6 +11,9 @@ pub enum Opt {
     Propagation(MsFlags),
     /// Copy the destination's old content into a new tmpfs (podman).
     TmpCopyUp,
+    /// A mount attribute set (true) or cleared (false) on the whole tree
+    /// with mount_setattr(2) (`rro`, `rnosuid`, ...).
+    Recursive(u64, bool),
     /// Passed to the filesystem as data (`size=64k`, `mode=755`, ...).
     Data,
 }
@@ -49,9 +52,64 @@ const FLAGS: &[(&str, MsFlags, bool)] = &[
     ("defaults", MsFlags::empty(), true),
 ];
 
+/// The recursive options, as runc names them. The access-time ones are
+/// one field of the kernel's, chosen rather than set: "clearing" one of
+/// them goes back to the kernel's default, relatime.
+const RECURSIVE: &[(&str, u64, bool)] = &[
+    ("rro", libc::MOUNT_ATTR_RDONLY, true),
+    ("rrw", libc::MOUNT_ATTR_RDONLY, false),
+    ("rnosuid", libc::MOUNT_ATTR_NOSUID, true),
+    ("rsuid", libc::MOUNT_ATTR_NOSUID, false),
+    ("rnodev", libc::MOUNT_ATTR_NODEV, true),
+    ("rdev", libc::MOUNT_ATTR_NODEV, false),
+    ("rnoexec", libc::MOUNT_ATTR_NOEXEC, true),
+    ("rexec", libc::MOUNT_ATTR_NOEXEC, false),
+    ("rnodiratime", libc::MOUNT_ATTR_NODIRATIME, true),
+    ("rdiratime", libc::MOUNT_ATTR_NODIRATIME, false),
+    ("rnosymfollow", libc::MOUNT_ATTR_NOSYMFOLLOW, true),
+    ("rsymfollow", libc::MOUNT_ATTR_NOSYMFOLLOW, false),
+    ("rnoatime", libc::MOUNT_ATTR_NOATIME, true),
+    ("ratime", libc::MOUNT_ATTR_NOATIME, false),
+    ("rstrictatime", libc::MOUNT_ATTR_STRICTATIME, true),
+    ("rnostrictatime", libc::MOUNT_ATTR_STRICTATIME, false),
+    ("rrelatime", libc::MOUNT_ATTR_RELATIME, true),
+    ("rnorelatime", libc::MOUNT_ATTR_RELATIME, false),
+];
+
+/// What mount_setattr(2) sets and clears on a mount tree.
+#[derive(Debug, Default, PartialEq, Eq, Clone, Copy)]
+pub struct RecAttr {
+    pub set: u64,
+    pub clear: u64,
+}
+
+impl RecAttr {
+    pub fn is_empty(&self) -> bool {
+        self.set == 0 && self.clear == 0
+    }
+
+    fn apply(&mut self, attr: u64, on: bool) {
+        let atime = attr & libc::MOUNT_ATTR__ATIME == attr;
+        if atime {
+            // One access-time mode at a time: the kernel wants the whole
+            // field cleared and the chosen mode (relatime is 0) set.
+            self.clear |= libc::MOUNT_ATTR__ATIME;
+            self.set &= !libc::MOUNT_ATTR__ATIME;
+            self.set |= if on { attr } else { libc::MOUNT_ATTR_RELATIME };
+        } else if on {
+            self.set |= attr;
+            self.clear &= !attr;
+        } else {
+            self.clear |= attr;
+            self.set &= !attr;
+        }
+    }
+}
+
 /// Every option name berth understands, for `berth features`.
 pub fn known() -> Vec<String> {
     let mut all: Vec<String> = FLAGS.iter().map(|(n, _, _)| n.to_string()).collect();
+    all.extend(RECURSIVE.iter().map(|(n, _, _)| n.to_string()));
     for base in ["private", "shared", "slave", "unbindable"] {
         all.push(base.to_string());
         all.push(format!("r{base}"));
@@ -79,6 +137,9 @@ pub fn parse(o: &str) -> Opt {
     if let Some((_, flag, set)) = FLAGS.iter().find(|(n, _, _)| *n == o) {
         return Opt::Flag(*flag, *set);
     }
+    if let Some((_, attr, on)) = RECURSIVE.iter().find(|(n, _, _)| *n == o) {
+        return Opt::Recursive(*attr, *on);
+    }
     if let Some(p) = propagation(o) {
         return Opt::Propagation(p);
     }
@@ -104,6 +165,7 @@ pub struct Parsed {
     pub propagation: Vec<MsFlags>,
     pub data: Vec<String>,
     pub tmpcopyup: bool,
+    pub recursive: RecAttr,
 }
 
 impl Default for Parsed {
@@ -113,6 +175,7 @@ impl Default for Parsed {
             propagation: Vec::new(),
             data: Vec::new(),
             tmpcopyup: false,
+            recursive: RecAttr::default(),
         }
     }
 }
@@ -125,6 +188,7 @@ pub fn parse_all<'a>(opts: impl IntoIterator<Item = &'a String>) -> Parsed {
             Opt::Flag(f, false) => p.flags &= !f,
             Opt::Propagation(f) => p.propagation.push(f),
             Opt::TmpCopyUp => p.tmpcopyup = true,
+            Opt::Recursive(attr, on) => p.recursive.apply(attr, on),
             Opt::Data => p.data.push(o.clone()),
         }
     }
@@ -176,6 +240,29 @@ mod tests {
         );
         assert_eq!(propagation("ro"), None);
         assert_eq!(propagation("rbind"), None);
+    }
+
+    #[test]
+    fn recursive_attributes() {
+        let p = parse_all(&strings(&["rbind", "rro", "rnosuid", "rrw", "rnoatime"]));
+        assert_eq!(p.flags, MsFlags::MS_BIND | MsFlags::MS_REC);
+        let atime = libc::MOUNT_ATTR__ATIME;
+        assert_eq!(
+            p.recursive,
+            RecAttr {
+                set: libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NOATIME,
+                clear: libc::MOUNT_ATTR_RDONLY | atime,
+            }
+        );
+        let p = parse_all(&strings(&["rstrictatime", "rnostrictatime"]));
+        assert_eq!(
+            p.recursive,
+            RecAttr {
+                set: libc::MOUNT_ATTR_RELATIME,
+                clear: atime,
+            }
+        );
+        assert!(p.data.is_empty());
     }
 
     #[test]

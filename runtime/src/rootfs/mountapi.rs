@@ -1,0 +1,71 @@
+//! The kernel's newer mount calls, which nix does not wrap: attributes
+//! set on a whole mount tree at once (mount_setattr), and bind mounts
+//! carried by a descriptor (open_tree, move_mount).
+
+use super::options::RecAttr;
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+fn cpath(p: &Path) -> nix::Result<CString> {
+    CString::new(p.as_os_str().as_bytes()).map_err(|_| nix::errno::Errno::EINVAL)
+}
+
+/// Applies `attr` to the mount at `at` and every mount below it.
+pub fn set_recursive(at: &Path, attr: RecAttr) -> nix::Result<()> {
+    let path = cpath(at)?;
+    let arg = libc::mount_attr {
+        attr_set: attr.set,
+        attr_clr: attr.clear,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: path is NUL-terminated and arg a mount_attr whose size is given.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            libc::AT_RECURSIVE as libc::c_uint,
+            &arg as *const libc::mount_attr,
+            std::mem::size_of::<libc::mount_attr>(),
+        )
+    };
+    nix::errno::Errno::result(r).map(drop)
+}
+
+/// A detached copy of the mount tree at `src` (only its top mount unless
+/// `recursive`), to be attached later with [`attach`] in another mount
+/// namespace, where `src` may not be reachable.
+pub fn clone_tree(src: &Path, recursive: bool) -> nix::Result<OwnedFd> {
+    let path = cpath(src)?;
+    let mut flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    // SAFETY: path is NUL-terminated; open_tree returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) };
+    nix::errno::Errno::result(fd)?;
+    // SAFETY: the descriptor was just made by open_tree and is owned by no one else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Attaches the tree `tree` (from [`clone_tree`]) at `dest`.
+pub fn attach(tree: &OwnedFd, dest: &Path) -> nix::Result<()> {
+    let to = cpath(dest)?;
+    let empty = c"";
+    // SAFETY: both paths are NUL-terminated; tree is an open descriptor.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            // `dest` is a /proc/self/fd magic link: follow it, as mount(2) does.
+            libc::MOVE_MOUNT_F_EMPTY_PATH | libc::MOVE_MOUNT_T_SYMLINKS,
+        )
+    };
+    nix::errno::Errno::result(r).map(drop)
+}

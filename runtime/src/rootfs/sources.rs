@@ -1,0 +1,59 @@
+//! Bind-mount sources taken while the runtime is still the host's root.
+//!
+//! In a new user namespace the container's root is some other host uid:
+//! a source under a directory only host root may enter (0700) cannot be
+//! reached by path any more. So, before that namespace is entered, each
+//! bind source is cloned into a detached mount tree (open_tree), which
+//! the container's init attaches at its destination (move_mount), as
+//! runc passes it descriptors of the sources it opened.
+
+use super::{bind_source, mount_err, mountapi, options, RootfsError};
+use oci_spec::runtime::Spec;
+use std::os::fd::OwnedFd;
+use std::path::Path;
+
+/// A bind source, as a tree attached nowhere yet.
+pub struct Source {
+    pub tree: OwnedFd,
+    /// Whether it is a directory (else a file), which the source's path
+    /// can no longer tell once in the user namespace.
+    pub dir: bool,
+}
+
+/// The cloned source of each spec mount, by its index in `mounts`; `None`
+/// for a mount that is no bind.
+#[derive(Default)]
+pub struct Sources(Vec<Option<Source>>);
+
+impl Sources {
+    /// Clones the source of every bind mount of `spec`. A kernel without
+    /// open_tree (before 5.2) gets no clones: the sources are then mounted
+    /// by path, as before.
+    pub fn clone_all(spec: &Spec, bundle: &Path) -> Result<Sources, RootfsError> {
+        let mut all = Vec::new();
+        for m in spec.mounts().iter().flatten() {
+            let Some(src) = bind_source(m, bundle) else {
+                all.push(None);
+                continue;
+            };
+            let opts = options::parse_all(m.options().iter().flatten());
+            let recursive = opts.flags.contains(nix::mount::MsFlags::MS_REC);
+            let tree = match mountapi::clone_tree(&src, recursive) {
+                Err(nix::errno::Errno::ENOSYS) => return Ok(Sources::default()),
+                r => r.map_err(mount_err(&src, m.destination(), "bind"))?,
+            };
+            let dir = nix::sys::stat::fstat(&tree)
+                .map_err(mount_err(&src, m.destination(), "bind"))?
+                .st_mode
+                & libc::S_IFMT
+                == libc::S_IFDIR;
+            all.push(Some(Source { tree, dir }));
+        }
+        Ok(Sources(all))
+    }
+
+    /// The cloned source of spec mount number `i`, if any.
+    pub fn get(&self, i: usize) -> Option<&Source> {
+        self.0.get(i).and_then(Option::as_ref)
+    }
+}
