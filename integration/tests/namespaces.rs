@@ -130,6 +130,42 @@ fn a_bind_source_only_host_root_may_reach_is_mounted_in_a_user_namespace() {
 }
 
 #[test]
+fn a_bind_in_a_user_namespace_gives_the_host_none_of_its_mounts() {
+    // In a private mount namespace of the test, standing for a host whose
+    // mounts are shared (systemd's): a shared directory bound into a
+    // container with a user namespace. What the container mounts in it
+    // stays in the container; what the host mounts there reaches it.
+    use std::os::unix::fs::PermissionsExt;
+    let mut b = Bundle::new();
+    add_user_namespace(&mut b);
+    let shared = b.host_dir("shared");
+    std::fs::create_dir_all(shared.join("in")).unwrap();
+    std::fs::create_dir_all(shared.join("out")).unwrap();
+    std::fs::create_dir_all(b.rootfs().join("mnt/shared")).unwrap();
+    // The container's root (host uid 100000) says it has mounted here.
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+    b.bind(&shared, "/mnt/shared", &["rbind"])
+        .grant("CAP_SYS_ADMIN")
+        .sh(
+            "mount -t tmpfs inside /mnt/shared/in && touch /mnt/shared/mounted; \
+             i=0; while [ ! -e /mnt/shared/out/ready ] && [ $i -lt 300 ]; do \
+               sleep 0.1; i=$((i+1)); done; \
+             grep -q ' /mnt/shared/out ' /proc/self/mountinfo && echo container sees out",
+        );
+    let out = b.in_private_mount_ns(&format!(
+        "S={shared}; mount --bind $S $S && mount --make-shared $S || exit; \
+         $RT run --bundle $BUNDLE $ID > run.out & \
+         i=0; while [ ! -e $S/mounted ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; \
+         grep -q \" $S/in \" /proc/self/mountinfo && echo host sees in; \
+         mount -t tmpfs outside $S/out && touch $S/out/ready; \
+         wait; cat run.out",
+        shared = integration::s(&shared)
+    ));
+    assert_eq!(out.stdout, "container sees out\n", "{out:?}");
+    b.assert_no_leftovers();
+}
+
+#[test]
 fn namespace_left_out_is_the_hosts() {
     let mut b = Bundle::new();
     b.edit(|c| {

@@ -92,21 +92,32 @@ pub struct Ctx<'a> {
 /// Runs in the container's mount namespace, before pivot_root; without
 /// one (`Jail::Chroot`) it only makes the devices, in the image's /dev,
 /// as runc does.
+/// The propagation the container's tree gets. By default nothing mounted
+/// for the container reaches the host's mount table; `rshared`
+/// (Kubernetes' Bidirectional) asks for the host's peer groups to be kept,
+/// both ways.
+pub fn root_propagation(spec: &Spec) -> MsFlags {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation().as_deref())
+        .and_then(options::propagation)
+        .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC)
+}
+
 pub fn prepare(ctx: &Ctx) -> Result<(), RootfsError> {
     let linux = ctx.spec.linux().as_ref();
     let devices = linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[]);
     if ctx.jail == Jail::Chroot {
         return devices::create_all(&Root::open(ctx.rootfs)?, true, devices, ctx.userns);
     }
-    // By default nothing mounted for the container reaches the host's
-    // mount table; `rshared` (Kubernetes' Bidirectional) asks for the
-    // host's peer groups to be kept, both ways.
-    let root_flags = linux
-        .and_then(|l| l.rootfs_propagation().as_deref())
-        .and_then(options::propagation)
-        .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
-    mount(None::<&str>, "/", None::<&str>, root_flags, None::<&str>)
-        .map_err(sys("set the propagation of /"))?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        root_propagation(ctx.spec),
+        None::<&str>,
+    )
+    .map_err(sys("set the propagation of /"))?;
     private_parent(ctx.rootfs)?;
     mount(
         Some(ctx.rootfs),

@@ -3,8 +3,9 @@
 //! carried by a descriptor (open_tree, move_mount).
 
 use super::options::RecAttr;
-use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use nix::mount::MsFlags;
+use std::ffi::{CStr, CString};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -14,21 +15,30 @@ fn cpath(p: &Path) -> nix::Result<CString> {
 
 /// Applies `attr` to the mount at `at` and every mount below it.
 pub fn set_recursive(at: &Path, attr: RecAttr) -> nix::Result<()> {
-    let path = cpath(at)?;
     let arg = libc::mount_attr {
         attr_set: attr.set,
         attr_clr: attr.clear,
         propagation: 0,
         userns_fd: 0,
     };
+    setattr(libc::AT_FDCWD, &cpath(at)?, 0, &arg)
+}
+
+/// mount_setattr(2) on the tree at `path` from `dirfd`, recursively.
+fn setattr(
+    dirfd: RawFd,
+    path: &CStr,
+    flags: libc::c_uint,
+    arg: &libc::mount_attr,
+) -> nix::Result<()> {
     // SAFETY: path is NUL-terminated and arg a mount_attr whose size is given.
     let r = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
-            libc::AT_FDCWD,
+            dirfd,
             path.as_ptr(),
-            libc::AT_RECURSIVE as libc::c_uint,
-            &arg as *const libc::mount_attr,
+            flags | libc::AT_RECURSIVE as libc::c_uint,
+            arg as *const libc::mount_attr,
             std::mem::size_of::<libc::mount_attr>(),
         )
     };
@@ -37,8 +47,9 @@ pub fn set_recursive(at: &Path, attr: RecAttr) -> nix::Result<()> {
 
 /// A detached copy of the mount tree at `src` (only its top mount unless
 /// `recursive`), to be attached later with [`attach`] in another mount
-/// namespace, where `src` may not be reachable.
-pub fn clone_tree(src: &Path, recursive: bool) -> nix::Result<OwnedFd> {
+/// namespace, where `src` may not be reachable. Its mounts get
+/// `propagation`, the container tree's own.
+pub fn clone_tree(src: &Path, recursive: bool, propagation: MsFlags) -> nix::Result<OwnedFd> {
     let path = cpath(src)?;
     let mut flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC;
     if recursive {
@@ -48,7 +59,20 @@ pub fn clone_tree(src: &Path, recursive: bool) -> nix::Result<OwnedFd> {
     let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) };
     nix::errno::Errno::result(fd)?;
     // SAFETY: the descriptor was just made by open_tree and is owned by no one else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    let tree = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    // A clone of a shared mount joins the source's peer group: left so,
+    // every mount the container made below it would appear on the host,
+    // whatever the container's propagation. A bind made by path inside the
+    // container's namespace gets that propagation from its source.
+    let attr = libc::mount_attr {
+        attr_set: 0,
+        attr_clr: 0,
+        propagation: propagation.bits(),
+        userns_fd: 0,
+    };
+    let flags = libc::AT_EMPTY_PATH as libc::c_uint;
+    setattr(tree.as_raw_fd(), c"", flags, &attr)?;
+    Ok(tree)
 }
 
 /// Attaches the tree `tree` (from [`clone_tree`]) at `dest`.

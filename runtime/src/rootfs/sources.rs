@@ -30,6 +30,7 @@ impl Sources {
     /// open_tree (before 5.2) gets no clones: the sources are then mounted
     /// by path, as before.
     pub fn clone_all(spec: &Spec, bundle: &Path) -> Result<Sources, RootfsError> {
+        let propagation = super::root_propagation(spec) - nix::mount::MsFlags::MS_REC;
         let mut all = Vec::new();
         for m in spec.mounts().iter().flatten() {
             let Some(src) = bind_source(m, bundle) else {
@@ -38,7 +39,7 @@ impl Sources {
             };
             let opts = options::parse_all(m.options().iter().flatten());
             let recursive = opts.flags.contains(nix::mount::MsFlags::MS_REC);
-            let tree = match mountapi::clone_tree(&src, recursive) {
+            let tree = match mountapi::clone_tree(&src, recursive, propagation) {
                 Err(nix::errno::Errno::ENOSYS) => return Ok(Sources::default()),
                 r => r.map_err(mount_err(&src, m.destination(), "bind"))?,
             };
