@@ -1,6 +1,6 @@
 //! `mounts`, `root`, `maskedPaths`, `readonlyPaths`, `linux.rootfsPropagation`.
 
-use integration::{berth_only, json, s, Bundle};
+use integration::{berth_only, json, s, Bundle, Value};
 
 /// The container's /proc/self/mountinfo line for mount point `target`:
 /// (per-mount options, optional fields such as `shared:N`, super options).
@@ -127,6 +127,39 @@ fn tmpfs_gets_size_mode_and_flags() {
     assert!(
         has_options(&super_options, &["size=1024k", "mode=1750"]),
         "{super_options}"
+    );
+}
+
+/// A directory `/srv/<name>` of mode `mode` in the image with a tmpfs
+/// over it (`options`); the mode the container sees there.
+fn tmpfs_mode_over(name: &str, mode: u32, options: Value) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let mut b = Bundle::new();
+    let dir = b.rootfs().join("srv").join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).unwrap();
+    let dest = format!("/srv/{name}");
+    b.mount(json!({"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": options}));
+    let out = b.run_sh(&format!("stat -c %A {dest}"));
+    b.assert_no_leftovers();
+    out
+}
+
+#[test]
+fn a_tmpfs_takes_the_mode_of_the_directory_it_covers() {
+    // An image's /tmp with its sticky and set-id bits keeps them.
+    assert_eq!(
+        tmpfs_mode_over("tmp", 0o7777, json!(["nosuid"])),
+        "drwsrwsrwt\n"
+    );
+}
+
+#[test]
+fn a_tmpfs_mode_option_wins_over_the_directory() {
+    berth_only!("runc 1.1.5 gives the tmpfs the directory's mode even against an explicit mode=");
+    assert_eq!(
+        tmpfs_mode_over("private", 0o750, json!(["mode=700"])),
+        "drwx------\n"
     );
 }
 

@@ -19,6 +19,7 @@ pub use jail::{pivot, Jail};
 use nix::mount::{mount, MsFlags};
 use nix::sys::statvfs::{statvfs, FsFlags};
 use oci_spec::runtime::{Mount, Spec};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use target::Root;
 
@@ -238,6 +239,7 @@ fn mount_one(
         Some(c) => c.dir,
         None => bind_src.as_ref().is_none_or(|s| s.is_dir() || !s.exists()),
     };
+    let existing_mode = std::fs::metadata(&dest).ok().map(|m| m.mode());
     root.make(&dest, dir)?;
     if let (Some(src), Some(c)) = (&bind_src, cloned) {
         mountapi::attach(&c.tree, &root.pin(&dest)?.path())
@@ -249,6 +251,9 @@ fn mount_one(
         cgroup::mount_cgroup(root, &dest, &opts, ctx.cgroup, ctx.cgroupns)?;
     } else {
         mount_fs(ctx, root, m, &dest, typ, &opts)?;
+        if typ == "tmpfs" {
+            keep_mode(root, &dest, &opts, existing_mode)?;
+        }
     }
     let later =
         (typ == "tmpfs" && opts.flags.contains(MsFlags::MS_RDONLY)).then(|| ReadOnlyLater {
@@ -330,6 +335,28 @@ fn mount_fs(
             .map_err(copyup("tmpcopyup"))?;
     }
     Ok(())
+}
+
+/// A tmpfs without `mode=` over a directory of the image takes that
+/// directory's mode, as runc gives it: an image's `/tmp` keeps its sticky
+/// or setgid bits. An explicit `mode=` is what the config asked for.
+fn keep_mode(
+    root: &Root,
+    dest: &Path,
+    opts: &options::Parsed,
+    existing: Option<u32>,
+) -> Result<(), RootfsError> {
+    let Some(mode) = existing.filter(|_| !opts.data.iter().any(|d| d.starts_with("mode="))) else {
+        return Ok(());
+    };
+    let at = root.pin(dest)?;
+    std::fs::set_permissions(at.path(), std::fs::Permissions::from_mode(mode & 0o7777)).map_err(
+        |source| RootfsError::Destination {
+            dest: dest.to_path_buf(),
+            what: "keep the mode of the directory a tmpfs covers",
+            source,
+        },
+    )
 }
 
 /// A bind mount, remounted with its flags: a bind ignores flags like
