@@ -619,6 +619,24 @@ fn bad_resource_fails_create_and_leaves_nothing() {
 }
 
 #[test]
+fn unified_resources_on_cgroup_v1_are_an_invalid_configuration() {
+    let mut b = Bundle::new();
+    let resources = json!({"unified": {"memory.min": "131072"}});
+    if unified() {
+        // On v2 the file is written as given.
+        let min = sleeper(&mut b, resources).read(("", ""), "memory.min");
+        delete(&b);
+        assert_eq!(min, "131072");
+        return;
+    }
+    b.set("/linux/resources", resources);
+    b.create()
+        .assert_failed()
+        .assert_mentions("invalid configuration");
+    b.assert_no_leftovers();
+}
+
+#[test]
 fn events_stats_prints_usage() {
     let mut b = Bundle::new();
     sleeper(

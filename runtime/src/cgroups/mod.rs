@@ -35,8 +35,12 @@ pub enum CgroupError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{0}")]
+    /// A resource the host cannot give; worded as runc words it, since
+    /// its callers look for "invalid configuration".
+    #[error("invalid configuration: {0}")]
     Invalid(String),
+    #[error("systemd cgroup driver: {0}")]
+    Systemd(String),
     #[error("linux.cgroupsPath: {0:?} is not a valid cgroup path")]
     BadPath(String),
     #[error("cgroup controller {0:?} is not mounted on this host, but linux.resources needs it")]

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 const UNLIMITED: u64 = u64::MAX;
 
 fn err(e: impl std::fmt::Display) -> CgroupError {
-    CgroupError::Invalid(format!("systemd cgroup driver: {e}"))
+    CgroupError::Systemd(e.to_string())
 }
 
 /// Unit properties for `r` (only those systemd has a name for).

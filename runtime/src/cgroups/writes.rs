@@ -299,7 +299,7 @@ pub fn v1(r: &LinuxResources) -> Result<Vec<Write>, String> {
     }
     rdma(&mut out, r);
     if r.unified().as_ref().is_some_and(|u| !u.is_empty()) {
-        return Err(bad("unified", "needs cgroup v2; this host uses cgroup v1"));
+        return Err(bad("unified", "cannot use unified on cgroup v1"));
     }
     Ok(out)
 }
@@ -570,7 +570,7 @@ mod tests {
         let e = v1(&res(serde_json::json!({"cpu": {"idle": 3}}))).unwrap_err();
         assert!(e.contains("cpu.idle"), "{e}");
         let e = v1(&res(serde_json::json!({"unified": {"memory.high": "1"}}))).unwrap_err();
-        assert!(e.contains("needs cgroup v2"), "{e}");
+        assert!(e.contains("cannot use unified on cgroup v1"), "{e}");
         let e = v2(&res(serde_json::json!({"unified": {"../x": "1"}}))).unwrap_err();
         assert!(e.contains("not a cgroup file name"), "{e}");
         let e = v2(&res(
