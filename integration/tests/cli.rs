@@ -17,15 +17,13 @@ fn version_first_line_names_berth() {
 }
 
 #[test]
-fn version_names_the_spec_version() {
+fn version_names_the_commit_then_the_spec_version() {
+    // runc's layout, which bug reports and `podman info` quote.
     let out = Bundle::new().rt(&["--version"]);
-    assert!(
-        out.assert_ok()
-            .stdout
-            .lines()
-            .any(|l| l.starts_with("spec: 1.")),
-        "{out:?}"
-    );
+    let lines: Vec<&str> = out.assert_ok().stdout.lines().collect();
+    assert!(lines.len() >= 3, "{out:?}");
+    assert!(lines[1].starts_with("commit: "), "{out:?}");
+    assert!(lines[2].starts_with("spec: 1."), "{out:?}");
 }
 
 #[test]

@@ -105,8 +105,9 @@ pub struct Globals {
 
 fn version() -> String {
     format!(
-        "berth version {}\nspec: {}\n",
+        "berth version {}\ncommit: {}\nspec: {}\n",
         env!("CARGO_PKG_VERSION"),
+        env!("BERTH_COMMIT"),
         berth::OCI_VERSION
     )
 }
@@ -264,6 +265,7 @@ mod tests {
     #[test]
     fn version_text() {
         assert!(version().starts_with("berth version "));
+        assert!(version().contains("\ncommit: "));
         assert!(version().contains("\nspec: 1."));
     }
 }
