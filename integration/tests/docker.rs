@@ -248,9 +248,11 @@ fn dockers_seccomp_profile_and_capabilities_apply() {
 fn a_memory_hog_is_oom_killed_and_docker_is_told() {
     let d = docker_or_skip!();
     let c = d.container();
-    // tail keeps the whole "line" of /dev/zero, which never ends.
+    // tail keeps the whole "line" of /dev/zero, which never ends. It
+    // starts a moment late: containerd's stock shim watches for the OOM
+    // only once start has returned, and misses a kill before that.
     let flags = ["-m", "16m", "--memory-swap", "16m"];
-    let out = c.run(&flags, &["tail", "/dev/zero"]);
+    let out = c.run(&flags, &["sh", "-c", "sleep 1; tail /dev/zero"]);
     assert_eq!(out.code, 137, "{out:#?}");
     // Docker learns of the OOM kill only from the shim's OOM event.
     c.wait_for("{{.State.OOMKilled}}", "true");
