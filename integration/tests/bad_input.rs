@@ -160,3 +160,10 @@ fn terminal_without_console_socket() {
     b.set("/process/terminal", json!(true));
     assert_create_refused(&b, "console");
 }
+
+#[test]
+fn an_env_entry_without_a_name() {
+    let mut b = Bundle::new();
+    b.set("/process/env", json!(["=x", "PATH=/bin"]));
+    assert_create_refused(&b, "=x");
+}

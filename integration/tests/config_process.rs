@@ -1,7 +1,7 @@
 //! `process`: args, env, cwd, user, umask, capabilities, rlimits,
 //! noNewPrivileges, oomScoreAdj.
 
-use integration::{json, lines_of, s, wait_child, Bundle};
+use integration::{berth_only, json, lines_of, s, wait_child, Bundle};
 use std::fs::File;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Stdio;
@@ -54,6 +54,35 @@ fn env_is_the_only_environment() {
         "env | grep -v -e ^PATH= -e ^TERM= -e ^BERTH_IT= -e ^HOME= -e ^PWD= -e ^SHLVL= || true",
     );
     assert_eq!(out, "", "nothing of the runtime's environment leaks in");
+}
+
+/// The process's own environment, as execve handed it over (a shell
+/// would fold duplicates itself).
+fn initial_env(b: &mut Bundle, env: &[&str]) -> Vec<String> {
+    b.set("/process/env", json!(env));
+    b.set("/process/args", json!(["cat", "/proc/self/environ"]));
+    let out = b.run();
+    out.assert_ok().stdout.split('\0')
+        .filter(|e| !e.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn a_repeated_env_name_keeps_its_last_value() {
+    berth_only!("runc 1.1.5 keeps the name where it first came; runc 1.2 and later, as berth, where it last came");
+    let env = initial_env(
+        &mut Bundle::new(),
+        &["A=1", "B=1", "A=2", "HOME=/h", "PATH=/bin"],
+    );
+    assert_eq!(env, ["B=1", "A=2", "HOME=/h", "PATH=/bin"]);
+}
+
+#[test]
+fn an_empty_home_is_filled_from_passwd() {
+    let mut env = initial_env(&mut Bundle::new(), &["HOME=", "PATH=/bin"]);
+    env.sort();
+    assert_eq!(env, ["HOME=/root", "PATH=/bin"]);
 }
 
 #[test]

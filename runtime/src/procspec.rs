@@ -198,10 +198,21 @@ fn give_stdio_to(uid: Uid, own_pty: bool) -> Res<()> {
     Ok(())
 }
 
-/// The process's env, plus HOME from the container's /etc/passwd when the
-/// spec leaves it out (runc does the same).
+/// The process's env with one entry per name, the last one given (as
+/// runc and a shell's `export` keep it), plus HOME from the container's
+/// /etc/passwd when the spec leaves it out or empty (runc does the same).
 fn environment(process: &Process) -> Vec<String> {
-    let mut env: Vec<String> = process.env().clone().unwrap_or_default();
+    let given = process.env().as_deref().unwrap_or_default();
+    let name = |e: &str| e.split_once('=').map_or(e, |(n, _)| n).to_string();
+    let mut seen = std::collections::HashSet::new();
+    let mut env: Vec<String> = given
+        .iter()
+        .rev()
+        .filter(|e| seen.insert(name(e)))
+        .cloned()
+        .collect();
+    env.reverse();
+    env.retain(|e| e != "HOME=");
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         let uid = process.user().uid();
         env.push(format!(

@@ -147,12 +147,16 @@ fn validate_process(spec: &Spec) -> Result<(), SpecError> {
         ));
     }
     for (i, e) in p.env().iter().flatten().enumerate() {
-        if !e.contains('=') {
-            return Err(invalid(
-                format!("process.env[{i}]"),
-                format!("{e:?} is not KEY=VALUE"),
-            ));
-        }
+        let problem = match e.find('=') {
+            None => "is not KEY=VALUE",
+            Some(0) => "has an empty name",
+            Some(_) if e.contains('\0') => "contains a NUL byte",
+            Some(_) => continue,
+        };
+        return Err(invalid(
+            format!("process.env[{i}]"),
+            format!("{e:?} {problem}"),
+        ));
     }
     for (i, r) in p.rlimits().iter().flatten().enumerate() {
         if r.soft() > r.hard() {
