@@ -62,7 +62,9 @@ fn initial_env(b: &mut Bundle, env: &[&str]) -> Vec<String> {
     b.set("/process/env", json!(env));
     b.set("/process/args", json!(["cat", "/proc/self/environ"]));
     let out = b.run();
-    out.assert_ok().stdout.split('\0')
+    out.assert_ok()
+        .stdout
+        .split('\0')
         .filter(|e| !e.is_empty())
         .map(String::from)
         .collect()
@@ -83,6 +85,25 @@ fn an_empty_home_is_filled_from_passwd() {
     let mut env = initial_env(&mut Bundle::new(), &["HOME=", "PATH=/bin"]);
     env.sort();
     assert_eq!(env, ["HOME=/root", "PATH=/bin"]);
+}
+
+#[test]
+fn a_failed_exec_prints_one_line_naming_the_program() {
+    // The interpreter is missing: the program is found, its execve fails
+    // once create has returned, so only the container's stderr can say so.
+    let mut b = Bundle::new();
+    let script = b.rootfs().join("run.sh");
+    std::fs::write(&script, "#!/mmnnttbb foo bar\nsh\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    b.set("/process/args", json!(["/run.sh"]));
+    let out = b.run();
+    assert_ne!(out.code, 0, "{out:?}");
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{out:?}");
+    assert!(
+        lines[0].contains("exec /run.sh: no such file or directory"),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -177,6 +198,28 @@ fn root_gets_the_bounding_set() {
     let mask = cap_mask(&[CAP_CHOWN, CAP_KILL]);
     assert_eq!(status_field(&mut b, "CapBnd"), mask);
     assert_eq!(status_field(&mut b, "CapEff"), mask);
+}
+
+#[test]
+fn an_unknown_capability_is_ignored_with_a_warning() {
+    // A profile written for a newer kernel (or with a typo) still runs.
+    let mut b = Bundle::new();
+    let names = json!(["CAP_KILL", "CAP_UNKNOWN", "UNKNOWN_CAP"]);
+    b.set(
+        "/process/capabilities",
+        json!({"bounding": names, "permitted": names}),
+    );
+    b.set(
+        "/process/args",
+        json!(["grep", "^CapBnd:", "/proc/self/status"]),
+    );
+    let out = b.run();
+    out.assert_ok();
+    assert!(out.stdout.contains(&cap_mask(&[CAP_KILL])), "{out:?}");
+    assert!(
+        out.stderr.contains("CAP_UNKNOWN"),
+        "the warning names it: {out:?}"
+    );
 }
 
 #[test]

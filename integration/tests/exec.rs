@@ -299,6 +299,24 @@ fn exec_additional_gids_add_to_the_configs() {
 }
 
 #[test]
+fn exec_cap_ignores_an_unknown_name_with_a_warning() {
+    let (b, _) = running();
+    let out = exec(
+        &b,
+        &["--cap", "CAP_NOPE", "--cap", "CAP_SYS_ADMIN"],
+        &["grep", "^CapEff:", "/proc/self/status"],
+    );
+    out.assert_ok();
+    let mask = out.stdout.split_whitespace().nth(1).unwrap_or_default();
+    assert!(cap_bit(mask, CAP_SYS_ADMIN), "{out:?}");
+    assert!(
+        out.stderr.contains("CAP_NOPE"),
+        "the warning names it: {out:?}"
+    );
+    remove(&b);
+}
+
+#[test]
 fn exec_cap_adds_to_bounding_effective_and_permitted_only() {
     // Adding it to the inheritable set too was runc's CVE-2022-29162.
     let (b, _) = running();

@@ -23,6 +23,46 @@ fn convert(set: &Option<Capabilities>) -> CapsHashSet {
         .collect()
 }
 
+/// A spec name as oci-spec knows it (None for a newer kernel's or a typo).
+pub fn known(name: &str) -> Option<oci_spec::runtime::Capability> {
+    serde_json::from_value(name.into()).ok()
+}
+
+/// runc's warning for the names it ignores, so that a profile written for
+/// a newer kernel still runs.
+pub fn warn_unknown(names: &[String]) {
+    if !names.is_empty() {
+        crate::logging::warn(&format!(
+            "ignoring unknown or unavailable capabilities: [{}]",
+            names.join(" ")
+        ));
+    }
+}
+
+/// Takes the names oci-spec does not know out of a process's capability
+/// sets (JSON, before the typed parse would refuse them), with a warning.
+pub fn drop_unknown(process: &mut serde_json::Value) {
+    let Some(sets) = process
+        .get_mut("capabilities")
+        .and_then(|c| c.as_object_mut())
+    else {
+        return;
+    };
+    let mut unknown = Vec::new();
+    for names in sets.values_mut().filter_map(|s| s.as_array_mut()) {
+        names.retain(|n| match n.as_str() {
+            Some(name) if known(name).is_none() => {
+                if !unknown.iter().any(|u| u == name) {
+                    unknown.push(name.to_string());
+                }
+                false
+            }
+            _ => true,
+        });
+    }
+    warn_unknown(&unknown);
+}
+
 fn fail(set: &'static str) -> impl FnOnce(caps::errors::CapsError) -> CapsError {
     move |e| CapsError {
         set,

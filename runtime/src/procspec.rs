@@ -91,7 +91,12 @@ pub fn seal(p: &Prepared, process: &Process, preserve_fds: i32) -> Res<()> {
 /// Execs the prepared program, once [`seal`]ed.
 pub fn exec(p: &Prepared) -> Res<std::convert::Infallible> {
     let e = nix::unistd::execve(&p.program, &p.argv, &p.envp).unwrap_err();
-    Err(format!("exec {:?}: {e}", p.program))
+    // Go's wording, which runc prints and people grep for.
+    Err(format!(
+        "exec {}: {}",
+        p.program.to_string_lossy(),
+        e.desc().to_lowercase()
+    ))
 }
 
 /// The resource number (its C type differs between glibc and musl).

@@ -63,15 +63,30 @@ pub fn load(bundle: &Path) -> Result<Bundle, SpecError> {
 }
 
 /// Parses config.json, reporting the JSON path of the first bad field.
+/// Capability names berth does not know are dropped with a warning (only
+/// when the quick typed parse fails, so a good config is read once).
 pub fn parse(data: &[u8]) -> Result<Spec, (String, String)> {
     let de = &mut serde_json::Deserializer::from_slice(data);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let field = match e.path().to_string() {
-            p if p == "." => "top level".to_string(),
-            p => p,
-        };
-        (field, e.inner().to_string())
-    })
+    let first = serde_path_to_error::deserialize(de);
+    match first {
+        Err(e) if e.path().to_string().starts_with("process.capabilities.") => {
+            let mut v: serde_json::Value =
+                serde_json::from_slice(data).map_err(|e| ("top level".into(), e.to_string()))?;
+            if let Some(p) = v.get_mut("process") {
+                crate::capabilities::drop_unknown(p);
+            }
+            serde_path_to_error::deserialize(v).map_err(located)
+        }
+        r => r.map_err(located),
+    }
+}
+
+fn located<E: std::fmt::Display>(e: serde_path_to_error::Error<E>) -> (String, String) {
+    let field = match e.path().to_string() {
+        p if p == "." => "top level".to_string(),
+        p => p,
+    };
+    (field, e.inner().to_string())
 }
 
 fn rootfs_path(bundle: &Path, spec: &Spec) -> Result<PathBuf, SpecError> {

@@ -3,8 +3,9 @@
 
 use super::foreground::{console_pair, Foreground};
 use anyhow::{bail, Context};
+use berth::capabilities;
 use berth::exec::{self, ExecOpts};
-use oci_spec::runtime::{Capabilities, Capability, Process, Spec};
+use oci_spec::runtime::{Capabilities, Process, Spec};
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
@@ -108,6 +109,7 @@ fn read_process(file: &Path) -> anyhow::Result<Process> {
             .entry("user")
             .or_insert(serde_json::json!({"uid": 0, "gid": 0}));
     }
+    berth::capabilities::drop_unknown(&mut value);
     serde_path_to_error::deserialize(value).map_err(|e| {
         let field = match e.path().to_string() {
             p if p == "." => String::new(),
@@ -124,9 +126,9 @@ fn from_flags(root: &Path, a: &Args) -> anyhow::Result<Process> {
     }
     let state = berth::container::state(root, &a.id)?;
     let config = state.bundle.join("config.json");
-    let spec: Spec = serde_json::from_slice(
-        &std::fs::read(&config).with_context(|| format!("read {}", config.display()))?,
-    )?;
+    let data = std::fs::read(&config).with_context(|| format!("read {}", config.display()))?;
+    let spec: Spec = berth::spec::parse(&data)
+        .map_err(|(field, msg)| anyhow::anyhow!("{}: {field}: {msg}", config.display()))?;
     let mut p = spec.process().clone().unwrap_or_default();
     p.set_args(Some(a.command.clone()));
     p.set_terminal(Some(a.tty));
@@ -161,19 +163,22 @@ fn from_flags(root: &Path, a: &Args) -> anyhow::Result<Process> {
         p.set_no_new_privileges(Some(true));
     }
     if !a.cap.is_empty() {
-        add_caps(&mut p, &a.cap)?;
+        add_caps(&mut p, &a.cap);
     }
     Ok(p)
 }
 
-fn add_caps(p: &mut Process, names: &[String]) -> anyhow::Result<()> {
+fn add_caps(p: &mut Process, names: &[String]) {
     let extra: Capabilities = names
         .iter()
-        .map(|n| {
-            serde_json::from_value::<Capability>(n.as_str().into())
-                .with_context(|| format!("--cap {n}: unknown capability"))
-        })
-        .collect::<anyhow::Result<_>>()?;
+        .filter_map(|n| capabilities::known(n))
+        .collect();
+    let unknown: Vec<String> = names
+        .iter()
+        .filter(|n| capabilities::known(n).is_none())
+        .cloned()
+        .collect();
+    capabilities::warn_unknown(&unknown);
     let mut caps = p.capabilities().clone().unwrap_or_default();
     let add = |set: &Option<Capabilities>| {
         Some(
@@ -195,5 +200,4 @@ fn add_caps(p: &mut Process, names: &[String]) -> anyhow::Result<()> {
         caps.set_ambient(add(caps.ambient()));
     }
     p.set_capabilities(Some(caps));
-    Ok(())
 }
