@@ -1,6 +1,7 @@
 //! `process.terminal` with `--console-socket`, and `consoleSize`.
 
-use integration::{json, Bundle};
+use integration::{json, s, Bundle};
+use std::process::Command;
 
 #[test]
 fn terminal_output_reaches_the_console_socket() {
@@ -33,4 +34,28 @@ fn terminal_belongs_to_a_non_root_user() {
         .sh("stat -L -c '%u:%g %a' /proc/self/fd/0 /proc/self/fd/2");
     assert_eq!(b.run_with_console(), "1000:5 620\n1000:5 620\n");
     b.assert_no_leftovers();
+}
+
+#[test]
+fn a_foreground_terminal_passes_newlines_unchanged() {
+    // Without --console-socket the runtime relays the terminal itself and,
+    // as runc does, clears ONLCR: no "\r" is added to each line.
+    // runc wants a terminal of its own there: script(1) gives it one.
+    let mut b = Bundle::new();
+    b.set("/process/terminal", json!(true)).sh("stty -a");
+    let mut run = b.command();
+    run.args(["run", "--bundle", s(&b.path), &b.id]);
+    let line = std::iter::once(run.get_program())
+        .chain(run.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut script = Command::new("script");
+    script
+        .args(["-qec", &line, "/dev/null"])
+        .envs(run.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .current_dir(&b.path);
+    let out = b.output(&mut script);
+    let stty = &out.assert_ok().stdout;
+    assert!(stty.contains("-onlcr"), "{stty}");
 }

@@ -2,7 +2,7 @@
 //! without `--console-socket`: stdin to the pty master, master to stdout,
 //! with berth's own terminal in raw mode meanwhile.
 
-use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg, Termios};
+use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, OutputFlags, SetArg, Termios};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -17,6 +17,7 @@ pub struct Relay {
 impl Relay {
     pub fn start(master: OwnedFd) -> std::io::Result<Relay> {
         let master = File::from(master);
+        clear_onlcr(&master);
         let saved = tcgetattr(std::io::stdin()).ok();
         if let Some(t) = &saved {
             let mut raw = t.clone();
@@ -57,6 +58,16 @@ impl Relay {
         if let Some(t) = &self.saved {
             let _ = tcsetattr(std::io::stdin(), SetArg::TCSANOW, t);
         }
+    }
+}
+
+/// The container's "\n" reaches berth's stdout as written, as with runc,
+/// which clears ONLCR too: a script capturing the output of a terminal
+/// container sees no "\r" added per line.
+fn clear_onlcr(master: &File) {
+    if let Ok(mut t) = tcgetattr(master) {
+        t.output_flags.remove(OutputFlags::ONLCR);
+        let _ = tcsetattr(master, SetArg::TCSANOW, &t);
     }
 }
 
