@@ -197,3 +197,27 @@ fn hook_past_its_timeout_is_killed_and_fails_create() {
         .assert_mentions_any(&["timeout", "timed out"]);
     b.assert_no_leftovers();
 }
+
+#[test]
+fn a_failing_hook_is_named_by_its_kind_and_index() {
+    // runc's words ("error running createContainer hook #1:"), which
+    // people and runc's own suite grep for; the process never runs.
+    berth_only!(
+        "runc 1.1.5 leaves the kind out (\"error running hook #1:\"); runc 1.2 and later name it"
+    );
+    for kind in [
+        "prestart",
+        "createRuntime",
+        "createContainer",
+        "startContainer",
+    ] {
+        let mut b = Bundle::new();
+        let (ok, failing) = (b.hook("true"), b.hook("exit 1"));
+        b.set(&format!("/hooks/{kind}"), json!([ok, failing]))
+            .sh("echo should-not-run");
+        let out = b.run();
+        out.assert_failed()
+            .assert_mentions(&format!("error running {kind} hook #1:"));
+        assert_eq!(out.stdout, "", "{kind}");
+    }
+}

@@ -12,27 +12,25 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A hook that failed, named as runc names it: its kind and its index in
+/// that list (people grep for "error running prestart hook #0").
 #[derive(Debug, thiserror::Error)]
-pub enum HookError {
-    #[error("{kind} hook {path}: cannot run: {source}")]
-    Spawn {
-        kind: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{kind} hook {path} failed: {status}{output}")]
-    Failed {
-        kind: &'static str,
-        path: PathBuf,
-        status: String,
-        output: String,
-    },
-    #[error("{kind} hook {path} timed out after {secs}s")]
-    Timeout {
-        kind: &'static str,
-        path: PathBuf,
-        secs: i64,
-    },
+#[error("error running {kind} hook #{index}: {path}: {failure}")]
+pub struct HookError {
+    kind: &'static str,
+    index: usize,
+    path: PathBuf,
+    failure: Failure,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    #[error("cannot run: {0}")]
+    Spawn(#[source] std::io::Error),
+    #[error("{status}{output}")]
+    Failed { status: String, output: String },
+    #[error("timed out after {0}s")]
+    Timeout(i64),
 }
 
 /// Every hook list with its name in config.json, in lifecycle order.
@@ -66,16 +64,18 @@ pub fn of<'a>(hooks: Option<&'a Hooks>, kind: &str) -> &'a [Hook] {
 
 /// Runs hooks in order; the first failure stops the rest.
 pub fn run(kind: &'static str, hooks: &[Hook], state: &str) -> Result<(), HookError> {
-    hooks.iter().try_for_each(|h| run_one(kind, h, state))
+    hooks.iter().enumerate().try_for_each(|(index, h)| {
+        run_one(h, state).map_err(|failure| HookError {
+            kind,
+            index,
+            path: h.path().clone(),
+            failure,
+        })
+    })
 }
 
-fn run_one(kind: &'static str, hook: &Hook, state: &str) -> Result<(), HookError> {
-    let path = hook.path().clone();
-    let spawn_err = |source| HookError::Spawn {
-        kind,
-        path: path.clone(),
-        source,
-    };
+fn run_one(hook: &Hook, state: &str) -> Result<(), Failure> {
+    let spawn_err = Failure::Spawn;
     let (out_r, out_w) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| spawn_err(e.into()))?;
     let mut cmd = Command::new(hook.path());
@@ -109,11 +109,7 @@ fn run_one(kind: &'static str, hook: &Hook, state: &str) -> Result<(), HookError
         Err(()) => {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(HookError::Timeout {
-                kind,
-                path,
-                secs: hook.timeout().unwrap_or_default(),
-            });
+            return Err(Failure::Timeout(hook.timeout().unwrap_or_default()));
         }
     };
     if status.success() {
@@ -127,9 +123,7 @@ fn run_one(kind: &'static str, hook: &Hook, state: &str) -> Result<(), HookError
     let text = String::from_utf8_lossy(&output.unwrap_or_default())
         .trim()
         .to_string();
-    Err(HookError::Failed {
-        kind,
-        path,
+    Err(Failure::Failed {
         status,
         output: if text.is_empty() {
             text
@@ -203,7 +197,10 @@ mod tests {
             serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", "echo boom >&2; exit 3"]}),
         );
         let e = run("createRuntime", &[h], "{}").unwrap_err().to_string();
-        assert_eq!(e, "createRuntime hook /bin/sh failed: exit status 3: boom");
+        assert_eq!(
+            e,
+            "error running createRuntime hook #0: /bin/sh: exit status 3: boom"
+        );
     }
 
     #[test]
@@ -212,7 +209,10 @@ mod tests {
             serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", "sleep 5"], "timeout": 1}),
         );
         let e = run("poststart", &[h], "{}").unwrap_err().to_string();
-        assert_eq!(e, "poststart hook /bin/sh timed out after 1s");
+        assert_eq!(
+            e,
+            "error running poststart hook #0: /bin/sh: timed out after 1s"
+        );
     }
 
     #[test]
@@ -220,7 +220,7 @@ mod tests {
         let h = hook(serde_json::json!({"path": "/nonexistent/hook"}));
         let e = run("prestart", &[h], "{}").unwrap_err().to_string();
         assert!(
-            e.starts_with("prestart hook /nonexistent/hook: cannot run"),
+            e.starts_with("error running prestart hook #0: /nonexistent/hook: cannot run"),
             "{e}"
         );
     }
