@@ -1,6 +1,6 @@
 //! create / start / run / state / kill / delete and the statuses between them.
 
-use integration::{json, s, Bundle};
+use integration::{berth_only, json, s, Bundle};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 
@@ -94,6 +94,31 @@ fn kill_all_ends_what_init_left_in_a_pid_namespace_it_did_not_own() {
 #[test]
 fn delete_ends_what_init_left_in_a_pid_namespace_it_did_not_own() {
     let b = without_pid_namespace("sleep 1000 >/dev/null 2>&1 &");
+    b.delete(&[]).assert_ok();
+    b.assert_no_leftovers();
+}
+
+#[test]
+fn kill_sigkill_takes_every_process_without_a_pid_namespace() {
+    berth_only!("runc 1.1.5 kills init only; runc 1.2 and later, as berth, the whole cgroup");
+    let mut b = Bundle::new();
+    b.edit(|c| {
+        let list = c["linux"]["namespaces"].as_array_mut().unwrap();
+        list.retain(|n| n["type"] != "pid");
+    });
+    b.sh("sleep 1000 & sleep 1000 & echo ready; wait");
+    let running = b.spawn_run();
+    running.wait_for_line("ready");
+    b.kill(&["KILL"]).assert_ok();
+    assert_eq!(running.exit_code(), 137);
+    b.assert_no_leftovers();
+}
+
+#[test]
+fn kill_sigkill_ends_what_init_left_without_a_pid_namespace() {
+    berth_only!("runc 1.1.5 says the stopped container is not running; runc 1.2 and later, as berth, kill the rest");
+    let b = without_pid_namespace("sleep 1000 >/dev/null 2>&1 &");
+    b.kill(&["KILL"]).assert_ok();
     b.delete(&[]).assert_ok();
     b.assert_no_leftovers();
 }

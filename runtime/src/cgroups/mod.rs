@@ -329,6 +329,34 @@ impl Cgroup {
             .unwrap_or_default()
     }
 
+    /// SIGKILLs every process in the cgroup, including any forked while it
+    /// runs: v2's `cgroup.kill` does it in the kernel; otherwise the cgroup
+    /// is frozen around the kills, as runc does. Returns whether there was
+    /// anyone to kill.
+    pub fn kill_all(&self) -> bool {
+        let pids = self.pids();
+        if pids.is_empty() {
+            return false;
+        }
+        let kill_file = self.dir_of("pids").map(|d| d.join("cgroup.kill"));
+        if self.version == Version::V2 && kill_file.as_ref().is_ok_and(|f| f.exists()) {
+            if kill_file.and_then(|f| write(&f, "1")).is_ok() {
+                return true;
+            }
+        }
+        let frozen = self.freeze(true).is_ok();
+        for pid in self.pids() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        if frozen {
+            let _ = self.freeze(false);
+        }
+        true
+    }
+
     /// Whether the cgroup, or before it exists the nearest ancestor that
     /// does, is frozen: a process put in it would stop there for good.
     pub fn frozen(&self) -> bool {

@@ -242,7 +242,13 @@ pub fn list(root: &Path) -> Result<Vec<StateView>> {
 pub fn kill(root: &Path, id: &str, sig: Option<Signal>, all: bool) -> Result<()> {
     let dir = StateDir::open(root, id)?;
     let state = dir.load()?;
-    match status(&state) {
+    let status = status(&state);
+    // SIGKILL takes the whole cgroup, as with runc 1.2 and later: without
+    // a pid namespace of its own, init's death leaves the rest running.
+    if status != Status::Creating && sig == Some(Signal::SIGKILL) && kill_cgroup(&state) {
+        return Ok(());
+    }
+    match status {
         // What init left behind in a pid namespace it did not own: the
         // shims send this when such an init exits, as runc allows. Its
         // cgroup is all that finds them (init's pid may be reused).
@@ -266,6 +272,12 @@ pub fn kill(root: &Path, id: &str, sig: Option<Signal>, all: bool) -> Result<()>
         ))(e),
     })?;
     Ok(())
+}
+
+/// Whether the container's cgroup had processes, now SIGKILLed.
+fn kill_cgroup(state: &State) -> bool {
+    let cgroup = state.cgroup.as_ref().map(|p| Cgroup::new(p.clone()));
+    cgroup.is_some_and(|c| c.kill_all())
 }
 
 fn signal_all(pids: Vec<i32>, sig: Option<Signal>) {
@@ -321,7 +333,9 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     match status(&state) {
         // What init left in a pid namespace it did not own goes with it,
         // as runc's delete does.
-        Status::Stopped => signal_all(in_cgroup(&state), Some(Signal::SIGKILL)),
+        Status::Stopped => {
+            kill_cgroup(&state);
+        }
         Status::Created => stop(&state),
         _ if force => stop(&state),
         status => {
@@ -353,8 +367,8 @@ fn run_poststop(state: &State) {
 
 /// SIGKILLs everything in the container and waits until init has exited.
 fn stop(state: &State) {
-    for pid in members(state) {
-        let _ = send_signal(Pid::from_raw(pid), Signal::SIGKILL);
+    if !kill_cgroup(state) {
+        signal_all(members(state), Some(Signal::SIGKILL));
     }
     // Frozen processes die only once thawed.
     if let (Phase::Paused, Some(p)) = (state.phase, &state.cgroup) {
