@@ -339,10 +339,11 @@ impl Cgroup {
             return false;
         }
         let kill_file = self.dir_of("pids").map(|d| d.join("cgroup.kill"));
-        if self.version == Version::V2 && kill_file.as_ref().is_ok_and(|f| f.exists()) {
-            if kill_file.and_then(|f| write(&f, "1")).is_ok() {
-                return true;
-            }
+        if self.version == Version::V2
+            && kill_file.as_ref().is_ok_and(|f| f.exists())
+            && kill_file.and_then(|f| write(&f, "1")).is_ok()
+        {
+            return true;
         }
         let frozen = self.freeze(true).is_ok();
         for pid in self.pids() {
