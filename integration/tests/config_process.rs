@@ -107,6 +107,26 @@ fn a_failed_exec_prints_one_line_naming_the_program() {
 }
 
 #[test]
+fn cap_dac_override_lets_a_user_run_a_program_only_its_owner_may() {
+    // A root-owned script, 0744: the kernel lets a non-owner exec it only
+    // with CAP_DAC_OVERRIDE, and so must the runtime's own check.
+    let mut b = Bundle::new();
+    let program = b.rootfs().join("bin/owner-only");
+    std::fs::write(&program, "#!/bin/sh\necho hello\n").unwrap();
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o744)).unwrap();
+    b.set("/process/args", json!(["/bin/owner-only"]))
+        .set("/process/user", json!({"uid": 1000, "gid": 100}));
+    b.run().assert_failed();
+    b.edit(|c| {
+        for set in ["bounding", "effective", "permitted"] {
+            let list = c["process"]["capabilities"][set].as_array_mut().unwrap();
+            list.push(json!("CAP_DAC_OVERRIDE"));
+        }
+    });
+    assert_eq!(b.run().assert_ok().stdout, "hello\n");
+}
+
+#[test]
 fn cwd_is_set() {
     let mut b = Bundle::new();
     b.set("/process/cwd", json!("/etc"));

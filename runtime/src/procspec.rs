@@ -314,8 +314,15 @@ fn check_executable(p: &Path) -> Res<()> {
     if meta.permissions().mode() & 0o111 == 0 {
         return Err("permission denied".into());
     }
-    nix::unistd::access(p, nix::unistd::AccessFlags::X_OK)
-        .map_err(|_| "permission denied".to_string())
+    // AT_EACCESS: as execve will judge it, with the effective ids and caps
+    // (CAP_DAC_OVERRIDE lets a user run a file only its owner may).
+    nix::unistd::faccessat(
+        nix::fcntl::AT_FDCWD,
+        p,
+        nix::unistd::AccessFlags::X_OK,
+        nix::fcntl::AtFlags::AT_EACCESS,
+    )
+    .map_err(|_| "permission denied".to_string())
 }
 
 /// "no such file or directory", without Rust's "(os error 2)" suffix.
