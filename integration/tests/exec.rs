@@ -455,6 +455,19 @@ fn exec_tty_sends_the_terminal_to_the_console_socket() {
 }
 
 #[test]
+fn exec_tty_leaves_the_containers_dev_console_alone() {
+    // /dev/console is init's; an exec'd terminal must not be bound there.
+    let (b, _) = running();
+    let console = ConsoleSocket::listen(&b.dir.join("console.sock"));
+    let flags = ["-t", "-d", "--console-socket", s(&console.path)];
+    exec(&b, &flags, &["tty"]).assert_ok();
+    assert!(console.output().starts_with("/dev/pts/"));
+    let probe = "test -e /dev/console && echo present || echo absent";
+    assert_eq!(exec_sh(&b, &[], probe), "absent\n");
+    remove(&b);
+}
+
+#[test]
 fn exec_into_a_created_container_runs_and_leaves_it_created() {
     let b = sleeper(|_| {});
     b.create().assert_ok();

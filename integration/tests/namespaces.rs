@@ -1,7 +1,7 @@
 //! `linux.namespaces` (new or joined by path), user namespace mappings,
 //! `hostname`, `domainname`, `linux.sysctl`.
 
-use integration::{berth_only, json, ns_inode, Bundle, NsFile, Value};
+use integration::{berth_only, json, ns_inode, Bundle, ConsoleSocket, NsFile, Value};
 use std::path::Path;
 
 /// Adds a namespace of OCI type `kind` unless the config already has one.
@@ -287,6 +287,32 @@ fn without_a_mount_namespace_mounts_are_refused() {
     let lines: Vec<&str> = out.stdout.lines().skip(1).collect();
     assert_eq!(lines, ["exit 1", "caller root intact"], "{out:?}");
     out.assert_mentions("mounts: needs a mount namespace");
+    b.assert_no_leftovers();
+}
+
+#[test]
+fn without_a_mount_namespace_a_terminal_comes_from_the_callers_devpts() {
+    // The caller provides /dev (here a devpts of the test's own); the
+    // runtime may mount nothing, not even /dev/console.
+    berth_only!("runc 1.1.5 makes the caller's / rslave and binds the rootfs onto itself in the caller's mount namespace");
+    let mut b = Bundle::new();
+    without_mount_namespace(&mut b);
+    b.set("/process/terminal", json!(true))
+        .sh("tty; test -e /dev/console || echo no-console");
+    let console = ConsoleSocket::listen(&b.path.join("console.sock"));
+    let out = b.in_private_mount_ns(
+        "mount -t proc proc $BUNDLE/rootfs/proc || exit; \
+         mkdir -p $BUNDLE/rootfs/dev/pts && \
+         mount -t devpts -o newinstance,ptmxmode=0666 devpts $BUNDLE/rootfs/dev/pts && \
+         ln -sf pts/ptmx $BUNDLE/rootfs/dev/ptmx || exit; \
+         before=$(cat /proc/self/mountinfo); \
+         $RT create --bundle $BUNDLE --console-socket $BUNDLE/console.sock $ID && $RT start $ID; \
+         echo \"exit $?\"; sleep 1; $RT delete --force $ID; \
+         test \"$before\" = \"$(cat /proc/self/mountinfo)\" && echo no-new-mounts; \
+         echo \"$before\" | diff - /proc/self/mountinfo >&2",
+    );
+    assert_eq!(out.stdout, "exit 0\nno-new-mounts\n", "{out:?}");
+    assert_eq!(console.output(), "/dev/pts/0\nno-console\n");
     b.assert_no_leftovers();
 }
 

@@ -220,7 +220,7 @@ fn exec_child(
             .process
             .console_size()
             .map(|b| (b.height() as u16, b.width() as u16));
-        tty::setup_console(console, size).map_err(|e| e.to_string())?;
+        tty::setup_console(console, size, false).map_err(|e| e.to_string())?;
     }
     let prepared = procspec::prepare_with(
         &opts.process,

@@ -204,7 +204,8 @@ fn container_init(
         let size = process
             .console_size()
             .map(|b| (b.height() as u16, b.width() as u16));
-        tty::setup_console(console, size).map_err(|e| e.to_string())?;
+        tty::setup_console(console, size, jail != rootfs::Jail::Chroot)
+            .map_err(|e| e.to_string())?;
     }
     if !cfg.no_new_keyring {
         join_session_keyring(&cfg.id)?;

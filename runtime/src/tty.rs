@@ -38,8 +38,16 @@ fn setup(what: &'static str) -> impl FnOnce(nix::Error) -> TtyError {
 }
 
 /// In the container: makes a pty, sends its master over `socket`, and
-/// makes the slave this process's controlling terminal and stdio.
-pub fn setup_console(socket: &UnixStream, size: Option<(u16, u16)>) -> Result<(), TtyError> {
+/// makes the slave this process's controlling terminal and stdio. Only a
+/// container's init in a mount namespace of its own binds it to
+/// /dev/console too, as runc does: an exec must not take the console
+/// from init, and without a namespace the mount would land in the
+/// caller's.
+pub fn setup_console(
+    socket: &UnixStream,
+    size: Option<(u16, u16)>,
+    bind_console: bool,
+) -> Result<(), TtyError> {
     let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
         .map_err(setup("open /dev/ptmx"))?;
     grantpt(&master).map_err(setup("grantpt"))?;
@@ -54,7 +62,9 @@ pub fn setup_console(socket: &UnixStream, size: Option<(u16, u16)>) -> Result<()
     if let Some((rows, cols)) = size {
         set_size(slave.as_raw_fd(), rows, cols).map_err(setup("set the console size"))?;
     }
-    mount_console(&name)?;
+    if bind_console {
+        mount_console(&name)?;
+    }
     send_fd(socket, master.as_raw_fd(), name.as_bytes()).map_err(setup("send the pty master"))?;
     drop(master);
     // SAFETY: TIOCSCTTY takes an int argument; slave is a valid tty fd.
