@@ -6,7 +6,7 @@ use crate::cgroups::Cgroup;
 use crate::container::{self, ContainerError, Status};
 use crate::process::{self, ProcessError};
 use crate::procspec;
-use crate::state::{State, StateDir};
+use crate::state::{HookState, State, StateDir};
 use crate::sync::{Channel, Msg};
 use crate::{tty, Result};
 use nix::sched::{setns, CloneFlags};
@@ -127,7 +127,7 @@ impl process::Parent for ExecParent {
     fn seccomp_listener(&mut self, pid: i32, fd: OwnedFd) -> std::result::Result<(), ProcessError> {
         let profile = self.state.seccomp.as_ref();
         let profile = profile.expect("a listener comes with a profile");
-        let state = container::hook_state(&self.state, Status::Running);
+        let state = HookState::new(&self.state, Status::Running);
         Ok(crate::seccomp::agent::send(profile, &state, pid, fd)?)
     }
 }

@@ -12,12 +12,66 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The six points of the lifecycle where hooks run, in that order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HookKind {
+    Prestart,
+    CreateRuntime,
+    CreateContainer,
+    StartContainer,
+    Poststart,
+    Poststop,
+}
+
+impl HookKind {
+    pub const ALL: [HookKind; 6] = [
+        HookKind::Prestart,
+        HookKind::CreateRuntime,
+        HookKind::CreateContainer,
+        HookKind::StartContainer,
+        HookKind::Poststart,
+        HookKind::Poststop,
+    ];
+
+    /// The list's name in config.json.
+    pub fn name(self) -> &'static str {
+        match self {
+            HookKind::Prestart => "prestart",
+            HookKind::CreateRuntime => "createRuntime",
+            HookKind::CreateContainer => "createContainer",
+            HookKind::StartContainer => "startContainer",
+            HookKind::Poststart => "poststart",
+            HookKind::Poststop => "poststop",
+        }
+    }
+
+    /// This kind's hooks in `h`.
+    pub fn of(self, h: &Hooks) -> &[Hook] {
+        #[allow(deprecated)]
+        let list = match self {
+            HookKind::Prestart => h.prestart(),
+            HookKind::CreateRuntime => h.create_runtime(),
+            HookKind::CreateContainer => h.create_container(),
+            HookKind::StartContainer => h.start_container(),
+            HookKind::Poststart => h.poststart(),
+            HookKind::Poststop => h.poststop(),
+        };
+        list.as_deref().unwrap_or(&[])
+    }
+}
+
+impl std::fmt::Display for HookKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// A hook that failed, named as runc names it: its kind and its index in
 /// that list (people grep for "error running prestart hook #0").
 #[derive(Debug, thiserror::Error)]
 #[error("error running {kind} hook #{index}: {path}: {failure}")]
 pub struct HookError {
-    kind: &'static str,
+    kind: HookKind,
     index: usize,
     path: PathBuf,
     failure: Failure,
@@ -33,39 +87,21 @@ pub enum Failure {
     Timeout(i64),
 }
 
-/// Every hook list with its name in config.json, in lifecycle order.
-pub fn all(h: &Hooks) -> [(&'static str, &[Hook]); 6] {
-    fn list(v: &Option<Vec<Hook>>) -> &[Hook] {
-        v.as_deref().unwrap_or(&[])
+/// Runs the `kind` hooks of `hooks` in order, each given `state` (the
+/// runtime spec's state, serialised once); the first failure stops the
+/// rest.
+pub fn run(
+    kind: HookKind,
+    hooks: Option<&Hooks>,
+    state: &impl serde::Serialize,
+) -> Result<(), HookError> {
+    let list = hooks.map_or(&[][..], |h| kind.of(h));
+    if list.is_empty() {
+        return Ok(());
     }
-    #[allow(deprecated)]
-    let prestart = list(h.prestart());
-    [
-        ("prestart", prestart),
-        ("createRuntime", list(h.create_runtime())),
-        ("createContainer", list(h.create_container())),
-        ("startContainer", list(h.start_container())),
-        ("poststart", list(h.poststart())),
-        ("poststop", list(h.poststop())),
-    ]
-}
-
-/// The hooks of one kind, or none.
-pub fn of<'a>(hooks: Option<&'a Hooks>, kind: &str) -> &'a [Hook] {
-    hooks
-        .map(|h| {
-            all(h)
-                .into_iter()
-                .find(|(k, _)| *k == kind)
-                .map_or(&[][..], |(_, l)| l)
-        })
-        .unwrap_or(&[])
-}
-
-/// Runs hooks in order; the first failure stops the rest.
-pub fn run(kind: &'static str, hooks: &[Hook], state: &str) -> Result<(), HookError> {
-    hooks.iter().enumerate().try_for_each(|(index, h)| {
-        run_one(h, state).map_err(|failure| HookError {
+    let state = serde_json::to_string(state).expect("a hook state serialises");
+    list.iter().enumerate().try_for_each(|(index, h)| {
+        run_one(h, &state).map_err(|failure| HookError {
             kind,
             index,
             path: h.path().clone(),
@@ -173,6 +209,11 @@ mod tests {
         serde_json::from_value(json).unwrap()
     }
 
+    /// Hooks with `h` as the only one of `kind`.
+    fn hooks(kind: HookKind, h: Hook) -> Hooks {
+        serde_json::from_value(serde_json::json!({ kind.name(): [h] })).unwrap()
+    }
+
     #[test]
     fn passes_state_args_and_env() {
         let dir = std::env::temp_dir().join(format!("berth-hook-{}", std::process::id()));
@@ -183,7 +224,12 @@ mod tests {
             "args": ["sh", "-c", "echo \"$0 $X\" > \"$1\"; cat >> \"$1\"", "a1", out],
             "env": ["X=y"],
         }));
-        run("prestart", &[h], "{\"id\":\"c\"}").unwrap();
+        run(
+            HookKind::Prestart,
+            Some(&hooks(HookKind::Prestart, h)),
+            &serde_json::json!({"id": "c"}),
+        )
+        .unwrap();
         assert_eq!(
             std::fs::read_to_string(&out).unwrap(),
             "a1 y\n{\"id\":\"c\"}"
@@ -196,7 +242,13 @@ mod tests {
         let h = hook(
             serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", "echo boom >&2; exit 3"]}),
         );
-        let e = run("createRuntime", &[h], "{}").unwrap_err().to_string();
+        let e = run(
+            HookKind::CreateRuntime,
+            Some(&hooks(HookKind::CreateRuntime, h)),
+            &(),
+        )
+        .unwrap_err()
+        .to_string();
         assert_eq!(
             e,
             "error running createRuntime hook #0: /bin/sh: exit status 3: boom"
@@ -208,7 +260,13 @@ mod tests {
         let h = hook(
             serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", "sleep 5"], "timeout": 1}),
         );
-        let e = run("poststart", &[h], "{}").unwrap_err().to_string();
+        let e = run(
+            HookKind::Poststart,
+            Some(&hooks(HookKind::Poststart, h)),
+            &(),
+        )
+        .unwrap_err()
+        .to_string();
         assert_eq!(
             e,
             "error running poststart hook #0: /bin/sh: timed out after 1s"
@@ -218,7 +276,9 @@ mod tests {
     #[test]
     fn missing_binary() {
         let h = hook(serde_json::json!({"path": "/nonexistent/hook"}));
-        let e = run("prestart", &[h], "{}").unwrap_err().to_string();
+        let e = run(HookKind::Prestart, Some(&hooks(HookKind::Prestart, h)), &())
+            .unwrap_err()
+            .to_string();
         assert!(
             e.starts_with("error running prestart hook #0: /nonexistent/hook: cannot run"),
             "{e}"

@@ -5,11 +5,12 @@
 //! before init is parked go back to berth over the sync channel; errors
 //! after `start` go to the container's stderr.
 
-use crate::hooks;
+use crate::hooks::{self, HookKind};
 use crate::namespaces::{self, Plan};
 use crate::procspec;
 use crate::rootfs;
 use crate::rootfs::sources::Sources;
+use crate::state::Status;
 use crate::sync::{Channel, Msg};
 use crate::tty;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -192,12 +193,7 @@ fn container_init(
     // createContainer hooks start in the container's root, not yet pivoted
     // into, as runc's do (pivot makes its own way there).
     nix::unistd::chdir(&cfg.rootfs).map_err(ctx("chdir to the rootfs"))?;
-    hooks::run(
-        "createContainer",
-        hooks::of(all_hooks, "createContainer"),
-        &state,
-    )
-    .map_err(|e| e.to_string())?;
+    hooks::run(HookKind::CreateContainer, all_hooks, &state).map_err(|e| e.to_string())?;
     rootfs::pivot(&cfg.rootfs, jail).map_err(|e| e.to_string())?;
     rootfs::finalize(spec, jail).map_err(|e| e.to_string())?;
     if let Some(console) = &cfg.console {
@@ -214,11 +210,10 @@ fn container_init(
     ch.send(&Msg::Ready).map_err(|e| e.to_string())?;
     wait_for_start(&cfg.fifo);
     // From here on berth has returned: errors go to the container's stderr.
-    let created = state.replacen("\"status\":\"creating\"", "\"status\":\"created\"", 1);
+    let created = state.with_status(Status::Created);
     let r = procspec::seal(&prepared, process, cfg.preserve_fds)
         .and_then(|()| {
-            let hooks = hooks::of(all_hooks, "startContainer");
-            hooks::run("startContainer", hooks, &created).map_err(|e| e.to_string())
+            hooks::run(HookKind::StartContainer, all_hooks, &created).map_err(|e| e.to_string())
         })
         .and_then(|()| procspec::exec(&prepared));
     let Err(msg) = r;

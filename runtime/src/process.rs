@@ -8,6 +8,7 @@
 //! shim), which is the process model callers expect.
 
 use crate::namespaces;
+use crate::state::HookState;
 use crate::sync::{Channel, Msg};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::waitpid;
@@ -55,9 +56,9 @@ pub trait Parent {
     fn join_cgroup(&mut self, _pid: i32) -> Result<(), ProcessError> {
         Err(unexpected("join cgroup"))
     }
-    /// Run prestart and createRuntime hooks; return the state JSON the
+    /// Run prestart and createRuntime hooks; return the state the
     /// container-side hooks get.
-    fn runtime_hooks(&mut self, _pid: i32) -> Result<String, ProcessError> {
+    fn runtime_hooks(&mut self, _pid: i32) -> Result<HookState, ProcessError> {
         Err(unexpected("run hooks"))
     }
     /// Hand process `pid`'s seccomp notification fd to the agent.

@@ -209,7 +209,8 @@ fn validate_hooks(spec: &Spec) -> Result<(), SpecError> {
     let Some(hooks) = spec.hooks() else {
         return Ok(());
     };
-    for (kind, list) in crate::hooks::all(hooks) {
+    for kind in crate::hooks::HookKind::ALL {
+        let list = kind.of(hooks);
         for (i, h) in list.iter().enumerate() {
             if !h.path().is_absolute() {
                 return Err(invalid(

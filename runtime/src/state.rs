@@ -74,6 +74,56 @@ pub struct State {
     pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
 }
 
+/// A container's status, as the runtime spec names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Creating,
+    Created,
+    Running,
+    Paused,
+    Stopped,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        let s = serde_json::to_value(self).expect("status serializes");
+        f.write_str(s.as_str().unwrap_or_default())
+    }
+}
+
+/// The runtime spec's state of the container, as hooks receive it on
+/// stdin and a seccomp agent along with the notification fd.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HookState {
+    oci_version: String,
+    id: String,
+    status: Status,
+    pid: i32,
+    bundle: PathBuf,
+    annotations: HashMap<String, String>,
+}
+
+impl HookState {
+    /// The same container in another status (init's startContainer hooks
+    /// see "created" where its createContainer hooks saw "creating").
+    pub fn with_status(self, status: Status) -> HookState {
+        HookState { status, ..self }
+    }
+
+    pub fn new(s: &State, status: Status) -> HookState {
+        HookState {
+            oci_version: crate::OCI_VERSION.to_string(),
+            id: s.id.clone(),
+            status,
+            pid: s.pid,
+            bundle: s.bundle.clone(),
+            annotations: s.annotations.clone(),
+        }
+    }
+}
+
 pub fn validate_id(id: &str) -> Result<(), StateError> {
     let bad = |why| {
         Err(StateError::InvalidId {

@@ -25,7 +25,7 @@ pub enum Msg {
     /// Init: namespaces and mounts are ready; run prestart/createRuntime.
     RunHooks,
     /// Parent: hooks done; here is the state the container-side hooks get.
-    HooksDone { state: String },
+    HooksDone { state: crate::state::HookState },
     /// Container process: its seccomp filter's notification fd is
     /// attached; hand it to the agent.
     SeccompListener,

@@ -2,9 +2,9 @@
 //! fork the container's init and leave it parked until `start`. On any
 //! failure everything made so far is undone.
 
-use super::{hook_state, run_poststop, start_time, ContainerError, Status};
+use super::{run_poststop, start_time, ContainerError, HookState, Status};
 use crate::cgroups::{self, writes, Cgroup};
-use crate::hooks;
+use crate::hooks::{self, HookKind};
 use crate::init::{self, InitConfig};
 use crate::namespaces::{self, Plan};
 use crate::process::{self, Parent, ProcessError};
@@ -140,26 +140,21 @@ impl Parent for CreateParent<'_> {
         Ok(c.create()?)
     }
 
-    fn runtime_hooks(&mut self, pid: i32) -> std::result::Result<String, ProcessError> {
+    fn runtime_hooks(&mut self, pid: i32) -> std::result::Result<HookState, ProcessError> {
         let mut s = self.state.clone();
         s.pid = pid;
-        let json = hook_state(&s, Status::Creating);
-        let of = |kind| hooks::of(s.hooks.as_ref(), kind);
-        hooks::run("prestart", of("prestart"), &json)?;
-        hooks::run("createRuntime", of("createRuntime"), &json)?;
-        Ok(json)
+        let state = HookState::new(&s, Status::Creating);
+        hooks::run(HookKind::Prestart, s.hooks.as_ref(), &state)?;
+        hooks::run(HookKind::CreateRuntime, s.hooks.as_ref(), &state)?;
+        Ok(state)
     }
 
     fn seccomp_listener(&mut self, pid: i32, fd: OwnedFd) -> std::result::Result<(), ProcessError> {
         let mut s = self.state.clone();
         s.pid = pid;
         let profile = s.seccomp.as_ref().expect("a listener comes with a profile");
-        Ok(crate::seccomp::agent::send(
-            profile,
-            &hook_state(&s, Status::Creating),
-            pid,
-            fd,
-        )?)
+        let state = HookState::new(&s, Status::Creating);
+        Ok(crate::seccomp::agent::send(profile, &state, pid, fd)?)
     }
 }
 

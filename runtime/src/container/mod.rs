@@ -6,8 +6,9 @@
 //! "does not exist" and "container not running".
 
 use crate::cgroups::Cgroup;
-use crate::hooks;
+use crate::hooks::{self, HookKind};
 use crate::state::{self, Phase, State, StateDir};
+pub use crate::state::{HookState, Status};
 use crate::tty;
 
 mod create;
@@ -58,23 +59,6 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ContainerError 
 fn sys(what: impl Into<String>) -> impl FnOnce(nix::Error) -> ContainerError {
     let what = what.into();
     move |source| ContainerError::Sys { what, source }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Creating,
-    Created,
-    Running,
-    Paused,
-    Stopped,
-}
-
-impl std::fmt::Display for Status {
-    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        let s = serde_json::to_value(self).expect("status serializes");
-        f.write_str(s.as_str().unwrap_or_default())
-    }
 }
 
 /// `berth state` output, in runc's shape.
@@ -145,19 +129,6 @@ pub fn view(s: &State) -> StateView {
     }
 }
 
-/// The state hooks receive on stdin (the runtime spec's state).
-pub(crate) fn hook_state(s: &State, status: Status) -> String {
-    serde_json::json!({
-        "ociVersion": crate::OCI_VERSION,
-        "id": s.id,
-        "status": status,
-        "pid": s.pid,
-        "bundle": s.bundle,
-        "annotations": s.annotations,
-    })
-    .to_string()
-}
-
 /// Releases a created container's init to exec the user's process.
 pub fn start(root: &Path, id: &str) -> Result<()> {
     let dir = StateDir::open(root, id)?;
@@ -189,12 +160,8 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
     state.phase = Phase::Running;
     dir.save(&state)?;
     logging::debug(&format!("start {id}: the container's process runs"));
-    let json = hook_state(&state, Status::Running);
-    if let Err(e) = hooks::run(
-        "poststart",
-        hooks::of(state.hooks.as_ref(), "poststart"),
-        &json,
-    ) {
+    let hook_state = HookState::new(&state, Status::Running);
+    if let Err(e) = hooks::run(HookKind::Poststart, state.hooks.as_ref(), &hook_state) {
         // The runtime spec: a failing poststart hook is a warning only.
         logging::warn(&e.to_string());
     }
@@ -355,12 +322,8 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
 }
 
 fn run_poststop(state: &State) {
-    let json = hook_state(state, Status::Stopped);
-    if let Err(e) = hooks::run(
-        "poststop",
-        hooks::of(state.hooks.as_ref(), "poststop"),
-        &json,
-    ) {
+    let hook_state = HookState::new(state, Status::Stopped);
+    if let Err(e) = hooks::run(HookKind::Poststop, state.hooks.as_ref(), &hook_state) {
         logging::warn(&e.to_string());
     }
 }

@@ -12,15 +12,18 @@ use std::os::unix::net::UnixStream;
 
 /// Sends `fd`, the notification fd of process `pid`, with the container's
 /// `state` (the JSON hooks get) to the agent `s` names.
-pub fn send(s: &LinuxSeccomp, state: &str, pid: i32, fd: OwnedFd) -> Result<(), SeccompError> {
+pub fn send(
+    s: &LinuxSeccomp,
+    state: &impl serde::Serialize,
+    pid: i32,
+    fd: OwnedFd,
+) -> Result<(), SeccompError> {
     let path = s.listener_path().clone().unwrap_or_default();
     let fail = |what| {
         let path = path.clone();
         move |source| SeccompError::Agent { path, what, source }
     };
     let conn = UnixStream::connect(&path).map_err(fail("connect"))?;
-    let state: serde_json::Value =
-        serde_json::from_str(state).expect("berth's own state JSON parses");
     let msg = serde_json::json!({
         "ociVersion": crate::OCI_VERSION,
         "fds": ["seccompFd"],
