@@ -2,8 +2,8 @@
 //! update, ps and events.
 
 use crate::cgroups::Cgroup;
-use crate::container::{self, ContainerError, Status};
-use crate::state::{Phase, State, StateDir};
+use crate::container::{self, ContainerError, Locked, Status, Verb};
+use crate::state::{Phase, State};
 use crate::Result;
 use oci_spec::runtime::LinuxResources;
 use std::path::Path;
@@ -16,49 +16,24 @@ fn cgroup_of(s: &State) -> Result<Cgroup> {
     Ok(Cgroup::new(path))
 }
 
-fn wrong(s: &State, status: Status, what: &'static str) -> crate::Error {
-    ContainerError::WrongStatus {
-        id: s.id.clone(),
-        status,
-        what,
-    }
-    .into()
-}
-
 pub fn pause(root: &Path, id: &str) -> Result<()> {
-    let dir = StateDir::open(root, id)?;
-    let mut s = dir.load()?;
-    match container::status(&s) {
-        Status::Running | Status::Created => {}
-        Status::Stopped => return Err(ContainerError::NotRunning.into()),
-        st => return Err(wrong(&s, st, "only a running container can be paused")),
-    }
-    cgroup_of(&s)?.freeze(true)?;
-    s.phase = Phase::Paused;
-    Ok(dir.save(&s)?)
+    let mut c = Locked::open(root, id, Verb::Pause)?;
+    cgroup_of(&c.state)?.freeze(true)?;
+    c.state.phase = Phase::Paused;
+    c.save()
 }
 
 pub fn resume(root: &Path, id: &str) -> Result<()> {
-    let dir = StateDir::open(root, id)?;
-    let mut s = dir.load()?;
-    match container::status(&s) {
-        Status::Paused => {}
-        Status::Stopped => return Err(ContainerError::NotRunning.into()),
-        st => return Err(wrong(&s, st, "only a paused container can be resumed")),
-    }
-    cgroup_of(&s)?.freeze(false)?;
-    s.phase = Phase::Running;
-    Ok(dir.save(&s)?)
+    let mut c = Locked::open(root, id, Verb::Resume)?;
+    cgroup_of(&c.state)?.freeze(false)?;
+    c.state.phase = Phase::Running;
+    c.save()
 }
 
 /// Writes new resource limits into a live container's cgroup.
 pub fn update(root: &Path, id: &str, r: &LinuxResources) -> Result<()> {
-    let dir = StateDir::open(root, id)?;
-    let s = dir.load()?;
-    if container::status(&s) == Status::Stopped {
-        return Err(ContainerError::NotRunning.into());
-    }
-    let cg = cgroup_of(&s)?;
+    let c = Locked::open(root, id, Verb::Update)?;
+    let cg = cgroup_of(&c.state)?;
     let ws = cg.plan(Some(r))?;
     Ok(cg.update(&ws)?)
 }

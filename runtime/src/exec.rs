@@ -3,10 +3,10 @@
 //! `process` as init did (user, caps, rlimits, env, cwd, fds).
 
 use crate::cgroups::Cgroup;
-use crate::container::{self, ContainerError, Status};
+use crate::container::{self, ContainerError, Locked, Status, Verb};
 use crate::process::{self, ProcessError};
 use crate::procspec;
-use crate::state::{HookState, State, StateDir};
+use crate::state::{HookState, State};
 use crate::sync::{Channel, Msg};
 use crate::{tty, Result};
 use nix::sched::{setns, CloneFlags};
@@ -57,26 +57,12 @@ struct Target {
 /// Starts `opts.process` in container `id`; returns its pid once it is
 /// about to exec. `console` overrides `--console-socket` (`exec -t` relay).
 pub fn exec(root: &Path, id: &str, opts: &ExecOpts, console: Option<UnixStream>) -> Result<i32> {
-    let dir = StateDir::open(root, id)?;
-    let state = dir.load()?;
-    match container::status(&state) {
-        Status::Running | Status::Created => {}
-        Status::Paused if opts.ignore_paused => {}
-        Status::Paused => return Err(ContainerError::Paused.into()),
-        status => {
-            let what = match status {
-                // runc's words: tools (and people) match them.
-                Status::Stopped => "cannot exec in a stopped container",
-                _ => "cannot exec before the container is created",
-            };
-            return Err(ContainerError::WrongStatus {
-                id: id.into(),
-                status,
-                what,
-            }
-            .into());
-        }
-    }
+    let verb = if opts.ignore_paused {
+        Verb::ExecPaused
+    } else {
+        Verb::Exec
+    };
+    let Locked { dir, state, .. } = Locked::open(root, id, verb)?;
     let terminal = opts.process.terminal() == Some(true);
     let console = match (terminal, console, &opts.console_socket) {
         (false, _, _) => None,

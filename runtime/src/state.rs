@@ -232,6 +232,12 @@ impl StateDir {
         fs::rename(&tmp, self.path.join(STATE_FILE)).map_err(self.io_err(&self.path))
     }
 
+    /// Whether state.json was written (a create that died early leaves
+    /// the directory without it).
+    pub fn has_state(&self) -> bool {
+        self.path.join(STATE_FILE).exists()
+    }
+
     pub fn load(&self) -> Result<State, StateError> {
         load_file(&self.id, &self.path)
     }

@@ -12,9 +12,11 @@ pub use crate::state::{HookState, Status};
 use crate::tty;
 
 mod create;
+mod locked;
 use crate::{logging, Result};
 pub(crate) use create::write_pid_file;
 pub use create::{create, CreateOpts};
+pub use locked::{Locked, Verb};
 use nix::sys::signal::{kill as send_signal, Signal};
 use nix::unistd::Pid;
 use serde::Serialize;
@@ -131,21 +133,8 @@ pub fn view(s: &State) -> StateView {
 
 /// Releases a created container's init to exec the user's process.
 pub fn start(root: &Path, id: &str) -> Result<()> {
-    let dir = StateDir::open(root, id)?;
-    let mut state = dir.load()?;
-    match status(&state) {
-        Status::Created => {}
-        Status::Stopped => return Err(ContainerError::NotRunning.into()),
-        status => {
-            return Err(ContainerError::WrongStatus {
-                id: id.into(),
-                status,
-                what: "only a created container can be started",
-            }
-            .into())
-        }
-    }
-    let fifo = dir.fifo_path();
+    let mut c = Locked::open(root, id, Verb::Start)?;
+    let fifo = c.dir.fifo_path();
     let f = std::fs::OpenOptions::new()
         .write(true)
         .custom_flags(libc::O_NONBLOCK)
@@ -153,15 +142,15 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
         // No reader on the fifo means init is gone.
         .map_err(|_| ContainerError::NotRunning)?;
     std::io::Write::write_all(&mut &f, b"0").map_err(io("release the container's init"))?;
-    logging::debug(&format!("start {id}: init {} released", state.pid));
+    logging::debug(&format!("start {id}: init {} released", c.state.pid));
     wait_exec(&f);
     drop(f);
     let _ = std::fs::remove_file(&fifo);
-    state.phase = Phase::Running;
-    dir.save(&state)?;
+    c.state.phase = Phase::Running;
+    c.save()?;
     logging::debug(&format!("start {id}: the container's process runs"));
-    let hook_state = HookState::new(&state, Status::Running);
-    if let Err(e) = hooks::run(HookKind::Poststart, state.hooks.as_ref(), &hook_state) {
+    let hook_state = HookState::new(&c.state, Status::Running);
+    if let Err(e) = hooks::run(HookKind::Poststart, c.state.hooks.as_ref(), &hook_state) {
         // The runtime spec: a failing poststart hook is a warning only.
         logging::warn(&e.to_string());
     }
@@ -207,12 +196,16 @@ pub fn list(root: &Path) -> Result<Vec<StateView>> {
 /// Sends a signal to the container's init, or with `all` to every process
 /// in its pid namespace; `None` (signal 0) only checks they are there.
 pub fn kill(root: &Path, id: &str, sig: Option<Signal>, all: bool) -> Result<()> {
-    let dir = StateDir::open(root, id)?;
-    let state = dir.load()?;
-    let status = status(&state);
+    let sigkill = sig == Some(Signal::SIGKILL);
+    let verb = if all || sigkill {
+        Verb::KillAll
+    } else {
+        Verb::Kill
+    };
+    let Locked { state, status, .. } = Locked::open(root, id, verb)?;
     // SIGKILL takes the whole cgroup, as with runc 1.2 and later: without
     // a pid namespace of its own, init's death leaves the rest running.
-    if status != Status::Creating && sig == Some(Signal::SIGKILL) && kill_cgroup(&state) {
+    if sigkill && kill_cgroup(&state) {
         return Ok(());
     }
     match status {
@@ -223,7 +216,8 @@ pub fn kill(root: &Path, id: &str, sig: Option<Signal>, all: bool) -> Result<()>
             signal_all(in_cgroup(&state), sig);
             return Ok(());
         }
-        Status::Stopped | Status::Creating => return Err(ContainerError::NotRunning.into()),
+        // SIGKILL, and the cgroup was empty already.
+        Status::Stopped => return Err(ContainerError::NotRunning.into()),
         _ if all => {
             signal_all(members(&state), sig);
             return Ok(());
@@ -291,27 +285,23 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         Err(state::StateError::NotExist(_)) if force => return Ok(()),
         r => r?,
     };
-    let state = match dir.load() {
-        Ok(s) => s,
-        // A directory left by a create that died half-way: nothing to stop.
-        Err(state::StateError::NotExist(_)) if force => return Ok(dir.remove()?),
-        Err(e) => return Err(e.into()),
+    // A directory left by a create that died half-way: nothing to stop.
+    if force && !dir.has_state() {
+        return Ok(dir.remove()?);
+    }
+    let verb = if force {
+        Verb::ForceDelete
+    } else {
+        Verb::Delete
     };
-    match status(&state) {
+    let Locked { dir, state, status } = Locked::from_dir(dir, verb)?;
+    match status {
         // What init left in a pid namespace it did not own goes with it,
         // as runc's delete does.
         Status::Stopped => {
             kill_cgroup(&state);
         }
-        Status::Created => stop(&state),
-        _ if force => stop(&state),
-        status => {
-            return Err(ContainerError::NotStopped {
-                id: id.into(),
-                status,
-            }
-            .into())
-        }
+        _ => stop(&state),
     }
     if let Some(p) = &state.cgroup {
         Cgroup::new(p.clone()).destroy()?;
