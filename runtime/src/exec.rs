@@ -4,13 +4,13 @@
 
 use crate::cgroups::Cgroup;
 use crate::container::{self, ContainerError, Locked, Status, Verb};
+use crate::error::Context;
 use crate::process::{self, ProcessError};
-use crate::procspec;
+use crate::procspec::{self, Res};
 use crate::state::{HookState, State};
 use crate::sync::{Channel, Msg};
 use crate::{tty, Result};
 use nix::sched::{setns, CloneFlags};
-use nix::unistd::{fork, ForkResult};
 use oci_spec::runtime::Process;
 use std::fs::File;
 use std::os::fd::OwnedFd;
@@ -160,53 +160,38 @@ fn namespaces_of(pid: i32) -> Result<Vec<(File, CloneFlags)>> {
 }
 
 fn stage1(t: &Target, opts: &ExecOpts, ch: Channel) {
-    let r = (|| -> std::result::Result<(), String> {
-        for procs in &t.cgroup_procs {
-            std::fs::write(procs, "0")
-                .map_err(|e| format!("join cgroup {}: {e}", procs.display()))?;
-        }
-        for (f, flag) in &t.namespaces {
-            setns(f, *flag)
-                .map_err(|e| format!("join the container's namespace ({flag:?}): {e}"))?;
-        }
-        if let Some(root) = &t.chroot {
-            nix::unistd::fchdir(root).map_err(|e| format!("fchdir to init's root: {e}"))?;
-            nix::unistd::chroot(".").map_err(|e| format!("chroot to init's root: {e}"))?;
-        }
-        Ok(())
-    })();
-    if let Err(msg) = r {
-        crate::init::die(&ch, msg);
+    if let Err(e) = enter(t) {
+        crate::init::die(&ch, e);
     }
-    // SAFETY: single-threaded, as in berth's main process.
-    match unsafe { fork() } {
-        Ok(ForkResult::Child) => {
-            let Err(msg) = exec_child(t, opts, &ch);
-            crate::init::die(&ch, msg)
-        }
-        Ok(ForkResult::Parent { child }) => {
-            let _ = ch.send(&Msg::InitPid {
-                pid: child.as_raw(),
-            });
-            // SAFETY: _exit skips atexit handlers on purpose.
-            unsafe { libc::_exit(0) }
-        }
-        Err(e) => crate::init::die(&ch, format!("fork: {e}")),
-    }
+    crate::init::fork_and_report(&ch, || match exec_child(t, opts, &ch) {
+        Err(e) => e,
+        Ok(never) => match never {},
+    })
 }
 
-fn exec_child(
-    t: &Target,
-    opts: &ExecOpts,
-    ch: &Channel,
-) -> std::result::Result<std::convert::Infallible, String> {
-    nix::unistd::setsid().map_err(|e| format!("setsid: {e}"))?;
+/// Joins the container's cgroups and namespaces, and init's root.
+fn enter(t: &Target) -> Res<()> {
+    for procs in &t.cgroup_procs {
+        std::fs::write(procs, "0").context(format!("join cgroup {}", procs.display()))?;
+    }
+    for (f, flag) in &t.namespaces {
+        setns(f, *flag).context(format!("join the container's namespace ({flag:?})"))?;
+    }
+    if let Some(root) = &t.chroot {
+        nix::unistd::fchdir(root).context("fchdir to init's root")?;
+        nix::unistd::chroot(".").context("chroot to init's root")?;
+    }
+    Ok(())
+}
+
+fn exec_child(t: &Target, opts: &ExecOpts, ch: &Channel) -> Res<std::convert::Infallible> {
+    nix::unistd::setsid().context("setsid")?;
     if let Some(console) = &t.console {
         let size = opts
             .process
             .console_size()
             .map(|b| (b.height() as u16, b.width() as u16));
-        tty::setup_console(console, size, false).map_err(|e| e.to_string())?;
+        tty::setup_console(console, size, false)?;
     }
     let prepared = procspec::prepare_with(
         &opts.process,
@@ -214,7 +199,7 @@ fn exec_child(
         t.seccomp.as_ref(),
         ch,
     )?;
-    ch.send(&Msg::Ready).map_err(|e| e.to_string())?;
+    ch.send(&Msg::Ready)?;
     procspec::seal(&prepared, &opts.process, opts.preserve_fds)?;
     procspec::exec(&prepared)
 }

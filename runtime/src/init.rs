@@ -5,9 +5,10 @@
 //! before init is parked go back to berth over the sync channel; errors
 //! after `start` go to the container's stderr.
 
+use crate::error::{Context, OsError};
 use crate::hooks::{self, HookKind};
 use crate::namespaces::{self, Plan};
-use crate::procspec;
+use crate::procspec::{self, Res, SetupError};
 use crate::rootfs;
 use crate::rootfs::sources::Sources;
 use crate::state::Status;
@@ -47,16 +48,29 @@ pub struct InitConfig {
     pub state_dir_fd: std::os::fd::RawFd,
 }
 
-type Res<T> = Result<T, String>;
-
-fn ctx<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> String + '_ {
-    move |e| format!("{what}: {e}")
-}
-
-pub(crate) fn die(ch: &Channel, msg: String) -> ! {
-    let _ = ch.send(&Msg::Error { msg });
+/// Reports `e` to berth (or, once berth has returned, nobody) and exits.
+pub(crate) fn die(ch: &Channel, e: SetupError) -> ! {
+    let _ = ch.send(&Msg::Error { msg: e.to_string() });
     // SAFETY: _exit is always safe; it skips atexit handlers on purpose.
     unsafe { libc::_exit(1) }
+}
+
+/// The step both init and exec take once their first stage has joined
+/// or made the namespaces: fork the container's process, whose pid the
+/// first stage reports before it exits, and run `child` in it.
+pub(crate) fn fork_and_report(ch: &Channel, child: impl FnOnce() -> SetupError) -> ! {
+    // SAFETY: single-threaded, as in berth's main process.
+    match unsafe { fork() } {
+        Ok(ForkResult::Child) => die(ch, child()),
+        Ok(ForkResult::Parent { child }) => {
+            let _ = ch.send(&Msg::InitPid {
+                pid: child.as_raw(),
+            });
+            // SAFETY: see die().
+            unsafe { libc::_exit(0) }
+        }
+        Err(e) => die(ch, OsError::new("fork", e).into()),
+    }
 }
 
 /// First stage: joins and creates namespaces, then forks init.
@@ -67,36 +81,24 @@ pub fn stage1(cfg: &InitConfig, plan: &Plan, ch: Channel) -> ! {
     unsafe { libc::close(cfg.state_dir_fd) };
     let sources = match stage1_setup(cfg, plan, &ch) {
         Ok(sources) => sources,
-        Err(msg) => die(&ch, msg),
+        Err(e) => die(&ch, e),
     };
     // init waits for EOF on this pipe, which comes when the first stage
     // exits: berth then knows init's pid before init can ask for anything.
-    let (held, hold) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+    let (held, hold) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe") {
         Ok(p) => p,
-        Err(e) => die(&ch, format!("pipe: {e}")),
+        Err(e) => die(&ch, e.into()),
     };
-    // SAFETY: single-threaded, as in the parent.
-    match unsafe { fork() } {
-        Ok(ForkResult::Child) => {
-            drop(hold);
-            let mut b = [0u8; 1];
-            while let Err(nix::errno::Errno::EINTR) = nix::unistd::read(&held, &mut b) {}
-            drop(held);
-            let msg = match container_init(cfg, plan, &ch, sources) {
-                Err(msg) => msg,
-                Ok(never) => match never {},
-            };
-            die(&ch, msg)
+    fork_and_report(&ch, || {
+        drop(hold);
+        let mut b = [0u8; 1];
+        while let Err(nix::errno::Errno::EINTR) = nix::unistd::read(&held, &mut b) {}
+        drop(held);
+        match container_init(cfg, plan, &ch, sources) {
+            Err(e) => e,
+            Ok(never) => match never {},
         }
-        Ok(ForkResult::Parent { child }) => {
-            let _ = ch.send(&Msg::InitPid {
-                pid: child.as_raw(),
-            });
-            // SAFETY: see die().
-            unsafe { libc::_exit(0) }
-        }
-        Err(e) => die(&ch, format!("fork the container's init: {e}")),
-    }
+    })
 }
 
 fn stage1_setup(cfg: &InitConfig, plan: &Plan, ch: &Channel) -> Res<Sources> {
@@ -107,7 +109,7 @@ fn stage1_setup(cfg: &InitConfig, plan: &Plan, ch: &Channel) -> Res<Sources> {
         ask(ch, &Msg::JoinCgroup { pid }, Msg::CgroupJoined)?;
     }
     for procs in &cfg.cgroup_procs {
-        std::fs::write(procs, "0").map_err(|e| format!("join cgroup {}: {e}", procs.display()))?;
+        std::fs::write(procs, "0").context(format!("join cgroup {}", procs.display()))?;
     }
     // Until exec, /proc/<init>/exe is berth itself: keep other processes
     // (in the container, too) from opening it through /proc.
@@ -115,15 +117,14 @@ fn stage1_setup(cfg: &InitConfig, plan: &Plan, ch: &Channel) -> Res<Sources> {
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0) };
     if let Some(adj) = cfg.spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
         std::fs::write("/proc/self/oom_score_adj", adj.to_string())
-            .map_err(ctx("set process.oomScoreAdj"))?;
+            .context("set process.oomScoreAdj")?;
     }
-    plan.join_all().map_err(|e| e.to_string())?;
+    plan.join_all()?;
     let mut sources = Sources::default();
     if plan.new_user {
         // The last moment the sources are reachable as the host's root.
-        sources = Sources::clone_all(&cfg.spec, &cfg.bundle).map_err(|e| e.to_string())?;
-        namespaces::unshare_flags(nix::sched::CloneFlags::CLONE_NEWUSER)
-            .map_err(|e| e.to_string())?;
+        sources = Sources::clone_all(&cfg.spec, &cfg.bundle)?;
+        namespaces::unshare_flags(nix::sched::CloneFlags::CLONE_NEWUSER)?;
         ask(ch, &Msg::MapIds { pid }, Msg::IdsMapped)?;
     }
     // Host root is unmapped in the container's user namespace: files it
@@ -131,16 +132,16 @@ fn stage1_setup(cfg: &InitConfig, plan: &Plan, ch: &Channel) -> Res<Sources> {
     if plan.new_user || plan.joins(LinuxNamespaceType::User) {
         become_root()?;
     }
-    namespaces::unshare_flags(plan.new).map_err(|e| e.to_string())?;
+    namespaces::unshare_flags(plan.new)?;
     Ok(sources)
 }
 
 /// Sends a request to berth and waits for the answer `want`.
 fn ask(ch: &Channel, request: &Msg, want: Msg) -> Res<()> {
-    ch.send(request).map_err(|e| e.to_string())?;
-    let got = ch.recv().map_err(|e| e.to_string())?;
+    ch.send(request)?;
+    let got = ch.recv()?;
     if std::mem::discriminant(&got) != std::mem::discriminant(&want) {
-        return Err(format!("unexpected message {got:?}, wanted {want:?}"));
+        return Err(SetupError::Protocol(format!("{got:?}, wanted {want:?}")));
     }
     Ok(())
 }
@@ -148,10 +149,9 @@ fn ask(ch: &Channel, request: &Msg, want: Msg) -> Res<()> {
 fn become_root() -> Res<()> {
     let root_g = Gid::from_raw(0);
     let root_u = Uid::from_raw(0);
-    nix::unistd::setresgid(root_g, root_g, root_g)
-        .map_err(ctx("setresgid(0) in the user namespace"))?;
-    nix::unistd::setresuid(root_u, root_u, root_u)
-        .map_err(ctx("setresuid(0) in the user namespace"))
+    nix::unistd::setresgid(root_g, root_g, root_g).context("setresgid(0) in the user namespace")?;
+    nix::unistd::setresuid(root_u, root_u, root_u).context("setresuid(0) in the user namespace")?;
+    Ok(())
 }
 
 /// The container's init, pid 1 of its pid namespace when it has one.
@@ -161,12 +161,12 @@ fn container_init(
     ch: &Channel,
     sources: Sources,
 ) -> Res<std::convert::Infallible> {
-    nix::unistd::setsid().map_err(ctx("setsid"))?;
+    nix::unistd::setsid().context("setsid")?;
     let spec = &cfg.spec;
-    let process = spec
-        .process()
-        .as_ref()
-        .ok_or("config.json: process: missing")?;
+    let process = spec.process().as_ref().ok_or_else(|| SetupError::Field {
+        field: "config.json: process".into(),
+        why: "missing".into(),
+    })?;
     let userns = plan.new_user || spec_has(spec, LinuxNamespaceType::User);
     let jail = rootfs::Jail::new(spec_has(spec, LinuxNamespaceType::Mount), cfg.no_pivot);
     rootfs::prepare(&rootfs::Ctx {
@@ -178,46 +178,42 @@ fn container_init(
         cgroupns: plan.has_new(LinuxNamespaceType::Cgroup),
         jail,
         sources: &sources,
-    })
-    .map_err(|e| e.to_string())?;
+    })?;
     // The clones are mounted now; none stays open while init is parked.
     drop(sources);
     set_names(spec)?;
-    ch.send(&Msg::RunHooks).map_err(|e| e.to_string())?;
-    let state = match ch.recv().map_err(|e| e.to_string())? {
+    ch.send(&Msg::RunHooks)?;
+    let state = match ch.recv()? {
         Msg::HooksDone { state } => state,
-        Msg::Error { msg } => return Err(msg),
-        other => return Err(format!("unexpected message {other:?}")),
+        Msg::Error { msg } => return Err(SetupError::Parent(msg)),
+        other => return Err(SetupError::Protocol(format!("{other:?}"))),
     };
     let all_hooks = spec.hooks().as_ref();
     // createContainer hooks start in the container's root, not yet pivoted
     // into, as runc's do (pivot makes its own way there).
-    nix::unistd::chdir(&cfg.rootfs).map_err(ctx("chdir to the rootfs"))?;
-    hooks::run(HookKind::CreateContainer, all_hooks, &state).map_err(|e| e.to_string())?;
-    rootfs::pivot(&cfg.rootfs, jail).map_err(|e| e.to_string())?;
-    rootfs::finalize(spec, jail).map_err(|e| e.to_string())?;
+    nix::unistd::chdir(&cfg.rootfs).context("chdir to the rootfs")?;
+    hooks::run(HookKind::CreateContainer, all_hooks, &state)?;
+    rootfs::pivot(&cfg.rootfs, jail)?;
+    rootfs::finalize(spec, jail)?;
     if let Some(console) = &cfg.console {
         let size = process
             .console_size()
             .map(|b| (b.height() as u16, b.width() as u16));
-        tty::setup_console(console, size, jail != rootfs::Jail::Chroot)
-            .map_err(|e| e.to_string())?;
+        tty::setup_console(console, size, jail != rootfs::Jail::Chroot)?;
     }
     if !cfg.no_new_keyring {
         join_session_keyring(&cfg.id)?;
     }
     let prepared = procspec::prepare(process, cfg.seccomp.as_ref(), ch)?;
-    ch.send(&Msg::Ready).map_err(|e| e.to_string())?;
+    ch.send(&Msg::Ready)?;
     wait_for_start(&cfg.fifo);
     // From here on berth has returned: errors go to the container's stderr.
     let created = state.with_status(Status::Created);
     let r = procspec::seal(&prepared, process, cfg.preserve_fds)
-        .and_then(|()| {
-            hooks::run(HookKind::StartContainer, all_hooks, &created).map_err(|e| e.to_string())
-        })
+        .and_then(|()| Ok(hooks::run(HookKind::StartContainer, all_hooks, &created)?))
         .and_then(|()| procspec::exec(&prepared));
-    let Err(msg) = r;
-    eprintln!("berth: {msg}");
+    let Err(e) = r;
+    eprintln!("berth: {e}");
     // SAFETY: see die().
     unsafe { libc::_exit(1) }
 }
@@ -234,12 +230,12 @@ fn set_names(spec: &Spec) -> Res<()> {
         return Ok(());
     }
     if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
-        nix::unistd::sethostname(h).map_err(ctx("set hostname"))?;
+        nix::unistd::sethostname(h).context("set hostname")?;
     }
     if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
         // SAFETY: the pointer and length describe `d`, which outlives the call.
         let r = unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) };
-        nix::errno::Errno::result(r).map_err(ctx("set domainname"))?;
+        nix::errno::Errno::result(r).context("set domainname")?;
     }
     Ok(())
 }
@@ -247,7 +243,7 @@ fn set_names(spec: &Spec) -> Res<()> {
 /// A fresh session keyring per container, so containers never share the
 /// keys of the caller's session.
 fn join_session_keyring(id: &str) -> Res<()> {
-    let name = CString::new(format!("_ses.{id}")).map_err(|e| e.to_string())?;
+    let name = CString::new(format!("_ses.{id}")).map_err(|_| SetupError::Nul(id.into()))?;
     // SAFETY: KEYCTL_JOIN_SESSION_KEYRING takes a NUL-terminated name.
     let r = unsafe {
         libc::syscall(
@@ -259,7 +255,7 @@ fn join_session_keyring(id: &str) -> Res<()> {
     match nix::errno::Errno::result(r) {
         // Kernels without keyrings, or a seccomp'd caller: runc carries on too.
         Err(nix::errno::Errno::ENOSYS) | Err(nix::errno::Errno::EACCES) => Ok(()),
-        r => r.map(drop).map_err(ctx("join a new session keyring")),
+        r => Ok(r.map(drop).context("join a new session keyring")?),
     }
 }
 

@@ -10,6 +10,7 @@ pub mod clock;
 pub mod container;
 pub mod control;
 pub mod dbus;
+pub mod error;
 pub mod exec;
 pub mod hooks;
 pub mod init;

@@ -4,6 +4,7 @@
 //! and by `exec`.
 
 use crate::capabilities;
+use crate::error::{Context, OsError};
 use crate::seccomp::Filter;
 use crate::sync::{Channel, Msg};
 use nix::unistd::{Gid, Uid};
@@ -12,10 +13,55 @@ use std::ffi::CString;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-type Res<T> = Result<T, String>;
+/// Why the container side could not become the spec's process (shared
+/// by init and exec, whose messages reach berth's caller over the sync
+/// channel, or the container's stderr once berth has returned).
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Os(#[from] OsError),
+    /// A value of the spec this process cannot take on.
+    #[error("{field}: {why}")]
+    Field { field: String, why: String },
+    /// `process.args[0]` cannot be run (runc's wording: Docker maps it to
+    /// exit code 127).
+    #[error("exec: {name:?}: {why}")]
+    Program { name: String, why: String },
+    /// The final execve failed (Go's wording, which runc prints).
+    #[error("exec {program}: {why}")]
+    Exec { program: String, why: String },
+    #[error("{0:?} contains a NUL byte")]
+    Nul(String),
+    #[error("unexpected message {0}")]
+    Protocol(String),
+    /// berth's side failed and said why.
+    #[error("{0}")]
+    Parent(String),
+    #[error(transparent)]
+    Caps(#[from] capabilities::CapsError),
+    #[error(transparent)]
+    Lsm(#[from] crate::lsm::ApplyError),
+    #[error(transparent)]
+    Seccomp(#[from] crate::seccomp::SeccompError),
+    #[error(transparent)]
+    Sync(#[from] crate::sync::SyncError),
+    #[error(transparent)]
+    Tty(#[from] crate::tty::TtyError),
+    #[error(transparent)]
+    Rootfs(#[from] crate::rootfs::RootfsError),
+    #[error(transparent)]
+    Hook(#[from] crate::hooks::HookError),
+    #[error(transparent)]
+    Namespace(#[from] crate::namespaces::NamespaceError),
+}
 
-fn ctx<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> String + '_ {
-    move |e| format!("{what}: {e}")
+pub type Res<T> = Result<T, SetupError>;
+
+fn field(field: impl Into<String>, why: impl Into<String>) -> SetupError {
+    SetupError::Field {
+        field: field.into(),
+        why: why.into(),
+    }
 }
 
 /// A process ready to exec: everything resolved while errors can still
@@ -55,14 +101,13 @@ pub fn prepare_with(
 ) -> Res<Prepared> {
     let nnp = process.no_new_privileges() == Some(true);
     set_rlimits(process)?;
-    crate::lsm::set_exec_labels(process).map_err(|e| e.to_string())?;
+    crate::lsm::set_exec_labels(process)?;
     if let Some(f) = seccomp.filter(|f| !nnp || f.notifies()) {
         if nnp {
             set_no_new_privs()?;
         }
-        if let Some(fd) = f.load().map_err(|e| e.to_string())? {
-            ch.send_fd(&Msg::SeccompListener, fd)
-                .map_err(|e| e.to_string())?;
+        if let Some(fd) = f.load()? {
+            ch.send_fd(&Msg::SeccompListener, fd)?;
         }
     }
     enter_cwd_around(process.cwd(), missing_cwd, || set_identity(process))?;
@@ -83,7 +128,7 @@ pub fn seal(p: &Prepared, process: &Process, preserve_fds: i32) -> Res<()> {
     prepare_exec(preserve_fds, process)?;
     if let Some(f) = &p.late_seccomp {
         // Never a notification fd: such filters went in earlier.
-        f.load().map_err(|e| e.to_string())?;
+        f.load()?;
     }
     Ok(())
 }
@@ -92,11 +137,10 @@ pub fn seal(p: &Prepared, process: &Process, preserve_fds: i32) -> Res<()> {
 pub fn exec(p: &Prepared) -> Res<std::convert::Infallible> {
     let e = nix::unistd::execve(&p.program, &p.argv, &p.envp).unwrap_err();
     // Go's wording, which runc prints and people grep for.
-    Err(format!(
-        "exec {}: {}",
-        p.program.to_string_lossy(),
-        e.desc().to_lowercase()
-    ))
+    Err(SetupError::Exec {
+        program: p.program.to_string_lossy().into_owned(),
+        why: e.desc().to_lowercase(),
+    })
 }
 
 /// The resource number (its C type differs between glibc and musl).
@@ -132,11 +176,14 @@ fn set_rlimits(process: &Process) -> Res<()> {
         // SAFETY: setrlimit reads the rlimit struct for the duration of the call.
         let rc = unsafe { libc::setrlimit(rlimit_resource(r.typ()) as _, &lim) };
         nix::errno::Errno::result(rc).map_err(|e| {
-            format!(
-                "process.rlimits: {} soft {} hard {}: {e} (raising a hard limit needs CAP_SYS_RESOURCE)",
-                r.typ(),
-                r.soft(),
-                r.hard()
+            field(
+                "process.rlimits",
+                format!(
+                    "{} soft {} hard {}: {e} (raising a hard limit needs CAP_SYS_RESOURCE)",
+                    r.typ(),
+                    r.soft(),
+                    r.hard()
+                ),
             )
         })?;
     }
@@ -147,7 +194,7 @@ fn set_rlimits(process: &Process) -> Res<()> {
 fn set_identity(process: &Process) -> Res<()> {
     let caps = process.capabilities().as_ref();
     if let Some(c) = caps {
-        capabilities::apply_bounding(c).map_err(|e| e.to_string())?;
+        capabilities::apply_bounding(c)?;
     }
     // SAFETY: prctl with PR_SET_KEEPCAPS takes a plain integer.
     unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1) };
@@ -158,15 +205,15 @@ fn set_identity(process: &Process) -> Res<()> {
         .flatten()
         .map(|g| Gid::from_raw(*g))
         .collect();
-    nix::unistd::setgroups(&groups).map_err(ctx("process.user.additionalGids: setgroups"))?;
+    nix::unistd::setgroups(&groups).context("process.user.additionalGids: setgroups")?;
     let (uid, gid) = (Uid::from_raw(user.uid()), Gid::from_raw(user.gid()));
     give_stdio_to(uid, process.terminal() == Some(true))?;
-    nix::unistd::setresgid(gid, gid, gid).map_err(ctx("process.user.gid: setresgid"))?;
-    nix::unistd::setresuid(uid, uid, uid).map_err(ctx("process.user.uid: setresuid"))?;
+    nix::unistd::setresgid(gid, gid, gid).context("process.user.gid: setresgid")?;
+    nix::unistd::setresuid(uid, uid, uid).context("process.user.uid: setresuid")?;
     // SAFETY: as above.
     unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0) };
     if let Some(c) = caps {
-        capabilities::apply_sets(c).map_err(|e| e.to_string())?;
+        capabilities::apply_sets(c)?;
     }
     let umask = user.umask().unwrap_or(0o022);
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(umask));
@@ -197,7 +244,12 @@ fn give_stdio_to(uid: Uid, own_pty: bool) -> Res<()> {
         }
         match nix::unistd::fchown(fd, Some(uid), Some(Gid::from_raw(st.st_gid))) {
             Ok(()) | Err(nix::errno::Errno::EINVAL | nix::errno::Errno::EPERM) => {}
-            Err(e) => return Err(format!("give fd {n} to process.user.uid: fchown: {e}")),
+            Err(e) => {
+                return Err(field(
+                    "process.user.uid",
+                    format!("give fd {n}: fchown: {e}"),
+                ))
+            }
         }
     }
     Ok(())
@@ -244,9 +296,9 @@ fn find_program(process: &Process, env: &[String]) -> Res<CString> {
         .args()
         .as_ref()
         .and_then(|a| a.first())
-        .ok_or("process.args: empty")?;
+        .ok_or_else(|| field("process.args", "empty"))?;
     let path = if name.contains('/') {
-        check_executable(Path::new(name)).map_err(|e| format!("exec: {name:?}: {e}"))?;
+        check_executable(name, Path::new(name))?;
         PathBuf::from(name)
     } else {
         let search = env
@@ -257,10 +309,14 @@ fn find_program(process: &Process, env: &[String]) -> Res<CString> {
         search
             .split(':')
             .map(|dir| Path::new(if dir.is_empty() { "." } else { dir }).join(name))
-            .find(|p| check_executable(p).is_ok())
-            .ok_or_else(|| format!("exec: {name:?}: executable file not found in $PATH"))?
+            .find(|p| check_executable(name, p).is_ok())
+            .ok_or_else(|| SetupError::Program {
+                name: name.clone(),
+                why: "executable file not found in $PATH".into(),
+            })?
     };
-    CString::new(path.into_os_string().into_encoded_bytes()).map_err(|e| e.to_string())
+    let path = path.into_os_string().into_encoded_bytes();
+    CString::new(path).map_err(|e| SetupError::Nul(String::from_utf8_lossy(&e.into_vec()).into()))
 }
 
 /// Enters `cwd` around `switch_user`, in runc's order: first as root, who
@@ -273,8 +329,7 @@ fn enter_cwd_around(
     switch_user: impl FnOnce() -> Res<()>,
 ) -> Res<()> {
     if missing == MissingCwd::Create {
-        std::fs::create_dir_all(cwd)
-            .map_err(|e| format!("process.cwd {}: {}", cwd.display(), io_text(&e)))?;
+        std::fs::create_dir_all(cwd).map_err(|e| cwd_error(cwd, io_text(&e)))?;
     }
     let denied = match nix::unistd::chdir(cwd) {
         Ok(()) => false,
@@ -290,29 +345,32 @@ fn enter_cwd_around(
     // then has no path for it below the root.
     match nix::unistd::getcwd() {
         Ok(p) if p.is_absolute() => Ok(()),
-        _ => Err(format!(
-            "process.cwd {}: is outside the container's root",
-            cwd.display()
-        )),
+        _ => Err(cwd_error(cwd, "is outside the container's root".into())),
     }
 }
 
-fn chdir_error(cwd: &Path, e: nix::errno::Errno) -> String {
-    format!(
-        "process.cwd {}: chdir: {}",
-        cwd.display(),
-        e.desc().to_lowercase()
-    )
+fn chdir_error(cwd: &Path, e: nix::errno::Errno) -> SetupError {
+    cwd_error(cwd, format!("chdir: {}", e.desc().to_lowercase()))
 }
 
-fn check_executable(p: &Path) -> Res<()> {
-    let meta =
-        std::fs::metadata(p).map_err(|e| format!("stat {}: {}", p.display(), io_text(&e)))?;
+fn cwd_error(cwd: &Path, why: String) -> SetupError {
+    field(format!("process.cwd {}", cwd.display()), why)
+}
+
+/// Whether `p` can be exec'd as `process.args[0]` (`name`); why not, in
+/// runc's words.
+fn check_executable(name: &str, p: &Path) -> Res<()> {
+    let refuse = |why: String| SetupError::Program {
+        name: name.into(),
+        why,
+    };
+    let meta = std::fs::metadata(p)
+        .map_err(|e| refuse(format!("stat {}: {}", p.display(), io_text(&e))))?;
     if meta.is_dir() {
-        return Err(format!("{} is a directory", p.display()));
+        return Err(refuse(format!("{} is a directory", p.display())));
     }
     if meta.permissions().mode() & 0o111 == 0 {
-        return Err("permission denied".into());
+        return Err(refuse("permission denied".into()));
     }
     // AT_EACCESS: as execve will judge it, with the effective ids and caps
     // (CAP_DAC_OVERRIDE lets a user run a file only its owner may).
@@ -322,7 +380,7 @@ fn check_executable(p: &Path) -> Res<()> {
         nix::unistd::AccessFlags::X_OK,
         nix::fcntl::AtFlags::AT_EACCESS,
     )
-    .map_err(|_| "permission denied".to_string())
+    .map_err(|_| refuse("permission denied".into()))
 }
 
 /// "no such file or directory", without Rust's "(os error 2)" suffix.
@@ -334,7 +392,7 @@ fn io_text(e: &std::io::Error) -> String {
 
 fn cstrings(v: &[String]) -> Res<Vec<CString>> {
     v.iter()
-        .map(|s| CString::new(s.as_bytes()).map_err(|_| format!("{s:?} contains a NUL byte")))
+        .map(|s| CString::new(s.as_bytes()).map_err(|_| SetupError::Nul(s.clone())))
         .collect()
 }
 
@@ -371,13 +429,13 @@ fn cloexec_from(first: u32) -> Res<()> {
     match nix::errno::Errno::result(r) {
         Ok(_) => Ok(()),
         Err(nix::errno::Errno::EPERM | nix::errno::Errno::ENOSYS) => cloexec_each_from(first),
-        Err(e) => Err(format!("mark fds close-on-exec: {e}")),
+        Err(e) => Err(OsError::new("mark fds close-on-exec", e).into()),
     }
 }
 
 fn cloexec_each_from(first: u32) -> Res<()> {
     let open: Vec<i32> = std::fs::read_dir("/proc/self/fd")
-        .map_err(|e| format!("mark fds close-on-exec: /proc/self/fd: {}", io_text(&e)))?
+        .context("mark fds close-on-exec: /proc/self/fd")?
         .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
         .filter(|fd| *fd >= first as i32)
         .collect();
@@ -394,5 +452,6 @@ fn set_no_new_privs() -> Res<()> {
     let r = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
     nix::errno::Errno::result(r)
         .map(drop)
-        .map_err(ctx("set no_new_privs"))
+        .context("set no_new_privs")
+        .map_err(SetupError::from)
 }
