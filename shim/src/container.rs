@@ -1,6 +1,7 @@
 //! One container of this shim: its runtime, bundle, init and execs, and the
 //! lifecycle steps that run the runtime and report exits in order.
 
+use crate::bundle::{self, Bundle};
 use crate::events::Events;
 use crate::io::{self, StdioPaths};
 use crate::process::{self, Lifecycle, Process};
@@ -10,12 +11,8 @@ use crate::tty::{Console, ConsoleSocket, TtyError};
 use containerd_shim::protos::events::task::{TaskExecStarted, TaskExit, TaskStart};
 use containerd_shim::protos::topics;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
-
-/// Where the shim keeps the init's exit for `shim delete` (a fresh process
-/// that runs after the serving shim is gone).
-pub const EXIT_FILE: &str = "berth-exit.json";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -40,7 +37,7 @@ pub struct Shared {
 
 pub struct Container {
     pub id: String,
-    pub bundle: PathBuf,
+    pub bundle: Bundle,
     pub runtime: Runtime,
     pub init: Arc<Process>,
     pub execs: Mutex<HashMap<String, Arc<Process>>>,
@@ -57,10 +54,8 @@ pub struct Container {
 /// Whether the bundle's container has no pid namespace of its own (it has
 /// the host's, or joins another by path), as containerd's runc shim reads
 /// config.json.
-pub fn shares_pid_namespace(bundle: &Path) -> bool {
-    let text = std::fs::read_to_string(bundle.join("config.json")).unwrap_or_default();
-    let spec: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-    let namespaces = spec["linux"]["namespaces"].as_array().cloned();
+pub fn shares_pid_namespace(bundle: &Bundle) -> bool {
+    let namespaces = bundle.config()["linux"]["namespaces"].as_array().cloned();
     !namespaces
         .unwrap_or_default()
         .iter()
@@ -74,11 +69,11 @@ impl Container {
         shared: &Arc<Shared>,
         flags: &[&str],
     ) -> Result<u32, StartError> {
-        let pid_file = self.bundle.join("init.pid");
+        let pid_file = self.bundle.init_pid_file();
         let mut args = vec![
             "create",
             "--bundle",
-            path_str(&self.bundle),
+            path_str(self.bundle.dir()),
             "--pid-file",
             path_str(&pid_file),
         ];
@@ -113,10 +108,7 @@ impl Container {
         shared: &Arc<Shared>,
         exec: &Arc<Process>,
     ) -> Result<u32, StartError> {
-        let spec_file = self
-            .bundle
-            .join(format!("berth-exec-{}.json", exec.exec_id));
-        let pid_file = self.bundle.join(format!("berth-exec-{}.pid", exec.exec_id));
+        let (spec_file, pid_file) = self.bundle.exec_files(&exec.exec_id);
         let spec = std::mem::take(&mut exec.lock().spec);
         std::fs::write(&spec_file, spec)
             .map_err(|e| StartError::Write(path_str(&spec_file).to_owned(), e))?;
@@ -249,7 +241,7 @@ impl Container {
             .collect();
         if running.is_empty() {
             if let Some(exit) = self.report_if_due(shared, &self.init) {
-                self.persist_exit(&exit);
+                let _ = self.bundle.save_exit(&exit);
             }
             return;
         }
@@ -282,27 +274,10 @@ impl Container {
         p.report(&mut state, exit);
         Some(exit)
     }
-
-    fn persist_exit(&self, exit: &Exit) {
-        let ts = process::timestamp(exit);
-        let json =
-            serde_json::json!({"status": exit.status, "seconds": ts.seconds, "nanos": ts.nanos});
-        let _ = crate::protocol::write_atomically(
-            &self.bundle.join(EXIT_FILE),
-            json.to_string().as_bytes(),
-        );
-    }
 }
 
 fn read_pid(pid_file: &Path) -> Result<u32, StartError> {
-    let err = |e| StartError::PidFile(path_str(pid_file).to_owned(), e);
-    let text = std::fs::read_to_string(pid_file).map_err(err)?;
-    text.trim().parse().map_err(|_| {
-        err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            text.clone(),
-        ))
-    })
+    bundle::read_pid(pid_file).map_err(|e| StartError::PidFile(path_str(pid_file).to_owned(), e))
 }
 
 /// Paths the shim makes are UTF-8 (containerd's bundle and ids are).

@@ -10,7 +10,6 @@ use crate::tty::Console;
 use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim::protos::types::task::Status;
 use std::sync::{Condvar, Mutex, MutexGuard};
-use std::time::UNIX_EPOCH;
 
 pub struct Process {
     pub exec_id: String,
@@ -100,7 +99,7 @@ impl Lifecycle {
 
 /// An exit time as protobuf's Timestamp.
 pub fn timestamp(exit: &Exit) -> Timestamp {
-    let since = exit.at.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let since = exit.since_epoch();
     Timestamp {
         seconds: since.as_secs() as i64,
         nanos: since.subsec_nanos() as i32,

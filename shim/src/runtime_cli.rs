@@ -2,6 +2,7 @@
 //! global flags containerd's runc shim passes, and turning its failures into
 //! the last error line it logged.
 
+use crate::io::Stdio3;
 use crate::reaper::Reaper;
 use serde::{Deserialize, Serialize};
 use std::fs::File;
@@ -48,13 +49,6 @@ pub struct Runtime {
     pub log: PathBuf,
 }
 
-/// The container's stdio for a runtime command that starts a process.
-pub struct Stdio3 {
-    pub stdin: Stdio,
-    pub stdout: Stdio,
-    pub stderr: Stdio,
-}
-
 impl Runtime {
     /// `binary` and `root` as the options give them ("" when unset).
     pub fn new(
@@ -62,7 +56,7 @@ impl Runtime {
         root: &str,
         namespace: &str,
         systemd_cgroup: bool,
-        bundle: &Path,
+        log: PathBuf,
     ) -> Runtime {
         let root = match root {
             "" => Path::new("/run/containerd/berth").join(namespace),
@@ -72,7 +66,7 @@ impl Runtime {
             binary: find_binary(binary),
             root,
             systemd_cgroup,
-            log: bundle.join("log.json"),
+            log,
         }
     }
 
@@ -239,7 +233,7 @@ mod tests {
 
     #[test]
     fn the_root_defaults_per_namespace() {
-        let rt = Runtime::new("runc", "", "k8s.io", false, Path::new("/b"));
+        let rt = Runtime::new("runc", "", "k8s.io", false, "/b/log.json".into());
         assert_eq!(rt.root, Path::new("/run/containerd/berth/k8s.io"));
         assert_eq!(rt.binary, Path::new("runc"));
         assert_eq!(rt.log, Path::new("/b/log.json"));

@@ -4,6 +4,7 @@
 //! FailedPrecondition for deleting a running one, Unimplemented for what
 //! berth does not do).
 
+use crate::bundle::Bundle;
 use crate::container::{path_str, Container, Shared};
 use crate::io::StdioPaths;
 use crate::process::{self, Lifecycle, Process};
@@ -22,12 +23,8 @@ use containerd_shim::{ExitSignal, TtrpcContext, TtrpcResult};
 use protobuf::well_known_types::any::Any;
 use std::collections::HashMap;
 use std::fmt::Display;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use ttrpc::{get_status, Code, Error};
-
-/// Where the options live for `shim delete`.
-pub const RUNTIME_FILE: &str = "berth-runtime.json";
 
 pub struct Service {
     shared: Arc<Shared>,
@@ -84,7 +81,11 @@ impl Service {
     }
 
     /// The runtime the options name, persisted for `shim delete`.
-    fn runtime_for(&self, bundle: &Path, options: Option<&Any>) -> TtrpcResult<(Runtime, Options)> {
+    fn runtime_for(
+        &self,
+        bundle: &Bundle,
+        options: Option<&Any>,
+    ) -> TtrpcResult<(Runtime, Options)> {
         let opts =
             crate::options::from_any(options).map_err(|e| status(Code::INVALID_ARGUMENT, e))?;
         let rt = Runtime::new(
@@ -92,17 +93,17 @@ impl Service {
             &opts.root,
             &self.shared.namespace,
             opts.systemd_cgroup,
-            bundle,
+            bundle.runtime_log(),
         );
         let json = serde_json::to_vec(&rt).map_err(unknown)?;
-        crate::protocol::write_atomically(&bundle.join(RUNTIME_FILE), &json).map_err(unknown)?;
+        bundle.save_runtime(&json).map_err(unknown)?;
         Ok((rt, opts))
     }
 
     fn create_container(&self, req: &api::CreateTaskRequest) -> TtrpcResult<Arc<Container>> {
-        let bundle = Path::new(&req.bundle);
-        let (runtime, opts) = self.runtime_for(bundle, req.options.as_ref())?;
-        let rootfs = bundle.join("rootfs");
+        let bundle = Bundle::new(&req.bundle);
+        let (runtime, opts) = self.runtime_for(&bundle, req.options.as_ref())?;
+        let rootfs = bundle.rootfs();
         rootfs::mount_all(&req.rootfs, &rootfs).map_err(unknown)?;
         let stdio = StdioPaths {
             stdin: req.stdin.clone(),
@@ -112,7 +113,8 @@ impl Service {
         };
         let container = Arc::new(Container {
             id: req.id.clone(),
-            bundle: bundle.to_owned(),
+            kill_all_on_exit: crate::container::shares_pid_namespace(&bundle),
+            bundle,
             runtime,
             init: Arc::new(Process::new("", stdio)),
             execs: Mutex::new(HashMap::new()),
@@ -121,7 +123,6 @@ impl Service {
             // a client's FIFOs are then left as they are.
             io_ids: Some((opts.io_uid, opts.io_gid)).filter(|ids| *ids != (0, 0)),
             oom: std::sync::OnceLock::new(),
-            kill_all_on_exit: crate::container::shares_pid_namespace(bundle),
         });
         let mut flags = Vec::new();
         if opts.no_pivot_root {
@@ -155,11 +156,11 @@ impl Service {
         // The runtime holds nothing of it now: the `shim delete` containerd
         // runs after every shim disconnects, clean or not, need not ask the
         // runtime again (that call was a third of a `ctr run --rm`'s tail).
-        let _ = std::fs::remove_file(c.bundle.join(RUNTIME_FILE));
+        c.bundle.forget_runtime();
         // A task deleted before it started was killed by `delete --force`.
         let exit = c.init.wait();
         if c.rootfs_mounted {
-            rootfs::unmount(&c.bundle.join("rootfs"));
+            rootfs::unmount(&c.bundle.rootfs());
         }
         self.containers.lock().unwrap().remove(&c.id);
         self.shared.events.publish(
@@ -317,7 +318,7 @@ impl containerd_shim::Task for Service {
         let reported = state.reported;
         Ok(api::StateResponse {
             id: req.id.clone(),
-            bundle: path_str(&c.bundle).to_owned(),
+            bundle: path_str(c.bundle.dir()).to_owned(),
             pid: state.pid,
             status: state.status.to_proto().into(),
             stdin: p.stdio.stdin.clone(),
