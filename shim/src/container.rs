@@ -3,12 +3,13 @@
 
 use crate::bundle::{self, Bundle};
 use crate::events::Events;
-use crate::io::{self, StdioPaths};
+use crate::io::{self, Stdio3, StdioPaths};
 use crate::process::{self, Lifecycle, Process};
 use crate::reaper::{Exit, Reaper};
-use crate::runtime_cli::{Runtime, RuntimeError};
+use crate::runtime_cli::{CreateOptions, ExecOptions, Runtime, RuntimeError};
 use crate::tty::{Console, ConsoleSocket, TtyError};
 use containerd_shim::protos::events::task::{TaskExecStarted, TaskExit, TaskStart};
+use containerd_shim::protos::shim::oci::Options;
 use containerd_shim::protos::topics;
 use std::collections::HashMap;
 use std::path::Path;
@@ -67,24 +68,25 @@ impl Container {
     pub fn create(
         self: &Arc<Self>,
         shared: &Arc<Shared>,
-        flags: &[&str],
+        options: &Options,
     ) -> Result<u32, StartError> {
         let pid_file = self.bundle.init_pid_file();
-        let mut args = vec![
-            "create",
-            "--bundle",
-            path_str(self.bundle.dir()),
-            "--pid-file",
-            path_str(&pid_file),
-        ];
-        args.extend_from_slice(flags);
-        self.spawn(shared, &self.init, args, &pid_file)
+        self.spawn(shared, &self.init, &pid_file, |console_socket, stdio| {
+            let create = CreateOptions {
+                bundle: self.bundle.dir(),
+                pid_file: &pid_file,
+                console_socket,
+                no_pivot: options.no_pivot_root,
+                no_new_keyring: options.no_new_keyring,
+            };
+            self.runtime.create(&self.id, &create, stdio)
+        })
     }
 
     /// `RT start`: releases init; its exit is reported after the start event.
     pub fn start(self: &Arc<Self>, shared: &Arc<Shared>) -> Result<u32, RuntimeError> {
         self.init.lock().start_pending = true;
-        let started = self.runtime.run(&shared.reaper, &["start", &self.id]);
+        let started = self.runtime.start(&self.id);
         let pid = self.init.pid();
         if started.is_ok() {
             self.set_running(&self.init);
@@ -113,15 +115,14 @@ impl Container {
         std::fs::write(&spec_file, spec)
             .map_err(|e| StartError::Write(path_str(&spec_file).to_owned(), e))?;
         exec.lock().start_pending = true;
-        let args = vec![
-            "exec",
-            "--process",
-            path_str(&spec_file),
-            "--detach",
-            "--pid-file",
-            path_str(&pid_file),
-        ];
-        let spawned = self.spawn(shared, exec, args, &pid_file);
+        let spawned = self.spawn(shared, exec, &pid_file, |console_socket, stdio| {
+            let options = ExecOptions {
+                process: &spec_file,
+                pid_file: &pid_file,
+                console_socket,
+            };
+            self.runtime.exec(&self.id, &options, stdio)
+        });
         let _ = std::fs::remove_file(&spec_file);
         if let Ok(pid) = spawned {
             self.set_running(exec);
@@ -147,22 +148,17 @@ impl Container {
         }
     }
 
-    /// Runs `args` (create or exec) with the process's stdio or terminal,
-    /// reads its pid and starts watching for its exit.
+    /// Runs `runtime` (create or exec) with the process's stdio or a
+    /// console socket for its terminal, reads its pid and starts watching
+    /// for its exit.
     fn spawn(
         self: &Arc<Self>,
         shared: &Arc<Shared>,
         p: &Arc<Process>,
-        args: Vec<&str>,
         pid_file: &Path,
+        runtime: impl FnOnce(Option<&Path>, Stdio3) -> Result<(), RuntimeError>,
     ) -> Result<u32, StartError> {
         let console = p.stdio.terminal.then(ConsoleSocket::new).transpose()?;
-        let mut args: Vec<String> = args.into_iter().map(str::to_owned).collect();
-        if let Some(c) = &console {
-            args.extend(["--console-socket".to_owned(), path_str(&c.path).to_owned()]);
-        }
-        args.push(self.id.clone());
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let paths = match console {
             Some(_) => StdioPaths::default(),
             None => p.stdio.clone(),
@@ -173,8 +169,10 @@ impl Container {
             io_ids: self.io_ids,
         };
         let (ends, held) = io::open(&paths, &owner)?;
-        self.runtime
-            .run_with(&shared.reaper, &args, ends.into_stdio())?;
+        runtime(
+            console.as_ref().map(|c| c.path.as_path()),
+            ends.into_stdio(),
+        )?;
         let pid = read_pid(pid_file)?;
         {
             let mut state = p.lock();
@@ -194,8 +192,9 @@ impl Container {
                 // thread this is: kill from another one, before the exit
                 // goes out (as the Go shim orders it).
                 std::thread::spawn(move || {
-                    let kill = ["kill", "--all", &container.id, "KILL"];
-                    let _ = container.runtime.run(&shared2.reaper, &kill);
+                    let _ = container
+                        .runtime
+                        .kill(&container.id, libc::SIGKILL as u32, true);
                     container.exited(&shared2, &process, exit)
                 });
             } else {

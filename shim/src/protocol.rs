@@ -8,7 +8,7 @@ use crate::container::Shared;
 use crate::events::Events;
 use crate::options;
 use crate::reaper::{Exit, Reaper};
-use crate::runtime_cli::Runtime;
+use crate::runtime_cli::{GlobalOptions, Runtime};
 use crate::service::Service;
 use anyhow::{Context as _, Result};
 use containerd_shim::api::DeleteResponse;
@@ -148,10 +148,11 @@ pub fn delete(flags: &Flags) -> Result<()> {
         b => PathBuf::from(b),
     });
     if let Some(text) = bundle.saved_runtime() {
-        let runtime: Runtime = serde_json::from_slice(&text).context("read the runtime file")?;
-        let reaper = Reaper::start().context("start the reaper")?;
+        let options: GlobalOptions =
+            serde_json::from_slice(&text).context("read the runtime file")?;
+        let runtime = Runtime::new(options, Reaper::start().context("start the reaper")?);
         // Gone already is what delete is for.
-        let _ = runtime.run(&reaper, &["delete", "--force", &flags.id]);
+        let _ = runtime.delete(&flags.id);
     }
     crate::rootfs::unmount(&bundle.rootfs());
     remove_dead_socket(&bundle);

@@ -9,7 +9,7 @@ use crate::container::{path_str, Container, Shared};
 use crate::io::StdioPaths;
 use crate::process::{self, Lifecycle, Process};
 use crate::rootfs;
-use crate::runtime_cli::{Runtime, RuntimeError};
+use crate::runtime_cli::{GlobalOptions, Runtime, RuntimeError};
 use crate::stats;
 use containerd_shim::api::{self, Empty};
 use containerd_shim::protos::events::task::{
@@ -88,15 +88,10 @@ impl Service {
     ) -> TtrpcResult<(Runtime, Options)> {
         let opts =
             crate::options::from_any(options).map_err(|e| status(Code::INVALID_ARGUMENT, e))?;
-        let rt = Runtime::new(
-            &opts.binary_name,
-            &opts.root,
-            &self.shared.namespace,
-            opts.systemd_cgroup,
-            bundle.runtime_log(),
-        );
-        let json = serde_json::to_vec(&rt).map_err(unknown)?;
+        let globals = GlobalOptions::new(&opts, &self.shared.namespace, bundle.runtime_log());
+        let json = serde_json::to_vec(&globals).map_err(unknown)?;
         bundle.save_runtime(&json).map_err(unknown)?;
+        let rt = Runtime::new(globals, Arc::clone(&self.shared.reaper));
         Ok((rt, opts))
     }
 
@@ -124,14 +119,7 @@ impl Service {
             io_ids: Some((opts.io_uid, opts.io_gid)).filter(|ids| *ids != (0, 0)),
             oom: std::sync::OnceLock::new(),
         });
-        let mut flags = Vec::new();
-        if opts.no_pivot_root {
-            flags.push("--no-pivot");
-        }
-        if opts.no_new_keyring {
-            flags.push("--no-new-keyring");
-        }
-        if let Err(e) = container.create(&self.shared, &flags) {
+        if let Err(e) = container.create(&self.shared, &opts) {
             if container.rootfs_mounted {
                 rootfs::unmount(&rootfs);
             }
@@ -147,10 +135,7 @@ impl Service {
                 format!("cannot delete running task {}", c.id),
             ));
         }
-        let runtime = c
-            .runtime
-            .run(&self.shared.reaper, &["delete", "--force", &c.id]);
-        if let Err(e) = runtime.filter_gone() {
+        if let Err(e) = c.runtime.delete(&c.id).filter_gone() {
             return Err(unknown(e));
         }
         // The runtime holds nothing of it now: the `shim delete` containerd
@@ -199,10 +184,11 @@ impl Service {
 
     fn pause_or_resume(&self, id: &str, pause: bool) -> TtrpcResult<Empty> {
         let c = self.container(id)?;
-        let verb = if pause { "pause" } else { "resume" };
-        c.runtime
-            .run(&self.shared.reaper, &[verb, id])
-            .map_err(runtime_error)?;
+        match pause {
+            true => c.runtime.pause(id),
+            false => c.runtime.resume(id),
+        }
+        .map_err(runtime_error)?;
         c.init.lock().status = if pause {
             Lifecycle::Paused
         } else {
@@ -361,14 +347,8 @@ impl containerd_shim::Task for Service {
                 .map(|_| Empty::new())
                 .map_err(|e| status(Code::NOT_FOUND, e));
         }
-        let signal = req.signal.to_string();
-        let mut args = vec!["kill"];
-        if req.all {
-            args.push("--all");
-        }
-        args.extend([req.id.as_str(), signal.as_str()]);
         c.runtime
-            .run(&self.shared.reaper, &args)
+            .kill(&req.id, req.signal, req.all)
             .map_err(runtime_error)?;
         Ok(Empty::new())
     }
@@ -408,13 +388,7 @@ impl containerd_shim::Task for Service {
 
     fn pids(&self, _ctx: &TtrpcContext, req: api::PidsRequest) -> TtrpcResult<api::PidsResponse> {
         let c = self.container(&req.id)?;
-        let out = c.runtime.output(
-            &self.shared.reaper,
-            &["ps", "--format", "json", &req.id],
-            None,
-        );
-        let pids: Vec<u32> =
-            serde_json::from_slice(&out.map_err(runtime_error)?).map_err(unknown)?;
+        let pids = c.runtime.ps(&req.id).map_err(runtime_error)?;
         let execs: HashMap<u32, String> = c
             .execs
             .lock()
@@ -511,9 +485,8 @@ impl containerd_shim::Task for Service {
 
     fn update(&self, _ctx: &TtrpcContext, req: api::UpdateTaskRequest) -> TtrpcResult<Empty> {
         let c = self.container(&req.id)?;
-        let args = ["update", "--resources", "-", req.id.as_str()];
         c.runtime
-            .output(&self.shared.reaper, &args, Some(&req.resources.value))
+            .update(&req.id, &req.resources.value)
             .map_err(runtime_error)?;
         Ok(Empty::new())
     }
@@ -524,11 +497,7 @@ impl containerd_shim::Task for Service {
         req: api::StatsRequest,
     ) -> TtrpcResult<api::StatsResponse> {
         let c = self.container(&req.id)?;
-        let out = c
-            .runtime
-            .output(&self.shared.reaper, &["events", "--stats", &req.id], None);
-        let json: serde_json::Value =
-            serde_json::from_slice(&out.map_err(runtime_error)?).map_err(unknown)?;
+        let json = c.runtime.stats(&req.id).map_err(runtime_error)?;
         let metrics = stats::metrics(&json, stats::unified_host());
         Ok(api::StatsResponse {
             stats: Some(convert_to_any(metrics).map_err(unknown)?).into(),
