@@ -11,6 +11,14 @@ use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim::protos::types::task::Status;
 use std::sync::{Condvar, Mutex, MutexGuard};
 
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error("no terminal")]
+    NoTerminal,
+    #[error(transparent)]
+    Resize(nix::Error),
+}
+
 pub struct Process {
     pub exec_id: String,
     pub stdio: StdioPaths,
@@ -78,6 +86,18 @@ impl Process {
             }
             state = self.reported.wait(state).unwrap();
         }
+    }
+
+    /// ResizePty.
+    pub fn resize(&self, width: u32, height: u32) -> Result<(), ProcessError> {
+        let state = self.lock();
+        let console = state.console.as_ref().ok_or(ProcessError::NoTerminal)?;
+        console.resize(width, height).map_err(ProcessError::Resize)
+    }
+
+    /// CloseIO: the process reads end-of-file.
+    pub fn close_stdin(&self) {
+        self.lock().held.close_stdin();
     }
 
     pub fn is_running(&self) -> bool {

@@ -8,7 +8,6 @@ use crate::container::Shared;
 use crate::events::Events;
 use crate::options;
 use crate::reaper::{Exit, Reaper};
-use crate::runtime_cli::{GlobalOptions, Runtime};
 use crate::service::Service;
 use anyhow::{Context as _, Result};
 use containerd_shim::api::DeleteResponse;
@@ -147,13 +146,7 @@ pub fn delete(flags: &Flags) -> Result<()> {
         "" => std::env::current_dir().context("bundle directory")?,
         b => PathBuf::from(b),
     });
-    if let Some(text) = bundle.saved_runtime() {
-        let options: GlobalOptions =
-            serde_json::from_slice(&text).context("read the runtime file")?;
-        let runtime = Runtime::new(options, Reaper::start().context("start the reaper")?);
-        // Gone already is what delete is for.
-        let _ = runtime.delete(&flags.id);
-    }
+    crate::container::delete_orphan(&bundle, &flags.id)?;
     crate::rootfs::unmount(&bundle.rootfs());
     remove_dead_socket(&bundle);
     let exit = bundle.saved_exit().unwrap_or_else(|| Exit {
