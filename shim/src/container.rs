@@ -8,7 +8,7 @@ use crate::bundle::{self, Bundle};
 use crate::events::Events;
 use crate::io::{self, Stdio3, StdioPaths};
 use crate::options::{self, OptionsError};
-use crate::process::{Lifecycle, Process, ProcessError};
+use crate::process::{Process, ProcessError, Step};
 use crate::reaper::{Exit, Reaper};
 use crate::rootfs::{self, MountError};
 use crate::runtime_cli::{CreateOptions, ExecOptions, GlobalOptions, Runtime, RuntimeError};
@@ -48,12 +48,6 @@ pub enum ContainerError {
     ExecNotFound { id: String, exec_id: String },
     #[error("exec {0} already exists")]
     ExecExists(String),
-    #[error("{0} already started")]
-    AlreadyStarted(String),
-    #[error("cannot delete running task {0}")]
-    DeleteRunning(String),
-    #[error("cannot delete running exec {0}")]
-    DeleteRunningExec(String),
     /// The process is known to have exited (the id is the container's).
     #[error("process {0} already finished")]
     Finished(String),
@@ -233,12 +227,8 @@ impl Container {
 
     /// Starts init (`RT start`) or an exec (`RT exec`); returns its pid.
     pub fn start(self: &Arc<Self>, exec_id: &str) -> Result<u32, ContainerError> {
-        let p = self.process(exec_id)?;
-        if p.lock().status != Lifecycle::Created {
-            return Err(ContainerError::AlreadyStarted(self.id.clone()));
-        }
         if !exec_id.is_empty() {
-            return Ok(self.start_exec(&p)?);
+            return self.start_exec(&self.process(exec_id)?);
         }
         let pid = self.start_init()?;
         // After start, as containerd's runc shim does: the cgroup is final
@@ -248,33 +238,50 @@ impl Container {
     }
 
     /// `RT start`: releases init; its exit is reported after the start event.
-    fn start_init(&self) -> Result<u32, RuntimeError> {
-        self.init.lock().start_pending = true;
-        let started = self.runtime.start(&self.id);
+    fn start_init(&self) -> Result<u32, ContainerError> {
+        self.init.begin_start()?;
         let pid = self.init.pid();
-        if started.is_ok() {
-            self.set_running(&self.init);
-            self.publish(
-                topics::TASK_START_EVENT_TOPIC,
-                Box::new(TaskStart {
-                    container_id: self.id.clone(),
-                    pid,
-                    ..Default::default()
-                }),
-            );
-        }
-        self.init.lock().start_pending = false;
+        let event = TaskStart {
+            container_id: self.id.clone(),
+            pid,
+            ..Default::default()
+        };
+        let started = self.runtime.start(&self.id).map_err(ContainerError::from);
+        let started = started.and_then(|()| {
+            let publish = || self.publish(topics::TASK_START_EVENT_TOPIC, Box::new(event));
+            Ok(self.init.advance(Step::Start, publish)?)
+        });
+        self.init.end_start();
         self.report_exits();
         started.map(|()| pid)
     }
 
-    /// `RT exec --detach` for an exec added earlier.
-    fn start_exec(self: &Arc<Self>, exec: &Arc<Process>) -> Result<u32, StartError> {
+    /// `RT exec --detach` for an exec added earlier; its exit is reported
+    /// after the exec-started event.
+    fn start_exec(self: &Arc<Self>, exec: &Arc<Process>) -> Result<u32, ContainerError> {
+        exec.begin_start()?;
+        let started = self.spawn_exec(exec).map_err(ContainerError::from);
+        let started = started.and_then(|pid| {
+            let event = TaskExecStarted {
+                container_id: self.id.clone(),
+                exec_id: exec.exec_id.clone(),
+                pid,
+                ..Default::default()
+            };
+            let publish = || self.publish(topics::TASK_EXEC_STARTED_EVENT_TOPIC, Box::new(event));
+            exec.advance(Step::Start, publish)?;
+            Ok(pid)
+        });
+        exec.end_start();
+        self.report_exits();
+        started
+    }
+
+    fn spawn_exec(self: &Arc<Self>, exec: &Arc<Process>) -> Result<u32, StartError> {
         let (spec_file, pid_file) = self.bundle.exec_files(&exec.exec_id);
         let spec = std::mem::take(&mut exec.lock().spec);
         std::fs::write(&spec_file, spec)
             .map_err(|e| StartError::Write(path_str(&spec_file).to_owned(), e))?;
-        exec.lock().start_pending = true;
         let spawned = self.spawn(exec, &pid_file, |console_socket, stdio| {
             let options = ExecOptions {
                 process: &spec_file,
@@ -284,28 +291,7 @@ impl Container {
             self.runtime.exec(&self.id, &options, stdio)
         });
         let _ = std::fs::remove_file(&spec_file);
-        if let Ok(pid) = spawned {
-            self.set_running(exec);
-            self.publish(
-                topics::TASK_EXEC_STARTED_EVENT_TOPIC,
-                Box::new(TaskExecStarted {
-                    container_id: self.id.clone(),
-                    exec_id: exec.exec_id.clone(),
-                    pid,
-                    ..Default::default()
-                }),
-            );
-        }
-        exec.lock().start_pending = false;
-        self.report_exits();
         spawned
-    }
-
-    fn set_running(&self, p: &Process) {
-        let mut state = p.lock();
-        if state.status == Lifecycle::Created {
-            state.status = Lifecycle::Running;
-        }
     }
 
     /// Runs `runtime` (create or exec) with the process's stdio or a
@@ -372,18 +358,14 @@ impl Container {
     /// container), an exec directly.
     pub fn kill(&self, exec_id: &str, signal: u32, all: bool) -> Result<(), ContainerError> {
         let p = self.process(exec_id)?;
-        let (pid, exited) = {
-            let state = p.lock();
-            (state.pid, state.exited.is_some())
-        };
-        if exited {
+        if p.has_exited() {
             return Err(ContainerError::Finished(self.id.clone()));
         }
         if exec_id.is_empty() {
             return Ok(self.runtime.kill(&self.id, signal, all)?);
         }
         // SAFETY: kill has no memory-safety preconditions.
-        let r = unsafe { libc::kill(pid as i32, signal as i32) };
+        let r = unsafe { libc::kill(p.pid() as i32, signal as i32) };
         nix::errno::Errno::result(r)
             .map(drop)
             .map_err(ContainerError::Signal)
@@ -397,22 +379,13 @@ impl Container {
             return self.delete_init();
         }
         let exec = self.process(exec_id)?;
-        let exit = exec.lock().reported.or_else(|| {
-            // An exec that never started has nothing to wait for.
-            (exec.pid() == 0).then(|| Exit {
-                status: 0,
-                at: std::time::SystemTime::now(),
-            })
-        });
-        let exit = exit.ok_or_else(|| ContainerError::DeleteRunningExec(exec_id.to_owned()))?;
+        let exit = exec.delete()?;
         self.execs.lock().unwrap().remove(exec_id);
         Ok((exec.pid(), exit))
     }
 
     fn delete_init(&self) -> Result<(u32, Exit), ContainerError> {
-        if self.init.is_running() {
-            return Err(ContainerError::DeleteRunning(self.id.clone()));
-        }
+        self.init.check(Step::Delete)?;
         // A runtime that no longer knows the container has nothing to delete.
         self.runtime
             .delete(&self.id)
@@ -422,7 +395,8 @@ impl Container {
         // runtime again (that call was a third of a `ctr run --rm`'s tail).
         self.bundle.forget_runtime();
         // A task deleted before it started was killed by `delete --force`.
-        let exit = self.init.wait();
+        self.init.wait();
+        let exit = self.init.delete()?;
         self.unmount_rootfs();
         let pid = self.init.pid();
         self.publish(
@@ -446,24 +420,46 @@ impl Container {
     }
 
     pub fn pause(&self) -> Result<(), ContainerError> {
-        self.runtime.pause(&self.id)?;
-        self.init.lock().status = Lifecycle::Paused;
         let event = TaskPaused {
             container_id: self.id.clone(),
             ..Default::default()
         };
-        self.publish(topics::TASK_PAUSED_EVENT_TOPIC, Box::new(event));
-        Ok(())
+        let run = || self.runtime.pause(&self.id);
+        self.step_init(
+            Step::Pause,
+            run,
+            topics::TASK_PAUSED_EVENT_TOPIC,
+            Box::new(event),
+        )
     }
 
     pub fn resume(&self) -> Result<(), ContainerError> {
-        self.runtime.resume(&self.id)?;
-        self.init.lock().status = Lifecycle::Running;
         let event = TaskResumed {
             container_id: self.id.clone(),
             ..Default::default()
         };
-        self.publish(topics::TASK_RESUMED_EVENT_TOPIC, Box::new(event));
+        let run = || self.runtime.resume(&self.id);
+        self.step_init(
+            Step::Resume,
+            run,
+            topics::TASK_RESUMED_EVENT_TOPIC,
+            Box::new(event),
+        )
+    }
+
+    /// Takes `step` for init: refused before the runtime is asked if init's
+    /// state does not allow it, and after if init's exit was reported
+    /// meanwhile (the task is stopped then, whatever the runtime did).
+    fn step_init(
+        &self,
+        step: Step,
+        runtime: impl FnOnce() -> Result<(), RuntimeError>,
+        topic: &'static str,
+        event: Box<dyn MessageDyn>,
+    ) -> Result<(), ContainerError> {
+        self.init.check(step)?;
+        runtime()?;
+        self.init.advance(step, || self.publish(topic, event))?;
         Ok(())
     }
 

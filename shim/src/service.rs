@@ -41,10 +41,9 @@ fn code(e: &TaskError) -> Code {
         TaskError::Container(e) => match e {
             C::ExecNotFound { .. } | C::Finished(_) | C::Signal(_) => Code::NOT_FOUND,
             C::ExecExists(_) => Code::ALREADY_EXISTS,
-            C::AlreadyStarted(_) | C::DeleteRunning(_) | C::DeleteRunningExec(_) => {
+            C::Process(ProcessError::Refused { .. } | ProcessError::NoTerminal) => {
                 Code::FAILED_PRECONDITION
             }
-            C::Process(ProcessError::NoTerminal) => Code::FAILED_PRECONDITION,
             C::Options(_) => Code::INVALID_ARGUMENT,
             // The runtime says the process is gone.
             C::Runtime(e) if e.is_gone() => Code::NOT_FOUND,
@@ -140,12 +139,12 @@ impl containerd_shim::Task for Service {
     ) -> TtrpcResult<api::StateResponse> {
         let (c, p) = self.process(&req.id, &req.exec_id)?;
         let state = p.lock();
-        let reported = state.reported;
+        let reported = state.reported();
         Ok(api::StateResponse {
             id: req.id.clone(),
             bundle: path_str(c.bundle.dir()).to_owned(),
             pid: state.pid,
-            status: state.status.to_proto().into(),
+            status: state.status().to_proto().into(),
             stdin: p.stdio.stdin.clone(),
             stdout: p.stdio.stdout.clone(),
             stderr: p.stdio.stderr.clone(),

@@ -32,11 +32,7 @@ impl Container {
     }
 
     fn exited(&self, p: &Process, exit: Exit) {
-        let console = {
-            let mut state = p.lock();
-            state.exited = Some(exit);
-            state.console.take()
-        };
+        let console = p.exited(exit);
         // What the process wrote to its terminal reaches the client before
         // its exit is reported.
         if let Some(mut console) = console {
@@ -57,7 +53,7 @@ impl Container {
         for exec in &execs {
             self.report_if_due(exec);
         }
-        if self.init.lock().exited.is_none() {
+        if !self.init.has_exited() {
             return;
         }
         let running: Vec<u32> = execs
@@ -78,26 +74,20 @@ impl Container {
     }
 
     fn report_if_due(&self, p: &Process) -> Option<Exit> {
-        let mut state = p.lock();
-        let exit = state
-            .exited
-            .filter(|_| state.reported.is_none() && !state.start_pending)?;
-        self.publish(
-            topics::TASK_EXIT_EVENT_TOPIC,
-            Box::new(TaskExit {
+        p.report_if_due(|pid, exit| {
+            let id = match p.exec_id.as_str() {
+                "" => &self.id,
+                exec_id => exec_id,
+            };
+            let event = TaskExit {
                 container_id: self.id.clone(),
-                id: if p.exec_id.is_empty() {
-                    self.id.clone()
-                } else {
-                    p.exec_id.clone()
-                },
-                pid: state.pid,
+                id: id.to_owned(),
+                pid,
                 exit_status: exit.status,
-                exited_at: Some(process::timestamp(&exit)).into(),
+                exited_at: Some(process::timestamp(exit)).into(),
                 ..Default::default()
-            }),
-        );
-        p.report(&mut state, exit);
-        Some(exit)
+            };
+            self.publish(topics::TASK_EXIT_EVENT_TOPIC, Box::new(event));
+        })
     }
 }
