@@ -3,6 +3,8 @@
 //! Exits are reported in the order containerd expects ([`exits`]).
 
 mod exits;
+#[cfg(test)]
+mod tests;
 
 use crate::bundle::{self, Bundle};
 use crate::events::Events;

@@ -31,7 +31,7 @@ impl Container {
         });
     }
 
-    fn exited(&self, p: &Process, exit: Exit) {
+    pub(super) fn exited(&self, p: &Process, exit: Exit) {
         let console = p.exited(exit);
         // What the process wrote to its terminal reaches the client before
         // its exit is reported.
