@@ -50,6 +50,9 @@ pub enum ContainerError {
     ExecNotFound { id: String, exec_id: String },
     #[error("exec {0} already exists")]
     ExecExists(String),
+    /// containerd's runc shim's words.
+    #[error("exec {0}: process not created")]
+    NotCreated(String),
     /// The process is known to have exited (the id is the container's).
     #[error("process {0} already finished")]
     Finished(String),
@@ -366,8 +369,14 @@ impl Container {
         if exec_id.is_empty() {
             return Ok(self.runtime.kill(&self.id, signal, all)?);
         }
+        // An exec not started yet has no pid, and kill(0) would signal
+        // the shim's own process group.
+        let pid = match p.pid() {
+            0 => return Err(ContainerError::NotCreated(exec_id.to_owned())),
+            pid => pid,
+        };
         // SAFETY: kill has no memory-safety preconditions.
-        let r = unsafe { libc::kill(p.pid() as i32, signal as i32) };
+        let r = unsafe { libc::kill(pid as i32, signal as i32) };
         nix::errno::Errno::result(r)
             .map(drop)
             .map_err(ContainerError::Signal)

@@ -41,7 +41,8 @@ fn code(e: &TaskError) -> Code {
         TaskError::Container(e) => match e {
             C::ExecNotFound { .. } | C::Finished(_) | C::Signal(_) => Code::NOT_FOUND,
             C::ExecExists(_) => Code::ALREADY_EXISTS,
-            C::Process(ProcessError::Refused { .. } | ProcessError::NoTerminal) => {
+            C::NotCreated(_)
+            | C::Process(ProcessError::Refused { .. } | ProcessError::NoTerminal) => {
                 Code::FAILED_PRECONDITION
             }
             C::Options(_) => Code::INVALID_ARGUMENT,

@@ -136,3 +136,19 @@ fn an_exit_during_an_exec_s_start_waits_for_the_start() {
     assert_eq!(exits(&rx), [("e1".to_owned(), 4343, 1)]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn an_exec_not_started_is_not_signalled() {
+    let dir = bundle_dir("kill");
+    let (c, _rx) = container(&dir);
+    let req = ExecProcessRequest {
+        exec_id: "e1".into(),
+        ..Default::default()
+    };
+    c.add_exec(&req).unwrap();
+    // Signal 0 checks and sends nothing: kill(0, 0) succeeds, where a
+    // real signal would reach this test's whole process group.
+    let err = c.kill("e1", 0, false).unwrap_err();
+    assert!(matches!(err, ContainerError::NotCreated(_)), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
