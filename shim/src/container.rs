@@ -128,12 +128,7 @@ impl Container {
         json.and_then(|json| bundle.save_runtime(&json))
             .map_err(ContainerError::SaveRuntime)?;
         rootfs::mount_all(&req.rootfs, &bundle.rootfs())?;
-        let stdio = StdioPaths {
-            stdin: req.stdin.clone(),
-            stdout: req.stdout.clone(),
-            stderr: req.stderr.clone(),
-            terminal: req.terminal,
-        };
+        let stdio = StdioPaths::new(&req.stdin, &req.stdout, &req.stderr, req.terminal);
         let container = Arc::new(Container {
             id: req.id.clone(),
             kill_all_on_exit: shares_pid_namespace(&bundle),
@@ -210,12 +205,7 @@ impl Container {
         if execs.contains_key(&req.exec_id) {
             return Err(ContainerError::ExecExists(req.exec_id.clone()));
         }
-        let stdio = StdioPaths {
-            stdin: req.stdin.clone(),
-            stdout: req.stdout.clone(),
-            stderr: req.stderr.clone(),
-            terminal: req.terminal,
-        };
+        let stdio = StdioPaths::new(&req.stdin, &req.stdout, &req.stderr, req.terminal);
         let exec = Arc::new(Process::new(&req.exec_id, stdio));
         exec.lock().spec = req.spec.value.clone();
         execs.insert(req.exec_id.clone(), exec);
@@ -242,44 +232,54 @@ impl Container {
         Ok(pid)
     }
 
-    /// `RT start`: releases init; its exit is reported after the start event.
+    /// `RT start`: releases init.
     fn start_init(&self) -> Result<u32, ContainerError> {
-        self.init.begin_start()?;
-        let pid = self.init.pid();
-        let event = TaskStart {
-            container_id: self.id.clone(),
-            pid,
-            ..Default::default()
+        let run = || {
+            self.runtime.start(&self.id)?;
+            Ok(self.init.pid())
         };
-        let started = self.runtime.start(&self.id).map_err(ContainerError::from);
-        let started = started.and_then(|()| {
-            let publish = || self.publish(topics::TASK_START_EVENT_TOPIC, Box::new(event));
-            Ok(self.init.advance(Step::Start, publish)?)
-        });
-        self.init.end_start();
-        self.report_exits();
-        started.map(|()| pid)
+        self.start_process(&self.init, run, |pid| {
+            let event = TaskStart {
+                container_id: self.id.clone(),
+                pid,
+                ..Default::default()
+            };
+            (topics::TASK_START_EVENT_TOPIC, Box::new(event))
+        })
     }
 
-    /// `RT exec --detach` for an exec added earlier; its exit is reported
-    /// after the exec-started event.
+    /// `RT exec --detach` for an exec added earlier.
     fn start_exec(self: &Arc<Self>, exec: &Arc<Process>) -> Result<u32, ContainerError> {
-        exec.begin_start()?;
-        let started = self.spawn_exec(exec).map_err(ContainerError::from);
-        let started = started.and_then(|pid| {
+        let run = || Ok(self.spawn_exec(exec)?);
+        self.start_process(exec, run, |pid| {
             let event = TaskExecStarted {
                 container_id: self.id.clone(),
                 exec_id: exec.exec_id.clone(),
                 pid,
                 ..Default::default()
             };
-            let publish = || self.publish(topics::TASK_EXEC_STARTED_EVENT_TOPIC, Box::new(event));
-            exec.advance(Step::Start, publish)?;
+            (topics::TASK_EXEC_STARTED_EVENT_TOPIC, Box::new(event))
+        })
+    }
+
+    /// Starts `p` with `run`, which returns its pid, and publishes the
+    /// event `started` makes of it; an exit seen meanwhile is reported
+    /// after that event.
+    fn start_process(
+        &self,
+        p: &Process,
+        run: impl FnOnce() -> Result<u32, ContainerError>,
+        started: impl FnOnce(u32) -> (&'static str, Box<dyn MessageDyn>),
+    ) -> Result<u32, ContainerError> {
+        p.begin_start()?;
+        let result = run().and_then(|pid| {
+            let (topic, event) = started(pid);
+            p.advance(Step::Start, || self.publish(topic, event))?;
             Ok(pid)
         });
-        exec.end_start();
+        p.end_start();
         self.report_exits();
-        started
+        result
     }
 
     fn spawn_exec(self: &Arc<Self>, exec: &Arc<Process>) -> Result<u32, StartError> {

@@ -32,6 +32,17 @@ pub struct StdioPaths {
     pub terminal: bool,
 }
 
+impl StdioPaths {
+    pub fn new(stdin: &str, stdout: &str, stderr: &str, terminal: bool) -> StdioPaths {
+        StdioPaths {
+            stdin: stdin.to_owned(),
+            stdout: stdout.to_owned(),
+            stderr: stderr.to_owned(),
+            terminal,
+        }
+    }
+}
+
 /// The ends of the process's stdio the shim holds while the process lives.
 #[derive(Default)]
 pub struct Held {
