@@ -1,22 +1,35 @@
-//! One container of this shim: its runtime, bundle, init and execs, and the
-//! lifecycle steps that run the runtime and report exits in order.
+//! One container of this shim: its runtime, bundle, init and execs, and
+//! the steps of its lifecycle, which are the only callers of the runtime.
+//! Exits are reported in the order containerd expects ([`exits`]).
 
+mod exits;
+#[cfg(test)]
+mod tests;
+
+use crate::bundle::{self, Bundle};
 use crate::events::Events;
-use crate::io::{self, StdioPaths};
-use crate::process::{self, Lifecycle, Process};
+use crate::io::{self, Stdio3, StdioPaths};
+use crate::options::{self, OptionsError};
+use crate::process::{Process, ProcessError, Step};
 use crate::reaper::{Exit, Reaper};
-use crate::runtime_cli::{Runtime, RuntimeError};
+use crate::rootfs::{self, MountError};
+use crate::runtime_cli::{CreateOptions, ExecOptions, GlobalOptions, Runtime, RuntimeError};
 use crate::tty::{Console, ConsoleSocket, TtyError};
-use containerd_shim::protos::events::task::{TaskExecStarted, TaskExit, TaskStart};
+use crate::{oom, stats};
+use containerd_shim::api::{CreateTaskRequest, ExecProcessRequest};
+use containerd_shim::protos::events::task::{
+    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskIO, TaskOOM, TaskPaused,
+    TaskResumed, TaskStart,
+};
+use containerd_shim::protos::shim::oci::Options;
 use containerd_shim::protos::topics;
+use protobuf::MessageDyn;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
 
-/// Where the shim keeps the init's exit for `shim delete` (a fresh process
-/// that runs after the serving shim is gone).
-pub const EXIT_FILE: &str = "berth-exit.json";
-
+/// Why a process could not be started: every step of it, the runtime's
+/// `create` or `exec` among them.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
@@ -31,6 +44,40 @@ pub enum StartError {
     Write(String, std::io::Error),
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    #[error("exec {exec_id} of {id}: not found")]
+    ExecNotFound { id: String, exec_id: String },
+    #[error("exec {0} already exists")]
+    ExecExists(String),
+    /// containerd's runc shim's words.
+    #[error("exec {0}: process not created")]
+    NotCreated(String),
+    /// The process is known to have exited (the id is the container's).
+    #[error("process {0} already finished")]
+    Finished(String),
+    #[error(transparent)]
+    Signal(nix::Error),
+    #[error(transparent)]
+    Options(#[from] OptionsError),
+    #[error(transparent)]
+    Mount(#[from] MountError),
+    #[error(transparent)]
+    SaveRuntime(std::io::Error),
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    /// `shim delete`'s, which runs without a Task service.
+    #[error("read the runtime file: {0}")]
+    RuntimeFile(serde_json::Error),
+    /// `shim delete`'s.
+    #[error("start the reaper: {0}")]
+    Reaper(nix::Error),
+}
+
 /// What the shim's threads share: the reaper and the event queue.
 pub struct Shared {
     pub namespace: String,
@@ -40,27 +87,26 @@ pub struct Shared {
 
 pub struct Container {
     pub id: String,
-    pub bundle: PathBuf,
-    pub runtime: Runtime,
+    pub bundle: Bundle,
+    runtime: Runtime,
     pub init: Arc<Process>,
-    pub execs: Mutex<HashMap<String, Arc<Process>>>,
-    pub rootfs_mounted: bool,
+    execs: Mutex<HashMap<String, Arc<Process>>>,
+    rootfs_mounted: bool,
     /// Who gets the process's stdio pipes (`IoUid`, `IoGid`).
-    pub io_ids: Option<(u32, u32)>,
+    io_ids: Option<(u32, u32)>,
     /// Set once init has started.
-    pub oom: std::sync::OnceLock<Arc<crate::oom::OomWatch>>,
+    oom: OnceLock<Arc<oom::OomWatch>>,
     /// Whether init's exit must end the container's other processes: the
     /// kernel does that only in a pid namespace init owns.
-    pub kill_all_on_exit: bool,
+    kill_all_on_exit: bool,
+    shared: Arc<Shared>,
 }
 
 /// Whether the bundle's container has no pid namespace of its own (it has
 /// the host's, or joins another by path), as containerd's runc shim reads
 /// config.json.
-pub fn shares_pid_namespace(bundle: &Path) -> bool {
-    let text = std::fs::read_to_string(bundle.join("config.json")).unwrap_or_default();
-    let spec: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-    let namespaces = spec["linux"]["namespaces"].as_array().cloned();
+fn shares_pid_namespace(bundle: &Bundle) -> bool {
+    let namespaces = bundle.config()["linux"]["namespaces"].as_array().cloned();
     !namespaces
         .unwrap_or_default()
         .iter()
@@ -68,121 +114,215 @@ pub fn shares_pid_namespace(bundle: &Path) -> bool {
 }
 
 impl Container {
-    /// `RT create` for init, with its stdio; init stays parked until start.
+    /// Mounts the rootfs and runs `RT create` for init, with its stdio;
+    /// init stays parked until start. The runtime's options are kept in
+    /// the bundle for `shim delete`.
     pub fn create(
-        self: &Arc<Self>,
         shared: &Arc<Shared>,
-        flags: &[&str],
-    ) -> Result<u32, StartError> {
-        let pid_file = self.bundle.join("init.pid");
-        let mut args = vec![
-            "create",
-            "--bundle",
-            path_str(&self.bundle),
-            "--pid-file",
-            path_str(&pid_file),
-        ];
-        args.extend_from_slice(flags);
-        self.spawn(shared, &self.init, args, &pid_file)
+        req: &CreateTaskRequest,
+    ) -> Result<Arc<Container>, ContainerError> {
+        let options = options::from_any(req.options.as_ref())?;
+        let bundle = Bundle::new(&req.bundle);
+        let globals = GlobalOptions::new(&options, &shared.namespace, bundle.runtime_log());
+        let json = serde_json::to_vec(&globals).map_err(std::io::Error::from);
+        json.and_then(|json| bundle.save_runtime(&json))
+            .map_err(ContainerError::SaveRuntime)?;
+        rootfs::mount_all(&req.rootfs, &bundle.rootfs())?;
+        let stdio = StdioPaths::new(&req.stdin, &req.stdout, &req.stderr, req.terminal);
+        let container = Arc::new(Container {
+            id: req.id.clone(),
+            kill_all_on_exit: shares_pid_namespace(&bundle),
+            bundle,
+            runtime: Runtime::new(globals, Arc::clone(&shared.reaper)),
+            init: Arc::new(Process::new("", stdio)),
+            execs: Mutex::new(HashMap::new()),
+            rootfs_mounted: !req.rootfs.is_empty(),
+            // Unset (0:0) is the shim's own, which new pipes already are:
+            // a client's FIFOs are then left as they are.
+            io_ids: Some((options.io_uid, options.io_gid)).filter(|ids| *ids != (0, 0)),
+            oom: OnceLock::new(),
+            shared: Arc::clone(shared),
+        });
+        if let Err(e) = container.create_init(&options) {
+            container.unmount_rootfs();
+            return Err(e.into());
+        }
+        container.publish_created(req);
+        Ok(container)
     }
 
-    /// `RT start`: releases init; its exit is reported after the start event.
-    pub fn start(self: &Arc<Self>, shared: &Arc<Shared>) -> Result<u32, RuntimeError> {
-        self.init.lock().start_pending = true;
-        let started = self.runtime.run(&shared.reaper, &["start", &self.id]);
-        let pid = self.init.pid();
-        if started.is_ok() {
-            self.set_running(&self.init);
-            shared.events.publish(
-                topics::TASK_START_EVENT_TOPIC,
-                Box::new(TaskStart {
-                    container_id: self.id.clone(),
-                    pid,
-                    ..Default::default()
-                }),
-            );
+    fn create_init(self: &Arc<Self>, options: &Options) -> Result<u32, StartError> {
+        let pid_file = self.bundle.init_pid_file();
+        self.spawn(&self.init, &pid_file, |console_socket, stdio| {
+            let create = CreateOptions {
+                bundle: self.bundle.dir(),
+                pid_file: &pid_file,
+                console_socket,
+                no_pivot: options.no_pivot_root,
+                no_new_keyring: options.no_new_keyring,
+            };
+            self.runtime.create(&self.id, &create, stdio)
+        })
+    }
+
+    fn publish_created(&self, req: &CreateTaskRequest) {
+        let io = TaskIO {
+            stdin: req.stdin.clone(),
+            stdout: req.stdout.clone(),
+            stderr: req.stderr.clone(),
+            terminal: req.terminal,
+            ..Default::default()
+        };
+        self.publish(
+            topics::TASK_CREATE_EVENT_TOPIC,
+            Box::new(TaskCreate {
+                container_id: self.id.clone(),
+                bundle: req.bundle.clone(),
+                rootfs: req.rootfs.clone(),
+                io: Some(io).into(),
+                checkpoint: req.checkpoint.clone(),
+                pid: self.init.pid(),
+                ..Default::default()
+            }),
+        );
+    }
+
+    /// Init when `exec_id` is empty, else that exec.
+    pub fn process(&self, exec_id: &str) -> Result<Arc<Process>, ContainerError> {
+        if exec_id.is_empty() {
+            return Ok(Arc::clone(&self.init));
         }
-        self.init.lock().start_pending = false;
-        self.report_exits(shared);
-        started.map(|()| pid)
+        let exec = self.execs.lock().unwrap().get(exec_id).cloned();
+        exec.ok_or_else(|| ContainerError::ExecNotFound {
+            id: self.id.clone(),
+            exec_id: exec_id.to_owned(),
+        })
+    }
+
+    /// Adds an exec, to be started later.
+    pub fn add_exec(&self, req: &ExecProcessRequest) -> Result<(), ContainerError> {
+        let mut execs = self.execs.lock().unwrap();
+        if execs.contains_key(&req.exec_id) {
+            return Err(ContainerError::ExecExists(req.exec_id.clone()));
+        }
+        let stdio = StdioPaths::new(&req.stdin, &req.stdout, &req.stderr, req.terminal);
+        let exec = Arc::new(Process::new(&req.exec_id, stdio));
+        exec.lock().spec = req.spec.value.clone();
+        execs.insert(req.exec_id.clone(), exec);
+        self.publish(
+            topics::TASK_EXEC_ADDED_EVENT_TOPIC,
+            Box::new(TaskExecAdded {
+                container_id: self.id.clone(),
+                exec_id: req.exec_id.clone(),
+                ..Default::default()
+            }),
+        );
+        Ok(())
+    }
+
+    /// Starts init (`RT start`) or an exec (`RT exec`); returns its pid.
+    pub fn start(self: &Arc<Self>, exec_id: &str) -> Result<u32, ContainerError> {
+        if !exec_id.is_empty() {
+            return self.start_exec(&self.process(exec_id)?);
+        }
+        let pid = self.start_init()?;
+        // After start, as containerd's runc shim does: the cgroup is final
+        // by then.
+        self.watch_oom(pid);
+        Ok(pid)
+    }
+
+    /// `RT start`: releases init.
+    fn start_init(&self) -> Result<u32, ContainerError> {
+        let run = || {
+            self.runtime.start(&self.id)?;
+            Ok(self.init.pid())
+        };
+        self.start_process(&self.init, run, |pid| {
+            let event = TaskStart {
+                container_id: self.id.clone(),
+                pid,
+                ..Default::default()
+            };
+            (topics::TASK_START_EVENT_TOPIC, Box::new(event))
+        })
     }
 
     /// `RT exec --detach` for an exec added earlier.
-    pub fn start_exec(
-        self: &Arc<Self>,
-        shared: &Arc<Shared>,
-        exec: &Arc<Process>,
-    ) -> Result<u32, StartError> {
-        let spec_file = self
-            .bundle
-            .join(format!("berth-exec-{}.json", exec.exec_id));
-        let pid_file = self.bundle.join(format!("berth-exec-{}.pid", exec.exec_id));
+    fn start_exec(self: &Arc<Self>, exec: &Arc<Process>) -> Result<u32, ContainerError> {
+        let run = || Ok(self.spawn_exec(exec)?);
+        self.start_process(exec, run, |pid| {
+            let event = TaskExecStarted {
+                container_id: self.id.clone(),
+                exec_id: exec.exec_id.clone(),
+                pid,
+                ..Default::default()
+            };
+            (topics::TASK_EXEC_STARTED_EVENT_TOPIC, Box::new(event))
+        })
+    }
+
+    /// Starts `p` with `run`, which returns its pid, and publishes the
+    /// event `started` makes of it; an exit seen meanwhile is reported
+    /// after that event.
+    fn start_process(
+        &self,
+        p: &Process,
+        run: impl FnOnce() -> Result<u32, ContainerError>,
+        started: impl FnOnce(u32) -> (&'static str, Box<dyn MessageDyn>),
+    ) -> Result<u32, ContainerError> {
+        p.begin_start()?;
+        let result = run().and_then(|pid| {
+            let (topic, event) = started(pid);
+            p.advance(Step::Start, || self.publish(topic, event))?;
+            Ok(pid)
+        });
+        p.end_start();
+        self.report_exits();
+        result
+    }
+
+    fn spawn_exec(self: &Arc<Self>, exec: &Arc<Process>) -> Result<u32, StartError> {
+        let (spec_file, pid_file) = self.bundle.exec_files(&exec.exec_id);
         let spec = std::mem::take(&mut exec.lock().spec);
         std::fs::write(&spec_file, spec)
             .map_err(|e| StartError::Write(path_str(&spec_file).to_owned(), e))?;
-        exec.lock().start_pending = true;
-        let args = vec![
-            "exec",
-            "--process",
-            path_str(&spec_file),
-            "--detach",
-            "--pid-file",
-            path_str(&pid_file),
-        ];
-        let spawned = self.spawn(shared, exec, args, &pid_file);
+        let spawned = self.spawn(exec, &pid_file, |console_socket, stdio| {
+            let options = ExecOptions {
+                process: &spec_file,
+                pid_file: &pid_file,
+                console_socket,
+            };
+            self.runtime.exec(&self.id, &options, stdio)
+        });
         let _ = std::fs::remove_file(&spec_file);
-        if let Ok(pid) = spawned {
-            self.set_running(exec);
-            shared.events.publish(
-                topics::TASK_EXEC_STARTED_EVENT_TOPIC,
-                Box::new(TaskExecStarted {
-                    container_id: self.id.clone(),
-                    exec_id: exec.exec_id.clone(),
-                    pid,
-                    ..Default::default()
-                }),
-            );
-        }
-        exec.lock().start_pending = false;
-        self.report_exits(shared);
         spawned
     }
 
-    fn set_running(&self, p: &Process) {
-        let mut state = p.lock();
-        if state.status == Lifecycle::Created {
-            state.status = Lifecycle::Running;
-        }
-    }
-
-    /// Runs `args` (create or exec) with the process's stdio or terminal,
-    /// reads its pid and starts watching for its exit.
+    /// Runs `runtime` (create or exec) with the process's stdio or a
+    /// console socket for its terminal, reads its pid and starts watching
+    /// for its exit.
     fn spawn(
         self: &Arc<Self>,
-        shared: &Arc<Shared>,
         p: &Arc<Process>,
-        args: Vec<&str>,
         pid_file: &Path,
+        runtime: impl FnOnce(Option<&Path>, Stdio3) -> Result<(), RuntimeError>,
     ) -> Result<u32, StartError> {
         let console = p.stdio.terminal.then(ConsoleSocket::new).transpose()?;
-        let mut args: Vec<String> = args.into_iter().map(str::to_owned).collect();
-        if let Some(c) = &console {
-            args.extend(["--console-socket".to_owned(), path_str(&c.path).to_owned()]);
-        }
-        args.push(self.id.clone());
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let paths = match console {
             Some(_) => StdioPaths::default(),
             None => p.stdio.clone(),
         };
         let owner = io::Owner {
             id: &self.id,
-            namespace: &shared.namespace,
+            namespace: &self.shared.namespace,
             io_ids: self.io_ids,
         };
         let (ends, held) = io::open(&paths, &owner)?;
-        self.runtime
-            .run_with(&shared.reaper, &args, ends.into_stdio())?;
+        runtime(
+            console.as_ref().map(|c| c.path.as_path()),
+            ends.into_stdio(),
+        )?;
         let pid = read_pid(pid_file)?;
         {
             let mut state = p.lock();
@@ -195,114 +335,194 @@ impl Container {
                 state.held = held;
             }
         }
-        let (container, process, shared2) = (Arc::clone(self), Arc::clone(p), Arc::clone(shared));
-        shared.reaper.watch(pid as i32, move |exit| {
-            if process.exec_id.is_empty() && container.kill_all_on_exit {
-                // The runtime is waited for through the reaper, whose
-                // thread this is: kill from another one, before the exit
-                // goes out (as the Go shim orders it).
-                std::thread::spawn(move || {
-                    let kill = ["kill", "--all", &container.id, "KILL"];
-                    let _ = container.runtime.run(&shared2.reaper, &kill);
-                    container.exited(&shared2, &process, exit)
-                });
-            } else {
-                container.exited(&shared2, &process, exit)
-            }
-        });
+        self.watch_exit(p, pid);
         Ok(pid)
     }
 
-    fn exited(&self, shared: &Shared, p: &Process, exit: Exit) {
-        let console = {
-            let mut state = p.lock();
-            state.exited = Some(exit);
-            state.console.take()
+    /// OOM events for the container; a container whose cgroup cannot be
+    /// watched runs without them.
+    fn watch_oom(&self, pid: u32) {
+        let (shared, container_id) = (Arc::clone(&self.shared), self.id.clone());
+        let watched = oom::watch(pid, move || {
+            let event = TaskOOM {
+                container_id: container_id.clone(),
+                ..Default::default()
+            };
+            shared
+                .events
+                .publish(topics::TASK_OOM_EVENT_TOPIC, Box::new(event));
+        });
+        match watched {
+            Ok(Some(watch)) => drop(self.oom.set(watch)),
+            Ok(None) => {}
+            Err(e) => log::warn!("{e}"),
+        }
+    }
+
+    /// Signals init through the runtime (`all`: every process of the
+    /// container), an exec directly.
+    pub fn kill(&self, exec_id: &str, signal: u32, all: bool) -> Result<(), ContainerError> {
+        let p = self.process(exec_id)?;
+        if p.has_exited() {
+            return Err(ContainerError::Finished(self.id.clone()));
+        }
+        if exec_id.is_empty() {
+            return Ok(self.runtime.kill(&self.id, signal, all)?);
+        }
+        // An exec not started yet has no pid, and kill(0) would signal
+        // the shim's own process group.
+        let pid = match p.pid() {
+            0 => return Err(ContainerError::NotCreated(exec_id.to_owned())),
+            pid => pid,
         };
-        // What the process wrote to its terminal reaches the client before
-        // its exit is reported.
-        if let Some(mut console) = console {
-            console.drain();
-        }
-        // An OOM kill ends a process: its event goes before the exit.
-        if let Some(oom) = self.oom.get() {
-            oom.check();
-        }
-        self.report_exits(shared);
+        // SAFETY: kill has no memory-safety preconditions.
+        let r = unsafe { libc::kill(pid as i32, signal as i32) };
+        nix::errno::Errno::result(r)
+            .map(drop)
+            .map_err(ContainerError::Signal)
     }
 
-    /// Reports every exit that may go out now: execs' first, init's only
-    /// when no exec runs any more (they are killed once init is gone, as
-    /// the kernel does with a private pid namespace).
-    pub fn report_exits(&self, shared: &Shared) {
-        let execs: Vec<Arc<Process>> = self.execs.lock().unwrap().values().cloned().collect();
-        for exec in &execs {
-            self.report_if_due(shared, exec);
+    /// Deletes init (`RT delete`, once it has exited or if it never
+    /// started) or an exec that has exited or never started; returns its
+    /// pid and exit.
+    pub fn delete(&self, exec_id: &str) -> Result<(u32, Exit), ContainerError> {
+        if exec_id.is_empty() {
+            return self.delete_init();
         }
-        if self.init.lock().exited.is_none() {
-            return;
-        }
-        let running: Vec<u32> = execs
-            .iter()
-            .filter(|e| e.is_running())
-            .map(|e| e.pid())
-            .collect();
-        if running.is_empty() {
-            if let Some(exit) = self.report_if_due(shared, &self.init) {
-                self.persist_exit(&exit);
-            }
-            return;
-        }
-        for pid in running {
-            // SAFETY: kill has no memory-safety preconditions.
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-        }
+        let exec = self.process(exec_id)?;
+        let exit = exec.delete()?;
+        self.execs.lock().unwrap().remove(exec_id);
+        Ok((exec.pid(), exit))
     }
 
-    fn report_if_due(&self, shared: &Shared, p: &Process) -> Option<Exit> {
-        let mut state = p.lock();
-        let exit = state
-            .exited
-            .filter(|_| state.reported.is_none() && !state.start_pending)?;
-        shared.events.publish(
-            topics::TASK_EXIT_EVENT_TOPIC,
-            Box::new(TaskExit {
+    fn delete_init(&self) -> Result<(u32, Exit), ContainerError> {
+        self.init.check(Step::Delete)?;
+        // A runtime that no longer knows the container has nothing to delete.
+        self.runtime
+            .delete(&self.id)
+            .or_else(|e| if e.is_gone() { Ok(()) } else { Err(e) })?;
+        // The runtime holds nothing of it now: the `shim delete` containerd
+        // runs after every shim disconnects, clean or not, need not ask the
+        // runtime again (that call was a third of a `ctr run --rm`'s tail).
+        self.bundle.forget_runtime();
+        // A task deleted before it started was killed by `delete --force`.
+        self.init.wait();
+        let exit = self.init.delete()?;
+        self.unmount_rootfs();
+        let pid = self.init.pid();
+        self.publish(
+            topics::TASK_DELETE_EVENT_TOPIC,
+            Box::new(TaskDelete {
                 container_id: self.id.clone(),
-                id: if p.exec_id.is_empty() {
-                    self.id.clone()
-                } else {
-                    p.exec_id.clone()
-                },
-                pid: state.pid,
+                id: self.id.clone(),
+                pid,
                 exit_status: exit.status,
-                exited_at: Some(process::timestamp(&exit)).into(),
+                exited_at: Some(crate::process::timestamp(&exit)).into(),
                 ..Default::default()
             }),
         );
-        p.report(&mut state, exit);
-        Some(exit)
+        Ok((pid, exit))
     }
 
-    fn persist_exit(&self, exit: &Exit) {
-        let ts = process::timestamp(exit);
-        let json =
-            serde_json::json!({"status": exit.status, "seconds": ts.seconds, "nanos": ts.nanos});
-        let _ = crate::protocol::write_atomically(
-            &self.bundle.join(EXIT_FILE),
-            json.to_string().as_bytes(),
-        );
+    fn unmount_rootfs(&self) {
+        if self.rootfs_mounted {
+            rootfs::unmount(&self.bundle.rootfs());
+        }
+    }
+
+    pub fn pause(&self) -> Result<(), ContainerError> {
+        let event = TaskPaused {
+            container_id: self.id.clone(),
+            ..Default::default()
+        };
+        let run = || self.runtime.pause(&self.id);
+        self.step_init(
+            Step::Pause,
+            run,
+            topics::TASK_PAUSED_EVENT_TOPIC,
+            Box::new(event),
+        )
+    }
+
+    pub fn resume(&self) -> Result<(), ContainerError> {
+        let event = TaskResumed {
+            container_id: self.id.clone(),
+            ..Default::default()
+        };
+        let run = || self.runtime.resume(&self.id);
+        self.step_init(
+            Step::Resume,
+            run,
+            topics::TASK_RESUMED_EVENT_TOPIC,
+            Box::new(event),
+        )
+    }
+
+    /// Takes `step` for init: refused before the runtime is asked if init's
+    /// state does not allow it, and after if init's exit was reported
+    /// meanwhile (the task is stopped then, whatever the runtime did).
+    fn step_init(
+        &self,
+        step: Step,
+        runtime: impl FnOnce() -> Result<(), RuntimeError>,
+        topic: &'static str,
+        event: Box<dyn MessageDyn>,
+    ) -> Result<(), ContainerError> {
+        self.init.check(step)?;
+        runtime()?;
+        self.init.advance(step, || self.publish(topic, event))?;
+        Ok(())
+    }
+
+    /// The container's processes: each pid, with its exec id if it is an
+    /// exec's.
+    pub fn pids(&self) -> Result<Vec<(u32, Option<String>)>, ContainerError> {
+        let pids = self.runtime.ps(&self.id)?;
+        let execs: HashMap<u32, String> = self
+            .execs
+            .lock()
+            .unwrap()
+            .values()
+            .map(|e| (e.pid(), e.exec_id.clone()))
+            .collect();
+        Ok(pids
+            .into_iter()
+            .map(|pid| (pid, execs.get(&pid).cloned()))
+            .collect())
+    }
+
+    /// `RT update` with runtime-spec resources (JSON).
+    pub fn update(&self, resources: &[u8]) -> Result<(), ContainerError> {
+        Ok(self.runtime.update(&self.id, resources)?)
+    }
+
+    /// The container's cgroup metrics, v1 or v2 as the host has them.
+    pub fn stats(&self) -> Result<Box<dyn MessageDyn>, ContainerError> {
+        let json = self.runtime.stats(&self.id)?;
+        Ok(stats::metrics(&json, stats::unified_host()))
+    }
+
+    fn publish(&self, topic: &'static str, event: Box<dyn MessageDyn>) {
+        self.shared.events.publish(topic, event);
     }
 }
 
+/// `shim delete`, once the serving shim is gone: force-deletes the
+/// container in the runtime its options named, if it may still hold it.
+pub fn delete_orphan(bundle: &Bundle, id: &str) -> Result<(), ContainerError> {
+    let Some(json) = bundle.saved_runtime() else {
+        return Ok(());
+    };
+    let options: GlobalOptions =
+        serde_json::from_slice(&json).map_err(ContainerError::RuntimeFile)?;
+    let reaper = Reaper::start().map_err(ContainerError::Reaper)?;
+    // Gone already is what delete is for.
+    let _ = Runtime::new(options, reaper).delete(id);
+    Ok(())
+}
+
 fn read_pid(pid_file: &Path) -> Result<u32, StartError> {
-    let err = |e| StartError::PidFile(path_str(pid_file).to_owned(), e);
-    let text = std::fs::read_to_string(pid_file).map_err(err)?;
-    text.trim().parse().map_err(|_| {
-        err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            text.clone(),
-        ))
-    })
+    bundle::read_pid(pid_file).map_err(|e| StartError::PidFile(path_str(pid_file).to_owned(), e))
 }
 
 /// Paths the shim makes are UTF-8 (containerd's bundle and ids are).

@@ -19,7 +19,7 @@ use std::time::Duration;
 const ATTEMPTS: u32 = 20;
 const RETRY_AFTER: Duration = Duration::from_millis(250);
 
-type Event = (&'static str, Any);
+pub type Event = (&'static str, Any);
 
 pub struct Events {
     tx: Mutex<Option<Sender<Event>>>,
@@ -34,6 +34,17 @@ impl Events {
             tx: Mutex::new(Some(tx)),
             thread: Mutex::new(Some(thread)),
         }
+    }
+
+    /// Events that go to the receiver instead of containerd.
+    #[cfg(test)]
+    pub fn capture() -> (Events, Receiver<Event>) {
+        let (tx, rx) = mpsc::channel();
+        let events = Events {
+            tx: Mutex::new(Some(tx)),
+            thread: Mutex::new(None),
+        };
+        (events, rx)
     }
 
     /// Queues `event` under `topic` (one of `containerd_shim::protos::topics`).

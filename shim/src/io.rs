@@ -8,7 +8,6 @@
 //! runc shim, the process sees end-of-file on CloseIO, not when a client
 //! closes the FIFO (it may attach again), and never before one opened it.
 
-use crate::runtime_cli::Stdio3;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
@@ -31,6 +30,17 @@ pub struct StdioPaths {
     pub stdout: String,
     pub stderr: String,
     pub terminal: bool,
+}
+
+impl StdioPaths {
+    pub fn new(stdin: &str, stdout: &str, stderr: &str, terminal: bool) -> StdioPaths {
+        StdioPaths {
+            stdin: stdin.to_owned(),
+            stdout: stdout.to_owned(),
+            stderr: stderr.to_owned(),
+            terminal,
+        }
+    }
 }
 
 /// The ends of the process's stdio the shim holds while the process lives.
@@ -66,6 +76,13 @@ impl Drop for Held {
     fn drop(&mut self) {
         self.close_stdin();
     }
+}
+
+/// The container's stdio for a runtime command that starts a process.
+pub struct Stdio3 {
+    pub stdin: Stdio,
+    pub stdout: Stdio,
+    pub stderr: Stdio,
 }
 
 /// The ends of the stdio the process gets (None: nothing, /dev/null).

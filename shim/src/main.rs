@@ -4,6 +4,7 @@
 //! footprint: no copy threads for plain stdio, one reaper thread, events
 //! sent by one thread, and a ttrpc pool of one or two threads.
 
+mod bundle;
 mod container;
 mod events;
 mod info;

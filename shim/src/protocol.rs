@@ -3,16 +3,15 @@
 //! its address), `delete` (clean up after a shim that is gone), and the
 //! serving shim itself.
 
-use crate::container::{Shared, EXIT_FILE};
+use crate::bundle::{write_atomically, Bundle};
+use crate::container::Shared;
 use crate::events::Events;
 use crate::options;
-use crate::reaper::Reaper;
-use crate::runtime_cli::Runtime;
-use crate::service::{Service, RUNTIME_FILE};
+use crate::reaper::{Exit, Reaper};
+use crate::service::Service;
 use anyhow::{Context as _, Result};
 use containerd_shim::api::DeleteResponse;
 use containerd_shim::protos::create_task;
-use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim::{ExitSignal, Flags};
 use protobuf::Message;
 use std::collections::HashMap;
@@ -36,17 +35,10 @@ const GROUP_ANNOTATIONS: [&str; 2] = [
     "io.containerd.runc.v2.group",
 ];
 
-/// Replaces `path` with `data` in one step (write aside, rename).
-pub fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, data)?;
-    std::fs::rename(&tmp, path)
-}
-
 /// `start`: prints the address of the shim that serves this container.
 /// containerd gives the container's runtime options on stdin.
 pub fn start(flags: &Flags) -> Result<()> {
-    let bundle = std::env::current_dir().context("bundle directory")?;
+    let bundle = Bundle::new(std::env::current_dir().context("bundle directory")?);
     let mut stdin = Vec::new();
     std::io::stdin()
         .read_to_end(&mut stdin)
@@ -63,7 +55,7 @@ pub fn start(flags: &Flags) -> Result<()> {
             return Err(e);
         }
     }
-    write_atomically(&bundle.join("address"), address.as_bytes())
+    write_atomically(&bundle.address_file(), address.as_bytes())
         .context("write the address file")?;
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(address.as_bytes())?;
@@ -72,9 +64,8 @@ pub fn start(flags: &Flags) -> Result<()> {
 }
 
 /// The group key in the bundle's config.json, if it names one.
-fn group_of(bundle: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(bundle.join("config.json")).ok()?;
-    let spec: serde_json::Value = serde_json::from_str(&text).ok()?;
+fn group_of(bundle: &Bundle) -> Option<String> {
+    let spec = bundle.config();
     GROUP_ANNOTATIONS
         .iter()
         .find_map(|a| spec["annotations"][a].as_str().map(str::to_owned))
@@ -151,59 +142,35 @@ fn join_shim_cgroup(server: &Child, cgroup: &str) -> Result<()> {
 /// the runtime and report init's exit as the shim recorded it (killed, if
 /// it never did).
 pub fn delete(flags: &Flags) -> Result<()> {
-    let bundle = match flags.bundle.as_str() {
+    let bundle = Bundle::new(match flags.bundle.as_str() {
         "" => std::env::current_dir().context("bundle directory")?,
         b => PathBuf::from(b),
-    };
-    if let Ok(text) = std::fs::read(bundle.join(RUNTIME_FILE)) {
-        let runtime: Runtime = serde_json::from_slice(&text).context("read the runtime file")?;
-        let reaper = Reaper::start().context("start the reaper")?;
-        // Gone already is what delete is for.
-        let _ = runtime.run(&reaper, &["delete", "--force", &flags.id]);
-    }
-    crate::rootfs::unmount(&bundle.join("rootfs"));
+    });
+    crate::container::delete_orphan(&bundle, &flags.id)?;
+    crate::rootfs::unmount(&bundle.rootfs());
     remove_dead_socket(&bundle);
-    let response = recorded_exit(&bundle).unwrap_or_else(killed);
+    let exit = bundle.saved_exit().unwrap_or_else(|| Exit {
+        status: 128 + libc::SIGKILL as u32,
+        at: std::time::SystemTime::now(),
+    });
+    let response = DeleteResponse {
+        exit_status: exit.status,
+        exited_at: Some(crate::process::timestamp(&exit)).into(),
+        ..Default::default()
+    };
     response.write_to_writer(&mut std::io::stdout().lock())?;
     Ok(())
 }
 
 /// Removes the socket the bundle's address names if no shim answers there
 /// any more (a killed shim cannot remove it; a group's live shim keeps it).
-fn remove_dead_socket(bundle: &Path) {
-    let Ok(address) = std::fs::read_to_string(bundle.join("address")) else {
+fn remove_dead_socket(bundle: &Bundle) {
+    let Ok(address) = std::fs::read_to_string(bundle.address_file()) else {
         return;
     };
     let path = Path::new(address.trim().trim_start_matches("unix://"));
     if UnixStream::connect(path).is_err() {
         let _ = std::fs::remove_file(path);
-    }
-}
-
-fn recorded_exit(bundle: &Path) -> Option<DeleteResponse> {
-    let v: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(bundle.join(EXIT_FILE)).ok()?).ok()?;
-    Some(DeleteResponse {
-        exit_status: v["status"].as_u64()? as u32,
-        exited_at: Some(Timestamp {
-            seconds: v["seconds"].as_i64()?,
-            nanos: v["nanos"].as_i64()? as i32,
-            ..Default::default()
-        })
-        .into(),
-        ..Default::default()
-    })
-}
-
-fn killed() -> DeleteResponse {
-    let exit = crate::reaper::Exit {
-        status: 128 + libc::SIGKILL as u32,
-        at: std::time::SystemTime::now(),
-    };
-    DeleteResponse {
-        exit_status: exit.status,
-        exited_at: Some(crate::process::timestamp(&exit)).into(),
-        ..Default::default()
     }
 }
 

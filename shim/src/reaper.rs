@@ -10,7 +10,7 @@ use nix::unistd::Pid;
 use std::collections::HashMap;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// How long an exit nobody watches is kept: a watcher registers right after
 /// it learns the pid (from a pid file), so it is never late by more than
@@ -22,6 +22,12 @@ const UNCLAIMED_FOR: Duration = Duration::from_secs(120);
 pub struct Exit {
     pub status: u32,
     pub at: SystemTime,
+}
+
+impl Exit {
+    pub fn since_epoch(&self) -> Duration {
+        self.at.duration_since(UNIX_EPOCH).unwrap_or_default()
+    }
 }
 
 type Watcher = Box<dyn FnOnce(Exit) + Send>;

@@ -1,13 +1,18 @@
-//! Running the runc-compatible runtime binary (berth by default) with the
-//! global flags containerd's runc shim passes, and turning its failures into
-//! the last error line it logged.
+//! The runc-compatible runtime binary (berth by default) as a typed
+//! client: one method per verb, each building its command line in one
+//! place, with the global flags containerd's runc shim passes, and failures
+//! turned into the last error line the runtime logged.
 
+use crate::io::Stdio3;
 use crate::reaper::Reaper;
+use containerd_shim::protos::shim::oci::Options;
 use serde::{Deserialize, Serialize};
+use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -22,6 +27,9 @@ pub enum RuntimeError {
         verb: String,
         message: String,
     },
+    /// What `ps` or `events` printed is not the JSON they print.
+    #[error(transparent)]
+    Output(#[from] serde_json::Error),
 }
 
 impl RuntimeError {
@@ -33,65 +41,227 @@ impl RuntimeError {
                 let m = message.to_lowercase();
                 m.contains("not running") || m.contains("does not exist") || m.contains("finished")
             }
-            RuntimeError::Spawn { .. } => false,
+            RuntimeError::Spawn { .. } | RuntimeError::Output(_) => false,
         }
     }
 }
-
-/// What the options of a container say about its runtime; persisted in the
-/// bundle so that `shim delete`, a fresh process, finds the same binary.
+/// The global flags of every command: `BinaryName`, `Root` and
+/// `SystemdCgroup` as the container's options give them, and the log in
+/// its bundle. Persisted in the bundle so that `shim delete`, a fresh
+/// process, finds the same runtime.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Runtime {
+pub struct GlobalOptions {
     pub binary: PathBuf,
     pub root: PathBuf,
     pub systemd_cgroup: bool,
     pub log: PathBuf,
 }
 
-/// The container's stdio for a runtime command that starts a process.
-pub struct Stdio3 {
-    pub stdin: Stdio,
-    pub stdout: Stdio,
-    pub stderr: Stdio,
-}
-
-impl Runtime {
-    /// `binary` and `root` as the options give them ("" when unset).
-    pub fn new(
-        binary: &str,
-        root: &str,
-        namespace: &str,
-        systemd_cgroup: bool,
-        bundle: &Path,
-    ) -> Runtime {
-        let root = match root {
+impl GlobalOptions {
+    /// The root is per containerd namespace, under `Root` (or berth's
+    /// default when the options leave it unset, as they leave `BinaryName`).
+    pub fn new(options: &Options, namespace: &str, log: PathBuf) -> GlobalOptions {
+        let root = match options.root.as_str() {
             "" => Path::new("/run/containerd/berth").join(namespace),
             root => Path::new(root).join(namespace),
         };
-        Runtime {
-            binary: find_binary(binary),
+        GlobalOptions {
+            binary: find_binary(&options.binary_name),
             root,
-            systemd_cgroup,
-            log: bundle.join("log.json"),
+            systemd_cgroup: options.systemd_cgroup,
+            log,
+        }
+    }
+}
+
+/// `create`'s options.
+pub struct CreateOptions<'a> {
+    pub bundle: &'a Path,
+    pub pid_file: &'a Path,
+    pub console_socket: Option<&'a Path>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+}
+
+/// `exec`'s options (it always detaches: the shim reaps the process).
+pub struct ExecOptions<'a> {
+    /// The runtime-spec process, as JSON.
+    pub process: &'a Path,
+    pub pid_file: &'a Path,
+    pub console_socket: Option<&'a Path>,
+}
+
+/// The runtime binary, run with the global options; its commands are
+/// waited for through the shim's reaper, which reaps every child.
+pub struct Runtime {
+    options: GlobalOptions,
+    reaper: Arc<Reaper>,
+}
+
+/// One command line being built.
+struct Call {
+    verb: &'static str,
+    cmd: Command,
+}
+
+impl Call {
+    fn arg(mut self, arg: impl AsRef<OsStr>) -> Call {
+        self.cmd.arg(arg);
+        self
+    }
+
+    fn flag(self, on: bool, flag: &str) -> Call {
+        if on {
+            self.arg(flag)
+        } else {
+            self
         }
     }
 
-    /// Runs `args`, feeding `input` to its stdin, and returns its stdout.
-    pub fn output(
-        &self,
-        reaper: &Reaper,
-        args: &[&str],
-        input: Option<&[u8]>,
-    ) -> Result<Vec<u8>, RuntimeError> {
-        let mut cmd = self.command(args);
-        cmd.stdout(Stdio::piped()).stderr(Stdio::null());
-        cmd.stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        });
+    fn option(self, name: &str, value: Option<&Path>) -> Call {
+        match value {
+            Some(value) => self.arg(name).arg(value),
+            None => self,
+        }
+    }
+}
+
+/// What a command's stdio is.
+enum Io<'a> {
+    /// None in, stdout captured.
+    Capture,
+    /// `input` in, stdout captured.
+    Feed(&'a [u8]),
+    /// The container process's stdio (create, exec).
+    Process(Stdio3),
+}
+
+impl Runtime {
+    pub fn new(options: GlobalOptions, reaper: Arc<Reaper>) -> Runtime {
+        Runtime { options, reaper }
+    }
+
+    /// `create`: init is left parked until `start`.
+    pub fn create(&self, id: &str, o: &CreateOptions, stdio: Stdio3) -> Result<(), RuntimeError> {
+        let call = self
+            .call("create")
+            .arg("--bundle")
+            .arg(o.bundle)
+            .arg("--pid-file")
+            .arg(o.pid_file)
+            .flag(o.no_pivot, "--no-pivot")
+            .flag(o.no_new_keyring, "--no-new-keyring")
+            .option("--console-socket", o.console_socket)
+            .arg(id);
+        self.run(call, Io::Process(stdio)).map(drop)
+    }
+
+    pub fn start(&self, id: &str) -> Result<(), RuntimeError> {
+        self.run(self.call("start").arg(id), Io::Capture).map(drop)
+    }
+
+    /// `kill`; with `all`, every process of the container.
+    pub fn kill(&self, id: &str, signal: u32, all: bool) -> Result<(), RuntimeError> {
+        let call = self
+            .call("kill")
+            .flag(all, "--all")
+            .arg(id)
+            .arg(signal.to_string());
+        self.run(call, Io::Capture).map(drop)
+    }
+
+    /// `delete --force`: the shim deletes a container whose init has
+    /// exited or never started, and one that never started must go too.
+    pub fn delete(&self, id: &str) -> Result<(), RuntimeError> {
+        let call = self.call("delete").arg("--force").arg(id);
+        self.run(call, Io::Capture).map(drop)
+    }
+
+    pub fn exec(&self, id: &str, o: &ExecOptions, stdio: Stdio3) -> Result<(), RuntimeError> {
+        let call = self
+            .call("exec")
+            .arg("--process")
+            .arg(o.process)
+            .arg("--detach")
+            .arg("--pid-file")
+            .arg(o.pid_file)
+            .option("--console-socket", o.console_socket)
+            .arg(id);
+        self.run(call, Io::Process(stdio)).map(drop)
+    }
+
+    pub fn pause(&self, id: &str) -> Result<(), RuntimeError> {
+        self.run(self.call("pause").arg(id), Io::Capture).map(drop)
+    }
+
+    pub fn resume(&self, id: &str) -> Result<(), RuntimeError> {
+        self.run(self.call("resume").arg(id), Io::Capture).map(drop)
+    }
+
+    /// `update` with the runtime-spec resources `resources` (JSON).
+    pub fn update(&self, id: &str, resources: &[u8]) -> Result<(), RuntimeError> {
+        let call = self.call("update").arg("--resources").arg("-").arg(id);
+        self.run(call, Io::Feed(resources)).map(drop)
+    }
+
+    /// The pids of the container's processes.
+    pub fn ps(&self, id: &str) -> Result<Vec<u32>, RuntimeError> {
+        let call = self.call("ps").arg("--format").arg("json").arg(id);
+        Ok(serde_json::from_slice(&self.run(call, Io::Capture)?)?)
+    }
+
+    /// The container's statistics (`events --stats`), as JSON.
+    pub fn stats(&self, id: &str) -> Result<serde_json::Value, RuntimeError> {
+        let call = self.call("events").arg("--stats").arg(id);
+        Ok(serde_json::from_slice(&self.run(call, Io::Capture)?)?)
+    }
+
+    /// `verb` after the global flags, run in the bundle.
+    fn call(&self, verb: &'static str) -> Call {
+        let o = &self.options;
+        let mut cmd = Command::new(&o.binary);
+        cmd.arg("--root")
+            .arg(&o.root)
+            .arg("--log")
+            .arg(&o.log)
+            .args(["--log-format", "json"]);
+        if o.systemd_cgroup {
+            cmd.arg("--systemd-cgroup");
+        }
+        cmd.arg(verb);
+        if let Some(bundle) = o.log.parent() {
+            cmd.current_dir(bundle);
+        }
+        Call { verb, cmd }
+    }
+
+    /// Runs `call` and returns what it printed (nothing for `Io::Process`).
+    fn run(&self, call: Call, io: Io) -> Result<Vec<u8>, RuntimeError> {
+        let Call { verb, mut cmd } = call;
+        let input = match io {
+            Io::Process(stdio) => {
+                cmd.stdin(stdio.stdin)
+                    .stdout(stdio.stdout)
+                    .stderr(stdio.stderr);
+                None
+            }
+            Io::Capture => {
+                cmd.stdin(Stdio::null())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::null());
+                None
+            }
+            Io::Feed(input) => {
+                cmd.stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::null());
+                Some(input)
+            }
+        };
         let logged = self.log_len();
         let mut child = cmd.spawn().map_err(|e| self.spawn_error(e))?;
+        // Our copies of the container's stdio go now: it keeps its own.
+        drop(cmd);
         if let (Some(mut stdin), Some(input)) = (child.stdin.take(), input) {
             // A runtime that stops reading gets EPIPE here; its exit says why.
             let _ = stdin.write_all(input);
@@ -100,62 +270,11 @@ impl Runtime {
         if let Some(mut stdout) = child.stdout.take() {
             let _ = stdout.read_to_end(&mut out);
         }
-        self.finish(reaper, child.id() as i32, args, logged)?;
-        Ok(out)
-    }
-
-    /// Runs `args` with the container process's stdio (create, exec).
-    pub fn run_with(
-        &self,
-        reaper: &Reaper,
-        args: &[&str],
-        stdio: Stdio3,
-    ) -> Result<(), RuntimeError> {
-        let mut cmd = self.command(args);
-        cmd.stdin(stdio.stdin)
-            .stdout(stdio.stdout)
-            .stderr(stdio.stderr);
-        let logged = self.log_len();
-        let child = cmd.spawn().map_err(|e| self.spawn_error(e))?;
-        // Our copies of the stdio go now: the container keeps its own.
-        drop(cmd);
-        self.finish(reaper, child.id() as i32, args, logged)
-    }
-
-    /// Runs `args` with no stdio.
-    pub fn run(&self, reaper: &Reaper, args: &[&str]) -> Result<(), RuntimeError> {
-        self.output(reaper, args, None).map(drop)
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(&self.binary);
-        cmd.arg("--root")
-            .arg(&self.root)
-            .arg("--log")
-            .arg(&self.log)
-            .args(["--log-format", "json"]);
-        if self.systemd_cgroup {
-            cmd.arg("--systemd-cgroup");
-        }
-        cmd.args(args);
-        if let Some(bundle) = self.log.parent() {
-            cmd.current_dir(bundle);
-        }
-        cmd
-    }
-
-    fn finish(
-        &self,
-        reaper: &Reaper,
-        pid: i32,
-        args: &[&str],
-        logged: u64,
-    ) -> Result<(), RuntimeError> {
-        match reaper.wait(pid).status {
-            0 => Ok(()),
+        match self.reaper.wait(child.id() as i32).status {
+            0 => Ok(out),
             status => Err(RuntimeError::Failed {
                 binary: self.name(),
-                verb: args.first().copied().unwrap_or_default().to_owned(),
+                verb: verb.to_owned(),
                 message: self
                     .last_error(logged)
                     .unwrap_or_else(|| format!("exit status {status}")),
@@ -165,24 +284,25 @@ impl Runtime {
 
     fn spawn_error(&self, source: std::io::Error) -> RuntimeError {
         RuntimeError::Spawn {
-            binary: self.binary.display().to_string(),
+            binary: self.options.binary.display().to_string(),
             source,
         }
     }
 
     fn name(&self) -> String {
-        let name = self.binary.file_name().unwrap_or(self.binary.as_os_str());
+        let binary = &self.options.binary;
+        let name = binary.file_name().unwrap_or(binary.as_os_str());
         name.to_string_lossy().into_owned()
     }
 
     fn log_len(&self) -> u64 {
-        std::fs::metadata(&self.log).map_or(0, |m| m.len())
+        std::fs::metadata(&self.options.log).map_or(0, |m| m.len())
     }
 
     /// The `msg` of the last `"level":"error"` line the runtime logged
     /// after offset `from`: containerd shows the user that line.
     fn last_error(&self, from: u64) -> Option<String> {
-        let mut file = File::open(&self.log).ok()?;
+        let mut file = File::open(&self.options.log).ok()?;
         file.seek(SeekFrom::Start(from)).ok()?;
         let mut text = String::new();
         file.read_to_string(&mut text).ok()?;
@@ -197,8 +317,6 @@ fn last_error_line(log: &str) -> Option<String> {
     })
 }
 
-/// `name` as the options give it; unset means `berth` next to the shim's
-/// own binary, else on PATH.
 /// The runtime binary `name` (options' `BinaryName`) names: berth beside
 /// the shim, or on PATH, when it is empty.
 pub fn find_binary(name: &str) -> PathBuf {
@@ -239,9 +357,23 @@ mod tests {
 
     #[test]
     fn the_root_defaults_per_namespace() {
-        let rt = Runtime::new("runc", "", "k8s.io", false, Path::new("/b"));
-        assert_eq!(rt.root, Path::new("/run/containerd/berth/k8s.io"));
-        assert_eq!(rt.binary, Path::new("runc"));
-        assert_eq!(rt.log, Path::new("/b/log.json"));
+        let options = Options {
+            binary_name: "runc".into(),
+            ..Default::default()
+        };
+        let o = GlobalOptions::new(&options, "k8s.io", "/b/log.json".into());
+        assert_eq!(o.root, Path::new("/run/containerd/berth/k8s.io"));
+        assert_eq!(o.binary, Path::new("runc"));
+        assert_eq!(o.log, Path::new("/b/log.json"));
+        let options = Options {
+            root: "/r".into(),
+            systemd_cgroup: true,
+            ..Default::default()
+        };
+        let o = GlobalOptions::new(&options, "k8s.io", "/b/log.json".into());
+        assert_eq!(
+            (o.root.as_path(), o.systemd_cgroup),
+            (Path::new("/r/k8s.io"), true)
+        );
     }
 }

@@ -1,58 +1,80 @@
-//! The Task service containerd calls: each method checks the request
-//! against the shim's state, runs the runtime through [`Container`] and
-//! answers in containerd's terms (NotFound for a finished process,
-//! FailedPrecondition for deleting a running one, Unimplemented for what
-//! berth does not do).
+//! The Task service containerd calls: each method finds the container,
+//! calls it, and answers in containerd's terms. Errors become ttrpc codes
+//! in one place, [`code`]: NotFound for what is gone, FailedPrecondition
+//! for a step the task's state refuses, Unimplemented for what berth does
+//! not do.
 
-use crate::container::{path_str, Container, Shared};
-use crate::io::StdioPaths;
-use crate::process::{self, Lifecycle, Process};
-use crate::rootfs;
-use crate::runtime_cli::{Runtime, RuntimeError};
-use crate::stats;
+use crate::container::{path_str, Container, ContainerError, Shared};
+use crate::process::{self, ProcessError};
 use containerd_shim::api::{self, Empty};
-use containerd_shim::protos::events::task::{
-    TaskCreate, TaskDelete, TaskExecAdded, TaskIO, TaskOOM, TaskPaused, TaskResumed,
-};
-use containerd_shim::protos::shim::oci::{Options, ProcessDetails};
-use containerd_shim::protos::topics;
+use containerd_shim::protos::shim::oci::ProcessDetails;
 use containerd_shim::protos::types::task::ProcessInfo;
 use containerd_shim::util::convert_to_any;
 use containerd_shim::{ExitSignal, TtrpcContext, TtrpcResult};
-use protobuf::well_known_types::any::Any;
 use std::collections::HashMap;
-use std::fmt::Display;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
-use ttrpc::{get_status, Code, Error};
+use ttrpc::{get_status, Code};
 
-/// Where the options live for `shim delete`.
-pub const RUNTIME_FILE: &str = "berth-runtime.json";
+/// What a Task method fails with.
+#[derive(Debug, thiserror::Error)]
+enum TaskError {
+    #[error("container {0}: not found")]
+    NotFound(String),
+    #[error("container {0} already exists")]
+    Exists(String),
+    #[error("berth does not checkpoint")]
+    Checkpoint,
+    #[error(transparent)]
+    Encode(containerd_shim::Error),
+    #[error(transparent)]
+    Container(#[from] ContainerError),
+}
+
+/// The ttrpc code containerd acts on for `e`.
+fn code(e: &TaskError) -> Code {
+    use ContainerError as C;
+    match e {
+        TaskError::NotFound(_) => Code::NOT_FOUND,
+        TaskError::Exists(_) => Code::ALREADY_EXISTS,
+        TaskError::Checkpoint => Code::UNIMPLEMENTED,
+        TaskError::Encode(_) => Code::UNKNOWN,
+        TaskError::Container(e) => match e {
+            C::ExecNotFound { .. } | C::Finished(_) | C::Signal(_) => Code::NOT_FOUND,
+            C::ExecExists(_) => Code::ALREADY_EXISTS,
+            C::NotCreated(_)
+            | C::Process(ProcessError::Refused { .. } | ProcessError::NoTerminal) => {
+                Code::FAILED_PRECONDITION
+            }
+            C::Options(_) => Code::INVALID_ARGUMENT,
+            // The runtime says the process is gone.
+            C::Runtime(e) if e.is_gone() => Code::NOT_FOUND,
+            C::Runtime(_)
+            | C::Start(_)
+            | C::Mount(_)
+            | C::SaveRuntime(_)
+            | C::Process(ProcessError::Resize(_))
+            | C::RuntimeFile(_)
+            | C::Reaper(_) => Code::UNKNOWN,
+        },
+    }
+}
+
+impl From<TaskError> for ttrpc::Error {
+    fn from(e: TaskError) -> ttrpc::Error {
+        ttrpc::Error::RpcStatus(get_status(code(&e), e))
+    }
+}
+
+impl From<ContainerError> for ttrpc::Error {
+    fn from(e: ContainerError) -> ttrpc::Error {
+        TaskError::from(e).into()
+    }
+}
 
 pub struct Service {
     shared: Arc<Shared>,
     containers: Mutex<HashMap<String, Arc<Container>>>,
     exit: Arc<ExitSignal>,
-}
-
-fn status(code: Code, msg: impl Display) -> Error {
-    Error::RpcStatus(get_status(code, msg))
-}
-
-fn not_found(what: impl Display) -> Error {
-    status(Code::NOT_FOUND, format!("{what}: not found"))
-}
-
-fn unknown(e: impl Display) -> Error {
-    status(Code::UNKNOWN, e)
-}
-
-/// A runtime error, as NotFound when the runtime says the process is gone.
-fn runtime_error(e: RuntimeError) -> Error {
-    match e.is_gone() {
-        true => status(Code::NOT_FOUND, e),
-        false => unknown(e),
-    }
 }
 
 impl Service {
@@ -64,178 +86,20 @@ impl Service {
         }
     }
 
-    fn container(&self, id: &str) -> TtrpcResult<Arc<Container>> {
+    fn container(&self, id: &str) -> Result<Arc<Container>, TaskError> {
         let containers = self.containers.lock().unwrap();
-        containers
-            .get(id)
-            .cloned()
-            .ok_or_else(|| not_found(format!("container {id}")))
+        let c = containers.get(id).cloned();
+        c.ok_or_else(|| TaskError::NotFound(id.to_owned()))
     }
 
-    fn process(&self, id: &str, exec_id: &str) -> TtrpcResult<(Arc<Container>, Arc<Process>)> {
+    fn process(
+        &self,
+        id: &str,
+        exec_id: &str,
+    ) -> TtrpcResult<(Arc<Container>, Arc<process::Process>)> {
         let c = self.container(id)?;
-        if exec_id.is_empty() {
-            let init = Arc::clone(&c.init);
-            return Ok((c, init));
-        }
-        let exec = c.execs.lock().unwrap().get(exec_id).cloned();
-        let exec = exec.ok_or_else(|| not_found(format!("exec {exec_id} of {id}")))?;
-        Ok((c, exec))
-    }
-
-    /// The runtime the options name, persisted for `shim delete`.
-    fn runtime_for(&self, bundle: &Path, options: Option<&Any>) -> TtrpcResult<(Runtime, Options)> {
-        let opts =
-            crate::options::from_any(options).map_err(|e| status(Code::INVALID_ARGUMENT, e))?;
-        let rt = Runtime::new(
-            &opts.binary_name,
-            &opts.root,
-            &self.shared.namespace,
-            opts.systemd_cgroup,
-            bundle,
-        );
-        let json = serde_json::to_vec(&rt).map_err(unknown)?;
-        crate::protocol::write_atomically(&bundle.join(RUNTIME_FILE), &json).map_err(unknown)?;
-        Ok((rt, opts))
-    }
-
-    fn create_container(&self, req: &api::CreateTaskRequest) -> TtrpcResult<Arc<Container>> {
-        let bundle = Path::new(&req.bundle);
-        let (runtime, opts) = self.runtime_for(bundle, req.options.as_ref())?;
-        let rootfs = bundle.join("rootfs");
-        rootfs::mount_all(&req.rootfs, &rootfs).map_err(unknown)?;
-        let stdio = StdioPaths {
-            stdin: req.stdin.clone(),
-            stdout: req.stdout.clone(),
-            stderr: req.stderr.clone(),
-            terminal: req.terminal,
-        };
-        let container = Arc::new(Container {
-            id: req.id.clone(),
-            bundle: bundle.to_owned(),
-            runtime,
-            init: Arc::new(Process::new("", stdio)),
-            execs: Mutex::new(HashMap::new()),
-            rootfs_mounted: !req.rootfs.is_empty(),
-            // Unset (0:0) is the shim's own, which new pipes already are:
-            // a client's FIFOs are then left as they are.
-            io_ids: Some((opts.io_uid, opts.io_gid)).filter(|ids| *ids != (0, 0)),
-            oom: std::sync::OnceLock::new(),
-            kill_all_on_exit: crate::container::shares_pid_namespace(bundle),
-        });
-        let mut flags = Vec::new();
-        if opts.no_pivot_root {
-            flags.push("--no-pivot");
-        }
-        if opts.no_new_keyring {
-            flags.push("--no-new-keyring");
-        }
-        if let Err(e) = container.create(&self.shared, &flags) {
-            if container.rootfs_mounted {
-                rootfs::unmount(&rootfs);
-            }
-            return Err(unknown(e));
-        }
-        Ok(container)
-    }
-
-    fn delete_init(&self, c: &Arc<Container>) -> TtrpcResult<crate::reaper::Exit> {
-        if c.init.is_running() {
-            return Err(status(
-                Code::FAILED_PRECONDITION,
-                format!("cannot delete running task {}", c.id),
-            ));
-        }
-        let runtime = c
-            .runtime
-            .run(&self.shared.reaper, &["delete", "--force", &c.id]);
-        if let Err(e) = runtime.filter_gone() {
-            return Err(unknown(e));
-        }
-        // The runtime holds nothing of it now: the `shim delete` containerd
-        // runs after every shim disconnects, clean or not, need not ask the
-        // runtime again (that call was a third of a `ctr run --rm`'s tail).
-        let _ = std::fs::remove_file(c.bundle.join(RUNTIME_FILE));
-        // A task deleted before it started was killed by `delete --force`.
-        let exit = c.init.wait();
-        if c.rootfs_mounted {
-            rootfs::unmount(&c.bundle.join("rootfs"));
-        }
-        self.containers.lock().unwrap().remove(&c.id);
-        self.shared.events.publish(
-            topics::TASK_DELETE_EVENT_TOPIC,
-            Box::new(TaskDelete {
-                container_id: c.id.clone(),
-                id: c.id.clone(),
-                pid: c.init.pid(),
-                exit_status: exit.status,
-                exited_at: Some(process::timestamp(&exit)).into(),
-                ..Default::default()
-            }),
-        );
-        Ok(exit)
-    }
-
-    /// OOM events for the container; a container whose cgroup cannot be
-    /// watched runs without them.
-    fn watch_oom(&self, c: &Container, pid: u32) {
-        let (shared, container_id) = (Arc::clone(&self.shared), c.id.clone());
-        let watched = crate::oom::watch(pid, move || {
-            let event = TaskOOM {
-                container_id: container_id.clone(),
-                ..Default::default()
-            };
-            shared
-                .events
-                .publish(topics::TASK_OOM_EVENT_TOPIC, Box::new(event));
-        });
-        match watched {
-            Ok(Some(watch)) => drop(c.oom.set(watch)),
-            Ok(None) => {}
-            Err(e) => log::warn!("{e}"),
-        }
-    }
-
-    fn pause_or_resume(&self, id: &str, pause: bool) -> TtrpcResult<Empty> {
-        let c = self.container(id)?;
-        let verb = if pause { "pause" } else { "resume" };
-        c.runtime
-            .run(&self.shared.reaper, &[verb, id])
-            .map_err(runtime_error)?;
-        c.init.lock().status = if pause {
-            Lifecycle::Paused
-        } else {
-            Lifecycle::Running
-        };
-        let container_id = id.to_owned();
-        match pause {
-            true => self.shared.events.publish(
-                topics::TASK_PAUSED_EVENT_TOPIC,
-                Box::new(TaskPaused {
-                    container_id,
-                    ..Default::default()
-                }),
-            ),
-            false => self.shared.events.publish(
-                topics::TASK_RESUMED_EVENT_TOPIC,
-                Box::new(TaskResumed {
-                    container_id,
-                    ..Default::default()
-                }),
-            ),
-        }
-        Ok(Empty::new())
-    }
-}
-
-trait FilterGone {
-    fn filter_gone(self) -> Result<(), RuntimeError>;
-}
-
-impl FilterGone for Result<(), RuntimeError> {
-    /// A runtime that no longer knows the container has nothing to delete.
-    fn filter_gone(self) -> Result<(), RuntimeError> {
-        self.or_else(|e| if e.is_gone() { Ok(()) } else { Err(e) })
+        let p = c.process(exec_id)?;
+        Ok((c, p))
     }
 }
 
@@ -246,33 +110,11 @@ impl containerd_shim::Task for Service {
         req: api::CreateTaskRequest,
     ) -> TtrpcResult<api::CreateTaskResponse> {
         if self.containers.lock().unwrap().contains_key(&req.id) {
-            return Err(status(
-                Code::ALREADY_EXISTS,
-                format!("container {} already exists", req.id),
-            ));
+            return Err(TaskError::Exists(req.id).into());
         }
-        let c = self.create_container(&req)?;
+        let c = Container::create(&self.shared, &req)?;
         let pid = c.init.pid();
-        self.containers.lock().unwrap().insert(req.id.clone(), c);
-        self.shared.events.publish(
-            topics::TASK_CREATE_EVENT_TOPIC,
-            Box::new(TaskCreate {
-                container_id: req.id.clone(),
-                bundle: req.bundle.clone(),
-                rootfs: req.rootfs.clone(),
-                io: Some(TaskIO {
-                    stdin: req.stdin,
-                    stdout: req.stdout,
-                    stderr: req.stderr,
-                    terminal: req.terminal,
-                    ..Default::default()
-                })
-                .into(),
-                checkpoint: req.checkpoint,
-                pid,
-                ..Default::default()
-            }),
-        );
+        self.containers.lock().unwrap().insert(req.id, c);
         Ok(api::CreateTaskResponse {
             pid,
             ..Default::default()
@@ -284,23 +126,7 @@ impl containerd_shim::Task for Service {
         _ctx: &TtrpcContext,
         req: api::StartRequest,
     ) -> TtrpcResult<api::StartResponse> {
-        let (c, p) = self.process(&req.id, &req.exec_id)?;
-        if p.lock().status != Lifecycle::Created {
-            return Err(status(
-                Code::FAILED_PRECONDITION,
-                format!("{} already started", req.id),
-            ));
-        }
-        let pid = match req.exec_id.is_empty() {
-            true => {
-                let pid = c.start(&self.shared).map_err(runtime_error)?;
-                // After start, as containerd's runc shim does: the cgroup
-                // is final by then.
-                self.watch_oom(&c, pid);
-                pid
-            }
-            false => c.start_exec(&self.shared, &p).map_err(unknown)?,
-        };
+        let pid = self.container(&req.id)?.start(&req.exec_id)?;
         Ok(api::StartResponse {
             pid,
             ..Default::default()
@@ -314,12 +140,12 @@ impl containerd_shim::Task for Service {
     ) -> TtrpcResult<api::StateResponse> {
         let (c, p) = self.process(&req.id, &req.exec_id)?;
         let state = p.lock();
-        let reported = state.reported;
+        let reported = state.reported();
         Ok(api::StateResponse {
             id: req.id.clone(),
-            bundle: path_str(&c.bundle).to_owned(),
+            bundle: path_str(c.bundle.dir()).to_owned(),
             pid: state.pid,
-            status: state.status.to_proto().into(),
+            status: state.status().to_proto().into(),
             stdin: p.stdio.stdin.clone(),
             stdout: p.stdio.stdout.clone(),
             stderr: p.stdio.stderr.clone(),
@@ -342,33 +168,8 @@ impl containerd_shim::Task for Service {
     }
 
     fn kill(&self, _ctx: &TtrpcContext, req: api::KillRequest) -> TtrpcResult<Empty> {
-        let (c, p) = self.process(&req.id, &req.exec_id)?;
-        let (pid, exited) = {
-            let state = p.lock();
-            (state.pid, state.exited.is_some())
-        };
-        if exited {
-            return Err(status(
-                Code::NOT_FOUND,
-                format!("process {} already finished", req.id),
-            ));
-        }
-        if !req.exec_id.is_empty() {
-            // SAFETY: kill has no memory-safety preconditions.
-            let r = unsafe { libc::kill(pid as i32, req.signal as i32) };
-            return nix::errno::Errno::result(r)
-                .map(|_| Empty::new())
-                .map_err(|e| status(Code::NOT_FOUND, e));
-        }
-        let signal = req.signal.to_string();
-        let mut args = vec!["kill"];
-        if req.all {
-            args.push("--all");
-        }
-        args.extend([req.id.as_str(), signal.as_str()]);
-        c.runtime
-            .run(&self.shared.reaper, &args)
-            .map_err(runtime_error)?;
+        let c = self.container(&req.id)?;
+        c.kill(&req.exec_id, req.signal, req.all)?;
         Ok(Empty::new())
     }
 
@@ -377,28 +178,13 @@ impl containerd_shim::Task for Service {
         _ctx: &TtrpcContext,
         req: api::DeleteRequest,
     ) -> TtrpcResult<api::DeleteResponse> {
-        let (c, p) = self.process(&req.id, &req.exec_id)?;
-        let exit = match req.exec_id.is_empty() {
-            true => self.delete_init(&c)?,
-            false => {
-                let Some(exit) = p.lock().reported.or_else(|| {
-                    // An exec that never started has nothing to wait for.
-                    (p.pid() == 0).then(|| crate::reaper::Exit {
-                        status: 0,
-                        at: std::time::SystemTime::now(),
-                    })
-                }) else {
-                    return Err(status(
-                        Code::FAILED_PRECONDITION,
-                        format!("cannot delete running exec {}", req.exec_id),
-                    ));
-                };
-                c.execs.lock().unwrap().remove(&req.exec_id);
-                exit
-            }
-        };
+        let c = self.container(&req.id)?;
+        let (pid, exit) = c.delete(&req.exec_id)?;
+        if req.exec_id.is_empty() {
+            self.containers.lock().unwrap().remove(&req.id);
+        }
         Ok(api::DeleteResponse {
-            pid: p.pid(),
+            pid,
             exit_status: exit.status,
             exited_at: Some(process::timestamp(&exit)).into(),
             ..Default::default()
@@ -406,30 +192,15 @@ impl containerd_shim::Task for Service {
     }
 
     fn pids(&self, _ctx: &TtrpcContext, req: api::PidsRequest) -> TtrpcResult<api::PidsResponse> {
-        let c = self.container(&req.id)?;
-        let out = c.runtime.output(
-            &self.shared.reaper,
-            &["ps", "--format", "json", &req.id],
-            None,
-        );
-        let pids: Vec<u32> =
-            serde_json::from_slice(&out.map_err(runtime_error)?).map_err(unknown)?;
-        let execs: HashMap<u32, String> = c
-            .execs
-            .lock()
-            .unwrap()
-            .values()
-            .map(|e| (e.pid(), e.exec_id.clone()))
-            .collect();
+        let pids = self.container(&req.id)?.pids()?;
         let processes = pids
             .into_iter()
-            .map(|pid| ProcessInfo {
+            .map(|(pid, exec_id)| ProcessInfo {
                 pid,
-                info: execs
-                    .get(&pid)
+                info: exec_id
                     .and_then(|exec_id| {
                         let details = ProcessDetails {
-                            exec_id: exec_id.clone(),
+                            exec_id,
                             ..Default::default()
                         };
                         convert_to_any(Box::new(details)).ok()
@@ -445,11 +216,13 @@ impl containerd_shim::Task for Service {
     }
 
     fn pause(&self, _ctx: &TtrpcContext, req: api::PauseRequest) -> TtrpcResult<Empty> {
-        self.pause_or_resume(&req.id, true)
+        self.container(&req.id)?.pause()?;
+        Ok(Empty::new())
     }
 
     fn resume(&self, _ctx: &TtrpcContext, req: api::ResumeRequest) -> TtrpcResult<Empty> {
-        self.pause_or_resume(&req.id, false)
+        self.container(&req.id)?.resume()?;
+        Ok(Empty::new())
     }
 
     fn checkpoint(
@@ -457,63 +230,31 @@ impl containerd_shim::Task for Service {
         _ctx: &TtrpcContext,
         _req: api::CheckpointTaskRequest,
     ) -> TtrpcResult<Empty> {
-        Err(status(Code::UNIMPLEMENTED, "berth does not checkpoint"))
+        Err(TaskError::Checkpoint.into())
     }
 
     fn exec(&self, _ctx: &TtrpcContext, req: api::ExecProcessRequest) -> TtrpcResult<Empty> {
-        let c = self.container(&req.id)?;
-        let mut execs = c.execs.lock().unwrap();
-        if execs.contains_key(&req.exec_id) {
-            return Err(status(
-                Code::ALREADY_EXISTS,
-                format!("exec {} already exists", req.exec_id),
-            ));
-        }
-        let stdio = StdioPaths {
-            stdin: req.stdin.clone(),
-            stdout: req.stdout.clone(),
-            stderr: req.stderr.clone(),
-            terminal: req.terminal,
-        };
-        let exec = Arc::new(Process::new(&req.exec_id, stdio));
-        exec.lock().spec = req.spec.value.clone();
-        execs.insert(req.exec_id.clone(), exec);
-        self.shared.events.publish(
-            topics::TASK_EXEC_ADDED_EVENT_TOPIC,
-            Box::new(TaskExecAdded {
-                container_id: req.id,
-                exec_id: req.exec_id,
-                ..Default::default()
-            }),
-        );
+        self.container(&req.id)?.add_exec(&req)?;
         Ok(Empty::new())
     }
 
     fn resize_pty(&self, _ctx: &TtrpcContext, req: api::ResizePtyRequest) -> TtrpcResult<Empty> {
         let (_, p) = self.process(&req.id, &req.exec_id)?;
-        let state = p.lock();
-        let console = state
-            .console
-            .as_ref()
-            .ok_or_else(|| status(Code::FAILED_PRECONDITION, "no terminal"))?;
-        console.resize(req.width, req.height).map_err(unknown)?;
+        p.resize(req.width, req.height)
+            .map_err(ContainerError::from)?;
         Ok(Empty::new())
     }
 
     fn close_io(&self, _ctx: &TtrpcContext, req: api::CloseIORequest) -> TtrpcResult<Empty> {
         let (_, p) = self.process(&req.id, &req.exec_id)?;
         if req.stdin {
-            p.lock().held.close_stdin();
+            p.close_stdin();
         }
         Ok(Empty::new())
     }
 
     fn update(&self, _ctx: &TtrpcContext, req: api::UpdateTaskRequest) -> TtrpcResult<Empty> {
-        let c = self.container(&req.id)?;
-        let args = ["update", "--resources", "-", req.id.as_str()];
-        c.runtime
-            .output(&self.shared.reaper, &args, Some(&req.resources.value))
-            .map_err(runtime_error)?;
+        self.container(&req.id)?.update(&req.resources.value)?;
         Ok(Empty::new())
     }
 
@@ -522,15 +263,10 @@ impl containerd_shim::Task for Service {
         _ctx: &TtrpcContext,
         req: api::StatsRequest,
     ) -> TtrpcResult<api::StatsResponse> {
-        let c = self.container(&req.id)?;
-        let out = c
-            .runtime
-            .output(&self.shared.reaper, &["events", "--stats", &req.id], None);
-        let json: serde_json::Value =
-            serde_json::from_slice(&out.map_err(runtime_error)?).map_err(unknown)?;
-        let metrics = stats::metrics(&json, stats::unified_host());
+        let metrics = self.container(&req.id)?.stats()?;
+        let stats = convert_to_any(metrics).map_err(TaskError::Encode)?;
         Ok(api::StatsResponse {
-            stats: Some(convert_to_any(metrics).map_err(unknown)?).into(),
+            stats: Some(stats).into(),
             ..Default::default()
         })
     }
