@@ -64,12 +64,7 @@ pub fn exec(root: &Path, id: &str, opts: &ExecOpts, console: Option<UnixStream>)
     };
     let Locked { dir, state, .. } = Locked::open(root, id, verb)?;
     let terminal = opts.process.terminal() == Some(true);
-    let console = match (terminal, console, &opts.console_socket) {
-        (false, _, _) => None,
-        (true, Some(c), _) => Some(c),
-        (true, None, Some(path)) => Some(tty::connect(path).map_err(ContainerError::from)?),
-        (true, None, None) => return Err(ContainerError::NoConsoleSocket.into()),
-    };
+    let console = container::console_for(terminal, console, opts.console_socket.as_deref())?;
     let namespaces = namespaces_of(state.pid)?;
     let own_mount_ns = namespaces
         .iter()

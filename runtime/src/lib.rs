@@ -12,6 +12,8 @@ pub mod control;
 pub mod dbus;
 pub mod error;
 pub mod exec;
+pub mod fdpass;
+pub mod files;
 pub mod hooks;
 pub mod init;
 pub mod logging;

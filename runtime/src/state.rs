@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::{ErrorKind, Write};
+use std::io::ErrorKind;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
@@ -225,11 +225,9 @@ impl StateDir {
 
     /// Replaces state.json atomically (write a temporary file, rename it).
     pub fn save(&self, state: &State) -> Result<(), StateError> {
-        let tmp = self.path.join(".state.json.tmp");
         let data = serde_json::to_vec(state).expect("state serializes");
-        let mut f = File::create(&tmp).map_err(self.io_err(&tmp))?;
-        f.write_all(&data).map_err(self.io_err(&tmp))?;
-        fs::rename(&tmp, self.path.join(STATE_FILE)).map_err(self.io_err(&self.path))
+        let path = self.path.join(STATE_FILE);
+        crate::files::write_atomically(&path, &data).map_err(self.io_err(&path))
     }
 
     /// Whether state.json was written (a create that died early leaves

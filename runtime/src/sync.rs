@@ -2,13 +2,10 @@
 //! being set up, over a SOCK_SEQPACKET socketpair: one JSON message per
 //! datagram, so a message is never split or merged.
 
-use nix::sys::socket::{
-    recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
-    SockFlag, SockType,
-};
+use crate::fdpass;
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use serde::{Deserialize, Serialize};
-use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Msg {
@@ -66,20 +63,9 @@ impl Channel {
 
     fn send_with(&self, msg: &Msg, fd: Option<OwnedFd>) -> Result<(), SyncError> {
         let data = serde_json::to_vec(msg).expect("sync message serializes");
-        let fds: Vec<RawFd> = fd.iter().map(|f| f.as_raw_fd()).collect();
-        let cmsgs: &[ControlMessage] = match fds.is_empty() {
-            true => &[],
-            false => &[ControlMessage::ScmRights(&fds)],
-        };
-        sendmsg::<()>(
-            self.fd.as_raw_fd(),
-            &[IoSlice::new(&data)],
-            cmsgs,
-            MsgFlags::MSG_NOSIGNAL,
-            None,
-        )
-        .map(drop)
-        .map_err(|e| SyncError(format!("send: {e}")))
+        fdpass::send(&self.fd, &data, fd.as_ref().map(|f| f.as_raw_fd()))
+            .map(drop)
+            .map_err(|e| SyncError(format!("send: {e}")))
     }
 
     /// Waits for the next message; an orderly EOF means the peer died.
@@ -90,20 +76,8 @@ impl Channel {
     /// [`Channel::recv`], with the fd the message carries, if any.
     pub fn recv_fd(&self) -> Result<(Msg, Option<OwnedFd>), SyncError> {
         let mut buf = vec![0u8; 64 * 1024];
-        let mut space = nix::cmsg_space!([RawFd; 1]);
-        let (n, fd) = loop {
-            let mut iov = [IoSliceMut::new(&mut buf)];
-            match recvmsg::<()>(
-                self.fd.as_raw_fd(),
-                &mut iov,
-                Some(&mut space),
-                MsgFlags::MSG_CMSG_CLOEXEC,
-            ) {
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => return Err(SyncError(format!("recv: {e}"))),
-                Ok(m) => break (m.bytes, m.cmsgs().ok().and_then(first_fd)),
-            }
-        };
+        let (n, fd) =
+            fdpass::recv(&self.fd, &mut buf).map_err(|e| SyncError(format!("recv: {e}")))?;
         if n == 0 {
             return Err(SyncError("container init exited during setup".into()));
         }
@@ -111,15 +85,4 @@ impl Channel {
             .map(|msg| (msg, fd))
             .map_err(|e| SyncError(format!("bad message: {e}")))
     }
-}
-
-fn first_fd(cmsgs: nix::sys::socket::CmsgIterator) -> Option<OwnedFd> {
-    cmsgs
-        .filter_map(|c| match c {
-            ControlMessageOwned::ScmRights(fds) => fds.first().copied(),
-            _ => None,
-        })
-        // SAFETY: SCM_RIGHTS gave this process a new fd that nothing owns.
-        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
-        .next()
 }

@@ -2,11 +2,10 @@
 //! sends the master to `--console-socket` (SCM_RIGHTS, as runc does); the
 //! caller owns it from then on.
 
+use crate::fdpass;
 use nix::fcntl::OFlag;
 use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
-use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
-use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 
@@ -65,7 +64,8 @@ pub fn setup_console(
     if bind_console {
         mount_console(&name)?;
     }
-    send_fd(socket, master.as_raw_fd(), name.as_bytes()).map_err(setup("send the pty master"))?;
+    fdpass::send(socket, name.as_bytes(), Some(master.as_raw_fd()))
+        .map_err(setup("send the pty master"))?;
     drop(master);
     // SAFETY: TIOCSCTTY takes an int argument; slave is a valid tty fd.
     nix::errno::Errno::result(unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) })
@@ -106,32 +106,9 @@ pub fn set_size(fd: RawFd, rows: u16, cols: u16) -> nix::Result<()> {
     nix::errno::Errno::result(unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &ws) }).map(drop)
 }
 
-fn send_fd(socket: &UnixStream, fd: RawFd, payload: &[u8]) -> nix::Result<()> {
-    let fds = [fd];
-    let cmsg = [ControlMessage::ScmRights(&fds)];
-    let iov = [IoSlice::new(payload)];
-    sendmsg::<()>(socket.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), None).map(drop)
-}
-
 /// Receives the pty master a container sent over a console socket.
 pub fn recv_fd(socket: &UnixStream) -> Result<OwnedFd, TtyError> {
-    let mut buf = [0u8; 4096];
-    let mut iov = [IoSliceMut::new(&mut buf)];
-    let mut space = nix::cmsg_space!([RawFd; 1]);
-    let msg = recvmsg::<()>(
-        socket.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::MSG_CMSG_CLOEXEC,
-    )
-    .map_err(setup("receive the pty master"))?;
-    for c in msg.cmsgs().map_err(setup("read control message"))? {
-        if let ControlMessageOwned::ScmRights(fds) = c {
-            if let Some(&fd) = fds.first() {
-                // SAFETY: the kernel just installed this fd for us.
-                return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
-            }
-        }
-    }
-    Err(TtyError::NoFd)
+    let mut buf = [0u8; 4096]; // the pty's name comes along
+    let (_, fd) = fdpass::recv(socket, &mut buf).map_err(setup("receive the pty master"))?;
+    fd.ok_or(TtyError::NoFd)
 }

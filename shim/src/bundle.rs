@@ -96,12 +96,7 @@ impl Bundle {
     }
 }
 
-/// Replaces `path` with `data` in one step (write aside, rename).
-pub fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, data)?;
-    std::fs::rename(&tmp, path)
-}
+pub use berth::files::write_atomically;
 
 /// The pid a runtime wrote to `pid_file`.
 pub fn read_pid(pid_file: &Path) -> std::io::Result<u32> {

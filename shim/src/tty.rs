@@ -3,11 +3,9 @@
 //! output into the stdout FIFO, and resizes it on ResizePty.
 
 use crate::io::{self, Held, IoError, StdioPaths};
-use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 use std::fs::File;
-use std::io::IoSliceMut;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
@@ -60,7 +58,9 @@ impl ConsoleSocket {
         };
         conn.set_nonblocking(false)
             .map_err(|e| TtyError::Socket(self.path.display().to_string(), e))?;
-        receive_fd(&conn).map(File::from).ok_or(TtyError::NoMaster)
+        berth::tty::recv_fd(&conn)
+            .map(File::from)
+            .map_err(|_| TtyError::NoMaster)
     }
 }
 
@@ -68,25 +68,6 @@ impl Drop for ConsoleSocket {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
     }
-}
-
-fn receive_fd(conn: &UnixStream) -> Option<OwnedFd> {
-    let mut buf = [0u8; 4096]; // runc sends the pty's name along
-    let mut iov = [IoSliceMut::new(&mut buf)];
-    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-    let msg = recvmsg::<()>(
-        conn.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::empty(),
-    )
-    .ok()?;
-    let fd = msg.cmsgs().ok()?.find_map(|c| match c {
-        ControlMessageOwned::ScmRights(fds) => fds.first().copied(),
-        _ => None,
-    })?;
-    // SAFETY: SCM_RIGHTS just gave us this fd; nothing else owns it.
-    Some(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// A process's terminal, with the threads that copy to and from it.
@@ -122,15 +103,7 @@ impl Console {
     }
 
     pub fn resize(&self, width: u32, height: u32) -> nix::Result<()> {
-        let size = libc::winsize {
-            ws_row: height as u16,
-            ws_col: width as u16,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
-        // SAFETY: TIOCSWINSZ reads one winsize from the pointer, which is valid.
-        let r = unsafe { libc::ioctl(self.master.as_raw_fd(), libc::TIOCSWINSZ, &size) };
-        nix::errno::Errno::result(r).map(drop)
+        berth::tty::set_size(self.master.as_raw_fd(), height as u16, width as u16)
     }
 
     /// Waits until all the process wrote has reached the stdout FIFO (the

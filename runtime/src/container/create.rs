@@ -10,7 +10,7 @@ use crate::namespaces::{self, Plan};
 use crate::process::{self, Parent, ProcessError};
 use crate::spec::{self, Bundle};
 use crate::state::{self, Phase, State, StateDir};
-use crate::{tty, Result};
+use crate::Result;
 use oci_spec::runtime::LinuxResources;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
@@ -34,12 +34,7 @@ pub fn create(opts: &CreateOpts, console: Option<UnixStream>) -> Result<State> {
     state::validate_id(&opts.id)?;
     let bundle = spec::load(&opts.bundle)?;
     let terminal = bundle.spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
-    let console = match (terminal, console, &opts.console_socket) {
-        (false, _, _) => None,
-        (true, Some(c), _) => Some(c),
-        (true, None, Some(path)) => Some(tty::connect(path).map_err(ContainerError::from)?),
-        (true, None, None) => return Err(ContainerError::NoConsoleSocket.into()),
-    };
+    let console = super::console_for(terminal, console, opts.console_socket.as_deref())?;
     let plan = Plan::from_spec(bundle.spec.linux().as_ref()).map_err(ProcessError::from)?;
     let profile = bundle
         .spec
@@ -257,13 +252,11 @@ fn make_fifo(path: &Path) -> Result<OwnedFd> {
 /// Written via a temporary file and rename, so readers never see a
 /// partial pid (containerd reads it as soon as create returns).
 pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("pid");
-    let tmp = path.with_file_name(format!(".{name}.tmp"));
-    let io = |source| ContainerError::Io {
-        what: format!("write pid file {}", path.display()),
-        source,
-    };
-    std::fs::write(&tmp, pid.to_string()).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)?;
+    crate::files::write_atomically(path, pid.to_string().as_bytes()).map_err(|source| {
+        ContainerError::Io {
+            what: format!("write pid file {}", path.display()),
+            source,
+        }
+    })?;
     Ok(())
 }

@@ -23,6 +23,7 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -128,6 +129,22 @@ pub fn view(s: &State) -> StateView {
         created: s.created.clone(),
         owner: String::new(),
         annotations: s.annotations.clone(),
+    }
+}
+
+/// The terminal a process gets: none without `process.terminal`; else the
+/// one berth relays itself (`run`, `exec -t` in the foreground), or else
+/// the caller's `--console-socket`.
+pub(crate) fn console_for(
+    terminal: bool,
+    relayed: Option<UnixStream>,
+    socket: Option<&Path>,
+) -> std::result::Result<Option<UnixStream>, ContainerError> {
+    match (terminal, relayed, socket) {
+        (false, _, _) => Ok(None),
+        (true, Some(c), _) => Ok(Some(c)),
+        (true, None, Some(path)) => Ok(Some(tty::connect(path)?)),
+        (true, None, None) => Err(ContainerError::NoConsoleSocket),
     }
 }
 

@@ -4,9 +4,8 @@
 //! attached (SCM_RIGHTS), then the connection is closed.
 
 use super::SeccompError;
-use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 use oci_spec::runtime::LinuxSeccomp;
-use std::io::{IoSlice, Write};
+use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
@@ -32,15 +31,8 @@ pub fn send(
         "state": state,
     })
     .to_string();
-    let fds = [fd.as_raw_fd()];
-    let sent = sendmsg::<()>(
-        conn.as_raw_fd(),
-        &[IoSlice::new(msg.as_bytes())],
-        &[ControlMessage::ScmRights(&fds)],
-        MsgFlags::MSG_NOSIGNAL,
-        None,
-    )
-    .map_err(|e| fail("send the container process state")(e.into()))?;
+    let sent = crate::fdpass::send(&conn, msg.as_bytes(), Some(fd.as_raw_fd()))
+        .map_err(|e| fail("send the container process state")(e.into()))?;
     // A stream may take part of a large state: the fd went with the first.
     (&conn)
         .write_all(&msg.as_bytes()[sent..])
