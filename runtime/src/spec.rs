@@ -199,7 +199,7 @@ fn validate_mounts(spec: &Spec) -> Result<(), SpecError> {
         }
         for o in m.options().iter().flatten() {
             crate::rootfs::options::check(o)
-                .map_err(|why| invalid(format!("mounts[{i}].options"), why))?;
+                .map_err(|why| invalid(format!("mounts[{i}].options"), why.to_string()))?;
         }
     }
     Ok(())

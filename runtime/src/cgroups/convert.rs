@@ -19,16 +19,22 @@ pub fn blkio_weight_to_io(weight: u16) -> u64 {
 
 /// v2's memory.swap.max counts swap alone; the spec's `swap` (like v1's
 /// memsw) counts memory plus swap. -1 stays "max".
-pub fn swap_v2(limit: Option<i64>, swap: i64) -> Result<String, String> {
+pub fn swap_v2(limit: Option<i64>, swap: i64) -> Result<String, SwapError> {
     match (limit, swap) {
         (_, -1) => Ok("max".into()),
         (_, 0) => Ok("0".into()),
-        (None | Some(-1), _) => Err("memory.swap needs memory.limit on cgroup v2".into()),
-        (Some(l), s) if s < l => Err(format!(
-            "memory.swap ({s}) must not be less than memory.limit ({l})"
-        )),
+        (None | Some(-1), _) => Err(SwapError::NoLimit),
+        (Some(limit), swap) if swap < limit => Err(SwapError::BelowLimit { swap, limit }),
         (Some(l), s) => Ok((s - l).to_string()),
     }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SwapError {
+    #[error("memory.swap needs memory.limit on cgroup v2")]
+    NoLimit,
+    #[error("memory.swap ({swap}) must not be less than memory.limit ({limit})")]
+    BelowLimit { swap: i64, limit: i64 },
 }
 
 /// A limit where -1 (or, for pids, 0 and below) means none.
@@ -66,6 +72,7 @@ mod tests {
         assert_eq!(swap_v2(None, 0).unwrap(), "0");
         assert!(swap_v2(Some(300), 100)
             .unwrap_err()
+            .to_string()
             .contains("must not be less"));
         assert!(swap_v2(None, 100).is_err());
     }

@@ -227,8 +227,7 @@ impl Cgroup {
         let ws = match self.version {
             Version::V1 => writes::v1(r),
             Version::V2 => writes::v2(r),
-        }
-        .map_err(CgroupError::Invalid)?;
+        }?;
         for w in &ws {
             self.dir_of(w.controller)?;
         }
@@ -491,7 +490,7 @@ impl Cgroup {
                 continue;
             };
             for c in list.split(',') {
-                self.check_controller(c).map_err(bad)?;
+                self.check_controller(flag, c)?;
                 named.push((c, rel));
             }
         }
@@ -517,18 +516,22 @@ impl Cgroup {
     }
 
     /// Whether `exec --cgroup` may name `controller`: a mounted v1 one.
-    fn check_controller(&self, controller: &str) -> Result<(), String> {
+    fn check_controller(&self, flag: &str, controller: &str) -> Result<(), CgroupError> {
         let mounted = self
             .hierarchies
             .iter()
             .any(|h| h.controllers.iter().any(|c| c == controller));
-        match (self.version, mounted) {
-            (Version::V1, true) => Ok(()),
-            (Version::V1, false) => Err(format!("unknown controller {controller:?}")),
-            (Version::V2, _) => Err(format!(
+        let why = match (self.version, mounted) {
+            (Version::V1, true) => return Ok(()),
+            (Version::V1, false) => format!("unknown controller {controller:?}"),
+            (Version::V2, _) => format!(
                 "unknown controller {controller:?}: cgroup v2 has one hierarchy, give the path alone"
-            )),
-        }
+            ),
+        };
+        Err(CgroupError::SubCgroup {
+            flag: flag.into(),
+            why,
+        })
     }
 }
 

@@ -2,6 +2,7 @@
 //! every conversion and refusal is unit-tested without a kernel.
 
 use super::convert::{blkio_weight_to_io, limit_or_max, shares_to_weight, swap_v2};
+use super::CgroupError;
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
 
 /// One value for one file of one controller.
@@ -54,8 +55,8 @@ impl Write {
     }
 }
 
-fn bad(field: &str, why: impl Into<String>) -> String {
-    format!("linux.resources.{field}: {}", why.into())
+fn bad(field: &str, why: impl Into<String>) -> CgroupError {
+    CgroupError::Invalid(format!("linux.resources.{field}: {}", why.into()))
 }
 
 /// The default device rules runc 1.1 adds after a spec's own: mknod of
@@ -150,7 +151,7 @@ fn zeros_unset(r: &LinuxResources) -> LinuxResources {
 }
 
 /// cgroup v1 files for `r` (devices excepted: see `device_rules`).
-pub fn v1(r: &LinuxResources) -> Result<Vec<Write>, String> {
+pub fn v1(r: &LinuxResources) -> Result<Vec<Write>, CgroupError> {
     let r = &zeros_unset(r);
     let mut out = Vec::new();
     if let Some(m) = r.memory() {
@@ -305,7 +306,7 @@ pub fn v1(r: &LinuxResources) -> Result<Vec<Write>, String> {
 }
 
 /// cgroup v2 files for `r` (devices are an eBPF program, not a file).
-pub fn v2(r: &LinuxResources) -> Result<Vec<Write>, String> {
+pub fn v2(r: &LinuxResources) -> Result<Vec<Write>, CgroupError> {
     let r = &zeros_unset(r);
     let mut out = Vec::new();
     if let Some(m) = r.memory() {
@@ -316,7 +317,7 @@ pub fn v2(r: &LinuxResources) -> Result<Vec<Write>, String> {
             out.push(w(
                 "memory",
                 "memory.swap.max",
-                swap_v2(m.limit(), s).map_err(|e| bad("memory.swap", e))?,
+                swap_v2(m.limit(), s).map_err(|why| bad("memory.swap", why.to_string()))?,
             ));
         }
         if let Some(v) = m.reservation() {
@@ -422,7 +423,7 @@ fn controller_of(file: &str) -> Option<&'static str> {
     KNOWN.iter().copied().find(|k| *k == prefix)
 }
 
-fn idle(v: i64) -> Result<i64, String> {
+fn idle(v: i64) -> Result<i64, CgroupError> {
     match v {
         0 | 1 => Ok(v),
         _ => Err(bad("cpu.idle", format!("{v} is not 0 or 1"))),
@@ -437,7 +438,7 @@ fn pids(limit: i64) -> String {
     }
 }
 
-fn blkio_weight(v: u16) -> Result<u16, String> {
+fn blkio_weight(v: u16) -> Result<u16, CgroupError> {
     if (10..=1000).contains(&v) {
         Ok(v)
     } else {
@@ -563,20 +564,30 @@ mod tests {
         let e = v1(&res(
             serde_json::json!({"memory": {"limit": 200, "swap": 100}}),
         ))
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("linux.resources.memory.swap"), "{e}");
-        let e = v1(&res(serde_json::json!({"blockIO": {"weight": 5}}))).unwrap_err();
+        let e = v1(&res(serde_json::json!({"blockIO": {"weight": 5}})))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("blockIO.weight"), "{e}");
-        let e = v1(&res(serde_json::json!({"cpu": {"idle": 3}}))).unwrap_err();
+        let e = v1(&res(serde_json::json!({"cpu": {"idle": 3}})))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("cpu.idle"), "{e}");
-        let e = v1(&res(serde_json::json!({"unified": {"memory.high": "1"}}))).unwrap_err();
+        let e = v1(&res(serde_json::json!({"unified": {"memory.high": "1"}})))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("cannot use unified on cgroup v1"), "{e}");
-        let e = v2(&res(serde_json::json!({"unified": {"../x": "1"}}))).unwrap_err();
+        let e = v2(&res(serde_json::json!({"unified": {"../x": "1"}})))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not a cgroup file name"), "{e}");
         let e = v2(&res(
             serde_json::json!({"memory": {"limit": 300, "swap": 100}}),
         ))
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("memory.swap"), "{e}");
     }
 

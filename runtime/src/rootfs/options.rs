@@ -151,12 +151,16 @@ pub fn parse(o: &str) -> Opt {
 
 /// Rejects options berth recognises but cannot honour, so they never
 /// degrade silently into filesystem data.
-pub fn check(o: &str) -> Result<(), String> {
+pub fn check(o: &str) -> Result<(), Unsupported> {
     match o {
-        "idmap" | "ridmap" => Err(format!("option {o:?} (id-mapped mounts) is not supported")),
+        "idmap" | "ridmap" => Err(Unsupported(o.into())),
         _ => Ok(()),
     }
 }
+
+#[derive(Debug, thiserror::Error)]
+#[error("option {0:?} (id-mapped mounts) is not supported")]
+pub struct Unsupported(String);
 
 /// A mount's options folded into flags, propagation and data.
 #[derive(Debug, PartialEq, Eq)]
