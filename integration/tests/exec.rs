@@ -468,6 +468,25 @@ fn exec_tty_leaves_the_containers_dev_console_alone() {
 }
 
 #[test]
+fn a_failed_exec_of_the_program_prints_one_line_naming_it() {
+    // The interpreter is missing: found, but its execve fails once the
+    // process is ready, so only the process's stderr can say so.
+    let (b, _) = running();
+    let script = b.rootfs().join("run.sh");
+    std::fs::write(&script, "#!/mmnnttbb foo bar\nsh\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = exec(&b, &[], &["/run.sh"]);
+    assert_ne!(out.code, 0, "{out:?}");
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{out:?}");
+    assert!(
+        lines[0].contains("exec /run.sh: no such file or directory"),
+        "{out:?}"
+    );
+    remove(&b);
+}
+
+#[test]
 fn exec_into_a_created_container_runs_and_leaves_it_created() {
     let b = sleeper(|_| {});
     b.create().assert_ok();

@@ -195,6 +195,8 @@ fn exec_child(t: &Target, opts: &ExecOpts, ch: &Channel) -> Res<std::convert::In
         ch,
     )?;
     ch.send(&Msg::Ready)?;
-    procspec::seal(&prepared, &opts.process, opts.preserve_fds)?;
-    procspec::exec(&prepared)
+    let r = procspec::seal(&prepared, &opts.process, opts.preserve_fds)
+        .and_then(|()| procspec::exec(&prepared));
+    let Err(e) = r;
+    crate::init::die_on_stderr(e)
 }

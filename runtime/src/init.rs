@@ -213,6 +213,13 @@ fn container_init(
         .and_then(|()| Ok(hooks::run(HookKind::StartContainer, all_hooks, &created)?))
         .and_then(|()| procspec::exec(&prepared));
     let Err(e) = r;
+    die_on_stderr(e)
+}
+
+/// Reports `e` on the process's own stderr and exits: once it is ready,
+/// berth no longer listens, and the error is the container's to show
+/// (`docker run` and `docker exec` print it).
+pub(crate) fn die_on_stderr(e: SetupError) -> ! {
     eprintln!("berth: {e}");
     // SAFETY: see die().
     unsafe { libc::_exit(1) }
