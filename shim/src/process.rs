@@ -12,7 +12,6 @@ use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim::protos::types::task::Status;
 use std::fmt;
 use std::sync::{Condvar, Mutex, MutexGuard};
-use std::time::SystemTime;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
@@ -231,10 +230,7 @@ impl Process {
         let next = state.status.after(Step::Delete);
         let next = next.filter(|_| !state.start_pending);
         state.status = next.ok_or_else(|| self.refused(Step::Delete, state.status))?;
-        Ok(state.reported.unwrap_or(Exit {
-            status: 0,
-            at: SystemTime::now(),
-        }))
+        Ok(state.reported.unwrap_or(Exit::now(0)))
     }
 
     /// ResizePty.
@@ -268,13 +264,6 @@ pub fn timestamp(exit: &Exit) -> Timestamp {
 mod tests {
     use super::*;
     use Lifecycle::*;
-
-    fn exit(status: u32) -> Exit {
-        Exit {
-            status,
-            at: SystemTime::now(),
-        }
-    }
 
     fn exec() -> Process {
         Process::new("e1", StdioPaths::default())
@@ -340,7 +329,7 @@ mod tests {
     fn a_pause_or_resume_that_ends_after_the_exit_leaves_the_task_stopped() {
         let p = started(init());
         p.check(Step::Pause).unwrap();
-        p.exited(exit(137));
+        p.exited(Exit::now(137));
         assert!(p.report_if_due(|_, _| {}).is_some());
         let mut announced = false;
         let err = p.advance(Step::Pause, || announced = true).unwrap_err();
@@ -351,7 +340,7 @@ mod tests {
         let p = started(init());
         p.advance(Step::Pause, || {}).unwrap();
         p.check(Step::Resume).unwrap();
-        p.exited(exit(137));
+        p.exited(Exit::now(137));
         p.report_if_due(|_, _| {});
         assert!(p.advance(Step::Resume, || {}).is_err());
         assert_eq!(p.lock().status().to_proto(), Status::STOPPED);
@@ -362,7 +351,7 @@ mod tests {
         let p = init();
         p.begin_start().unwrap();
         p.lock().pid = 42;
-        p.exited(exit(3));
+        p.exited(Exit::now(3));
         assert!(p.report_if_due(|_, _| {}).is_none(), "held by the start");
         assert_eq!(status(&p), Created);
         p.advance(Step::Start, || {}).unwrap();
@@ -380,7 +369,7 @@ mod tests {
         let p = started(init());
         let err = p.begin_start().unwrap_err();
         assert_eq!(err.to_string(), "cannot start task in running state");
-        p.exited(exit(0));
+        p.exited(Exit::now(0));
         p.report_if_due(|_, _| {});
         assert!(p.begin_start().is_err(), "nor once it has stopped");
     }
@@ -388,7 +377,7 @@ mod tests {
     #[test]
     fn delete_takes_an_exited_or_never_started_process_once() {
         let p = started(exec());
-        p.exited(exit(5));
+        p.exited(Exit::now(5));
         p.report_if_due(|_, _| {});
         assert_eq!(p.delete().unwrap().status, 5);
         assert_eq!(status(&p), Deleted);

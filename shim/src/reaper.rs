@@ -25,6 +25,14 @@ pub struct Exit {
 }
 
 impl Exit {
+    /// An exit with `status`, happening now.
+    pub fn now(status: u32) -> Exit {
+        Exit {
+            status,
+            at: SystemTime::now(),
+        }
+    }
+
     pub fn since_epoch(&self) -> Duration {
         self.at.duration_since(UNIX_EPOCH).unwrap_or_default()
     }
@@ -93,11 +101,7 @@ impl Reaper {
                 Ok(WaitStatus::StillAlive) | Err(_) => return,
                 Ok(_) => continue, // stopped or continued: not an exit
             };
-            let exit = Exit {
-                status,
-                at: SystemTime::now(),
-            };
-            self.exited(pid.as_raw(), exit);
+            self.exited(pid.as_raw(), Exit::now(status));
         }
     }
 
@@ -125,17 +129,10 @@ impl Reaper {
 mod tests {
     use super::*;
 
-    fn exit(status: u32) -> Exit {
-        Exit {
-            status,
-            at: SystemTime::now(),
-        }
-    }
-
     #[test]
     fn an_exit_before_the_watch_is_kept_for_it() {
         let reaper = Reaper::default();
-        reaper.exited(42, exit(3));
+        reaper.exited(42, Exit::now(3));
         assert_eq!(reaper.wait(42).status, 3);
     }
 
@@ -144,7 +141,7 @@ mod tests {
         let reaper = Arc::new(Reaper::default());
         let (tx, rx) = mpsc::channel();
         reaper.watch(7, move |e| tx.send(e.status).unwrap());
-        reaper.exited(7, exit(137));
+        reaper.exited(7, Exit::now(137));
         assert_eq!(rx.recv().unwrap(), 137);
     }
 }

@@ -8,7 +8,6 @@ use protobuf::Message;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::sync::mpsc::Receiver;
-use std::time::SystemTime;
 
 /// A container `c1` whose bundle is `dir`, with a running init (its
 /// pid made up) and the events it publishes.
@@ -54,13 +53,6 @@ fn exec(c: &Container, exec_id: &str, pid: u32) -> Arc<Process> {
     p
 }
 
-fn exit(status: u32) -> Exit {
-    Exit {
-        status,
-        at: SystemTime::now(),
-    }
-}
-
 /// The exit events published so far: (process id, pid, status).
 fn exits(rx: &Receiver<Event>) -> Vec<(String, u32, u32)> {
     rx.try_iter()
@@ -84,7 +76,7 @@ fn an_exec_s_exit_goes_out_while_init_runs() {
     let dir = bundle_dir("exec");
     let (c, rx) = container(&dir);
     let e1 = exec(&c, "e1", 4343);
-    c.exited(&e1, exit(5));
+    c.exited(&e1, Exit::now(5));
     assert_eq!(exits(&rx), [("e1".to_owned(), 4343, 5)]);
     assert_eq!(e1.wait().status, 5);
     assert!(c.init.is_running());
@@ -101,13 +93,13 @@ fn init_s_exit_ends_its_execs_and_goes_out_after_theirs() {
         .spawn()
         .unwrap();
     let e1 = exec(&c, "e1", sleeper.id());
-    c.exited(&c.init, exit(0));
+    c.exited(&c.init, Exit::now(0));
     assert_eq!(exits(&rx), [], "init's exit waits for e1's");
     assert!(c.init.lock().reported().is_none());
     let killed = sleeper.wait().unwrap();
     assert_eq!(killed.signal(), Some(libc::SIGKILL), "e1 is killed");
 
-    c.exited(&e1, exit(137));
+    c.exited(&e1, Exit::now(137));
     let want = [
         ("e1".to_owned(), sleeper.id(), 137),
         ("c1".to_owned(), 4242, 0),
@@ -128,7 +120,7 @@ fn an_exit_during_an_exec_s_start_waits_for_the_start() {
     c.execs.lock().unwrap().insert("e1".into(), Arc::clone(&e1));
     e1.begin_start().unwrap();
     e1.lock().pid = 4343;
-    c.exited(&e1, exit(1));
+    c.exited(&e1, Exit::now(1));
     assert_eq!(exits(&rx), [], "no exit before the exec-started event");
     e1.advance(Step::Start, || {}).unwrap();
     e1.end_start();
