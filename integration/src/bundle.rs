@@ -74,6 +74,16 @@ impl Bundle {
         self.path.join("rootfs")
     }
 
+    /// Writes `text` to `path` in the rootfs with `mode` (a program or a
+    /// script the container will run).
+    pub fn write_in_rootfs(&self, path: &str, text: &str, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        let file = self.rootfs().join(path.trim_start_matches('/'));
+        std::fs::write(&file, text).expect("write into the rootfs");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode))
+            .expect("chmod in the rootfs");
+    }
+
     fn save(&self) {
         let text = serde_json::to_string_pretty(&self.config).unwrap();
         std::fs::write(self.path.join("config.json"), text).expect("write config.json");

@@ -34,6 +34,17 @@ impl Out {
         self
     }
 
+    /// Asserts a failure whose stderr is the one line runc prints when the
+    /// process's own execve fails, containing `needle`.
+    #[track_caller]
+    pub fn assert_one_error_line(&self, needle: &str) -> &Self {
+        self.assert_failed();
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{self:?}");
+        assert!(lines[0].contains(needle), "{self:?}");
+        self
+    }
+
     /// Asserts stderr contains `needle`, ignoring case.
     #[track_caller]
     pub fn assert_mentions(&self, needle: &str) -> &Self {

@@ -92,18 +92,10 @@ fn a_failed_exec_prints_one_line_naming_the_program() {
     // The interpreter is missing: the program is found, its execve fails
     // once create has returned, so only the container's stderr can say so.
     let mut b = Bundle::new();
-    let script = b.rootfs().join("run.sh");
-    std::fs::write(&script, "#!/mmnnttbb foo bar\nsh\n").unwrap();
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    b.write_in_rootfs("/run.sh", "#!/mmnnttbb foo bar\nsh\n", 0o755);
     b.set("/process/args", json!(["/run.sh"]));
-    let out = b.run();
-    assert_ne!(out.code, 0, "{out:?}");
-    let lines: Vec<&str> = out.stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "{out:?}");
-    assert!(
-        lines[0].contains("exec /run.sh: no such file or directory"),
-        "{out:?}"
-    );
+    b.run()
+        .assert_one_error_line("exec /run.sh: no such file or directory");
 }
 
 #[test]
@@ -111,9 +103,7 @@ fn cap_dac_override_lets_a_user_run_a_program_only_its_owner_may() {
     // A root-owned script, 0744: the kernel lets a non-owner exec it only
     // with CAP_DAC_OVERRIDE, and so must the runtime's own check.
     let mut b = Bundle::new();
-    let program = b.rootfs().join("bin/owner-only");
-    std::fs::write(&program, "#!/bin/sh\necho hello\n").unwrap();
-    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o744)).unwrap();
+    b.write_in_rootfs("/bin/owner-only", "#!/bin/sh\necho hello\n", 0o744);
     b.set("/process/args", json!(["/bin/owner-only"]))
         .set("/process/user", json!({"uid": 1000, "gid": 100}));
     b.run().assert_failed();

@@ -472,17 +472,8 @@ fn a_failed_exec_of_the_program_prints_one_line_naming_it() {
     // The interpreter is missing: found, but its execve fails once the
     // process is ready, so only the process's stderr can say so.
     let (b, _) = running();
-    let script = b.rootfs().join("run.sh");
-    std::fs::write(&script, "#!/mmnnttbb foo bar\nsh\n").unwrap();
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let out = exec(&b, &[], &["/run.sh"]);
-    assert_ne!(out.code, 0, "{out:?}");
-    let lines: Vec<&str> = out.stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "{out:?}");
-    assert!(
-        lines[0].contains("exec /run.sh: no such file or directory"),
-        "{out:?}"
-    );
+    b.write_in_rootfs("/run.sh", "#!/mmnnttbb foo bar\nsh\n", 0o755);
+    exec(&b, &[], &["/run.sh"]).assert_one_error_line("exec /run.sh: no such file or directory");
     remove(&b);
 }
 
