@@ -181,6 +181,20 @@ impl Bundle {
         cmd
     }
 
+    /// [`Bundle::command`] run as `"$@"` of `sh -c script`: for a caller
+    /// whose environment or fds a shell sets up (`$$` is the runtime's pid
+    /// once the script `exec`s it).
+    pub fn command_via_sh(&self, script: &str) -> Command {
+        let rt = self.command();
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", script, "sh"])
+            .arg(rt.get_program())
+            .args(rt.get_args())
+            .current_dir(&self.dir)
+            .env(MARKER_VAR, &self.id);
+        cmd
+    }
+
     /// Runs `sh -c script` in a mount namespace of its own, private
     /// (`unshare -m --propagation private`), with `$RT` the runtime and its
     /// global flags, `$BUNDLE` and `$ID`: for configs that would change the

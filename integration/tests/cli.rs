@@ -233,6 +233,51 @@ fn preserve_fds_passes_extra_descriptors() {
 }
 
 #[test]
+fn a_created_init_holds_no_fd_its_caller_did_not_pass() {
+    let b = Bundle::new();
+    let file = b.dir.join("callers-own");
+    std::fs::write(&file, "not for the container\n").unwrap();
+    let fd3 = std::fs::File::open(&file).unwrap();
+    let mut cmd = b.command();
+    cmd.args(["create", "--bundle", s(&b.path), &b.id]);
+    integration::give_fd3(&mut cmd, &fd3);
+    b.output(&mut cmd).assert_ok();
+    let pid = b.state_json()["pid"].as_u64().expect("state has a pid");
+    let held: Vec<_> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .collect();
+    assert!(!held.contains(&file), "init holds {held:?}");
+    b.delete(&["--force"]).assert_ok();
+}
+
+#[test]
+fn socket_activation_fds_come_first_and_are_announced() {
+    let mut b = Bundle::new();
+    std::fs::write(b.dir.join("socket"), "activation\n").unwrap();
+    std::fs::write(b.dir.join("extra"), "preserved\n").unwrap();
+    b.sh("cat <&3; cat <&4; cat <&5 2>/dev/null || echo 5 closed; echo $LISTEN_FDS $LISTEN_PID");
+    let mut cmd =
+        b.command_via_sh("export LISTEN_PID=$$ LISTEN_FDS=1; exec \"$@\" 3<socket 4<extra 5<extra");
+    cmd.args(["run", "--preserve-fds", "1", "--bundle", s(&b.path), &b.id]);
+    let out = b.output(&mut cmd);
+    assert_eq!(
+        out.assert_ok().stdout,
+        "activation\npreserved\n5 closed\n1 1\n"
+    );
+}
+
+#[test]
+fn socket_activation_fds_of_another_process_are_not_passed() {
+    let mut b = Bundle::new();
+    std::fs::write(b.dir.join("socket"), "activation\n").unwrap();
+    b.sh("cat <&3 2>/dev/null || echo closed; echo ${LISTEN_FDS:-unset}");
+    let mut cmd = b.command_via_sh("export LISTEN_PID=1 LISTEN_FDS=1; exec \"$@\" 3<socket");
+    cmd.args(["run", "--bundle", s(&b.path), &b.id]);
+    assert_eq!(b.output(&mut cmd).assert_ok().stdout, "closed\nunset\n");
+}
+
+#[test]
 fn features_describes_the_runtime() {
     let b = Bundle::new();
     let out = b.rt(&["features"]);

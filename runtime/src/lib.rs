@@ -13,6 +13,7 @@ pub mod dbus;
 pub mod error;
 pub mod exec;
 pub mod fdpass;
+pub mod fds;
 pub mod files;
 pub mod hooks;
 pub mod init;

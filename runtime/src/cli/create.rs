@@ -37,6 +37,7 @@ impl CommonOpts {
             console_socket: self.console_socket.clone(),
             no_pivot: self.no_pivot,
             no_new_keyring: self.no_new_keyring,
+            activation_fds: berth::fds::activation(),
             preserve_fds: self.preserve_fds,
             systemd_cgroup: g.systemd_cgroup,
         }

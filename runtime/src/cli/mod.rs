@@ -97,6 +97,19 @@ enum Command {
     Features,
 }
 
+impl Command {
+    /// How many fds from 3 on the command hands to a container's process.
+    fn passed_fds(&self) -> u32 {
+        let preserved = |n: i32| n.max(0) as u32;
+        match self {
+            Command::Create(a) => berth::fds::activation() + preserved(a.opts.preserve_fds),
+            Command::Run(a) => berth::fds::activation() + preserved(a.opts.preserve_fds),
+            Command::Exec(a) => preserved(a.preserve_fds),
+            _ => 0,
+        }
+    }
+}
+
 /// The global flags a lifecycle command needs.
 pub struct Globals {
     pub root: PathBuf,
@@ -117,6 +130,7 @@ fn version() -> String {
 /// exit status 1 (255 for exec).
 pub fn main() -> i32 {
     let cli = Cli::parse();
+    berth::fds::close_inherited(cli.command.as_ref().map_or(0, Command::passed_fds));
     if cli.version {
         print!("{}", version());
         return 0;

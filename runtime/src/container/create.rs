@@ -24,6 +24,8 @@ pub struct CreateOpts {
     pub console_socket: Option<PathBuf>,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
+    /// Socket-activation fds (from 3 on), passed before the preserved ones.
+    pub activation_fds: u32,
     pub preserve_fds: i32,
     pub systemd_cgroup: bool,
 }
@@ -32,7 +34,8 @@ pub struct CreateOpts {
 /// `console` overrides `--console-socket` (used by `run` to relay a tty).
 pub fn create(opts: &CreateOpts, console: Option<UnixStream>) -> Result<State> {
     state::validate_id(&opts.id)?;
-    let bundle = spec::load(&opts.bundle)?;
+    let mut bundle = spec::load(&opts.bundle)?;
+    announce_activation(&mut bundle.spec, opts.activation_fds);
     let terminal = bundle.spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
     let console = super::console_for(terminal, console, opts.console_socket.as_deref())?;
     let plan = Plan::from_spec(bundle.spec.linux().as_ref()).map_err(ProcessError::from)?;
@@ -153,6 +156,18 @@ impl Parent for CreateParent<'_> {
     }
 }
 
+/// Tells the process which fds are its activation sockets; the entries
+/// follow the spec's env, so they win, as in runc.
+fn announce_activation(spec: &mut oci_spec::runtime::Spec, count: u32) {
+    if count == 0 {
+        return;
+    }
+    if let Some(p) = spec.process_mut() {
+        let env = p.env_mut().get_or_insert_with(Vec::new);
+        env.extend(crate::fds::activation_env(count));
+    }
+}
+
 fn create_in(
     dir: &StateDir,
     opts: &CreateOpts,
@@ -202,7 +217,7 @@ fn create_in(
         console,
         no_pivot: opts.no_pivot,
         no_new_keyring: opts.no_new_keyring,
-        preserve_fds: opts.preserve_fds,
+        preserve_fds: opts.activation_fds as i32 + opts.preserve_fds.max(0),
         cgroup_procs: cgroup.cgroup.procs_files(),
         cgroup: cgroup.cgroup.path.clone(),
         systemd_scope: cgroup.systemd,
