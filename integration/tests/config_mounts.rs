@@ -219,6 +219,58 @@ fn mounts_are_applied_in_order() {
     assert_eq!(b.run_sh("cat /mnt/outer/inner/marker"), "inner\n");
 }
 
+/// `<rootfs>/mnt` holds a host directory with `file` reading "host";
+/// then `<rootfs>/mnt` is bound again at `/final`, naming both the source
+/// and the destination by their host paths below the rootfs, as runc's
+/// users (and its suite) write them.
+fn bind_through_the_rootfs(b: &mut Bundle) -> String {
+    let host = b.host_dir("host");
+    std::fs::write(host.join("file"), "host\n").unwrap();
+    b.bind(&host, "/mnt", &[]);
+    let rootfs = b.rootfs();
+    // As in an image; a user namespace's root could not make them.
+    for dir in ["mnt", "final"] {
+        std::fs::create_dir_all(rootfs.join(dir)).unwrap();
+    }
+    b.bind(&rootfs.join("mnt"), s(&rootfs.join("final")), &[]);
+    b.run_sh("cat /final/file")
+}
+
+#[test]
+fn a_bind_source_below_the_rootfs_shows_the_mounts_made_before_it() {
+    let mut b = Bundle::new();
+    assert_eq!(bind_through_the_rootfs(&mut b), "host\n");
+}
+
+#[test]
+fn a_destination_below_the_rootfs_is_made_there_once() {
+    berth_only!("runc 1.1.5 makes <rootfs><rootfs>/new, then fails to open <rootfs>/new");
+    let mut b = Bundle::new();
+    let host = b.host_dir("host");
+    std::fs::write(host.join("file"), "host\n").unwrap();
+    let rootfs = b.rootfs();
+    b.bind(&host, s(&rootfs.join("new")), &[]);
+    assert_eq!(b.run_sh("cat /new/file"), "host\n");
+    let twice = rootfs.join(rootfs.strip_prefix("/").unwrap());
+    assert!(!twice.exists(), "{} was made", twice.display());
+}
+
+#[test]
+fn a_bind_source_below_the_rootfs_shows_earlier_mounts_in_a_user_namespace() {
+    berth_only!("runc 1.1.5 clones every source before the mounts; runc 1.2+ does as berth");
+    let mut b = Bundle::new();
+    let mapping = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    b.edit(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}))
+    })
+    .set("/linux/uidMappings", mapping.clone())
+    .set("/linux/gidMappings", mapping);
+    assert_eq!(bind_through_the_rootfs(&mut b), "host\n");
+}
+
 #[test]
 fn default_mounts_have_their_types() {
     let mut b = Bundle::new();

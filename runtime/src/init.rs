@@ -123,7 +123,7 @@ fn stage1_setup(cfg: &InitConfig, plan: &Plan, ch: &Channel) -> Res<Sources> {
     let mut sources = Sources::default();
     if plan.new_user {
         // The last moment the sources are reachable as the host's root.
-        sources = Sources::clone_all(&cfg.spec, &cfg.bundle)?;
+        sources = Sources::clone_all(&cfg.spec, &cfg.bundle, &cfg.rootfs)?;
         namespaces::unshare_flags(nix::sched::CloneFlags::CLONE_NEWUSER)?;
         ask(ch, &Msg::MapIds { pid }, Msg::IdsMapped)?;
     }

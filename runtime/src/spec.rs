@@ -52,14 +52,34 @@ pub fn load(bundle: &Path) -> Result<Bundle, SpecError> {
         path: config.clone(),
         source,
     })?;
-    let spec = parse(&data).map_err(|(field, msg)| SpecError::Parse {
+    let mut spec = parse(&data).map_err(|(field, msg)| SpecError::Parse {
         path: config,
         field,
         msg,
     })?;
     validate(&spec)?;
     let rootfs = rootfs_path(&path, &spec)?;
+    strip_rootfs_from_destinations(&mut spec, &rootfs);
     Ok(Bundle { path, rootfs, spec })
+}
+
+/// A mount destination written as a host path below the rootfs
+/// (`<rootfs>/mnt`) means the container's `/mnt`, as runc reads it;
+/// joined to the rootfs again it would name `<rootfs><rootfs>/mnt`.
+fn strip_rootfs_from_destinations(spec: &mut Spec, rootfs: &Path) {
+    let canonical = std::fs::canonicalize(rootfs).ok();
+    let prefixes: Vec<&Path> = std::iter::once(rootfs)
+        .chain(canonical.as_deref())
+        .collect();
+    for m in spec.mounts_mut().iter_mut().flatten() {
+        let inside = prefixes
+            .iter()
+            .find_map(|p| m.destination().strip_prefix(p).ok());
+        if let Some(inside) = inside {
+            let dest = Path::new("/").join(inside);
+            m.set_destination(dest);
+        }
+    }
 }
 
 /// Parses config.json, reporting the JSON path of the first bad field.

@@ -369,8 +369,12 @@ pub(crate) fn bind(
     opts: &options::Parsed,
 ) -> Result<(), RootfsError> {
     let base = MsFlags::MS_BIND | (opts.flags & MsFlags::MS_REC);
+    let in_rootfs = root.pin_source(src)?;
+    let from = in_rootfs
+        .as_ref()
+        .map_or_else(|| src.to_path_buf(), |p| p.path());
     mount(
-        Some(src),
+        Some(&from),
         &root.pin(dest)?.path(),
         None::<&str>,
         base,

@@ -28,12 +28,14 @@ pub struct Sources(Vec<Option<Source>>);
 impl Sources {
     /// Clones the source of every bind mount of `spec`. A kernel without
     /// open_tree (before 5.2) gets no clones: the sources are then mounted
-    /// by path, as before.
-    pub fn clone_all(spec: &Spec, bundle: &Path) -> Result<Sources, RootfsError> {
+    /// by path, as before. A source below the rootfs is left to be found
+    /// in the container's own tree when its turn comes, so that it shows
+    /// the mounts listed before it (the container's root reaches it).
+    pub fn clone_all(spec: &Spec, bundle: &Path, rootfs: &Path) -> Result<Sources, RootfsError> {
         let propagation = super::root_propagation(spec) - nix::mount::MsFlags::MS_REC;
         let mut all = Vec::new();
         for m in spec.mounts().iter().flatten() {
-            let Some(src) = bind_source(m, bundle) else {
+            let Some(src) = bind_source(m, bundle).filter(|s| !s.starts_with(rootfs)) else {
                 all.push(None);
                 continue;
             };

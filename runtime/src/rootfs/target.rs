@@ -65,6 +65,19 @@ impl Root {
         Ok(super::path::secure_join(&self.given, inside)?)
     }
 
+    /// A bind source named by its host path below the rootfs is the
+    /// container's own file: opened in the rootfs (symlinks resolved there,
+    /// as for a destination), through the mounts made before it. None for a
+    /// source elsewhere.
+    pub fn pin_source(&self, src: &Path) -> Result<Option<Pinned>, RootfsError> {
+        match src.strip_prefix(&self.given) {
+            Ok(inside) if !inside.as_os_str().is_empty() => {
+                Ok(Some(self.pin(&self.join(inside)?)?))
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// Creates `dest` (a path under the rootfs, as `secure_join` gave it)
     /// if missing: a directory, or an empty file for a file bind, with
     /// any missing parents.
