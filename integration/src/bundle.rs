@@ -135,6 +135,19 @@ impl Bundle {
         self.mount(json!({"destination": dest, "type": "bind", "source": source, "options": opts}))
     }
 
+    /// Adds `option` to the spec's mount at `dest`.
+    pub fn add_mount_option(&mut self, dest: &str, option: &str) -> &mut Self {
+        self.edit(|c| {
+            let m = c["mounts"]
+                .as_array_mut()
+                .unwrap()
+                .iter_mut()
+                .find(|m| m["destination"] == dest)
+                .unwrap_or_else(|| panic!("the spec mounts nothing at {dest}"));
+            m["options"].as_array_mut().unwrap().push(json!(option));
+        })
+    }
+
     /// A hook running `sh -c script` with the container's marker in its
     /// environment (so a hook left running counts as a leftover).
     pub fn hook(&self, script: &str) -> Value {

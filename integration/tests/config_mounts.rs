@@ -168,15 +168,7 @@ fn a_read_only_dev_still_gets_its_mounts_and_devices() {
     // /dev/pts, /dev/shm and /dev/null are made inside /dev after it is
     // mounted: it can only turn read-only once they are there.
     let mut b = Bundle::new();
-    b.edit(|c| {
-        let dev = c["mounts"]
-            .as_array_mut()
-            .unwrap()
-            .iter_mut()
-            .find(|m| m["destination"] == "/dev")
-            .expect("the spec mounts /dev");
-        dev["options"].as_array_mut().unwrap().push(json!("ro"));
-    });
+    b.add_mount_option("/dev", "ro");
     let out = b.run_sh(
         "touch /dev/new 2>/dev/null || echo refused; echo x > /dev/null && echo null; \
          grep -c -E ' /dev/(pts|shm|mqueue) ' /proc/self/mountinfo",

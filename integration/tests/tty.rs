@@ -19,6 +19,15 @@ fn terminal_is_stdin_stdout_and_stderr() {
 }
 
 #[test]
+fn a_read_only_dev_still_gets_the_console() {
+    let mut b = Bundle::new();
+    b.add_mount_option("/dev", "ro")
+        .sh("echo via-console > /dev/console; grep -c '^tmpfs /dev tmpfs ro,' /proc/mounts");
+    assert_eq!(b.run_with_console(), "via-console\n1\n");
+    b.assert_no_leftovers();
+}
+
+#[test]
 fn console_size_is_applied() {
     let mut b = Bundle::new();
     b.set("/process/consoleSize", json!({"height": 33, "width": 101}))

@@ -169,6 +169,8 @@ fn container_init(
     })?;
     let userns = plan.new_user || spec_has(spec, LinuxNamespaceType::User);
     let jail = rootfs::Jail::new(spec_has(spec, LinuxNamespaceType::Mount), cfg.no_pivot);
+    // Without a mount namespace of its own, a bind would land in the caller's.
+    let bind_console = cfg.console.is_some() && jail != rootfs::Jail::Chroot;
     rootfs::prepare(&rootfs::Ctx {
         spec,
         rootfs: &cfg.rootfs,
@@ -178,6 +180,7 @@ fn container_init(
         cgroupns: plan.has_new(LinuxNamespaceType::Cgroup),
         jail,
         sources: &sources,
+        console: bind_console,
     })?;
     // The clones are mounted now; none stays open while init is parked.
     drop(sources);
@@ -199,7 +202,7 @@ fn container_init(
         let size = process
             .console_size()
             .map(|b| (b.height() as u16, b.width() as u16));
-        tty::setup_console(console, size, jail != rootfs::Jail::Chroot)?;
+        tty::setup_console(console, size, bind_console)?;
     }
     if !cfg.no_new_keyring {
         join_session_keyring(&cfg.id)?;

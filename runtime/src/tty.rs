@@ -79,9 +79,10 @@ pub fn setup_console(
 /// /dev/console is the container's terminal, as runc makes it.
 fn mount_console(slave: &str) -> Result<(), TtyError> {
     let console = Path::new("/dev/console");
+    // Read-only: the mount point made earlier opens on a read-only /dev.
     nix::fcntl::open(
         console,
-        OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+        OFlag::O_CREAT | OFlag::O_RDONLY | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
         nix::sys::stat::Mode::from_bits_truncate(0o600),
     )
     .map_err(setup("create /dev/console"))?;

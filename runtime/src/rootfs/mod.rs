@@ -87,12 +87,10 @@ pub struct Ctx<'a> {
     pub jail: Jail,
     /// Bind sources cloned before a new user namespace was entered.
     pub sources: &'a sources::Sources,
+    /// Whether the process's terminal is bound at /dev/console.
+    pub console: bool,
 }
 
-/// Mounts the rootfs and every spec mount under it, then builds /dev.
-/// Runs in the container's mount namespace, before pivot_root; without
-/// one (`Jail::Chroot`) it only makes the devices, in the image's /dev,
-/// as runc does.
 /// The propagation the container's tree gets. By default nothing mounted
 /// for the container reaches the host's mount table; `rshared`
 /// (Kubernetes' Bidirectional) asks for the host's peer groups to be kept,
@@ -105,6 +103,10 @@ pub fn root_propagation(spec: &Spec) -> MsFlags {
         .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC)
 }
 
+/// Mounts the rootfs and every spec mount under it, then builds /dev.
+/// Runs in the container's mount namespace, before pivot_root; without
+/// one (`Jail::Chroot`) it only makes the devices, in the image's /dev,
+/// as runc does.
 pub fn prepare(ctx: &Ctx) -> Result<(), RootfsError> {
     let linux = ctx.spec.linux().as_ref();
     let devices = linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[]);
@@ -138,6 +140,11 @@ pub fn prepare(ctx: &Ctx) -> Result<(), RootfsError> {
         .iter()
         .any(|m| m.destination() == Path::new("/dev") && is_bind(m));
     devices::create_all(&root, own_dev, devices, ctx.userns)?;
+    if ctx.console {
+        // The terminal is bound there after pivot_root; a read-only /dev
+        // can only take its mount point now.
+        root.make(&root.join(Path::new("/dev/console"))?, false)?;
+    }
     for later in &read_only_later {
         let at = root.pin(&later.dest)?;
         remount(&at.path(), later.flags).map_err(mount_err(
