@@ -79,6 +79,7 @@ pub fn stage1(cfg: &InitConfig, plan: &Plan, ch: Channel) -> ! {
     // through /proc/1/fd (CVE-2024-21626). The parent's copy keeps the lock.
     // SAFETY: this process owns its copy of the descriptor and never uses it.
     unsafe { libc::close(cfg.state_dir_fd) };
+    crate::fds::close_withheld();
     let sources = match stage1_setup(cfg, plan, &ch) {
         Ok(sources) => sources,
         Err(e) => die(&ch, e),

@@ -98,6 +98,24 @@ enum Command {
 }
 
 impl Command {
+    /// Whether the command starts processes in a container: those run from
+    /// a sealed copy of berth (CVE-2019-5736).
+    fn starts_processes(&self) -> bool {
+        matches!(
+            self,
+            Command::Create(_) | Command::Run(_) | Command::Exec(_)
+        )
+    }
+
+    /// runc's exec fails with 255, so that its own failure is never taken
+    /// for the exit status of the process it was to run.
+    fn failure_status(&self) -> i32 {
+        match self {
+            Command::Exec(_) => 255,
+            _ => 1,
+        }
+    }
+
     /// How many fds from 3 on the command hands to a container's process.
     fn passed_fds(&self) -> u32 {
         let preserved = |n: i32| n.max(0) as u32;
@@ -130,11 +148,19 @@ fn version() -> String {
 /// exit status 1 (255 for exec).
 pub fn main() -> i32 {
     let cli = Cli::parse();
-    berth::fds::close_inherited(cli.command.as_ref().map_or(0, Command::passed_fds));
     if cli.version {
         print!("{}", version());
         return 0;
     }
+    let failed = cli.command.as_ref().map_or(1, Command::failure_status);
+    // Re-executing comes before the caller's fds are flagged close-on-exec,
+    // so that the sealed copy still has them.
+    let sealed = match &cli.command {
+        Some(c) if c.starts_processes() => berth::sealed::ensure(),
+        _ => Ok(()),
+    };
+    // Before the log file is opened: that one is berth's own.
+    berth::fds::withhold_inherited(cli.command.as_ref().map_or(0, Command::passed_fds));
     let format = match cli.log_format {
         LogFormat::Text => logging::Format::Text,
         LogFormat::Json => logging::Format::Json,
@@ -142,6 +168,10 @@ pub fn main() -> i32 {
     if let Err(e) = logging::init(cli.log.as_deref(), format, cli.debug) {
         eprintln!("cannot open log file: {e}");
         return 1;
+    }
+    if let Err(e) = sealed {
+        logging::error(&e.to_string());
+        return failed;
     }
     let Some(command) = cli.command else {
         use clap::CommandFactory;
@@ -153,24 +183,6 @@ pub fn main() -> i32 {
         systemd_cgroup: cli.systemd_cgroup,
     };
     let root = &g.root;
-    // runc's exec fails with 255, so that its own failure is never taken
-    // for the exit status of the process it was to run.
-    let failed = if matches!(command, Command::Exec(_)) {
-        255
-    } else {
-        1
-    };
-    // The commands that start processes in a container run from a sealed
-    // copy of berth (CVE-2019-5736).
-    if matches!(
-        command,
-        Command::Create(_) | Command::Run(_) | Command::Exec(_)
-    ) {
-        if let Err(e) = berth::sealed::ensure() {
-            logging::error(&e.to_string());
-            return failed;
-        }
-    }
     let result = match command {
         Command::Create(a) => create::run(&g, a),
         Command::Start(a) => start::run(root, a),
