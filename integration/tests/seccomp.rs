@@ -418,7 +418,22 @@ fn an_exec_process_gets_its_own_agent_connection() {
 fn an_unreachable_agent_fails_create_and_leaves_nothing() {
     let mut b = Bundle::new();
     b.set("/linux/seccomp", notify_profile(&b.dir.join("nobody.sock")));
-    b.create().assert_failed().assert_mentions("nobody.sock");
+    b.create()
+        .assert_failed()
+        .assert_mentions("nobody.sock")
+        .assert_mentions("failed to connect with seccomp agent");
+    b.assert_no_leftovers();
+}
+
+#[test]
+fn notify_on_write_is_refused() {
+    let mut b = Bundle::new();
+    let mut profile = notify_profile(&b.dir.join("agent.sock"));
+    profile["syscalls"][0]["names"] = json!(["write"]);
+    b.set("/linux/seccomp", profile);
+    b.create()
+        .assert_failed()
+        .assert_mentions("SCMP_ACT_NOTIFY cannot be used for the write syscall");
     b.assert_no_leftovers();
 }
 

@@ -22,7 +22,10 @@ pub fn send(
         let path = path.clone();
         move |source| SeccompError::Agent { path, what, source }
     };
-    let conn = UnixStream::connect(&path).map_err(fail("connect"))?;
+    let conn = UnixStream::connect(&path).map_err(|source| SeccompError::Connect {
+        path: path.clone(),
+        source,
+    })?;
     let msg = serde_json::json!({
         "ociVersion": crate::OCI_VERSION,
         "fds": ["seccompFd"],

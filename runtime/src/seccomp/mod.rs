@@ -19,6 +19,11 @@ pub enum SeccompError {
     Invalid(String),
     #[error("load the seccomp filter ({len} instructions): {source}")]
     Load { len: usize, source: nix::Error },
+    #[error("linux.seccomp.listenerPath {path}: failed to connect with seccomp agent specified in the seccomp profile: {source}")]
+    Connect {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error("linux.seccomp.listenerPath {path}: {what}: {source}")]
     Agent {
         path: std::path::PathBuf,
@@ -36,10 +41,11 @@ pub struct Filter {
     notifies: bool,
 }
 
-/// Syscalls berth makes between loading a filter and handing its
-/// notification fd to the agent: notifying them would wait forever for
-/// an agent that has no fd yet.
-const HANDOFF: [&str; 1] = ["sendmsg"];
+/// Syscalls berth makes once a filter is loaded: sendmsg hands the
+/// notification fd to the agent (notified, it would wait forever for an
+/// agent that has no fd yet); write carries berth's own reports, which
+/// must not wait on an agent's answer (runc refuses it too).
+const OWN_CALLS: [&str; 2] = ["sendmsg", "write"];
 
 /// Compiles `s`, refusing what berth cannot enforce rather than loading a
 /// weaker filter.
@@ -75,9 +81,9 @@ fn check_notify(s: &LinuxSeccomp) -> Result<bool, SeccompError> {
         .filter(|sc| sc.action() == LinuxSeccompAction::ScmpActNotify)
         .flat_map(|sc| sc.names())
         .collect();
-    if let Some(name) = notified.iter().find(|n| HANDOFF.contains(&n.as_str())) {
+    if let Some(name) = notified.iter().find(|n| OWN_CALLS.contains(&n.as_str())) {
         return refuse(&format!(
-            "SCMP_ACT_NOTIFY cannot be used for {name}: berth needs it to hand the listener to the agent"
+            "SCMP_ACT_NOTIFY cannot be used for the {name} syscall: berth makes it after the filter is loaded"
         ));
     }
     if !notified.is_empty() && s.listener_path().is_none() {
@@ -158,7 +164,11 @@ mod tests {
         let refused = [
             (with("SCMP_ACT_ALLOW", "mkdir", false), "listenerPath"),
             (with("SCMP_ACT_NOTIFY", "mkdir", true), "default action"),
-            (with("SCMP_ACT_ALLOW", "sendmsg", true), "sendmsg"),
+            (
+                with("SCMP_ACT_ALLOW", "sendmsg", true),
+                "the sendmsg syscall",
+            ),
+            (with("SCMP_ACT_ALLOW", "write", true), "the write syscall"),
         ];
         for (got, needle) in refused {
             assert!(got.as_ref().is_err_and(|e| e.contains(needle)), "{got:?}");
