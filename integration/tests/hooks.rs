@@ -221,3 +221,57 @@ fn a_failing_hook_is_named_by_its_kind_and_index() {
         assert_eq!(out.stdout, "", "{kind}");
     }
 }
+
+/// Two `kind` hooks: the first fails, the second appends "second ran" to
+/// the host file returned.
+fn failing_then_logging(b: &mut Bundle, kind: &str) -> PathBuf {
+    let log = b.dir.join("second");
+    let (failing, second) = (
+        b.hook("exit 3"),
+        b.hook(&format!("echo second ran >> {}", s(&log))),
+    );
+    b.set(&format!("/hooks/{kind}"), json!([failing, second]));
+    log
+}
+
+#[test]
+fn a_failing_poststart_hook_warns_and_the_rest_still_run() {
+    berth_only!(
+        "runc 1.1.5 fails start, skips the remaining hooks and kills the container; the runtime spec makes it a warning"
+    );
+    let mut b = Bundle::new();
+    let log = failing_then_logging(&mut b, "poststart");
+    b.sh("sleep 600");
+    b.create().assert_ok();
+    b.start()
+        .assert_ok()
+        .assert_mentions("error running poststart hook #0");
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "second ran\n");
+    assert_eq!(b.state_json()["status"], "running");
+    b.delete(&["--force"]).assert_ok();
+    b.assert_no_leftovers();
+}
+
+#[test]
+fn run_fails_and_cleans_up_when_a_poststart_hook_fails() {
+    // runc's `run` (not a command of the runtime spec) does so.
+    let mut b = Bundle::new();
+    let hook = b.hook("exit 3");
+    b.set("/hooks/poststart", json!([hook])).sh("sleep 600");
+    b.run().assert_failed().assert_mentions("hook #0");
+    b.assert_no_leftovers();
+}
+
+#[test]
+fn every_poststop_hook_runs_even_after_one_fails() {
+    berth_only!(
+        "runc 1.1.5 skips the poststop hooks after a failing one; the runtime spec runs them all"
+    );
+    let mut b = Bundle::new();
+    let log = failing_then_logging(&mut b, "poststop");
+    b.run()
+        .assert_ok()
+        .assert_mentions("error running poststop hook #0");
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "second ran\n");
+    b.assert_no_leftovers();
+}

@@ -95,12 +95,34 @@ pub fn run(
     hooks: Option<&Hooks>,
     state: &impl serde::Serialize,
 ) -> Result<(), HookError> {
+    outcomes(kind, hooks, state).collect()
+}
+
+/// Runs every hook of `kind`, also after one fails, and returns the
+/// failures: the runtime spec makes a failing poststart or poststop hook a
+/// warning, after which the remaining hooks still run.
+pub fn run_every(
+    kind: HookKind,
+    hooks: Option<&Hooks>,
+    state: &impl serde::Serialize,
+) -> Vec<HookError> {
+    outcomes(kind, hooks, state)
+        .filter_map(Result::err)
+        .collect()
+}
+
+/// Each hook of `kind` run in order as the iterator is pulled.
+fn outcomes<'a>(
+    kind: HookKind,
+    hooks: Option<&'a Hooks>,
+    state: &impl serde::Serialize,
+) -> impl Iterator<Item = Result<(), HookError>> + 'a {
     let list = hooks.map_or(&[][..], |h| kind.of(h));
-    if list.is_empty() {
-        return Ok(());
-    }
-    let state = serde_json::to_string(state).expect("a hook state serialises");
-    list.iter().enumerate().try_for_each(|(index, h)| {
+    let state = match list.is_empty() {
+        true => String::new(),
+        false => serde_json::to_string(state).expect("a hook state serialises"),
+    };
+    list.iter().enumerate().map(move |(index, h)| {
         run_one(h, &state).map_err(|failure| HookError {
             kind,
             index,

@@ -24,9 +24,15 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<i32> {
     let (ours, theirs) = console_pair(a.detach, &a.opts.console_socket)?;
     let state = container::create(&a.opts.to_create(g, &a.id), theirs)?;
     let fg = Foreground::attach(ours)?;
-    if let Err(e) = container::start(root, &a.id) {
+    // `run` is runc's command, not the spec's: as in runc, a failing
+    // poststart hook fails it and takes the container down.
+    let failed = match container::start(root, &a.id) {
+        Ok(hooks) => hooks.into_iter().next().map(anyhow::Error::from),
+        Err(e) => Some(e.into()),
+    };
+    if let Some(e) = failed {
         let _ = container::delete(root, &a.id, true);
-        return Err(e.into());
+        return Err(e);
     }
     if a.detach {
         return Ok(0);

@@ -148,8 +148,10 @@ pub(crate) fn console_for(
     }
 }
 
-/// Releases a created container's init to exec the user's process.
-pub fn start(root: &Path, id: &str) -> Result<()> {
+/// Releases a created container's init to exec the user's process, then
+/// runs the poststart hooks; returns the ones that failed, which the
+/// runtime spec makes warnings (the container runs on).
+pub fn start(root: &Path, id: &str) -> Result<Vec<hooks::HookError>> {
     let mut c = Locked::open(root, id, Verb::Start)?;
     let fifo = c.dir.fifo_path();
     let f = std::fs::OpenOptions::new()
@@ -167,11 +169,11 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
     c.save()?;
     logging::debug(&format!("start {id}: the container's process runs"));
     let hook_state = HookState::new(&c.state, Status::Running);
-    if let Err(e) = hooks::run(HookKind::Poststart, c.state.hooks.as_ref(), &hook_state) {
-        // The runtime spec: a failing poststart hook is a warning only.
-        logging::warn(&e.to_string());
-    }
-    Ok(())
+    Ok(hooks::run_every(
+        HookKind::Poststart,
+        c.state.hooks.as_ref(),
+        &hook_state,
+    ))
 }
 
 /// Waits until init has exec'd the user's process (or died), so that
@@ -330,7 +332,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
 
 fn run_poststop(state: &State) {
     let hook_state = HookState::new(state, Status::Stopped);
-    if let Err(e) = hooks::run(HookKind::Poststop, state.hooks.as_ref(), &hook_state) {
+    for e in hooks::run_every(HookKind::Poststop, state.hooks.as_ref(), &hook_state) {
         logging::warn(&e.to_string());
     }
 }
