@@ -114,3 +114,29 @@ fn debug_traces_each_stage_of_run() {
     }
     b.assert_no_leftovers();
 }
+
+#[test]
+fn debug_names_the_setup_steps_in_runcs_words() {
+    // People's scripts, and runc's own suite, look for these.
+    let mut b = Bundle::new();
+    b.sh("sleep 600");
+    let log = b.dir.join("debug.log");
+    let logged = |args: &[&str]| {
+        let mut all = vec!["--debug", "--log", s(&log)];
+        all.extend(args);
+        b.rt(&all).assert_ok();
+    };
+    logged(&["run", "-d", "--bundle", s(&b.path), &b.id]);
+    logged(&["exec", &b.id, "true"]);
+    let text = std::fs::read_to_string(&log).expect("the log file was written");
+    for phrase in [
+        "nsexec container setup",
+        "child process in init()",
+        "init: closing the pipe to signal completion",
+        "setns_init: about to exec",
+    ] {
+        assert!(text.contains(phrase), "no {phrase:?} in:\n{text}");
+    }
+    b.delete(&["--force"]).assert_ok();
+    b.assert_no_leftovers();
+}

@@ -180,6 +180,8 @@ fn enter(t: &Target) -> Res<()> {
 }
 
 fn exec_child(t: &Target, opts: &ExecOpts, ch: &Channel) -> Res<std::convert::Infallible> {
+    // runc's words, as in init (see container_init).
+    crate::logging::debug("child process in init(): the exec'd process sets up");
     nix::unistd::setsid().context("setsid")?;
     if let Some(console) = &t.console {
         let size = opts
@@ -194,6 +196,7 @@ fn exec_child(t: &Target, opts: &ExecOpts, ch: &Channel) -> Res<std::convert::In
         t.seccomp.as_ref(),
         ch,
     )?;
+    crate::logging::debug("setns_init: about to exec the process");
     ch.send(&Msg::Ready)?;
     let r = procspec::seal(&prepared, &opts.process, opts.preserve_fds)
         .and_then(|()| procspec::exec(&prepared));
