@@ -27,6 +27,70 @@ fn version_names_the_commit_then_the_spec_version() {
 }
 
 #[test]
+fn help_follows_runcs_layout_under_the_binarys_name() {
+    // NAME:, then "   <binary> <command> - ...", as runc (urfave/cli) prints.
+    let b = Bundle::new();
+    let bin = integration::runtime()
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap();
+    for cmd in ["create", "exec", "checkpoint", "restore", "features"] {
+        for flag in ["-h", "--help"] {
+            let out = b.rt(&[cmd, flag]);
+            let lines: Vec<&str> = out.assert_ok().stdout.lines().collect();
+            assert_eq!(lines.first(), Some(&"NAME:"), "{cmd} {flag}: {out:?}");
+            let named = lines.get(1).map(|l| l.trim_start());
+            assert!(
+                named.is_some_and(|l| l.starts_with(&format!("{bin} {cmd}"))),
+                "{cmd} {flag}: {out:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_unknown_command_is_named() {
+    let out = Bundle::new().rt(&["foo", "-h"]);
+    out.assert_failed()
+        .assert_mentions("No help topic for 'foo'");
+}
+
+#[test]
+fn installed_as_runc_it_answers_to_runc() {
+    berth_only!("runc is runc");
+    let b = Bundle::new();
+    let runc = b.dir.join("runc");
+    std::os::unix::fs::symlink(integration::runtime(), &runc).unwrap();
+    let version = b.output(std::process::Command::new(&runc).arg("-v"));
+    let lines: Vec<&str> = version.assert_ok().stdout.lines().collect();
+    assert!(lines[0].starts_with("runc version "), "{version:?}");
+    assert!(lines.contains(&"implementation: berth"), "{version:?}");
+    let help = b.output(std::process::Command::new(&runc).arg("-h"));
+    let second = help
+        .assert_ok()
+        .stdout
+        .lines()
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        second.starts_with("   runc - Open Container Initiative runtime"),
+        "{help:?}"
+    );
+}
+
+#[test]
+fn checkpoint_is_refused_naming_the_container() {
+    berth_only!("runc checkpoints with CRIU; berth does not yet");
+    let b = Bundle::new();
+    let out = b.rt(&["checkpoint", "--image-path", s(&b.dir), "some-id"]);
+    out.assert_failed()
+        .assert_mentions("some-id")
+        .assert_mentions("CRIU");
+}
+
+#[test]
 fn help_lists_the_commands() {
     let out = Bundle::new().rt(&["--help"]);
     for command in [

@@ -1,6 +1,7 @@
 //! Command-line parsing (runc's names and flags) and dispatch. Each
 //! subcommand is a thin file over a library call.
 
+mod checkpoint;
 mod create;
 mod delete;
 mod events;
@@ -25,7 +26,7 @@ use std::path::PathBuf;
 #[derive(Parser)]
 #[command(
     name = "berth",
-    about = "berth: an OCI container runtime with runc's command line",
+    about = "Open Container Initiative runtime (berth, with runc's command line)",
     disable_version_flag = true
 )]
 pub struct Cli {
@@ -95,6 +96,10 @@ enum Command {
     Events(events::Args),
     /// Print what this runtime supports (OCI features document)
     Features,
+    /// Checkpoint a running container (needs CRIU: not supported yet)
+    Checkpoint(checkpoint::Args),
+    /// Restore a container from a checkpoint (needs CRIU: not supported yet)
+    Restore(checkpoint::Args),
 }
 
 impl Command {
@@ -134,12 +139,64 @@ pub struct Globals {
     pub systemd_cgroup: bool,
 }
 
-fn version() -> String {
+/// runc's layout: `<name> version X.Y.Z`, commit, spec (docker info and
+/// bug reports read it), then which runtime answers.
+fn version(name: &str) -> String {
     format!(
-        "berth version {}\ncommit: {}\nspec: {}\n",
+        "{name} version {}\ncommit: {}\nspec: {}\nimplementation: berth\n",
         env!("CARGO_PKG_VERSION"),
         env!("BERTH_COMMIT"),
         berth::OCI_VERSION
+    )
+}
+
+/// The name berth was called by: "runc" where it is installed in runc's
+/// place. Its help and version speak of that name, as runc's of runc.
+fn program_name() -> String {
+    std::env::args_os()
+        .next()
+        .and_then(|a| {
+            Some(
+                std::path::Path::new(&a)
+                    .file_name()?
+                    .to_string_lossy()
+                    .into_owned(),
+            )
+        })
+        .unwrap_or_else(|| "berth".into())
+}
+
+/// runc's help layout (urfave/cli's), which scripts and runc's suite read:
+/// `NAME:` then `   <name> [<command>] - <about>`.
+fn help(shown: &str) -> String {
+    format!("NAME:\n   {shown} - {{about}}\n\nUSAGE:\n   {{usage}}\n\n{{all-args}}")
+}
+
+fn command(name: &str) -> clap::Command {
+    use clap::CommandFactory;
+    Cli::command()
+        .bin_name(name)
+        .help_template(help(name))
+        .mut_subcommands(|s| {
+            let shown = format!("{name} {}", s.get_name());
+            s.help_template(help(&shown))
+        })
+}
+
+/// Parses the command line; an unknown command gets runc's words.
+fn parse(name: &str) -> Result<Cli, i32> {
+    use clap::FromArgMatches;
+    let parsed = command(name)
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m));
+    parsed.map_err(
+        |e| match e.get(clap::error::ContextKind::InvalidSubcommand) {
+            Some(topic) => {
+                eprintln!("No help topic for '{topic}'");
+                1
+            }
+            None => e.exit(),
+        },
     )
 }
 
@@ -147,9 +204,13 @@ fn version() -> String {
 /// record in the log (the line containerd shows), the message on stderr,
 /// exit status 1 (255 for exec).
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    let name = program_name();
+    let cli = match parse(&name) {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     if cli.version {
-        print!("{}", version());
+        print!("{}", version(&name));
         return 0;
     }
     let failed = cli.command.as_ref().map_or(1, Command::failure_status);
@@ -174,8 +235,7 @@ pub fn main() -> i32 {
         return failed;
     }
     let Some(command) = cli.command else {
-        use clap::CommandFactory;
-        let _ = Cli::command().print_help();
+        let _ = command(&name).print_help();
         return 0;
     };
     let g = Globals {
@@ -198,6 +258,8 @@ pub fn main() -> i32 {
         Command::Update(a) => update::run(root, *a),
         Command::Events(a) => events::run(root, a),
         Command::Features => features::run(),
+        Command::Checkpoint(a) => checkpoint::run("checkpoint", a),
+        Command::Restore(a) => checkpoint::run("restore", a),
         Command::Spec(a) => spec::run(a, cli.rootless.as_deref().is_some_and(|v| v != "false")),
     };
     match result {
@@ -290,8 +352,9 @@ mod tests {
 
     #[test]
     fn version_text() {
-        assert!(version().starts_with("berth version "));
-        assert!(version().contains("\ncommit: "));
-        assert!(version().contains("\nspec: 1."));
+        assert!(version("berth").starts_with("berth version "));
+        assert!(version("runc").starts_with("runc version "));
+        assert!(version("berth").contains("\ncommit: "));
+        assert!(version("berth").contains("\nspec: 1."));
     }
 }
