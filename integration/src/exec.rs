@@ -34,14 +34,13 @@ impl Out {
         self
     }
 
-    /// Asserts a failure whose stderr is the one line runc prints when the
-    /// process's own execve fails, containing `needle`.
+    /// Asserts a failure whose stderr is exactly `line`: the one line runc
+    /// prints when the process's own execve fails.
     #[track_caller]
-    pub fn assert_one_error_line(&self, needle: &str) -> &Self {
+    pub fn assert_one_error_line(&self, line: &str) -> &Self {
         self.assert_failed();
         let lines: Vec<&str> = self.stderr.lines().collect();
-        assert_eq!(lines.len(), 1, "{self:?}");
-        assert!(lines[0].contains(needle), "{self:?}");
+        assert_eq!(lines, [line], "{self:?}");
         self
     }
 

@@ -228,7 +228,8 @@ fn container_init(
 /// berth no longer listens, and the error is the container's to show
 /// (`docker run` and `docker exec` print it).
 pub(crate) fn die_on_stderr(e: SetupError) -> ! {
-    eprintln!("berth: {e}");
+    // Bare, as runc prints it: the line is the process's own error.
+    eprintln!("{e}");
     // SAFETY: see die().
     unsafe { libc::_exit(1) }
 }
