@@ -47,6 +47,8 @@ pub enum CgroupError {
     NoController(String),
     #[error("cgroup {0}: container's cgroup unexpectedly frozen")]
     Frozen(PathBuf),
+    #[error("cgroup {path}: container's cgroup is not empty: {count} process(es) found")]
+    NotEmpty { path: PathBuf, count: usize },
     #[error("exec --cgroup {flag:?}: {why}")]
     SubCgroup { flag: String, why: String },
     #[error(transparent)]

@@ -100,20 +100,20 @@ impl CgroupPlan {
     }
 }
 
-/// Refuses a cgroup that already exists frozen (init would stop in it
-/// for good, and create with it), and warns, as runc does, when it has
-/// processes already: they count as the container's from now on.
+/// Refuses a cgroup that already holds processes (they would count as the
+/// container's: killed with it, limited by it), as runc 1.2 and later do,
+/// or that is frozen (init would stop in it for good).
 fn reusable(cgroup: &Cgroup) -> std::result::Result<(), cgroups::CgroupError> {
     if cgroup.frozen() {
         return Err(cgroups::CgroupError::Frozen(cgroup.path.clone()));
     }
-    let squatters = cgroup.pids().len();
-    if squatters > 0 {
-        crate::logging::warn(&format!(
-            "container's cgroup is not empty: {squatters} process(es) found"
-        ));
+    match cgroup.pids().len() {
+        0 => Ok(()),
+        count => Err(cgroups::CgroupError::NotEmpty {
+            path: cgroup.path.clone(),
+            count,
+        }),
     }
-    Ok(())
 }
 
 /// berth's answers to the container side while it is set up.
