@@ -123,6 +123,18 @@ fn list_prints_a_table() {
 }
 
 #[test]
+fn list_under_a_named_root_that_does_not_exist_fails() {
+    berth_only!("runc 1.1.5 lists nothing; runc 1.2 and later fail");
+    let b = Bundle::new();
+    let missing = b.dir.join("no-such-root");
+    let mut cmd = std::process::Command::new(integration::runtime());
+    cmd.args(["--root", s(&missing), "list"]);
+    b.output(&mut cmd)
+        .assert_failed()
+        .assert_mentions("no-such-root");
+}
+
+#[test]
 fn list_prints_json() {
     let b = Bundle::new();
     b.create().assert_ok();

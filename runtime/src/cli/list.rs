@@ -13,7 +13,12 @@ pub struct Args {
     pub quiet: bool,
 }
 
-pub fn run(root: &Path, a: Args) -> anyhow::Result<i32> {
+/// With no container yet, the default root may not exist; a root the
+/// caller named must (runc 1.2 and later fail too): a typo lists nothing.
+pub fn run(root: &Path, named: bool, a: Args) -> anyhow::Result<i32> {
+    if named && !root.is_dir() {
+        anyhow::bail!("list: --root {}: no such directory", root.display());
+    }
     let all = berth::container::list(root)?;
     if a.quiet {
         all.iter().for_each(|c| println!("{}", c.id));

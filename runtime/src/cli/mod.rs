@@ -30,9 +30,9 @@ use std::path::PathBuf;
     disable_version_flag = true
 )]
 pub struct Cli {
-    /// Directory for container state (tmpfs recommended)
-    #[arg(long, global = true, default_value = "/run/berth")]
-    root: PathBuf,
+    /// Directory for container state (tmpfs recommended) [default: /run/berth]
+    #[arg(long, global = true)]
+    root: Option<PathBuf>,
     /// Write log records to this file instead of stderr
     #[arg(long, global = true)]
     log: Option<PathBuf>,
@@ -239,7 +239,7 @@ pub fn main() -> i32 {
         return 0;
     };
     let g = Globals {
-        root: cli.root.clone(),
+        root: cli.root.clone().unwrap_or_else(|| "/run/berth".into()),
         systemd_cgroup: cli.systemd_cgroup,
     };
     let root = &g.root;
@@ -251,7 +251,7 @@ pub fn main() -> i32 {
         Command::State(a) => state::run(root, a),
         Command::Kill(a) => kill::run(root, a),
         Command::Delete(a) => delete::run(root, a),
-        Command::List(a) => list::run(root, a),
+        Command::List(a) => list::run(root, cli.root.is_some(), a),
         Command::Pause(a) => pause::pause(root, a),
         Command::Resume(a) => pause::resume(root, a),
         Command::Ps(a) => ps::run(root, a),
@@ -302,7 +302,7 @@ mod tests {
             "--no-new-keyring",
             "c1",
         ]);
-        assert_eq!(cli.root, PathBuf::from("/run/containerd/runc/default"));
+        assert_eq!(cli.root, Some("/run/containerd/runc/default".into()));
         assert!(matches!(cli.log_format, LogFormat::Json));
         let Some(Command::Create(a)) = cli.command else {
             panic!("not create")
@@ -346,7 +346,7 @@ mod tests {
     #[test]
     fn global_flags_after_subcommand_and_rootless_value() {
         let cli = parse(&["--rootless=auto", "state", "c", "--root", "/r"]);
-        assert_eq!(cli.root, PathBuf::from("/r"));
+        assert_eq!(cli.root, Some("/r".into()));
         assert_eq!(cli.rootless.as_deref(), Some("auto"));
     }
 
