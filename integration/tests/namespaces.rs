@@ -461,3 +461,15 @@ fn ipc_sysctl_is_set_in_the_new_ipc_namespace() {
     b.set("/linux/sysctl", json!({"kernel.msgmax": "4242"}));
     assert_eq!(b.run_sh("cat /proc/sys/kernel/msgmax"), "4242\n");
 }
+
+#[test]
+fn an_empty_namespace_path_means_a_new_namespace() {
+    let mut b = Bundle::new();
+    b.edit(|c| {
+        for ns in c["linux"]["namespaces"].as_array_mut().unwrap() {
+            ns["path"] = json!("");
+        }
+    });
+    assert_eq!(b.run_sh("echo $$"), "1\n", "a new pid namespace");
+    assert_new(&mut b, "mnt");
+}

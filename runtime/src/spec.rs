@@ -57,10 +57,23 @@ pub fn load(bundle: &Path) -> Result<Bundle, SpecError> {
         field,
         msg,
     })?;
+    forget_empty_namespace_paths(&mut spec);
     validate(&spec)?;
     let rootfs = rootfs_path(&path, &spec)?;
     strip_rootfs_from_destinations(&mut spec, &rootfs);
     Ok(Bundle { path, rootfs, spec })
+}
+
+/// `"path": ""` asks for a new namespace, as no path does (runc reads it
+/// so, and configs made by editing a joining one write it).
+fn forget_empty_namespace_paths(spec: &mut Spec) {
+    let namespaces = spec
+        .linux_mut()
+        .iter_mut()
+        .flat_map(|l| l.namespaces_mut().iter_mut().flatten());
+    for ns in namespaces.filter(|ns| ns.path().as_ref().is_some_and(|p| p.as_os_str().is_empty())) {
+        ns.set_path(None);
+    }
 }
 
 /// A mount destination written as a host path below the rootfs
