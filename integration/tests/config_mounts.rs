@@ -155,6 +155,21 @@ fn a_tmpfs_takes_the_mode_of_the_directory_it_covers() {
 }
 
 #[test]
+fn a_tmpfs_shows_the_mode_it_inherits_in_its_mount_options() {
+    berth_only!("runc 1.1.5 sets the mode after mounting; runc 1.3 and later mount with mode=");
+    let mut b = Bundle::new();
+    let dir = b.rootfs().join("srv/inherits");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o710)).unwrap();
+    b.mount(json!({"destination": "/srv/inherits", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid"]}));
+    let (options, _, super_options) = mountinfo(&mut b, "/srv/inherits");
+    assert!(
+        super_options.split(',').any(|o| o == "mode=710"),
+        "{options} {super_options}"
+    );
+}
+
+#[test]
 fn a_tmpfs_mode_option_wins_over_the_directory() {
     berth_only!("runc 1.1.5 gives the tmpfs the directory's mode even against an explicit mode=");
     assert_eq!(

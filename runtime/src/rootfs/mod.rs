@@ -19,7 +19,7 @@ pub use jail::{pivot, Jail};
 use nix::mount::{mount, MsFlags};
 use nix::sys::statvfs::{statvfs, FsFlags};
 use oci_spec::runtime::{Mount, Spec};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use target::Root;
 
@@ -231,8 +231,11 @@ fn mount_one(
     cloned: Option<&sources::Source>,
 ) -> Result<Option<ReadOnlyLater>, RootfsError> {
     let dest = path::secure_join(ctx.rootfs, m.destination())?;
-    let opts = options::parse_all(m.options().iter().flatten());
+    let mut opts = options::parse_all(m.options().iter().flatten());
     let typ = m.typ().as_deref().unwrap_or("none");
+    if typ == "tmpfs" {
+        inherit_mode(&mut opts, &dest);
+    }
     let inside = Path::new("/").join(dest.strip_prefix(ctx.rootfs).unwrap_or(&dest));
     guard::check_ordinary_dir(ctx.rootfs, m.destination(), typ)?;
     guard::check_proc(
@@ -246,7 +249,6 @@ fn mount_one(
         Some(c) => c.dir,
         None => bind_src.as_ref().is_none_or(|s| s.is_dir() || !s.exists()),
     };
-    let existing_mode = std::fs::metadata(&dest).ok().map(|m| m.mode());
     root.make(&dest, dir)?;
     if let (Some(src), Some(c)) = (&bind_src, cloned) {
         mountapi::attach(&c.tree, &root.pin(&dest)?.path())
@@ -258,9 +260,6 @@ fn mount_one(
         cgroup::mount_cgroup(root, &dest, &opts, ctx.cgroup, ctx.cgroupns)?;
     } else {
         mount_fs(ctx, root, m, &dest, typ, &opts)?;
-        if typ == "tmpfs" {
-            keep_mode(root, &dest, &opts, existing_mode)?;
-        }
     }
     let later =
         (typ == "tmpfs" && opts.flags.contains(MsFlags::MS_RDONLY)).then(|| ReadOnlyLater {
@@ -346,24 +345,15 @@ fn mount_fs(
 
 /// A tmpfs without `mode=` over a directory of the image takes that
 /// directory's mode, as runc gives it: an image's `/tmp` keeps its sticky
-/// or setgid bits. An explicit `mode=` is what the config asked for.
-fn keep_mode(
-    root: &Root,
-    dest: &Path,
-    opts: &options::Parsed,
-    existing: Option<u32>,
-) -> Result<(), RootfsError> {
-    let Some(mode) = existing.filter(|_| !opts.data.iter().any(|d| d.starts_with("mode="))) else {
-        return Ok(());
-    };
-    let at = root.pin(dest)?;
-    std::fs::set_permissions(at.path(), std::fs::Permissions::from_mode(mode & 0o7777)).map_err(
-        |source| RootfsError::Destination {
-            dest: dest.to_path_buf(),
-            what: "keep the mode of the directory a tmpfs covers",
-            source,
-        },
-    )
+/// or setgid bits. It goes into the mount's data, where /proc/self/mounts
+/// shows it. An explicit `mode=` is what the config asked for.
+fn inherit_mode(opts: &mut options::Parsed, dest: &Path) {
+    if opts.data.iter().any(|d| d.starts_with("mode=")) {
+        return;
+    }
+    if let Some(meta) = std::fs::metadata(dest).ok().filter(|m| m.is_dir()) {
+        opts.data.push(format!("mode={:o}", meta.mode() & 0o7777));
+    }
 }
 
 /// A bind mount, remounted with its flags: a bind ignores flags like
