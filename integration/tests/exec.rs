@@ -680,7 +680,22 @@ fn exec_cgroup_with_an_unknown_controller_names_it() {
 fn exec_cgroup_that_does_not_exist_fails() {
     let (b, init) = running();
     let flag = if unified() { "nosuch" } else { "pids:nosuch" };
-    exec(&b, &["--cgroup", flag], &["true"]).assert_failed();
+    exec(&b, &["--cgroup", flag], &["true"])
+        .assert_failed()
+        .assert_mentions("no such file or directory");
+    assert_eq!(container_pids(&b), [init]);
+    remove(&b);
+}
+
+#[test]
+fn exec_cgroup_outside_the_containers_is_refused() {
+    let (b, init) = running();
+    for flag in ["..", "../sibling", "pids:../sibling"] {
+        exec(&b, &["--cgroup", flag], &["true"])
+            .assert_failed()
+            // runc 1.1.5: "is not a sub cgroup path"; later: "bad sub cgroup path".
+            .assert_mentions("sub cgroup path");
+    }
     assert_eq!(container_pids(&b), [init]);
     remove(&b);
 }

@@ -485,7 +485,9 @@ impl Cgroup {
             };
             let rel = Path::new(rel.trim_start_matches('/'));
             if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
-                return Err(bad("the path must stay below the container's cgroup".into()));
+                return Err(bad(
+                    "bad sub cgroup path: it must stay below the container's cgroup".into(),
+                ));
             }
             let Some(list) = controllers else {
                 every = Some(rel);
@@ -509,7 +511,10 @@ impl Cgroup {
             if !dir.is_dir() {
                 return Err(CgroupError::SubCgroup {
                     flag: flags.join(" "),
-                    why: format!("{} does not exist", dir.display()),
+                    why: format!(
+                        "refused adding pid to {}: no such file or directory",
+                        dir.display()
+                    ),
                 });
             }
             files.push(dir.join("cgroup.procs"));
