@@ -1,6 +1,6 @@
 //! /dev: the default devices and links, and `linux.devices`.
 
-use integration::{json, Bundle, Value};
+use integration::{berth_only, json, Bundle, Value};
 
 #[test]
 fn default_devices_have_their_numbers() {
@@ -64,6 +64,55 @@ fn linux_devices_get_type_numbers_mode_and_owner() {
         "/dev/sub/custom-fifo fifo 0:0 620 0:0",
     ];
     assert_eq!(out.lines().collect::<Vec<_>>(), expected);
+}
+
+/// Lists /data/conflict as c 1:3 over what `make` leaves in the image.
+fn device_over(b: &mut Bundle, make: &str) -> integration::Out {
+    let data = b.rootfs().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let made = std::process::Command::new("sh")
+        .args(["-c", make])
+        .current_dir(&data)
+        .status()
+        .unwrap();
+    assert!(made.success(), "{make}");
+    b.set(
+        "/linux/devices",
+        json!([{"path": "/data/conflict", "type": "c", "major": 1, "minor": 3}]),
+    )
+    .sh("stat -c '%F %t:%T' /data/conflict");
+    b.run()
+}
+
+#[test]
+fn a_matching_device_node_in_the_image_is_kept() {
+    let mut b = Bundle::new();
+    let out = device_over(&mut b, "mknod conflict c 1 3");
+    assert_eq!(out.assert_ok().stdout, "character special file 1:3\n");
+}
+
+#[test]
+fn a_file_where_a_device_goes_is_refused_and_kept() {
+    berth_only!("runc 1.1.5 replaces it; runc 1.4 and later refuse");
+    let mut b = Bundle::new();
+    device_over(&mut b, "echo image > conflict")
+        .assert_failed()
+        .assert_mentions("/data/conflict has incorrect ftype");
+    let kept = std::fs::read_to_string(b.rootfs().join("data/conflict")).unwrap();
+    assert_eq!(kept, "image\n", "the image's file");
+    b.assert_no_leftovers();
+}
+
+#[test]
+fn another_device_where_a_device_goes_is_refused() {
+    berth_only!("runc 1.1.5 replaces it; runc 1.4 and later refuse");
+    let mut b = Bundle::new();
+    device_over(&mut b, "mknod conflict c 1 5")
+        .assert_failed()
+        .assert_mentions(
+            "/data/conflict has incorrect major:minor: 1:5 doesn't match expected 1:3",
+        );
+    b.assert_no_leftovers();
 }
 
 /// /dev/loop-control (c 10:237): in no default allow rule, and opening

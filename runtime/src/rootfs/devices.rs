@@ -45,7 +45,9 @@ pub fn create_all(
     userns: bool,
 ) -> Result<(), RootfsError> {
     if own_dev {
-        for (path, major, minor) in DEFAULTS {
+        // A default the spec lists is the spec's to make, as in runc.
+        let listed = |path: &str| devices.iter().any(|d| d.path() == Path::new(path));
+        for (path, major, minor) in DEFAULTS.into_iter().filter(|(p, _, _)| !listed(p)) {
             let node = Node {
                 path: Path::new(path),
                 kind: SFlag::S_IFCHR,
@@ -87,8 +89,8 @@ fn kind_of(t: LinuxDeviceType) -> SFlag {
 }
 
 fn create(root: &Root, node: &Node, userns: bool) -> Result<(), RootfsError> {
-    // The node itself replaces whatever is there; only its directory is
-    // resolved, so a symlink at the node's path is replaced, not followed.
+    // Only the node's directory is resolved: what is at the node's path is
+    // looked at, never followed.
     let name = node.path.file_name().unwrap_or_default();
     let io = |what: &'static str| {
         let path = node.path.to_path_buf();
@@ -96,9 +98,11 @@ fn create(root: &Root, node: &Node, userns: bool) -> Result<(), RootfsError> {
     };
     let dir = pinned_dir(root, node.path.parent().unwrap_or(Path::new("/")))?;
     let dest = dir.path().join(name);
-    let _ = std::fs::remove_file(&dest);
+    let there = already_there(&dest, node, userns)?;
     if userns {
-        std::fs::File::create_new(&dest).map_err(io("create the bind target"))?;
+        if !there {
+            std::fs::File::create_new(&dest).map_err(io("create the bind target"))?;
+        }
         return mount(
             Some(node.path),
             &dest,
@@ -109,8 +113,10 @@ fn create(root: &Root, node: &Node, userns: bool) -> Result<(), RootfsError> {
         .map_err(mount_err(node.path, node.path, "bind"));
     }
     let perm = Mode::from_bits_truncate(node.mode & 0o7777);
-    mknod(&dest, node.kind, perm, makedev(node.major, node.minor))
-        .map_err(|e| io("mknod")(e.into()))?;
+    if !there {
+        mknod(&dest, node.kind, perm, makedev(node.major, node.minor))
+            .map_err(|e| io("mknod")(e.into()))?;
+    }
     // mknod is filtered by the umask; chmod makes the mode exactly the spec's.
     std::fs::set_permissions(
         &dest,
@@ -119,6 +125,41 @@ fn create(root: &Root, node: &Node, userns: bool) -> Result<(), RootfsError> {
     .map_err(io("chmod"))?;
     nix::unistd::chown(&dest, Some(node.uid.into()), Some(node.gid.into()))
         .map_err(|e| io("chown")(e.into()))
+}
+
+/// Whether the image has the node already: the same kind and numbers is
+/// kept (in a user namespace, any file to bind over); anything else is
+/// refused, as runc 1.4 refuses it, rather than deleted from the image.
+fn already_there(dest: &Path, node: &Node, userns: bool) -> Result<bool, RootfsError> {
+    let st = match nix::sys::stat::lstat(dest) {
+        Err(nix::errno::Errno::ENOENT) => return Ok(false),
+        Err(e) => {
+            return Err(RootfsError::Device {
+                path: node.path.to_path_buf(),
+                what: "stat what is there",
+                source: e.into(),
+            })
+        }
+        Ok(st) => st,
+    };
+    let kind = SFlag::from_bits_truncate(st.st_mode & libc::S_IFMT);
+    let path = node.path.display();
+    if userns && (kind == SFlag::S_IFREG || kind == node.kind) {
+        return Ok(true);
+    }
+    if kind != node.kind {
+        return Err(RootfsError::DeviceConflict(format!(
+            "{path} has incorrect ftype"
+        )));
+    }
+    let (major, minor) = (libc::major(st.st_rdev), libc::minor(st.st_rdev));
+    if (major as u64, minor as u64) != (node.major, node.minor) {
+        return Err(RootfsError::DeviceConflict(format!(
+            "{path} has incorrect major:minor: {major}:{minor} doesn't match expected {}:{}",
+            node.major, node.minor
+        )));
+    }
+    Ok(true)
 }
 
 /// The container's directory `inside` (made if missing), opened in the rootfs.

@@ -38,6 +38,8 @@ pub enum RootfsError {
         what: &'static str,
         source: std::io::Error,
     },
+    #[error("linux.devices: {0}")]
+    DeviceConflict(String),
     #[error("device {path}: {what}: {source}")]
     Device {
         path: PathBuf,
