@@ -275,3 +275,14 @@ fn every_poststop_hook_runs_even_after_one_fails() {
     assert_eq!(std::fs::read_to_string(&log).unwrap(), "second ran\n");
     b.assert_no_leftovers();
 }
+
+#[test]
+fn a_hook_killed_by_a_signal_is_named_by_it() {
+    let mut b = Bundle::new();
+    let hook = b.hook("kill -SYS $$");
+    b.set("/hooks/createRuntime", json!([hook]));
+    b.create()
+        .assert_failed()
+        .assert_mentions("bad system call");
+    b.assert_no_leftovers();
+}

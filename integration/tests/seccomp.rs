@@ -2,7 +2,7 @@
 //! architectures are covered, the real clients' profiles, and when the
 //! filter goes in.
 
-use integration::{fixtures_dir, json, s, Bundle, Out, Value};
+use integration::{berth_only, fixtures_dir, json, s, Bundle, Out, Value};
 
 /// A profile allowing everything but `rule`.
 fn all_but(rule: Value) -> Value {
@@ -459,4 +459,31 @@ fn bad_argument_index_fails_create_and_leaves_nothing() {
     out.assert_failed();
     integration::berth_message(&out, "index", "runc names no field");
     b.assert_no_leftovers();
+}
+
+#[test]
+fn filter_flags_are_picked_as_runc_picks_them() {
+    berth_only!("runc 1.1.5 logs no flags; runc 1.2 and later log and pick them so");
+    // None given: SPEC_ALLOW (4); TSYNC counts for nothing; LOG is 2.
+    for (flags, want) in [
+        (None, 4),
+        (Some(json!([])), 0),
+        (
+            Some(json!([
+                "SECCOMP_FILTER_FLAG_TSYNC",
+                "SECCOMP_FILTER_FLAG_LOG"
+            ])),
+            2,
+        ),
+    ] {
+        let mut b = Bundle::new();
+        let mut profile = all_but(mkdir_rule("SCMP_ACT_ERRNO"));
+        if let Some(f) = flags {
+            profile["flags"] = f;
+        }
+        b.set("/linux/seccomp", profile).sh("true");
+        let out = b.rt(&["--debug", "run", "--bundle", s(&b.path), &b.id]);
+        out.assert_ok()
+            .assert_mentions(&format!("\"seccomp filter flags: {want}\""));
+    }
 }

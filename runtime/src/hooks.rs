@@ -175,7 +175,7 @@ fn run_one(hook: &Hook, state: &str) -> Result<(), Failure> {
     }
     let status = match (status.code(), status.signal()) {
         (Some(c), _) => format!("exit status {c}"),
-        (_, Some(s)) => format!("killed by signal {s}"),
+        (_, Some(s)) => format!("killed by signal {s} ({})", signal_name(s)),
         _ => status.to_string(),
     };
     let text = String::from_utf8_lossy(&output.unwrap_or_default())
@@ -221,6 +221,15 @@ fn drain_until_eof(fd: OwnedFd, deadline: Option<Instant>) -> Result<Vec<u8>, ()
             Ok(_) => {}
         }
     }
+}
+
+/// The C library's words for signal `s`, lowercased as Go's are (runc
+/// says "signal: bad system call"; people grep for it).
+fn signal_name(s: i32) -> String {
+    // SAFETY: strsignal returns a pointer to a string that stays valid
+    // until the next call; it is copied at once.
+    let name = unsafe { std::ffi::CStr::from_ptr(libc::strsignal(s)) };
+    name.to_string_lossy().to_lowercase()
 }
 
 #[cfg(test)]

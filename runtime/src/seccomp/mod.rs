@@ -51,19 +51,28 @@ const OWN_CALLS: [&str; 2] = ["sendmsg", "write"];
 /// weaker filter.
 pub fn compile(s: &LinuxSeccomp) -> Result<Filter, SeccompError> {
     let notifies = check_notify(s)?;
-    let flags = s.flags().iter().flatten().fold(0, |acc, f| {
+    Ok(Filter {
+        program: compile::program(s)?,
+        flags: filter_flags(s.flags().as_deref()),
+        notifies,
+    })
+}
+
+/// The flags the filter is loaded with, as runc picks them: none given
+/// means SPEC_ALLOW (no speculation mitigations forced on the container,
+/// as Docker has it); TSYNC is moot, init being single-threaded.
+fn filter_flags(given: Option<&[Flag]>) -> u32 {
+    let Some(given) = given else {
+        return libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW as u32;
+    };
+    given.iter().fold(0, |acc, f| {
         acc | match f {
-            Flag::SeccompFilterFlagTsync => libc::SECCOMP_FILTER_FLAG_TSYNC,
+            Flag::SeccompFilterFlagTsync => 0,
             Flag::SeccompFilterFlagLog => libc::SECCOMP_FILTER_FLAG_LOG,
             Flag::SeccompFilterFlagSpecAllow => libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW,
             Flag::SeccompFilterFlagWaitKillableRecv => 1 << 5,
         }
-    }) as u32;
-    Ok(Filter {
-        program: compile::program(s)?,
-        flags,
-        notifies,
-    })
+    }) as u32
 }
 
 /// Whether `s` notifies an agent; refuses the uses runc refuses: notify
@@ -105,10 +114,12 @@ impl Filter {
         self.notifies
     }
 
-    /// Loads the filter into this process (and, with TSYNC, its threads);
-    /// returns the notification fd when the filter notifies. Without
-    /// no-new-privileges this needs CAP_SYS_ADMIN.
+    /// Loads the filter into this process; returns the notification fd
+    /// when the filter notifies. Without no-new-privileges this needs
+    /// CAP_SYS_ADMIN.
     pub fn load(&self) -> Result<Option<OwnedFd>, SeccompError> {
+        // runc's words; its suite reads the value from the debug log.
+        crate::logging::debug(&format!("seccomp filter flags: {}", self.flags));
         let prog = libc::sock_fprog {
             len: self.program.len() as u16,
             // bpf::Insn has sock_filter's layout (repr(C), same fields).
@@ -175,5 +186,17 @@ mod tests {
         }
         let plain = serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW"});
         assert!(!compiled(plain).unwrap().notifies());
+    }
+
+    #[test]
+    fn filter_flags_default_to_spec_allow_and_ignore_tsync() {
+        let spec_allow = libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW as u32;
+        assert_eq!(filter_flags(None), spec_allow);
+        assert_eq!(filter_flags(Some(&[])), 0);
+        let log_tsync = [Flag::SeccompFilterFlagTsync, Flag::SeccompFilterFlagLog];
+        assert_eq!(
+            filter_flags(Some(&log_tsync)),
+            libc::SECCOMP_FILTER_FLAG_LOG as u32
+        );
     }
 }
