@@ -28,6 +28,16 @@ fn a_read_only_dev_still_gets_the_console() {
 }
 
 #[test]
+fn inits_warnings_stay_out_of_the_terminal() {
+    // init warns once the terminal is its stderr: the record is berth's to
+    // write, in berth's log, not the container's output.
+    let mut b = Bundle::new();
+    b.set("/process/capabilities/ambient", json!(["CAP_CHOWN"]))
+        .sh("echo only-this");
+    assert_eq!(b.run_with_console(), "only-this\n");
+}
+
+#[test]
 fn console_size_is_applied() {
     let mut b = Bundle::new();
     b.set("/process/consoleSize", json!({"height": 33, "width": 101}))

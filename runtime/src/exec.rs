@@ -155,6 +155,7 @@ fn namespaces_of(pid: i32) -> Result<Vec<(File, CloneFlags)>> {
 }
 
 fn stage1(t: &Target, opts: &ExecOpts, ch: Channel) {
+    ch.forward_logs();
     if let Err(e) = enter(t) {
         crate::init::die(&ch, e);
     }

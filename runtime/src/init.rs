@@ -80,6 +80,7 @@ pub fn stage1(cfg: &InitConfig, plan: &Plan, ch: Channel) -> ! {
     // SAFETY: this process owns its copy of the descriptor and never uses it.
     unsafe { libc::close(cfg.state_dir_fd) };
     crate::fds::close_withheld();
+    ch.forward_logs();
     let sources = match stage1_setup(cfg, plan, &ch) {
         Ok(sources) => sources,
         Err(e) => die(&ch, e),

@@ -9,7 +9,9 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::{Mutex, OnceLock};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Level {
     Debug,
     Info,
@@ -42,6 +44,18 @@ struct Logger {
 
 static LOGGER: OnceLock<Logger> = OnceLock::new();
 
+/// Set in the processes on the container's side: their records go to berth,
+/// which logs them as its own, as runc's init hands its records to runc.
+/// Their stderr may be the container's terminal by then.
+static FORWARD: OnceLock<Box<Sink>> = OnceLock::new();
+
+type Sink = dyn Fn(Level, &str) + Send + Sync;
+
+/// Sends this process's records to `sink` from now on.
+pub fn forward(sink: impl Fn(Level, &str) + Send + Sync + 'static) {
+    let _ = FORWARD.set(Box::new(sink));
+}
+
 /// Sets up the process-wide logger; without a file, records go to stderr.
 pub fn init(path: Option<&Path>, format: Format, debug: bool) -> std::io::Result<()> {
     let file = match path {
@@ -69,6 +83,9 @@ pub fn log(level: Level, msg: &str) {
     };
     if level < logger.min {
         return;
+    }
+    if let Some(sink) = FORWARD.get() {
+        return sink(level, msg);
     }
     let line = render(logger.format, level, msg, &crate::clock::now_rfc3339());
     match &logger.file {

@@ -143,6 +143,7 @@ fn drive(
                 debug("the process is set up (user, capabilities, cwd, program)");
                 ready = true;
             }
+            (Msg::Log { level, msg }, _) => crate::logging::log(level, &msg),
             (Msg::Error { msg }, _) => return Err(ProcessError::Init(msg)),
             (other, _) => return Err(unexpected(&format!("{other:?}"))),
         }

@@ -30,6 +30,11 @@ pub enum Msg {
     Ready,
     /// Either side: setup failed.
     Error { msg: String },
+    /// Container side: a log record for berth to write.
+    Log {
+        level: crate::logging::Level,
+        msg: String,
+    },
 }
 
 pub struct Channel {
@@ -50,6 +55,21 @@ impl Channel {
             SockFlag::SOCK_CLOEXEC,
         )?;
         Ok((Channel { fd: a }, Channel { fd: b }))
+    }
+
+    /// Sends this process's log records over the channel from now on (see
+    /// [`crate::logging::forward`]); berth reads them until init is ready.
+    pub fn forward_logs(&self) {
+        let Ok(fd) = self.fd.try_clone() else {
+            return;
+        };
+        let ch = Channel { fd };
+        crate::logging::forward(move |level, msg| {
+            let _ = ch.send(&Msg::Log {
+                level,
+                msg: msg.to_string(),
+            });
+        });
     }
 
     pub fn send(&self, msg: &Msg) -> Result<(), SyncError> {

@@ -51,9 +51,12 @@ const OWN_CALLS: [&str; 2] = ["sendmsg", "write"];
 /// weaker filter.
 pub fn compile(s: &LinuxSeccomp) -> Result<Filter, SeccompError> {
     let notifies = check_notify(s)?;
+    let flags = filter_flags(s.flags().as_deref());
+    // runc's words; its suite reads the value from the debug log.
+    crate::logging::debug(&format!("seccomp filter flags: {flags}"));
     Ok(Filter {
         program: compile::program(s)?,
-        flags: filter_flags(s.flags().as_deref()),
+        flags,
         notifies,
     })
 }
@@ -118,8 +121,6 @@ impl Filter {
     /// when the filter notifies. Without no-new-privileges this needs
     /// CAP_SYS_ADMIN.
     pub fn load(&self) -> Result<Option<OwnedFd>, SeccompError> {
-        // runc's words; its suite reads the value from the debug log.
-        crate::logging::debug(&format!("seccomp filter flags: {}", self.flags));
         let prog = libc::sock_fprog {
             len: self.program.len() as u16,
             // bpf::Insn has sock_filter's layout (repr(C), same fields).
