@@ -243,6 +243,8 @@ fn bundle_has_a_short_flag() {
 #[test]
 fn global_flags_are_accepted() {
     let b = Bundle::new();
+    // A --root given must exist for `list` (runc 1.2 and later agree).
+    std::fs::create_dir_all(&b.state_root).unwrap();
     b.rt(&[
         "--debug",
         "--log-format",

@@ -233,6 +233,24 @@ fn an_unknown_capability_is_ignored_with_a_warning() {
 }
 
 #[test]
+fn an_ambient_cap_that_is_not_inheritable_is_skipped_with_a_warning() {
+    berth_only!("runc 1.1.5 skips it silently; runc 1.2 and later warn");
+    let mut b = Bundle::new();
+    b.set("/process/capabilities/inheritable", json!(["CAP_KILL"]))
+        .set(
+            "/process/capabilities/ambient",
+            json!(["CAP_KILL", "CAP_CHOWN"]),
+        )
+        .sh("grep ^CapAmb /proc/self/status");
+    let out = b.run();
+    assert_eq!(
+        out.assert_ok().stdout,
+        format!("CapAmb:\t{}\n", cap_mask(&[CAP_KILL]))
+    );
+    out.assert_mentions("can't raise ambient capability CAP_CHOWN: ");
+}
+
+#[test]
 fn non_root_gets_all_five_sets() {
     // For a non-root user only the ambient set survives execve into
     // permitted and effective, so each of the five sets is visible.

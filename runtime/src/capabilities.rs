@@ -110,11 +110,11 @@ pub fn apply_sets(c: &LinuxCapabilities) -> Result<(), CapsError> {
     caps::set(None, CapSet::Permitted, &prm).map_err(fail("permitted"))?;
     caps::clear(None, CapSet::Ambient).map_err(fail("ambient"))?;
     // The kernel only raises an ambient cap that is also permitted and
-    // inheritable; specs often list more (runc's own default does), and
-    // runc skips those rather than failing, so berth warns and goes on.
+    // inheritable; specs often list more (runc 1.1's default did), and
+    // runc skips those with a warning in these words rather than failing.
     for cap in convert(c.ambient()) {
         if let Err(e) = caps::raise(None, CapSet::Ambient, cap) {
-            crate::logging::debug(&format!("ambient capability {cap} not raised: {e}"));
+            crate::logging::warn(&format!("can't raise ambient capability {cap}: {e}"));
         }
     }
     Ok(())
