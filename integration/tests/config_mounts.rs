@@ -410,6 +410,29 @@ fn masked_paths_hide_files_and_directories() {
 }
 
 #[test]
+fn a_path_masked_twice_is_masked_once() {
+    berth_only!("runc 1.1.5 mounts it twice; runc 1.3 and later once");
+    let mut b = Bundle::new();
+    std::fs::create_dir(b.rootfs().join("twice")).unwrap();
+    b.set("/linux/maskedPaths", json!(["/twice", "/twice"]));
+    assert_eq!(b.run_sh("grep -c ' /twice ' /proc/self/mountinfo"), "1\n");
+}
+
+#[test]
+fn masked_directories_share_one_read_only_tmpfs() {
+    berth_only!("runc 1.1.5 mounts a tmpfs each; runc 1.3 and later share one");
+    let mut b = Bundle::new();
+    for d in ["one", "two", "three"] {
+        std::fs::create_dir(b.rootfs().join(d)).unwrap();
+    }
+    b.set("/linux/maskedPaths", json!(["/one", "/two", "/three"]));
+    let out = b.run_sh(
+        "stat -c %d /one /two /three | uniq | wc -l; touch /two/f 2>/dev/null || echo refused",
+    );
+    assert_eq!(out, "1\nrefused\n");
+}
+
+#[test]
 fn readonly_paths_refuse_writes() {
     let mut b = Bundle::new();
     std::fs::create_dir(b.rootfs().join("frozen")).unwrap();

@@ -462,12 +462,13 @@ pub fn finalize(spec: &Spec, jail: Jail) -> Result<(), RootfsError> {
     {
         readonly_path(Path::new(p))?;
     }
+    let mut masks = Masks::default();
     for p in linux
         .and_then(|l| l.masked_paths().as_ref())
         .into_iter()
         .flatten()
     {
-        mask_path(Path::new(p))?;
+        masks.hide(Path::new(p))?;
     }
     if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
         remount(Path::new("/"), MsFlags::MS_RDONLY).map_err(sys("remount / read-only"))?;
@@ -491,28 +492,35 @@ fn readonly_path(p: &Path) -> Result<(), RootfsError> {
     remount(p, MsFlags::MS_RDONLY | MsFlags::MS_REC).map_err(mount_err(p, p, "read-only remount"))
 }
 
-/// Hides a path: a file under /dev/null, a directory under an empty,
-/// read-only tmpfs.
-fn mask_path(p: &Path) -> Result<(), RootfsError> {
-    let Ok(meta) = p.metadata() else {
-        return Ok(());
-    };
-    if meta.is_dir() {
-        return mount(
-            Some("tmpfs"),
-            p,
-            Some("tmpfs"),
-            MsFlags::MS_RDONLY,
-            None::<&str>,
-        )
-        .map_err(mount_err("tmpfs", p, "tmpfs"));
+/// The masked paths: a file lies under /dev/null, a directory under an
+/// empty read-only tmpfs, one for all of them (as runc 1.3 and later share
+/// it); a path listed twice is masked once.
+#[derive(Default)]
+struct Masks {
+    done: std::collections::HashSet<PathBuf>,
+    first_dir: Option<PathBuf>,
+}
+
+impl Masks {
+    fn hide(&mut self, p: &Path) -> Result<(), RootfsError> {
+        if !self.done.insert(p.to_path_buf()) {
+            return Ok(());
+        }
+        let Ok(meta) = p.metadata() else {
+            return Ok(());
+        };
+        let (src, flags, typ) = match (meta.is_dir(), &self.first_dir) {
+            (false, _) => (Path::new("/dev/null"), MsFlags::MS_BIND, None),
+            (true, Some(first)) => (first.as_path(), MsFlags::MS_BIND, None),
+            (true, None) => (Path::new("tmpfs"), MsFlags::MS_RDONLY, Some("tmpfs")),
+        };
+        mount(Some(src), p, typ, flags, None::<&str>).map_err(mount_err(src, p, "mask"))?;
+        if meta.is_dir() {
+            match self.first_dir {
+                Some(_) => remount(p, MsFlags::MS_RDONLY).map_err(mount_err(src, p, "mask"))?,
+                None => self.first_dir = Some(p.to_path_buf()),
+            }
+        }
+        Ok(())
     }
-    mount(
-        Some("/dev/null"),
-        p,
-        None::<&str>,
-        MsFlags::MS_BIND,
-        None::<&str>,
-    )
-    .map_err(mount_err("/dev/null", p, "bind"))
 }
