@@ -34,6 +34,20 @@ pub struct CreateOpts {
 /// `console` overrides `--console-socket` (used by `run` to relay a tty).
 pub fn create(opts: &CreateOpts, console: Option<UnixStream>) -> Result<State> {
     state::validate_id(&opts.id)?;
+    // First, so that a second create of an id leaves the first's cgroup and
+    // state alone, whatever else is wrong with it.
+    let dir = StateDir::create(&opts.root, &opts.id)?;
+    create_checked(&dir, opts, console).inspect_err(|_| {
+        let _ = dir.remove();
+    })
+}
+
+/// Checks the bundle, then creates the container in `dir`.
+fn create_checked(
+    dir: &StateDir,
+    opts: &CreateOpts,
+    console: Option<UnixStream>,
+) -> Result<State> {
     let mut bundle = spec::load(&opts.bundle)?;
     announce_activation(&mut bundle.spec, opts.activation_fds);
     let terminal = bundle.spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
@@ -50,15 +64,9 @@ pub fn create(opts: &CreateOpts, console: Option<UnixStream>) -> Result<State> {
         &opts.id,
         &format!("bundle {} checked", bundle.path.display()),
     );
-    let dir = StateDir::create(&opts.root, &opts.id)?;
-    match create_in(&dir, opts, bundle, console, &plan, &cgroup, seccomp) {
-        Ok(s) => Ok(s),
-        Err(e) => {
-            let _ = cgroup.cgroup.destroy();
-            let _ = dir.remove();
-            Err(e)
-        }
-    }
+    create_in(dir, opts, bundle, console, &plan, &cgroup, seccomp).inspect_err(|_| {
+        let _ = cgroup.cgroup.destroy();
+    })
 }
 
 /// The container's cgroup and everything to write into it, checked
