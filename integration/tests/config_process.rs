@@ -318,3 +318,19 @@ fn oom_score_adj_is_set() {
     b.set("/process/oomScoreAdj", json!(500));
     assert_eq!(b.run_sh("cat /proc/self/oom_score_adj"), "500\n");
 }
+
+#[test]
+fn a_callers_cpu_affinity_does_not_bind_the_container() {
+    berth_only!("runc 1.1.5 passes its own affinity on; runc 1.2 and later reset it");
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let ours = status
+        .lines()
+        .find(|l| l.starts_with("Cpus_allowed_list:"))
+        .unwrap()
+        .to_owned();
+    let mut b = Bundle::new();
+    b.sh("grep Cpus_allowed_list: /proc/self/status");
+    let mut cmd = b.command_via_sh("exec taskset -c 0 \"$@\"");
+    cmd.args(["run", "--bundle", s(&b.path), &b.id]);
+    assert_eq!(b.output(&mut cmd).assert_ok().stdout, format!("{ours}\n"));
+}

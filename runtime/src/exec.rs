@@ -170,6 +170,7 @@ fn enter(t: &Target) -> Res<()> {
     for procs in &t.cgroup_procs {
         std::fs::write(procs, "0").context(format!("join cgroup {}", procs.display()))?;
     }
+    crate::cgroups::reset_cpu_affinity();
     for (f, flag) in &t.namespaces {
         setns(f, *flag).context(format!("join the container's namespace ({flag:?})"))?;
     }

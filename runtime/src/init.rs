@@ -113,6 +113,7 @@ fn stage1_setup(cfg: &InitConfig, plan: &Plan, ch: &Channel) -> Res<Sources> {
     for procs in &cfg.cgroup_procs {
         std::fs::write(procs, "0").context(format!("join cgroup {}", procs.display()))?;
     }
+    crate::cgroups::reset_cpu_affinity();
     // Until exec, /proc/<init>/exe is berth itself: keep other processes
     // (in the container, too) from opening it through /proc.
     // SAFETY: prctl with PR_SET_DUMPABLE takes a plain integer.

@@ -76,6 +76,18 @@ pub struct Cgroup {
     hierarchies: Vec<Hierarchy>,
 }
 
+/// Widens the calling process's CPU affinity to every CPU its cpuset
+/// allows: a caller's narrower one (`taskset`, systemd's CPUAffinity=)
+/// must not bind the container, as runc 1.2 and later reset it. The kernel
+/// keeps only the CPUs the cpuset has.
+pub fn reset_cpu_affinity() {
+    let mut all = nix::sched::CpuSet::new();
+    for cpu in 0..nix::sched::CpuSet::count() {
+        let _ = all.set(cpu);
+    }
+    let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &all);
+}
+
 /// The cgroup path under the systemd driver: `slice:prefix:name` only
 /// (default `system.slice:berth:<id>`), as runc requires.
 pub fn systemd_path(spec_path: Option<&Path>, id: &str) -> Result<PathBuf, CgroupError> {

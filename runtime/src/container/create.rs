@@ -43,11 +43,7 @@ pub fn create(opts: &CreateOpts, console: Option<UnixStream>) -> Result<State> {
 }
 
 /// Checks the bundle, then creates the container in `dir`.
-fn create_checked(
-    dir: &StateDir,
-    opts: &CreateOpts,
-    console: Option<UnixStream>,
-) -> Result<State> {
+fn create_checked(dir: &StateDir, opts: &CreateOpts, console: Option<UnixStream>) -> Result<State> {
     let mut bundle = spec::load(&opts.bundle)?;
     announce_activation(&mut bundle.spec, opts.activation_fds);
     let terminal = bundle.spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
