@@ -140,3 +140,15 @@ fn debug_names_the_setup_steps_in_runcs_words() {
     b.delete(&["--force"]).assert_ok();
     b.assert_no_leftovers();
 }
+
+#[test]
+fn debug_says_how_the_runtime_binary_is_sealed() {
+    berth_only!(
+        "runc 1.1.5 logs nothing of its memfd clone; runc 1.2 and later do, in these words"
+    );
+    let mut b = Bundle::new();
+    b.sh("true");
+    let out = b.rt(&["--debug", "run", "--bundle", s(&b.path), &b.id]);
+    out.assert_ok()
+        .assert_mentions("runc exeseal: using /proc/self/exe clone");
+}

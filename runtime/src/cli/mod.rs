@@ -234,6 +234,11 @@ pub fn main() -> i32 {
         logging::error(&e.to_string());
         return failed;
     }
+    if cli.debug && cli.command.as_ref().is_some_and(Command::starts_processes) {
+        berth::sealed::describe()
+            .iter()
+            .for_each(|m| logging::debug(m));
+    }
     let Some(command) = cli.command else {
         let _ = command(&name).print_help();
         return 0;
