@@ -388,6 +388,33 @@ fn joins_the_user_namespace_of_a_running_container() {
 }
 
 #[test]
+fn joins_a_user_namespace_and_a_network_namespace_it_does_not_own() {
+    berth_only!("runc 1.1.5 joins the user namespace first, and the host's netns is then refused");
+    let mut first = Bundle::new();
+    add_user_namespace(&mut first);
+    let pid = start_sleeper(&mut first);
+    let mut second = Bundle::new();
+    let net = NsFile::new(&second, "net");
+    add_namespace(
+        &mut second,
+        json!({"type": "user", "path": format!("/proc/{pid}/ns/user")}),
+    );
+    add_namespace(&mut second, json!({"type": "network", "path": net.path}));
+    // sysfs wants rights over the netns, which the user namespace lacks.
+    second.edit(|c| {
+        for m in c["mounts"].as_array_mut().unwrap() {
+            if m["type"] == "sysfs" {
+                *m = json!({"destination": m["destination"], "type": "bind",
+                            "source": "/sys", "options": ["rbind"]});
+            }
+        }
+    });
+    let inside = inode_inside(&mut second, "net");
+    first.delete(&["--force"]).assert_ok();
+    assert_eq!(inside, ns_inode(&net.path));
+}
+
+#[test]
 fn joins_the_pid_namespace_of_a_running_container() {
     // Sharing a pid namespace (docker run --pid container:X, a pod):
     // the second container sees the first one's process and is not pid 1.

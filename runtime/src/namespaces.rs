@@ -51,6 +51,16 @@ struct Join {
     file: File,
 }
 
+impl Join {
+    fn failed(&self, source: nix::Error) -> NamespaceError {
+        NamespaceError::Join {
+            typ: self.typ.to_string(),
+            path: self.path.clone(),
+            source,
+        }
+    }
+}
+
 /// The namespaces of one container, with the files of those it joins
 /// opened up front (in berth's own mount namespace, where the paths mean
 /// what the caller meant).
@@ -87,9 +97,6 @@ impl Plan {
                 None => plan.new |= clone_flag(ns.typ()),
             }
         }
-        // Joining a user namespace first gives the rights to join the others.
-        plan.joins
-            .sort_by_key(|j| j.typ != LinuxNamespaceType::User);
         Ok(plan)
     }
 
@@ -101,14 +108,22 @@ impl Plan {
         self.joins.iter().any(|j| j.typ == t)
     }
 
-    /// Joins every namespace given by path (in the first stage).
+    /// Joins every namespace given by path (in the first stage). Each one
+    /// the caller may join is joined before the user namespace, which takes
+    /// the caller's rights over namespaces it does not own (a netns of the
+    /// host's); the rest after it, which needs its rights (a rootless
+    /// caller's), as runc 1.2 and later do.
     pub fn join_all(&self) -> Result<(), NamespaceError> {
-        for j in &self.joins {
-            setns(&j.file, clone_flag(j.typ)).map_err(|source| NamespaceError::Join {
-                typ: j.typ.to_string(),
-                path: j.path.clone(),
-                source,
-            })?;
+        let is_user = |j: &&Join| j.typ == LinuxNamespaceType::User;
+        let mut later = Vec::new();
+        for j in self.joins.iter().filter(|j| !is_user(j)) {
+            match setns(&j.file, clone_flag(j.typ)) {
+                Err(nix::errno::Errno::EPERM) => later.push(j),
+                r => r.map_err(|source| j.failed(source))?,
+            }
+        }
+        for j in self.joins.iter().filter(is_user).chain(later) {
+            setns(&j.file, clone_flag(j.typ)).map_err(|source| j.failed(source))?;
         }
         Ok(())
     }
