@@ -642,6 +642,8 @@ mod tests {
             ]
         );
         assert!(unknown.to_string().contains("unknown controller \"cpu\""));
-        assert!(missing.to_string().contains("memory/c/z does not exist"));
+        assert!(missing
+            .to_string()
+            .contains("memory/c/z: no such file or directory"));
     }
 }
