@@ -167,3 +167,21 @@ fn an_env_entry_without_a_name() {
     b.set("/process/env", json!(["=x", "PATH=/bin"]));
     assert_create_refused(&b, "=x");
 }
+
+#[test]
+fn a_pidfd_socket_nobody_listens_on() {
+    berth_only!("--pidfd-socket came with runc 1.2");
+    let b = Bundle::new();
+    let sock = b.dir.join("nobody.sock");
+    b.rt(&[
+        "create",
+        "--pidfd-socket",
+        s(&sock),
+        "--bundle",
+        s(&b.path),
+        &b.id,
+    ])
+    .assert_failed()
+    .assert_mentions("nobody.sock");
+    b.assert_no_leftovers();
+}

@@ -365,3 +365,57 @@ fn run_keep_leaves_the_stopped_container() {
     b.delete(&[]).assert_ok();
     b.assert_no_leftovers();
 }
+
+/// Listens at `sock` for one pidfd (as a supervisor does) and returns it.
+fn pidfd_listener(sock: &std::path::Path) -> std::thread::JoinHandle<std::os::fd::OwnedFd> {
+    let listener = std::os::unix::net::UnixListener::bind(sock).unwrap();
+    std::thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        integration::receive_fd(&conn, &mut [0u8; 64], "--pidfd-socket").1
+    })
+}
+
+/// Sends `signal` through `pidfd`; 0 on success.
+fn pidfd_signal(pidfd: &std::os::fd::OwnedFd, signal: i32) -> i64 {
+    use std::os::fd::AsRawFd;
+    // SAFETY: pidfd_send_signal takes the pidfd, a signal and no info.
+    unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), signal, 0, 0) }
+}
+
+#[test]
+fn pidfd_socket_gets_a_pidfd_of_init_and_of_an_exec() {
+    berth_only!("--pidfd-socket came with runc 1.2");
+    let mut b = Bundle::new();
+    b.set("/process/args", json!(["sleep", "600"]));
+    let sock = b.dir.join("pidfd.sock");
+    let got = pidfd_listener(&sock);
+    b.rt(&[
+        "create",
+        "--pidfd-socket",
+        s(&sock),
+        "--bundle",
+        s(&b.path),
+        &b.id,
+    ])
+    .assert_ok();
+    b.start().assert_ok();
+    let init = got.join().unwrap();
+    std::fs::remove_file(&sock).unwrap();
+    let got = pidfd_listener(&sock);
+    b.rt(&[
+        "exec",
+        "-d",
+        "--pidfd-socket",
+        s(&sock),
+        &b.id,
+        "sleep",
+        "600",
+    ])
+    .assert_ok();
+    let exec = got.join().unwrap();
+    assert_eq!(pidfd_signal(&exec, 0), 0, "the exec'd process is there");
+    assert_eq!(pidfd_signal(&init, libc::SIGKILL), 0, "init killed");
+    b.wait_status("stopped");
+    b.delete(&[]).assert_ok();
+    b.assert_no_leftovers();
+}

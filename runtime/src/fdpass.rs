@@ -42,6 +42,20 @@ pub fn recv(sock: impl AsFd, buf: &mut [u8]) -> nix::Result<(usize, Option<Owned
     }
 }
 
+/// Hands a pidfd of process `pid` to whoever listens at `socket`
+/// (`--pidfd-socket`): a supervisor can then signal it without racing pid
+/// reuse.
+pub fn send_pidfd(socket: &std::path::Path, pid: i32) -> std::io::Result<()> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let fd = nix::errno::Errno::result(fd)?;
+    // SAFETY: pidfd_open returned a new fd that nothing else owns.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+    let conn = std::os::unix::net::UnixStream::connect(socket)?;
+    send(&conn, b"pidfd", Some(pidfd.as_raw_fd()))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

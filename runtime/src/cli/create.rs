@@ -25,6 +25,9 @@ pub struct CommonOpts {
     /// Pass N extra fds (3 .. 3+N-1) to the container process
     #[arg(long, default_value_t = 0)]
     pub preserve_fds: i32,
+    /// Unix socket that receives a pidfd of the container's process
+    #[arg(long)]
+    pub pidfd_socket: Option<PathBuf>,
 }
 
 impl CommonOpts {
@@ -53,6 +56,19 @@ pub struct Args {
 }
 
 pub fn run(g: &Globals, a: Args) -> anyhow::Result<i32> {
-    container::create(&a.opts.to_create(g, &a.id), None)?;
+    let state = container::create(&a.opts.to_create(g, &a.id), None)?;
+    hand_pidfd(&a.opts, g, &a.id, state.pid)?;
     Ok(0)
+}
+
+/// `--pidfd-socket`: a container whose pidfd cannot be handed over is
+/// deleted again, as runc fails then.
+pub fn hand_pidfd(opts: &CommonOpts, g: &Globals, id: &str, pid: i32) -> anyhow::Result<()> {
+    let Some(socket) = &opts.pidfd_socket else {
+        return Ok(());
+    };
+    berth::fdpass::send_pidfd(socket, pid).map_err(|e| {
+        let _ = container::delete(&g.root, id, true);
+        anyhow::anyhow!("--pidfd-socket {}: {e}", socket.display())
+    })
 }

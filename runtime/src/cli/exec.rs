@@ -52,6 +52,9 @@ pub struct Args {
     /// Pass N extra fds (3 .. 3+N-1) to the process
     #[arg(long, default_value_t = 0)]
     pub preserve_fds: i32,
+    /// Unix socket that receives a pidfd of the process
+    #[arg(long)]
+    pub pidfd_socket: Option<PathBuf>,
     /// Sub-cgroup of the container's to run in: PATH, or CONTROLLER[,..]:PATH
     /// (v1; repeat the flag for other controllers)
     #[arg(long)]
@@ -90,6 +93,13 @@ pub fn run(root: &Path, a: Args) -> anyhow::Result<i32> {
         cgroup: a.cgroup.clone(),
     };
     let pid = exec::exec(root, &a.id, &opts, theirs)?;
+    if let Some(socket) = &a.pidfd_socket {
+        berth::fdpass::send_pidfd(socket, pid).map_err(|e| {
+            let _ =
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+            anyhow::anyhow!("--pidfd-socket {}: {e}", socket.display())
+        })?;
+    }
     let fg = Foreground::attach(ours)?;
     if a.detach {
         return Ok(0);

@@ -23,6 +23,7 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<i32> {
     let root = &g.root;
     let (ours, theirs) = console_pair(a.detach, &a.opts.console_socket)?;
     let state = container::create(&a.opts.to_create(g, &a.id), theirs)?;
+    super::create::hand_pidfd(&a.opts, g, &a.id, state.pid)?;
     let fg = Foreground::attach(ours)?;
     // `run` is runc's command, not the spec's: as in runc, a failing
     // poststart hook fails it and takes the container down.
