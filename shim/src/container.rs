@@ -95,7 +95,7 @@ pub struct Container {
     /// Who gets the process's stdio pipes (`IoUid`, `IoGid`).
     io_ids: Option<(u32, u32)>,
     /// Set once init has started.
-    oom: OnceLock<Arc<oom::OomWatch>>,
+    oom: OnceLock<Arc<oom::OomEvents>>,
     /// Whether init's exit must end the container's other processes: the
     /// kernel does that only in a pid namespace init owns.
     kill_all_on_exit: bool,
