@@ -10,10 +10,10 @@ use oci_spec::runtime::LinuxResources;
 use std::path::Path;
 
 fn cgroup_of(s: &State) -> Result<Cgroup> {
-    let path = s.cgroup.clone().ok_or_else(|| ContainerError::Io {
-        what: format!("container \"{}\"", s.id),
-        source: std::io::Error::other("has no cgroup"),
-    })?;
+    let path = s
+        .cgroup
+        .clone()
+        .ok_or_else(|| ContainerError::NoCgroup(s.id.clone()))?;
     Ok(Cgroup::new(path))
 }
 
