@@ -63,6 +63,7 @@ pub fn drop_unknown(process: &mut serde_json::Value) {
     warn_unknown(&unknown);
 }
 
+// Not error::Context: caps reports a message of its own, not an OS error.
 fn fail(set: &'static str) -> impl FnOnce(caps::errors::CapsError) -> CapsError {
     move |e| CapsError {
         set,

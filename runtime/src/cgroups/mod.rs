@@ -41,6 +41,8 @@ pub enum CgroupError {
     Invalid(String),
     #[error("systemd cgroup driver: {0}")]
     Systemd(String),
+    #[error("systemd cgroup driver: {0}")]
+    Dbus(#[from] crate::dbus::DbusError),
     #[error("linux.cgroupsPath: {0:?} is not a valid cgroup path")]
     BadPath(String),
     #[error("cgroup controller {0:?} is not mounted on this host, but linux.resources needs it")]
