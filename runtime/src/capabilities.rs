@@ -24,13 +24,31 @@ fn convert(set: &Option<Capabilities>) -> CapsHashSet {
 }
 
 /// A spec name as oci-spec knows it (None for a newer kernel's or a typo).
-pub fn known(name: &str) -> Option<oci_spec::runtime::Capability> {
+fn known(name: &str) -> Option<oci_spec::runtime::Capability> {
     serde_json::from_value(name.into()).ok()
+}
+
+/// The capabilities `names` (`exec --cap`) name, each looked up once; the
+/// names oci-spec does not know are left out, with a warning.
+pub fn known_only(names: &[String]) -> Capabilities {
+    let mut unknown = Vec::new();
+    let caps = names
+        .iter()
+        .filter_map(|name| {
+            let cap = known(name);
+            if cap.is_none() {
+                unknown.push(name.clone());
+            }
+            cap
+        })
+        .collect();
+    warn_unknown(&unknown);
+    caps
 }
 
 /// runc's warning for the names it ignores, so that a profile written for
 /// a newer kernel still runs.
-pub fn warn_unknown(names: &[String]) {
+fn warn_unknown(names: &[String]) {
     if !names.is_empty() {
         crate::logging::warn(&format!(
             "ignoring unknown or unavailable capabilities: [{}]",
@@ -63,6 +81,7 @@ pub fn drop_unknown(process: &mut serde_json::Value) {
     warn_unknown(&unknown);
 }
 
+// Not error::Context: caps reports a message of its own, not an OS error.
 fn fail(set: &'static str) -> impl FnOnce(caps::errors::CapsError) -> CapsError {
     move |e| CapsError {
         set,
@@ -131,5 +150,15 @@ mod tests {
         assert!(got.contains(&Capability::CAP_CHOWN));
         assert!(got.contains(&Capability::CAP_NET_RAW));
         assert_eq!(got.len(), 2);
+    }
+
+    #[test]
+    fn exec_caps_keep_the_known_names() {
+        let names = ["CAP_CHOWN".to_string(), "CAP_NOT_YET".to_string()];
+        let got = known_only(&names);
+        assert_eq!(
+            got.into_iter().collect::<Vec<_>>(),
+            [oci_spec::runtime::Capability::Chown]
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! Verbs that act on a live container through its cgroup: pause, resume,
 //! update, ps and events.
 
+use crate::cgroups::oom::OomWatch;
 use crate::cgroups::Cgroup;
 use crate::container::{self, ContainerError, Locked, Status, Verb};
 use crate::state::{Phase, State};
@@ -9,10 +10,10 @@ use oci_spec::runtime::LinuxResources;
 use std::path::Path;
 
 fn cgroup_of(s: &State) -> Result<Cgroup> {
-    let path = s.cgroup.clone().ok_or_else(|| ContainerError::Io {
-        what: format!("container \"{}\"", s.id),
-        source: std::io::Error::other("has no cgroup"),
-    })?;
+    let path = s
+        .cgroup
+        .clone()
+        .ok_or_else(|| ContainerError::NoCgroup(s.id.clone()))?;
     Ok(Cgroup::new(path))
 }
 
@@ -88,10 +89,11 @@ pub fn oom_kills(root: &Path, id: &str) -> Result<u64> {
     Ok(cgroup_of(&s)?.oom_kills())
 }
 
-/// A watch that wakes `events` when the container's OOM counter changes.
-pub fn oom_watch(root: &Path, id: &str) -> Result<crate::cgroups::oom::OomWatch> {
+/// A watch that wakes `events` when the container's OOM counter changes;
+/// None where the cgroup cannot be watched (`events` polls then).
+pub fn oom_watch(root: &Path, id: &str) -> Result<Option<OomWatch>> {
     let s = container::load(root, id)?;
-    Ok(crate::cgroups::oom::OomWatch::new(&cgroup_of(&s)?))
+    Ok(OomWatch::of_cgroup(&cgroup_of(&s)?).ok().flatten())
 }
 
 /// Whether the container's init still lives (events stops when it is gone).

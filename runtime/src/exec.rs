@@ -3,7 +3,7 @@
 //! `process` as init did (user, caps, rlimits, env, cwd, fds).
 
 use crate::cgroups::Cgroup;
-use crate::container::{self, ContainerError, Locked, Status, Verb};
+use crate::container::{self, Locked, Status, Verb};
 use crate::error::Context;
 use crate::process::{self, ProcessError};
 use crate::procspec::{self, Res};
@@ -123,13 +123,7 @@ fn freezer_last(mut procs: Vec<PathBuf>) -> Vec<PathBuf> {
 
 fn init_root(pid: i32) -> Result<File> {
     let path = format!("/proc/{pid}/root");
-    File::open(&path).map_err(|source| {
-        ContainerError::Io {
-            what: format!("open {path}"),
-            source,
-        }
-        .into()
-    })
+    Ok(File::open(&path).context(format!("open {path}"))?)
 }
 
 /// The namespaces of `pid` that differ from berth's own, opened now.
@@ -144,10 +138,7 @@ fn namespaces_of(pid: i32) -> Result<Vec<(File, CloneFlags)>> {
             _ => false,
         };
         if !same {
-            let f = File::open(&theirs).map_err(|source| ContainerError::Io {
-                what: format!("open {theirs}"),
-                source,
-            })?;
+            let f = File::open(&theirs).context(format!("open {theirs}"))?;
             out.push((f, flag));
         }
     }

@@ -52,6 +52,9 @@ pub enum Error {
     Cgroup(#[from] cgroups::CgroupError),
     #[error(transparent)]
     Seccomp(#[from] seccomp::SeccompError),
+    /// An OS call of a verb's own (the modules wrap theirs).
+    #[error(transparent)]
+    Os(#[from] error::OsError),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

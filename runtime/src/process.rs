@@ -7,6 +7,7 @@
 //! stage exits; when berth exits, it passes to berth's own subreaper (the
 //! shim), which is the process model callers expect.
 
+use crate::error::{Context, OsError};
 use crate::namespaces;
 use crate::state::HookState;
 use crate::sync::{Channel, Msg};
@@ -23,21 +24,14 @@ pub enum ProcessError {
     Sync(#[from] crate::sync::SyncError),
     #[error("{0}")]
     Init(String),
-    #[error("{what}: {source}")]
-    Sys {
-        what: &'static str,
-        source: nix::Error,
-    },
+    #[error(transparent)]
+    Os(#[from] OsError),
     #[error(transparent)]
     Hook(#[from] crate::hooks::HookError),
     #[error(transparent)]
     Cgroup(#[from] crate::cgroups::CgroupError),
     #[error(transparent)]
     Seccomp(#[from] crate::seccomp::SeccompError),
-}
-
-fn sys(what: &'static str) -> impl FnOnce(nix::Error) -> ProcessError {
-    move |source| ProcessError::Sys { what, source }
 }
 
 fn unexpected(what: &str) -> ProcessError {
@@ -74,11 +68,11 @@ pub trait Parent {
 pub fn spawn(stage1: impl FnOnce(Channel), parent: &mut dyn Parent) -> Result<i32, ProcessError> {
     // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes a plain integer.
     nix::errno::Errno::result(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) })
-        .map_err(sys("become a child subreaper"))?;
-    let (ours, theirs) = Channel::pair().map_err(sys("socketpair"))?;
+        .context("become a child subreaper")?;
+    let (ours, theirs) = Channel::pair().context("socketpair")?;
     // SAFETY: berth is single-threaded here, so the child may allocate and
     // run ordinary Rust code until it execs.
-    match unsafe { fork() }.map_err(sys("fork"))? {
+    match unsafe { fork() }.context("fork")? {
         ForkResult::Child => {
             drop(ours);
             stage1(theirs);

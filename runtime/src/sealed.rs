@@ -6,6 +6,7 @@
 //! overlayfs mount of its directory (no copy: the pages are the binary's
 //! own), or, where the kernel cannot make one, a sealed in-memory copy.
 
+use crate::error::{Context, OsError};
 use std::ffi::CString;
 use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -14,15 +15,8 @@ use std::path::Path;
 const SEALS: i32 = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
 
 #[derive(Debug, thiserror::Error)]
-#[error("run from a read-only copy of berth: {what}: {source}")]
-pub struct SealError {
-    what: &'static str,
-    source: std::io::Error,
-}
-
-fn err(what: &'static str) -> impl FnOnce(std::io::Error) -> SealError {
-    move |source| SealError { what, source }
-}
+#[error("run from a read-only copy of berth: {0}")]
+pub struct SealError(#[from] OsError);
 
 /// Whether `f` is a memfd that can no longer be written.
 fn is_sealed(f: &File) -> bool {
@@ -43,7 +37,7 @@ fn on_read_only_mount(f: &File) -> bool {
 /// otherwise re-executes itself from one with the same arguments and
 /// environment (and returns only on failure).
 pub fn ensure() -> Result<(), SealError> {
-    let exe = File::open("/proc/self/exe").map_err(err("open /proc/self/exe"))?;
+    let exe = File::open("/proc/self/exe").context("open /proc/self/exe")?;
     if is_sealed(&exe) || on_read_only_mount(&exe) {
         return Ok(());
     }
@@ -65,7 +59,7 @@ pub fn ensure() -> Result<(), SealError> {
             .collect(),
     );
     let e = nix::unistd::fexecve(&target, &args, &env).unwrap_err();
-    Err(err("fexecve")(std::io::Error::from(e)))
+    Err(OsError::new("fexecve", std::io::Error::from(e)).into())
 }
 
 /// The binary opened through a read-only overlayfs of its directory, a
@@ -154,11 +148,11 @@ fn sealed_copy(mut exe: File) -> Result<File, SealError> {
             libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
         )
     };
-    let mut copy = File::from(owned(fd as libc::c_long).map_err(err("memfd_create"))?);
-    std::io::copy(&mut exe, &mut copy).map_err(err("copy the binary"))?;
+    let mut copy = File::from(owned(fd as libc::c_long).context("memfd_create")?);
+    std::io::copy(&mut exe, &mut copy).context("copy the binary")?;
     // SAFETY: F_ADD_SEALS takes an int of seal bits.
     if unsafe { libc::fcntl(copy.as_raw_fd(), libc::F_ADD_SEALS, SEALS) } < 0 {
-        return Err(err("seal the copy")(std::io::Error::last_os_error()));
+        return Err(OsError::new("seal the copy", std::io::Error::last_os_error()).into());
     }
     Ok(copy)
 }

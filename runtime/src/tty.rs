@@ -2,6 +2,7 @@
 //! sends the master to `--console-socket` (SCM_RIGHTS, as runc does); the
 //! caller owns it from then on.
 
+use crate::error::{Context, OsError};
 use crate::fdpass;
 use nix::fcntl::OFlag;
 use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
@@ -16,11 +17,8 @@ pub enum TtyError {
         path: String,
         source: std::io::Error,
     },
-    #[error("cannot set up the container's terminal: {what}: {source}")]
-    Setup {
-        what: &'static str,
-        source: nix::Error,
-    },
+    #[error("cannot set up the container's terminal: {0}")]
+    Setup(#[from] OsError),
     #[error("no terminal master arrived on the console socket")]
     NoFd,
 }
@@ -30,10 +28,6 @@ pub fn connect(path: &Path) -> Result<UnixStream, TtyError> {
         path: path.display().to_string(),
         source,
     })
-}
-
-fn setup(what: &'static str) -> impl FnOnce(nix::Error) -> TtyError {
-    move |source| TtyError::Setup { what, source }
 }
 
 /// In the container: makes a pty, sends its master over `socket`, and
@@ -48,31 +42,31 @@ pub fn setup_console(
     bind_console: bool,
 ) -> Result<(), TtyError> {
     let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
-        .map_err(setup("open /dev/ptmx"))?;
-    grantpt(&master).map_err(setup("grantpt"))?;
-    unlockpt(&master).map_err(setup("unlockpt"))?;
-    let name = ptsname_r(&master).map_err(setup("ptsname"))?;
+        .context("open /dev/ptmx")?;
+    grantpt(&master).context("grantpt")?;
+    unlockpt(&master).context("unlockpt")?;
+    let name = ptsname_r(&master).context("ptsname")?;
     let slave = nix::fcntl::open(
         name.as_str(),
         OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
         nix::sys::stat::Mode::empty(),
     )
-    .map_err(setup("open the pty slave"))?;
+    .context("open the pty slave")?;
     if let Some((rows, cols)) = size {
-        set_size(slave.as_raw_fd(), rows, cols).map_err(setup("set the console size"))?;
+        set_size(slave.as_raw_fd(), rows, cols).context("set the console size")?;
     }
     if bind_console {
         mount_console(&name)?;
     }
     fdpass::send(socket, name.as_bytes(), Some(master.as_raw_fd()))
-        .map_err(setup("send the pty master"))?;
+        .context("send the pty master")?;
     drop(master);
     // SAFETY: TIOCSCTTY takes an int argument; slave is a valid tty fd.
     nix::errno::Errno::result(unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) })
-        .map_err(setup("make the pty the controlling terminal"))?;
-    nix::unistd::dup2_stdin(&slave).map_err(setup("dup the pty to stdin"))?;
-    nix::unistd::dup2_stdout(&slave).map_err(setup("dup the pty to stdout"))?;
-    nix::unistd::dup2_stderr(&slave).map_err(setup("dup the pty to stderr"))?;
+        .context("make the pty the controlling terminal")?;
+    nix::unistd::dup2_stdin(&slave).context("dup the pty to stdin")?;
+    nix::unistd::dup2_stdout(&slave).context("dup the pty to stdout")?;
+    nix::unistd::dup2_stderr(&slave).context("dup the pty to stderr")?;
     Ok(())
 }
 
@@ -85,7 +79,7 @@ fn mount_console(slave: &str) -> Result<(), TtyError> {
         OFlag::O_CREAT | OFlag::O_RDONLY | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
         nix::sys::stat::Mode::from_bits_truncate(0o600),
     )
-    .map_err(setup("create /dev/console"))?;
+    .context("create /dev/console")?;
     nix::mount::mount(
         Some(slave),
         console,
@@ -93,7 +87,8 @@ fn mount_console(slave: &str) -> Result<(), TtyError> {
         nix::mount::MsFlags::MS_BIND,
         None::<&str>,
     )
-    .map_err(setup("bind the pty to /dev/console"))
+    .context("bind the pty to /dev/console")?;
+    Ok(())
 }
 
 pub fn set_size(fd: RawFd, rows: u16, cols: u16) -> nix::Result<()> {
@@ -110,6 +105,6 @@ pub fn set_size(fd: RawFd, rows: u16, cols: u16) -> nix::Result<()> {
 /// Receives the pty master a container sent over a console socket.
 pub fn recv_fd(socket: &UnixStream) -> Result<OwnedFd, TtyError> {
     let mut buf = [0u8; 4096]; // the pty's name comes along
-    let (_, fd) = fdpass::recv(socket, &mut buf).map_err(setup("receive the pty master"))?;
+    let (_, fd) = fdpass::recv(socket, &mut buf).context("receive the pty master")?;
     fd.ok_or(TtyError::NoFd)
 }

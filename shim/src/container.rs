@@ -95,7 +95,7 @@ pub struct Container {
     /// Who gets the process's stdio pipes (`IoUid`, `IoGid`).
     io_ids: Option<(u32, u32)>,
     /// Set once init has started.
-    oom: OnceLock<Arc<oom::OomWatch>>,
+    oom: OnceLock<Arc<oom::OomEvents>>,
     /// Whether init's exit must end the container's other processes: the
     /// kernel does that only in a pid namespace init owns.
     kill_all_on_exit: bool,
@@ -430,46 +430,35 @@ impl Container {
         }
     }
 
-    pub fn pause(&self) -> Result<(), ContainerError> {
-        let event = TaskPaused {
-            container_id: self.id.clone(),
-            ..Default::default()
+    /// Pauses (`paused`) or resumes init through the runtime: refused
+    /// before the runtime is asked if init's state does not allow it, and
+    /// after if init's exit was reported meanwhile (the task is stopped
+    /// then, whatever the runtime did).
+    pub fn set_paused(&self, paused: bool) -> Result<(), ContainerError> {
+        let container_id = self.id.clone();
+        let (step, topic, event): (_, _, Box<dyn MessageDyn>) = match paused {
+            true => (
+                Step::Pause,
+                topics::TASK_PAUSED_EVENT_TOPIC,
+                Box::new(TaskPaused {
+                    container_id,
+                    ..Default::default()
+                }),
+            ),
+            false => (
+                Step::Resume,
+                topics::TASK_RESUMED_EVENT_TOPIC,
+                Box::new(TaskResumed {
+                    container_id,
+                    ..Default::default()
+                }),
+            ),
         };
-        let run = || self.runtime.pause(&self.id);
-        self.step_init(
-            Step::Pause,
-            run,
-            topics::TASK_PAUSED_EVENT_TOPIC,
-            Box::new(event),
-        )
-    }
-
-    pub fn resume(&self) -> Result<(), ContainerError> {
-        let event = TaskResumed {
-            container_id: self.id.clone(),
-            ..Default::default()
-        };
-        let run = || self.runtime.resume(&self.id);
-        self.step_init(
-            Step::Resume,
-            run,
-            topics::TASK_RESUMED_EVENT_TOPIC,
-            Box::new(event),
-        )
-    }
-
-    /// Takes `step` for init: refused before the runtime is asked if init's
-    /// state does not allow it, and after if init's exit was reported
-    /// meanwhile (the task is stopped then, whatever the runtime did).
-    fn step_init(
-        &self,
-        step: Step,
-        runtime: impl FnOnce() -> Result<(), RuntimeError>,
-        topic: &'static str,
-        event: Box<dyn MessageDyn>,
-    ) -> Result<(), ContainerError> {
         self.init.check(step)?;
-        runtime()?;
+        match paused {
+            true => self.runtime.pause(&self.id),
+            false => self.runtime.resume(&self.id),
+        }?;
         self.init.advance(step, || self.publish(topic, event))?;
         Ok(())
     }

@@ -216,12 +216,12 @@ impl containerd_shim::Task for Service {
     }
 
     fn pause(&self, _ctx: &TtrpcContext, req: api::PauseRequest) -> TtrpcResult<Empty> {
-        self.container(&req.id)?.pause()?;
+        self.container(&req.id)?.set_paused(true)?;
         Ok(Empty::new())
     }
 
     fn resume(&self, _ctx: &TtrpcContext, req: api::ResumeRequest) -> TtrpcResult<Empty> {
-        self.container(&req.id)?.resume()?;
+        self.container(&req.id)?.set_paused(false)?;
         Ok(Empty::new())
     }
 

@@ -41,6 +41,8 @@ pub enum CgroupError {
     Invalid(String),
     #[error("systemd cgroup driver: {0}")]
     Systemd(String),
+    #[error("systemd cgroup driver: {0}")]
+    Dbus(#[from] crate::dbus::DbusError),
     #[error("linux.cgroupsPath: {0:?} is not a valid cgroup path")]
     BadPath(String),
     #[error("cgroup controller {0:?} is not mounted on this host, but linux.resources needs it")]
@@ -453,21 +455,8 @@ impl Cgroup {
 
     /// OOM kills so far: v1 `memory.oom_control`, v2 `memory.events`.
     pub fn oom_kills(&self) -> u64 {
-        let Ok(dir) = self.dir_of("memory") else {
-            return 0;
-        };
-        let file = match self.version {
-            Version::V1 => "memory.oom_control",
-            Version::V2 => "memory.events",
-        };
-        std::fs::read_to_string(dir.join(file))
-            .unwrap_or_default()
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix("oom_kill ")
-                    .and_then(|v| v.trim().parse().ok())
-            })
-            .unwrap_or(0)
+        self.dir_of("memory")
+            .map_or(0, |dir| oom::kills_in(&dir, self.version))
     }
 
     /// Removes the cgroup's directories, and any cgroups the container made

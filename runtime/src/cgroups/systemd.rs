@@ -11,10 +11,6 @@ use std::time::{Duration, Instant};
 
 const UNLIMITED: u64 = u64::MAX;
 
-fn err(e: impl std::fmt::Display) -> CgroupError {
-    CgroupError::Systemd(e.to_string())
-}
-
 /// Unit properties for `r` (only those systemd has a name for).
 pub fn properties(r: Option<&LinuxResources>, version: Version) -> Vec<(&'static str, Value)> {
     let mut p = Vec::new();
@@ -68,7 +64,7 @@ pub fn start_scope(
     let unit = path
         .file_name()
         .and_then(|n| n.to_str())
-        .ok_or_else(|| err("no unit name"))?;
+        .ok_or_else(|| CgroupError::Systemd("no unit name".into()))?;
     let slice = path
         .parent()
         .and_then(|p| p.file_name())
@@ -98,9 +94,7 @@ pub fn start_scope(
         destination: "org.freedesktop.systemd1",
         signature: "ssa(sv)a(sa(sv))",
     };
-    Connection::system()
-        .and_then(|mut c| c.call(&call, &body.buf))
-        .map_err(err)?;
+    Connection::system().and_then(|mut c| c.call(&call, &body.buf))?;
     wait_moved(pid, path)
 }
 
@@ -115,7 +109,7 @@ fn wait_moved(pid: i32, path: &Path) -> Result<(), CgroupError> {
         }
         std::thread::sleep(Duration::from_millis(2));
     }
-    Err(err(format!(
+    Err(CgroupError::Systemd(format!(
         "process {pid} did not reach scope {want} within 10s"
     )))
 }

@@ -67,7 +67,11 @@ pub fn run(root: &Path, a: Args) -> anyhow::Result<i32> {
         if !alive {
             return Ok(0);
         }
-        watch.wait(OOM_POLL.min(next_stats.saturating_duration_since(Instant::now())));
+        let limit = OOM_POLL.min(next_stats.saturating_duration_since(Instant::now()));
+        // Without a watch, or when it fails, OOM kills are found by polling.
+        if watch.as_ref().is_none_or(|w| w.wait(Some(limit)).is_err()) {
+            std::thread::sleep(limit);
+        }
     }
 }
 

@@ -179,16 +179,7 @@ fn from_flags(root: &Path, a: &Args) -> anyhow::Result<Process> {
 }
 
 fn add_caps(p: &mut Process, names: &[String]) {
-    let extra: Capabilities = names
-        .iter()
-        .filter_map(|n| capabilities::known(n))
-        .collect();
-    let unknown: Vec<String> = names
-        .iter()
-        .filter(|n| capabilities::known(n).is_none())
-        .cloned()
-        .collect();
-    capabilities::warn_unknown(&unknown);
+    let extra = capabilities::known_only(names);
     let mut caps = p.capabilities().clone().unwrap_or_default();
     let add = |set: &Option<Capabilities>| {
         Some(

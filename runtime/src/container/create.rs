@@ -2,8 +2,9 @@
 //! fork the container's init and leave it parked until `start`. On any
 //! failure everything made so far is undone.
 
-use super::{run_poststop, start_time, ContainerError, HookState, Status};
+use super::{run_poststop, start_time, HookState, Status};
 use crate::cgroups::{self, writes, Cgroup};
+use crate::error::Context;
 use crate::hooks::{self, HookKind};
 use crate::init::{self, InitConfig};
 use crate::namespaces::{self, Plan};
@@ -257,25 +258,18 @@ fn debug(id: &str, what: &str) {
 }
 
 fn make_fifo(path: &Path) -> Result<OwnedFd> {
-    let sys = |what: &str| {
-        let what = format!("{what} {}", path.display());
-        move |source| ContainerError::Sys { what, source }
-    };
     nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600))
-        .map_err(sys("mkfifo"))?;
+        .context(format!("mkfifo {}", path.display()))?;
     let flags =
         nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC;
-    Ok(nix::fcntl::open(path, flags, nix::sys::stat::Mode::empty()).map_err(sys("open"))?)
+    let opened = nix::fcntl::open(path, flags, nix::sys::stat::Mode::empty());
+    Ok(opened.context(format!("open {}", path.display()))?)
 }
 
 /// Written via a temporary file and rename, so readers never see a
 /// partial pid (containerd reads it as soon as create returns).
 pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
-    crate::files::write_atomically(path, pid.to_string().as_bytes()).map_err(|source| {
-        ContainerError::Io {
-            what: format!("write pid file {}", path.display()),
-            source,
-        }
-    })?;
+    crate::files::write_atomically(path, pid.to_string().as_bytes())
+        .context(format!("write pid file {}", path.display()))?;
     Ok(())
 }

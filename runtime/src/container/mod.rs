@@ -6,6 +6,7 @@
 //! "does not exist" and "container not running".
 
 use crate::cgroups::Cgroup;
+use crate::error::{Context, OsError};
 use crate::hooks::{self, HookKind};
 use crate::state::{self, Phase, State, StateDir};
 pub use crate::state::{HookState, Status};
@@ -45,23 +46,8 @@ pub enum ContainerError {
     NoConsoleSocket,
     #[error(transparent)]
     Tty(#[from] tty::TtyError),
-    #[error("{what}: {source}")]
-    Io {
-        what: String,
-        source: std::io::Error,
-    },
-    #[error("{what}: {source}")]
-    Sys { what: String, source: nix::Error },
-}
-
-fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ContainerError {
-    let what = what.into();
-    move |source| ContainerError::Io { what, source }
-}
-
-fn sys(what: impl Into<String>) -> impl FnOnce(nix::Error) -> ContainerError {
-    let what = what.into();
-    move |source| ContainerError::Sys { what, source }
+    #[error("container \"{0}\": has no cgroup")]
+    NoCgroup(String),
 }
 
 /// `berth state` output, in runc's shape.
@@ -160,7 +146,7 @@ pub fn start(root: &Path, id: &str) -> Result<Vec<hooks::HookError>> {
         .open(&fifo)
         // No reader on the fifo means init is gone.
         .map_err(|_| ContainerError::NotRunning)?;
-    std::io::Write::write_all(&mut &f, b"0").map_err(io("release the container's init"))?;
+    std::io::Write::write_all(&mut &f, b"0").context("release the container's init")?;
     logging::debug(&format!("start {id}: init {} released", c.state.pid));
     wait_exec(&f);
     drop(f);
@@ -244,12 +230,14 @@ pub fn kill(root: &Path, id: &str, sig: Option<Signal>, all: bool) -> Result<()>
         _ => {}
     }
     send_signal(Pid::from_raw(state.pid), sig).map_err(|e| match e {
-        nix::errno::Errno::ESRCH => ContainerError::NotRunning,
-        e => sys(format!(
-            "signal {} to pid {}",
-            sig.map_or("0", Signal::as_str),
-            state.pid
-        ))(e),
+        nix::errno::Errno::ESRCH => ContainerError::NotRunning.into(),
+        e => {
+            let sig = sig.map_or("0", Signal::as_str);
+            crate::Error::from(OsError::new(
+                format!("signal {sig} to pid {}", state.pid),
+                e,
+            ))
+        }
     })?;
     Ok(())
 }

@@ -5,6 +5,7 @@
 //! container's cgroup), else a bind mount of the container's cgroup.
 
 use super::{mount_err, mountinfo, options::Parsed, remount, target::Root, RootfsError};
+use crate::error::Context;
 use nix::mount::{mount, MsFlags};
 use std::path::Path;
 
@@ -89,11 +90,8 @@ fn link_comounted(dir: &Path, dest: &Path, name: &str) -> Result<(), RootfsError
     for part in name.split(',') {
         let link = dir.join(part);
         if !link.exists() {
-            std::os::unix::fs::symlink(name, &link).map_err(|source| RootfsError::Destination {
-                dest: dest.join(part),
-                what: "symlink",
-                source,
-            })?;
+            std::os::unix::fs::symlink(name, &link)
+                .context(super::at_dest(&dest.join(part), "symlink"))?;
         }
     }
     Ok(())

@@ -2,6 +2,7 @@
 //! the spec's `linux.devices`, and the standard /dev symlinks.
 
 use super::{mount_err, target::Root, RootfsError};
+use crate::error::{Context, OsError};
 use nix::mount::{mount, MsFlags};
 use nix::sys::stat::{makedev, mknod, Mode, SFlag};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType};
@@ -92,16 +93,13 @@ fn create(root: &Root, node: &Node, userns: bool) -> Result<(), RootfsError> {
     // Only the node's directory is resolved: what is at the node's path is
     // looked at, never followed.
     let name = node.path.file_name().unwrap_or_default();
-    let io = |what: &'static str| {
-        let path = node.path.to_path_buf();
-        move |source: std::io::Error| RootfsError::Device { path, what, source }
-    };
+    let what = |what: &str| format!("device {}: {what}", node.path.display());
     let dir = pinned_dir(root, node.path.parent().unwrap_or(Path::new("/")))?;
     let dest = dir.path().join(name);
     let there = already_there(&dest, node, userns)?;
     if userns {
         if !there {
-            std::fs::File::create_new(&dest).map_err(io("create the bind target"))?;
+            std::fs::File::create_new(&dest).context(what("create the bind target"))?;
         }
         return mount(
             Some(node.path),
@@ -114,17 +112,17 @@ fn create(root: &Root, node: &Node, userns: bool) -> Result<(), RootfsError> {
     }
     let perm = Mode::from_bits_truncate(node.mode & 0o7777);
     if !there {
-        mknod(&dest, node.kind, perm, makedev(node.major, node.minor))
-            .map_err(|e| io("mknod")(e.into()))?;
+        mknod(&dest, node.kind, perm, makedev(node.major, node.minor)).context(what("mknod"))?;
     }
     // mknod is filtered by the umask; chmod makes the mode exactly the spec's.
     std::fs::set_permissions(
         &dest,
         std::os::unix::fs::PermissionsExt::from_mode(node.mode & 0o7777),
     )
-    .map_err(io("chmod"))?;
+    .context(what("chmod"))?;
     nix::unistd::chown(&dest, Some(node.uid.into()), Some(node.gid.into()))
-        .map_err(|e| io("chown")(e.into()))
+        .context(what("chown"))?;
+    Ok(())
 }
 
 /// Whether the image has the node already: the same kind and numbers is
@@ -134,11 +132,8 @@ fn already_there(dest: &Path, node: &Node, userns: bool) -> Result<bool, RootfsE
     let st = match nix::sys::stat::lstat(dest) {
         Err(nix::errno::Errno::ENOENT) => return Ok(false),
         Err(e) => {
-            return Err(RootfsError::Device {
-                path: node.path.to_path_buf(),
-                what: "stat what is there",
-                source: e.into(),
-            })
+            let what = format!("device {}: stat what is there", node.path.display());
+            return Err(OsError::new(what, e).into());
         }
         Ok(st) => st,
     };
@@ -180,11 +175,8 @@ fn links(root: &Root) -> Result<(), RootfsError> {
     for (target, link) in all {
         let dest = dev.path().join(link.trim_start_matches("/dev/"));
         let _ = std::fs::remove_file(&dest);
-        std::os::unix::fs::symlink(target, &dest).map_err(|source| RootfsError::Device {
-            path: link.into(),
-            what: "create the symlink",
-            source,
-        })?;
+        std::os::unix::fs::symlink(target, &dest)
+            .context(format!("device {link}: create the symlink"))?;
     }
     Ok(())
 }

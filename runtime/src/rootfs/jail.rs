@@ -1,7 +1,8 @@
 //! How the container is confined to its rootfs: pivot_root, the rootfs
 //! moved onto `/` (`--no-pivot`), or chroot alone (no mount namespace).
 
-use super::{hostfs, sys, RootfsError};
+use super::{hostfs, RootfsError};
+use crate::error::Context;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use std::path::Path;
 
@@ -31,7 +32,7 @@ impl Jail {
 
 /// Makes `rootfs` the container's `/`, as `jail` says.
 pub fn pivot(rootfs: &Path, jail: Jail) -> Result<(), RootfsError> {
-    nix::unistd::chdir(rootfs).map_err(sys("chdir to the rootfs"))?;
+    nix::unistd::chdir(rootfs).context("chdir to the rootfs")?;
     match jail {
         Jail::Pivot => pivot_root()?,
         Jail::MoveRoot => {
@@ -43,14 +44,15 @@ pub fn pivot(rootfs: &Path, jail: Jail) -> Result<(), RootfsError> {
                 MsFlags::MS_MOVE,
                 None::<&str>,
             )
-            .map_err(sys("move the rootfs to /"))?
+            .context("move the rootfs to /")?
         }
         Jail::Chroot => {}
     }
     if jail != Jail::Pivot {
-        nix::unistd::chroot(".").map_err(sys("chroot"))?;
+        nix::unistd::chroot(".").context("chroot")?;
     }
-    nix::unistd::chdir("/").map_err(sys("chdir /"))
+    nix::unistd::chdir("/").context("chdir /")?;
+    Ok(())
 }
 
 /// pivot_root into the current directory, the old root detached.
@@ -60,9 +62,9 @@ fn pivot_root() -> Result<(), RootfsError> {
         nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
         nix::sys::stat::Mode::empty(),
     )
-    .map_err(sys("open /"))?;
-    nix::unistd::pivot_root(".", ".").map_err(sys("pivot_root"))?;
-    nix::unistd::fchdir(&old).map_err(sys("fchdir to the old root"))?;
+    .context("open /")?;
+    nix::unistd::pivot_root(".", ".").context("pivot_root")?;
+    nix::unistd::fchdir(&old).context("fchdir to the old root")?;
     // The old root may be shared with the host: detach it without
     // propagating the unmount there.
     mount(
@@ -72,6 +74,7 @@ fn pivot_root() -> Result<(), RootfsError> {
         MsFlags::MS_SLAVE | MsFlags::MS_REC,
         None::<&str>,
     )
-    .map_err(sys("make the old root a slave"))?;
-    umount2(".", MntFlags::MNT_DETACH).map_err(sys("detach the old root"))
+    .context("make the old root a slave")?;
+    umount2(".", MntFlags::MNT_DETACH).context("detach the old root")?;
+    Ok(())
 }

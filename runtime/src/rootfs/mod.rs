@@ -15,6 +15,7 @@ pub mod path;
 pub mod sources;
 mod target;
 
+use crate::error::{Context, OsError};
 pub use jail::{pivot, Jail};
 use nix::mount::{mount, MsFlags};
 use nix::sys::statvfs::{statvfs, FsFlags};
@@ -32,24 +33,12 @@ pub enum RootfsError {
         typ: String,
         source: nix::Error,
     },
-    #[error("mount destination {dest}: {what}: {source}")]
-    Destination {
-        dest: PathBuf,
-        what: &'static str,
-        source: std::io::Error,
-    },
     #[error("linux.devices: {0}")]
     DeviceConflict(String),
-    #[error("device {path}: {what}: {source}")]
-    Device {
-        path: PathBuf,
-        what: &'static str,
-        source: std::io::Error,
-    },
     #[error(transparent)]
     Path(#[from] path::PathError),
-    #[error("{what}: {source}")]
-    Sys { what: String, source: nix::Error },
+    #[error(transparent)]
+    Os(#[from] OsError),
     #[error("sysctl {key}: {source}")]
     Sysctl { key: String, source: std::io::Error },
     #[error("mount destination {dest}: {why}")]
@@ -71,9 +60,9 @@ pub(crate) fn mount_err<'a>(
     }
 }
 
-fn sys(what: impl Into<String>) -> impl FnOnce(nix::Error) -> RootfsError {
-    let what = what.into();
-    move |source| RootfsError::Sys { what, source }
+/// What failed at a mount destination, as errors name it.
+fn at_dest(dest: &Path, what: &str) -> String {
+    format!("mount destination {}: {what}", dest.display())
 }
 
 /// Everything the container's mounts need, resolved by the caller.
@@ -122,7 +111,7 @@ pub fn prepare(ctx: &Ctx) -> Result<(), RootfsError> {
         root_propagation(ctx.spec),
         None::<&str>,
     )
-    .map_err(sys("set the propagation of /"))?;
+    .context("set the propagation of /")?;
     private_parent(ctx.rootfs)?;
     mount(
         Some(ctx.rootfs),
@@ -161,11 +150,7 @@ pub fn prepare(ctx: &Ctx) -> Result<(), RootfsError> {
 /// This process's /proc/self/mountinfo.
 pub(crate) fn own_mountinfo() -> Result<String, RootfsError> {
     let file = "/proc/self/mountinfo";
-    std::fs::read_to_string(file).map_err(|source| RootfsError::Destination {
-        dest: file.into(),
-        what: "read",
-        source,
-    })
+    Ok(std::fs::read_to_string(file).context(format!("read {file}"))?)
 }
 
 /// `p` as mountinfo names it, symlinks resolved.
@@ -305,13 +290,11 @@ fn mount_fs(
     typ: &str,
     opts: &options::Parsed,
 ) -> Result<(), RootfsError> {
-    let copyup = |what| {
-        let dest = dest.to_path_buf();
-        move |source| RootfsError::Destination { dest, what, source }
-    };
     let at = root.pin(dest)?;
     let covered = match opts.tmpcopyup && typ == "tmpfs" {
-        true => Some(copyup::Covered::open(&at.path()).map_err(copyup("open for tmpcopyup"))?),
+        true => {
+            Some(copyup::Covered::open(&at.path()).context(at_dest(dest, "open for tmpcopyup"))?)
+        }
         false => None,
     };
     let src = m
@@ -340,7 +323,7 @@ fn mount_fs(
     if let Some(c) = covered {
         // Pinned again: the first pin still names the covered directory.
         c.copy_into(&root.pin(dest)?.path())
-            .map_err(copyup("tmpcopyup"))?;
+            .context(at_dest(dest, "tmpcopyup"))?;
     }
     Ok(())
 }
@@ -471,14 +454,14 @@ pub fn finalize(spec: &Spec, jail: Jail) -> Result<(), RootfsError> {
         masks.hide(Path::new(p))?;
     }
     if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
-        remount(Path::new("/"), MsFlags::MS_RDONLY).map_err(sys("remount / read-only"))?;
+        remount(Path::new("/"), MsFlags::MS_RDONLY).context("remount / read-only")?;
     }
     let shared = linux
         .and_then(|l| l.rootfs_propagation().as_deref())
         .and_then(options::propagation)
         .filter(|p| p.contains(MsFlags::MS_SHARED));
     if let Some(p) = shared {
-        mount(None::<&str>, "/", None::<&str>, p, None::<&str>).map_err(sys("make / shared"))?;
+        mount(None::<&str>, "/", None::<&str>, p, None::<&str>).context("make / shared")?;
     }
     Ok(())
 }

@@ -10,7 +10,8 @@
 //! target is also compared with the path that was resolved: a target that
 //! moved is refused rather than mounted somewhere the spec did not say.
 
-use super::RootfsError;
+use super::{at_dest, RootfsError};
+use crate::error::{Context, OsError};
 use nix::errno::Errno;
 use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::Mode;
@@ -38,20 +39,12 @@ impl Pinned {
     }
 }
 
-fn io_err<'a>(dest: &'a Path, what: &'static str) -> impl FnOnce(Errno) -> RootfsError + 'a {
-    move |e| RootfsError::Destination {
-        dest: dest.to_path_buf(),
-        what,
-        source: e.into(),
-    }
-}
-
 impl Root {
     pub fn open(rootfs: &Path) -> Result<Root, RootfsError> {
         let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
         let fd = nix::fcntl::open(rootfs, flags, Mode::empty())
-            .map_err(io_err(rootfs, "open the rootfs"))?;
-        let real = fd_path(&fd).map_err(io_err(rootfs, "read the rootfs's path"))?;
+            .context(at_dest(rootfs, "open the rootfs"))?;
+        let real = fd_path(&fd).context(at_dest(rootfs, "read the rootfs's path"))?;
         Ok(Root {
             fd,
             given: rootfs.to_path_buf(),
@@ -96,7 +89,9 @@ impl Root {
             };
             match made {
                 Ok(()) | Err(Errno::EEXIST) => {}
-                Err(e) => return Err(io_err(dest, "create it in the rootfs")(e)),
+                Err(e) => {
+                    return Err(OsError::new(at_dest(dest, "create it in the rootfs"), e).into())
+                }
             }
             parent.push(part);
         }
@@ -107,7 +102,7 @@ impl Root {
     pub fn pin(&self, dest: &Path) -> Result<Pinned, RootfsError> {
         let rel = self.relative(dest)?;
         let fd = self.resolve(&rel, OFlag::O_PATH, dest)?;
-        let now = fd_path(&fd).map_err(io_err(dest, "read the opened target's path"))?;
+        let now = fd_path(&fd).context(at_dest(dest, "read the opened target's path"))?;
         let expected = self.real.join(&rel);
         if now != expected {
             return Err(RootfsError::Moved {
@@ -139,15 +134,15 @@ impl Root {
         let how = OpenHow::new()
             .flags(flags | OFlag::O_CLOEXEC)
             .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-        match openat2(&self.fd, rel, how) {
+        let opened = match openat2(&self.fd, rel, how) {
             Err(Errno::ENOSYS) => {
                 let path = super::path::secure_join(&self.given, rel)?;
                 let flags = flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
                 nix::fcntl::open(&path, flags, Mode::empty())
-                    .map_err(io_err(dest, "open it in the rootfs"))
             }
-            r => r.map_err(io_err(dest, "open it in the rootfs")),
-        }
+            r => r,
+        };
+        Ok(opened.context(at_dest(dest, "open it in the rootfs"))?)
     }
 }
 
