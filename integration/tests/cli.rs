@@ -57,30 +57,6 @@ fn an_unknown_command_is_named() {
 }
 
 #[test]
-fn installed_as_runc_it_answers_to_runc() {
-    berth_only!("runc is runc");
-    let b = Bundle::new();
-    let runc = b.dir.join("runc");
-    std::os::unix::fs::symlink(integration::runtime(), &runc).unwrap();
-    let version = b.output(std::process::Command::new(&runc).arg("-v"));
-    let lines: Vec<&str> = version.assert_ok().stdout.lines().collect();
-    assert!(lines[0].starts_with("runc version "), "{version:?}");
-    assert!(lines.contains(&"implementation: berth"), "{version:?}");
-    let help = b.output(std::process::Command::new(&runc).arg("-h"));
-    let second = help
-        .assert_ok()
-        .stdout
-        .lines()
-        .nth(1)
-        .unwrap_or_default()
-        .to_owned();
-    assert!(
-        second.starts_with("   runc - Open Container Initiative runtime"),
-        "{help:?}"
-    );
-}
-
-#[test]
 fn checkpoint_is_refused_naming_the_container() {
     berth_only!("runc checkpoints with CRIU; berth does not yet");
     let b = Bundle::new();

@@ -173,8 +173,7 @@ fn enter(t: &Target) -> Res<()> {
 }
 
 fn exec_child(t: &Target, opts: &ExecOpts, ch: &Channel) -> Res<std::convert::Infallible> {
-    // runc's words, as in init (see container_init).
-    crate::logging::debug("child process in init(): the exec'd process sets up");
+    crate::logging::debug("exec: setting up the process");
     nix::unistd::setsid().context("setsid")?;
     if let Some(console) = &t.console {
         let size = opts
@@ -189,7 +188,7 @@ fn exec_child(t: &Target, opts: &ExecOpts, ch: &Channel) -> Res<std::convert::In
         t.seccomp.as_ref(),
         ch,
     )?;
-    crate::logging::debug("setns_init: about to exec the process");
+    crate::logging::debug("exec: the process is set up; its program follows");
     ch.send(&Msg::Ready)?;
     let r = procspec::seal(&prepared, &opts.process, opts.preserve_fds)
         .and_then(|()| procspec::exec(&prepared));

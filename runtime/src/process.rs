@@ -82,10 +82,7 @@ pub fn spawn(stage1: impl FnOnce(Channel), parent: &mut dyn Parent) -> Result<i3
         }
         ForkResult::Parent { child } => {
             drop(theirs);
-            // "nsexec container setup" is runc's name for this step.
-            debug(&format!(
-                "nsexec container setup: first stage {child} forked"
-            ));
+            debug(&format!("first stage {child} forked"));
             let mut pid = None;
             let r = drive(&ours, child, &mut pid, parent);
             if r.is_err() {

@@ -157,27 +157,17 @@ fn sealed_copy(mut exe: File) -> Result<File, SealError> {
     Ok(copy)
 }
 
-/// How this process runs from a file nothing can write, in runc's debug
-/// words ("runc exeseal: ..."), which runc's suite looks for; nothing for
-/// a binary installed read-only.
-pub fn describe() -> &'static [&'static str] {
-    const CLONE: &str = "runc exeseal: using /proc/self/exe clone";
-    let Ok(exe) = File::open("/proc/self/exe") else {
-        return &[];
-    };
+/// What this process runs from, for `--debug`; None for a binary
+/// installed read-only.
+pub fn describe() -> Option<&'static str> {
+    let exe = File::open("/proc/self/exe").ok()?;
     let on_overlay = nix::sys::statfs::fstatfs(&exe)
         .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::OVERLAYFS_SUPER_MAGIC);
     if is_sealed(&exe) {
-        &[
-            CLONE,
-            "runc exeseal: using a sealed memfd copy for /proc/self/exe",
-        ]
+        Some("running from a sealed in-memory copy of the binary")
     } else if on_overlay && on_read_only_mount(&exe) {
-        &[
-            CLONE,
-            "runc exeseal: using overlayfs for sealed /proc/self/exe",
-        ]
+        Some("running from a read-only overlayfs view of the binary")
     } else {
-        &[]
+        None
     }
 }

@@ -139,54 +139,37 @@ pub struct Globals {
     pub systemd_cgroup: bool,
 }
 
-/// runc's layout: `<name> version X.Y.Z`, commit, spec (docker info and
-/// bug reports read it), then which runtime answers.
-fn version(name: &str) -> String {
+/// `berth version X.Y.Z`, commit, spec: runc's layout, which docker info
+/// and bug reports read.
+fn version() -> String {
     format!(
-        "{name} version {}\ncommit: {}\nspec: {}\nimplementation: berth\n",
+        "berth version {}\ncommit: {}\nspec: {}\n",
         env!("CARGO_PKG_VERSION"),
         env!("BERTH_COMMIT"),
         berth::OCI_VERSION
     )
 }
 
-/// The name berth was called by: "runc" where it is installed in runc's
-/// place. Its help and version speak of that name, as runc's of runc.
-fn program_name() -> String {
-    std::env::args_os()
-        .next()
-        .and_then(|a| {
-            Some(
-                std::path::Path::new(&a)
-                    .file_name()?
-                    .to_string_lossy()
-                    .into_owned(),
-            )
-        })
-        .unwrap_or_else(|| "berth".into())
-}
-
-/// runc's help layout (urfave/cli's), which scripts and runc's suite read:
-/// `NAME:` then `   <name> [<command>] - <about>`.
+/// Help in runc's layout (urfave/cli's), which scripts read: `NAME:` then
+/// `   berth [<command>] - <about>`.
 fn help(shown: &str) -> String {
     format!("NAME:\n   {shown} - {{about}}\n\nUSAGE:\n   {{usage}}\n\n{{all-args}}")
 }
 
-fn command(name: &str) -> clap::Command {
+fn command() -> clap::Command {
     use clap::CommandFactory;
     Cli::command()
-        .bin_name(name)
-        .help_template(help(name))
+        .help_template(help("berth"))
         .mut_subcommands(|s| {
-            let shown = format!("{name} {}", s.get_name());
+            let shown = format!("berth {}", s.get_name());
             s.help_template(help(&shown))
         })
 }
 
 /// Parses the command line; an unknown command gets runc's words.
-fn parse(name: &str) -> Result<Cli, i32> {
+fn parse() -> Result<Cli, i32> {
     use clap::FromArgMatches;
-    let parsed = command(name)
+    let parsed = command()
         .try_get_matches()
         .and_then(|m| Cli::from_arg_matches(&m));
     parsed.map_err(
@@ -204,13 +187,12 @@ fn parse(name: &str) -> Result<Cli, i32> {
 /// record in the log (the line containerd shows), the message on stderr,
 /// exit status 1 (255 for exec).
 pub fn main() -> i32 {
-    let name = program_name();
-    let cli = match parse(&name) {
+    let cli = match parse() {
         Ok(cli) => cli,
         Err(code) => return code,
     };
     if cli.version {
-        print!("{}", version(&name));
+        print!("{}", version());
         return 0;
     }
     let failed = cli.command.as_ref().map_or(1, Command::failure_status);
@@ -236,11 +218,11 @@ pub fn main() -> i32 {
     }
     if cli.debug && cli.command.as_ref().is_some_and(Command::starts_processes) {
         berth::sealed::describe()
-            .iter()
-            .for_each(|m| logging::debug(m));
+            .into_iter()
+            .for_each(logging::debug);
     }
     let Some(command) = cli.command else {
-        let _ = command(&name).print_help();
+        let _ = command().print_help();
         return 0;
     };
     let g = Globals {
@@ -357,9 +339,8 @@ mod tests {
 
     #[test]
     fn version_text() {
-        assert!(version("berth").starts_with("berth version "));
-        assert!(version("runc").starts_with("runc version "));
-        assert!(version("berth").contains("\ncommit: "));
-        assert!(version("berth").contains("\nspec: 1."));
+        assert!(version().starts_with("berth version "));
+        assert!(version().contains("\ncommit: "));
+        assert!(version().contains("\nspec: 1."));
     }
 }

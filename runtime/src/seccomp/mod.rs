@@ -51,11 +51,14 @@ const OWN_CALLS: [&str; 2] = ["sendmsg", "write"];
 /// weaker filter.
 pub fn compile(s: &LinuxSeccomp) -> Result<Filter, SeccompError> {
     let notifies = check_notify(s)?;
+    let program = compile::program(s)?;
     let flags = filter_flags(s.flags().as_deref());
-    // runc's words; its suite reads the value from the debug log.
-    crate::logging::debug(&format!("seccomp filter flags: {flags}"));
+    crate::logging::debug(&format!(
+        "seccomp: {} instructions, loaded with flags {flags:#x}",
+        program.len()
+    ));
     Ok(Filter {
-        program: compile::program(s)?,
+        program,
         flags,
         notifies,
     })
