@@ -419,3 +419,16 @@ fn pidfd_socket_gets_a_pidfd_of_init_and_of_an_exec() {
     b.delete(&[]).assert_ok();
     b.assert_no_leftovers();
 }
+
+#[test]
+fn kill_term_stops_a_created_container() {
+    // Parked init is pid 1 of its namespace, which the kernel spares
+    // signals without a handler; runc's dies, and so must berth's.
+    let mut b = Bundle::new();
+    b.set("/process/args", json!(["sleep", "600"]));
+    b.create().assert_ok();
+    b.kill(&["TERM"]).assert_ok();
+    b.wait_status("stopped");
+    b.delete(&[]).assert_ok();
+    b.assert_no_leftovers();
+}

@@ -224,6 +224,35 @@ fn container_init(
     die_on_stderr(e)
 }
 
+/// Signals that end a process by default end the parked init too, as they
+/// end runc's (`kill ID TERM` stops a created container). As pid 1 of its
+/// namespace init is spared every signal it has no handler for, so it gets
+/// one; exec puts the default back.
+fn die_on_terminating_signals() {
+    extern "C" fn exit_on(sig: libc::c_int) {
+        // SAFETY: _exit is async-signal-safe.
+        unsafe { libc::_exit(128 + sig) }
+    }
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    let action = SigAction::new(
+        SigHandler::Handler(exit_on),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    for sig in [
+        Signal::SIGHUP,
+        Signal::SIGINT,
+        Signal::SIGQUIT,
+        Signal::SIGTERM,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGALRM,
+    ] {
+        // SAFETY: the handler only calls _exit; init is single-threaded.
+        let _ = unsafe { sigaction(sig, &action) };
+    }
+}
+
 /// Reports `e` on the process's own stderr and exits: once it is ready,
 /// berth no longer listens, and the error is the container's to show
 /// (`docker run` and `docker exec` print it).
@@ -278,6 +307,7 @@ fn join_session_keyring(id: &str) -> Res<()> {
 /// Blocks until `start` writes the exec fifo. A fifo with no writer yet
 /// does not report hang-up, so poll sleeps until `start` arrives.
 fn wait_for_start(fifo: &OwnedFd) {
+    die_on_terminating_signals();
     loop {
         let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLIN)];
         match poll(&mut fds, PollTimeout::NONE) {
