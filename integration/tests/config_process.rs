@@ -334,3 +334,35 @@ fn a_callers_cpu_affinity_does_not_bind_the_container() {
     cmd.args(["run", "--bundle", s(&b.path), &b.id]);
     assert_eq!(b.output(&mut cmd).assert_ok().stdout, format!("{ours}\n"));
 }
+
+#[test]
+fn the_linux32_personality_reaches_init_and_an_exec() {
+    berth_only!("runc 1.1.5 does not know linux.personality");
+    let mut b = Bundle::new();
+    b.set(
+        "/linux/personality",
+        json!({"domain": "LINUX32", "flags": []}),
+    )
+    .sh("uname -m; exec sleep 600");
+    let running = b.spawn_run();
+    running.wait_for_line("i686");
+    let exec = b.rt(&["exec", &b.id, "uname", "-m"]);
+    assert_eq!(exec.assert_ok().stdout, "i686\n");
+    b.kill(&["KILL"]).assert_ok();
+    running.exit_code();
+    b.assert_no_leftovers();
+}
+
+#[test]
+fn personality_flags_are_refused_by_name() {
+    berth_only!("runc 1.1.5 does not know linux.personality");
+    let mut b = Bundle::new();
+    b.set(
+        "/linux/personality",
+        json!({"domain": "LINUX", "flags": ["SHORT_INODE"]}),
+    );
+    b.create()
+        .assert_failed()
+        .assert_mentions("linux.personality.flags");
+    b.assert_no_leftovers();
+}

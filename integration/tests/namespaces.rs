@@ -500,3 +500,48 @@ fn an_empty_namespace_path_means_a_new_namespace() {
     assert_eq!(b.run_sh("echo $$"), "1\n", "a new pid namespace");
     assert_new(&mut b, "mnt");
 }
+
+/// Both clocks set forward, as runc's suite sets them.
+fn time_offsets() -> Value {
+    json!({"monotonic": {"secs": 7881, "nanosecs": 2718281},
+           "boottime": {"secs": 1337, "nanosecs": 3141519}})
+}
+
+#[test]
+fn time_offsets_set_the_clocks_of_a_new_time_namespace() {
+    berth_only!("runc 1.1.5 does not know linux.timeOffsets");
+    let mut b = Bundle::new();
+    add_namespace(&mut b, json!({"type": "time"}));
+    b.set("/linux/timeOffsets", time_offsets());
+    let out = b.run_sh("cat /proc/self/timens_offsets");
+    let mut lines: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            ["boottime", "1337", "3141519"],
+            ["monotonic", "7881", "2718281"]
+        ],
+        "{out}"
+    );
+}
+
+#[test]
+fn time_offsets_without_a_new_time_namespace_are_refused() {
+    berth_only!("runc 1.1.5 does not know linux.timeOffsets");
+    let mut b = Bundle::new();
+    b.set("/linux/timeOffsets", time_offsets());
+    b.create()
+        .assert_failed()
+        .assert_mentions("linux.timeOffsets");
+    b.assert_no_leftovers();
+    add_namespace(&mut b, json!({"type": "time"}));
+    b.set("/linux/timeOffsets", json!({"realtime": {"secs": 1}}));
+    b.create()
+        .assert_failed()
+        .assert_mentions("linux.timeOffsets.realtime");
+    b.assert_no_leftovers();
+}

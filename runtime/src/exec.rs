@@ -52,6 +52,8 @@ struct Target {
     /// Init's root, for a container jailed by chroot alone (no mount
     /// namespace of its own): joining namespaces does not jail there.
     chroot: Option<File>,
+    /// Init's personality (`linux.personality`), which the process gets too.
+    personality: Option<libc::c_ulong>,
 }
 
 /// Starts `opts.process` in container `id`; returns its pid once it is
@@ -77,6 +79,7 @@ pub fn exec(root: &Path, id: &str, opts: &ExecOpts, console: Option<UnixStream>)
     let target = Target {
         namespaces,
         chroot,
+        personality: crate::personality::of_process(state.pid).filter(|p| *p != 0),
         cgroup_procs: match &state.cgroup {
             Some(p) if opts.cgroup.is_empty() => freezer_last(Cgroup::new(p.clone()).procs_files()),
             Some(p) => freezer_last(Cgroup::new(p.clone()).procs_files_below(&opts.cgroup)?),
@@ -188,6 +191,9 @@ fn exec_child(t: &Target, opts: &ExecOpts, ch: &Channel) -> Res<std::convert::In
         t.seccomp.as_ref(),
         ch,
     )?;
+    if let Some(p) = t.personality {
+        crate::personality::set(p)?;
+    }
     crate::logging::debug("exec: the process is set up; its program follows");
     ch.send(&Msg::Ready)?;
     let r = procspec::seal(&prepared, &opts.process, opts.preserve_fds)

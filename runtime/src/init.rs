@@ -136,6 +136,14 @@ fn stage1_setup(cfg: &InitConfig, plan: &Plan, ch: &Channel) -> Res<Sources> {
         become_root()?;
     }
     namespaces::unshare_flags(plan.new)?;
+    let offsets = cfg
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.time_offsets().as_ref());
+    if let Some(offsets) = offsets.filter(|_| plan.has_new(LinuxNamespaceType::Time)) {
+        namespaces::write_time_offsets(offsets)?;
+    }
     Ok(sources)
 }
 
@@ -212,6 +220,9 @@ fn container_init(
         join_session_keyring(&cfg.id)?;
     }
     let prepared = procspec::prepare(process, cfg.seccomp.as_ref(), ch)?;
+    if let Some(p) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
+        crate::personality::set(crate::personality::of_spec(p))?;
+    }
     crate::logging::debug("init: set up, parked until start");
     ch.send(&Msg::Ready)?;
     wait_for_start(&cfg.fifo);

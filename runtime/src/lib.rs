@@ -20,6 +20,7 @@ pub mod init;
 pub mod logging;
 pub mod lsm;
 pub mod namespaces;
+pub mod personality;
 pub mod process;
 pub mod procspec;
 pub mod rootfs;

@@ -30,6 +30,8 @@ pub enum NamespaceError {
         pid: i32,
         source: std::io::Error,
     },
+    #[error("linux.timeOffsets: cannot write /proc/self/timens_offsets: {0}")]
+    TimeOffsets(std::io::Error),
 }
 
 pub fn clone_flag(t: LinuxNamespaceType) -> CloneFlags {
@@ -134,6 +136,22 @@ pub fn unshare_flags(flags: CloneFlags) -> Result<(), NamespaceError> {
         return Ok(());
     }
     unshare(flags).map_err(|source| NamespaceError::Unshare { flags, source })
+}
+
+/// Sets the clocks of the time namespace just made (`linux.timeOffsets`):
+/// possible only before a process is in it, so the first stage writes them
+/// between its unshare and init's fork.
+pub fn write_time_offsets(
+    offsets: &std::collections::HashMap<String, oci_spec::runtime::LinuxTimeOffset>,
+) -> Result<(), NamespaceError> {
+    let text: String = offsets
+        .iter()
+        .map(|(clock, o)| {
+            let (secs, nanos) = (o.secs().unwrap_or(0), o.nanosecs().unwrap_or(0));
+            format!("{clock} {secs} {nanos}\n")
+        })
+        .collect();
+    std::fs::write("/proc/self/timens_offsets", text).map_err(NamespaceError::TimeOffsets)
 }
 
 /// Writes uid_map and gid_map of a process in a fresh user namespace.

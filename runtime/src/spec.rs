@@ -238,6 +238,33 @@ fn validate_mounts(spec: &Spec) -> Result<(), SpecError> {
     Ok(())
 }
 
+/// Offsets go with a time namespace berth makes (a joined one has its
+/// clocks set already), for the two clocks a time namespace has.
+fn validate_time_offsets(
+    linux: &oci_spec::runtime::Linux,
+    new_timens: bool,
+) -> Result<(), SpecError> {
+    let Some(offsets) = linux.time_offsets().as_ref().filter(|o| !o.is_empty()) else {
+        return Ok(());
+    };
+    if !new_timens {
+        return Err(invalid(
+            "linux.timeOffsets",
+            "needs a new time namespace in linux.namespaces",
+        ));
+    }
+    match offsets
+        .keys()
+        .find(|k| !["monotonic", "boottime"].contains(&k.as_str()))
+    {
+        Some(k) => Err(invalid(
+            format!("linux.timeOffsets.{k}"),
+            "unknown clock (monotonic or boottime)",
+        )),
+        None => Ok(()),
+    }
+}
+
 fn validate_hooks(spec: &Spec) -> Result<(), SpecError> {
     let Some(hooks) = spec.hooks() else {
         return Ok(());
@@ -322,6 +349,14 @@ fn validate_linux(spec: &Spec) -> Result<(), SpecError> {
     }
     for key in linux.sysctl().iter().flatten().map(|(k, _)| k) {
         validate_sysctl(key, &has_ns)?;
+    }
+    validate_time_offsets(linux, new_ns(LinuxNamespaceType::Time))?;
+    if linux
+        .personality()
+        .as_ref()
+        .is_some_and(|p| p.flags().as_ref().is_some_and(|f| !f.is_empty()))
+    {
+        return Err(invalid("linux.personality.flags", "no flags are supported"));
     }
     for (i, d) in linux.devices().iter().flatten().enumerate() {
         if !d.path().is_absolute() {
