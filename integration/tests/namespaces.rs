@@ -511,7 +511,19 @@ fn time_offsets() -> Value {
 fn time_offsets_set_the_clocks_of_a_new_time_namespace() {
     berth_only!("runc 1.1.5 does not know linux.timeOffsets");
     let mut b = Bundle::new();
-    add_namespace(&mut b, json!({"type": "time"}));
+    assert_clocks_set(&mut b);
+}
+
+#[test]
+fn time_offsets_set_the_clocks_in_a_new_user_namespace_too() {
+    berth_only!("runc 1.1.5 does not know linux.timeOffsets");
+    let mut b = Bundle::new();
+    add_user_namespace(&mut b);
+    assert_clocks_set(&mut b);
+}
+
+fn assert_clocks_set(b: &mut Bundle) {
+    add_namespace(b, json!({"type": "time"}));
     b.set("/linux/timeOffsets", time_offsets());
     let out = b.run_sh("cat /proc/self/timens_offsets");
     let mut lines: Vec<Vec<&str>> = out

@@ -136,13 +136,11 @@ fn stage1_setup(cfg: &InitConfig, plan: &Plan, ch: &Channel) -> Res<Sources> {
         become_root()?;
     }
     namespaces::unshare_flags(plan.new)?;
-    let offsets = cfg
-        .spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.time_offsets().as_ref());
-    if let Some(offsets) = offsets.filter(|_| plan.has_new(LinuxNamespaceType::Time)) {
-        namespaces::write_time_offsets(offsets)?;
+    let linux = cfg.spec.linux().as_ref();
+    if linux.and_then(|l| l.time_offsets().as_ref()).is_some()
+        && plan.has_new(LinuxNamespaceType::Time)
+    {
+        ask(ch, &Msg::SetClocks { pid }, Msg::ClocksSet)?;
     }
     Ok(sources)
 }

@@ -30,7 +30,7 @@ pub enum NamespaceError {
         pid: i32,
         source: std::io::Error,
     },
-    #[error("linux.timeOffsets: cannot write /proc/self/timens_offsets: {0}")]
+    #[error("linux.timeOffsets: cannot write timens_offsets: {0}")]
     TimeOffsets(std::io::Error),
 }
 
@@ -138,10 +138,13 @@ pub fn unshare_flags(flags: CloneFlags) -> Result<(), NamespaceError> {
     unshare(flags).map_err(|source| NamespaceError::Unshare { flags, source })
 }
 
-/// Sets the clocks of the time namespace just made (`linux.timeOffsets`):
-/// possible only before a process is in it, so the first stage writes them
-/// between its unshare and init's fork.
+/// Sets the clocks of the time namespace `pid` just made for its children
+/// (`linux.timeOffsets`): possible only before a process is in it, so
+/// between the first stage's unshare and init's fork. berth writes them as
+/// host root: the first stage, non-dumpable in a new user namespace, may
+/// not write its own /proc files.
 pub fn write_time_offsets(
+    pid: i32,
     offsets: &std::collections::HashMap<String, oci_spec::runtime::LinuxTimeOffset>,
 ) -> Result<(), NamespaceError> {
     let text: String = offsets
@@ -151,7 +154,7 @@ pub fn write_time_offsets(
             format!("{clock} {secs} {nanos}\n")
         })
         .collect();
-    std::fs::write("/proc/self/timens_offsets", text).map_err(NamespaceError::TimeOffsets)
+    std::fs::write(format!("/proc/{pid}/timens_offsets"), text).map_err(NamespaceError::TimeOffsets)
 }
 
 /// Writes uid_map and gid_map of a process in a fresh user namespace.

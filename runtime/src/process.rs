@@ -46,6 +46,10 @@ pub trait Parent {
     fn map_ids(&mut self, _pid: i32) -> Result<(), ProcessError> {
         Err(unexpected("map ids"))
     }
+    /// Write the clock offsets of a process's new time namespace.
+    fn set_clocks(&mut self, _pid: i32) -> Result<(), ProcessError> {
+        Err(unexpected("set clocks"))
+    }
     /// Put the first stage into the container's cgroup (systemd scope).
     fn join_cgroup(&mut self, _pid: i32) -> Result<(), ProcessError> {
         Err(unexpected("join cgroup"))
@@ -111,6 +115,11 @@ fn drive(
                 debug(&format!("writing the id maps of {pid}'s user namespace"));
                 parent.map_ids(pid)?;
                 ch.send(&Msg::IdsMapped)?;
+            }
+            (Msg::SetClocks { pid }, _) => {
+                debug(&format!("setting the clocks of {pid}'s time namespace"));
+                parent.set_clocks(pid)?;
+                ch.send(&Msg::ClocksSet)?;
             }
             (Msg::JoinCgroup { pid }, _) => {
                 debug(&format!("putting {pid} into its systemd scope"));

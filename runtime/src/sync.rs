@@ -13,6 +13,10 @@ pub enum Msg {
     MapIds { pid: i32 },
     /// Parent: maps written.
     IdsMapped,
+    /// First stage: a new time namespace exists; set its clock offsets.
+    SetClocks { pid: i32 },
+    /// Parent: offsets written.
+    ClocksSet,
     /// First stage (systemd driver): put me in the container's scope.
     JoinCgroup { pid: i32 },
     /// Parent: done; the cgroup directories exist.

@@ -137,6 +137,14 @@ impl Parent for CreateParent<'_> {
         )?)
     }
 
+    fn set_clocks(&mut self, pid: i32) -> std::result::Result<(), ProcessError> {
+        let linux = self.cfg.spec.linux().as_ref();
+        match linux.and_then(|l| l.time_offsets().as_ref()) {
+            Some(offsets) => Ok(namespaces::write_time_offsets(pid, offsets)?),
+            None => Ok(()),
+        }
+    }
+
     fn join_cgroup(&mut self, pid: i32) -> std::result::Result<(), ProcessError> {
         let c = self.cgroup;
         cgroups::systemd::start_scope(&c.cgroup.path, pid, c.resources.as_ref(), c.cgroup.version)?;
