@@ -400,9 +400,13 @@ fn joins_a_user_namespace_and_a_network_namespace_it_does_not_own() {
         json!({"type": "user", "path": format!("/proc/{pid}/ns/user")}),
     );
     add_namespace(&mut second, json!({"type": "network", "path": net.path}));
-    // sysfs wants rights over the netns, which the user namespace lacks.
+    // sysfs wants rights over the netns, which the user namespace lacks:
+    // the host's /sys is bound instead, and brings its cgroup mounts (a
+    // cgroup2 mount over them would be busy).
     second.edit(|c| {
-        for m in c["mounts"].as_array_mut().unwrap() {
+        let mounts = c["mounts"].as_array_mut().unwrap();
+        mounts.retain(|m| m["type"] != "cgroup");
+        for m in mounts {
             if m["type"] == "sysfs" {
                 *m = json!({"destination": m["destination"], "type": "bind",
                             "source": "/sys", "options": ["rbind"]});
