@@ -1,6 +1,8 @@
 //! `exec` (the flag form and `--process FILE`) and `ps`.
 
-use integration::{give_fd3, json, s, unified, Bundle, CgroupOf, ConsoleSocket, Out, Value};
+use integration::{
+    berth_only, give_fd3, json, poll, s, unified, Bundle, CgroupOf, ConsoleSocket, Out, Value,
+};
 use std::fs::File;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -698,6 +700,48 @@ fn exec_cgroup_outside_the_containers_is_refused() {
             // runc 1.1.5: "is not a sub cgroup path"; later: "bad sub cgroup path".
             .assert_mentions("sub cgroup path");
     }
+    assert_eq!(container_pids(&b), [init]);
+    remove(&b);
+}
+
+#[test]
+fn exec_wait_fifo_holds_the_program_until_the_fifo_is_read() {
+    berth_only!("--exec-wait-fifo came with runc 1.3");
+    let (b, _) = running();
+    let fifo = b.dir.join("go.fifo");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let program = ["sh", "-c", "echo ran > /dev/shm/marker"];
+    exec(&b, &["-d", "--exec-wait-fifo", s(&fifo)], &program).assert_ok();
+    exec(&b, &[], &["test", "-e", "/dev/shm/marker"]).assert_failed();
+    // The go: opening for reading lets the process's open go through; it
+    // closes at once, so the read ends.
+    let mut go = Vec::new();
+    std::io::Read::read_to_end(&mut File::open(&fifo).unwrap(), &mut go).unwrap();
+    poll(
+        "the program ran once the fifo was read",
+        || exec(&b, &[], &["test", "-e", "/dev/shm/marker"]).code,
+        |code| *code == 0,
+    );
+    remove(&b);
+}
+
+#[test]
+fn exec_wait_fifo_must_name_a_fifo() {
+    berth_only!("--exec-wait-fifo came with runc 1.3");
+    let (b, init) = running();
+    let plain = b.dir.join("plain");
+    std::fs::write(&plain, "").unwrap();
+    exec(&b, &["--exec-wait-fifo", s(&plain)], &["true"])
+        .assert_failed()
+        .assert_mentions("is not a fifo");
+    let missing = b.dir.join("missing");
+    exec(&b, &["--exec-wait-fifo", s(&missing)], &["true"])
+        .assert_failed()
+        .assert_mentions("missing");
     assert_eq!(container_pids(&b), [init]);
     remove(&b);
 }

@@ -27,6 +27,8 @@ pub struct ExecOpts {
     /// `--cgroup`, once or more: the sub-cgroup(s) of the container's to
     /// run in.
     pub cgroup: Vec<String>,
+    /// `--exec-wait-fifo`: a fifo (opened O_PATH) the process waits on.
+    pub wait_fifo: Option<OwnedFd>,
 }
 
 /// Namespaces in the order they are joined: the user namespace first (it
@@ -175,6 +177,19 @@ fn enter(t: &Target) -> Res<()> {
     Ok(())
 }
 
+/// `--exec-wait-fifo`: the program starts only once someone opens the fifo
+/// for reading (a supervisor's go), long after `berth exec -d` returned.
+/// Opening it for writing blocks until then; the reader then sees EOF.
+fn wait_for_reader(fifo: &OwnedFd) -> Res<()> {
+    let path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(fifo));
+    let writer = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .context("open the --exec-wait-fifo for writing")?;
+    drop(writer);
+    Ok(())
+}
+
 fn exec_child(t: &Target, opts: &ExecOpts, ch: &Channel) -> Res<std::convert::Infallible> {
     crate::logging::debug("exec: setting up the process");
     nix::unistd::setsid().context("setsid")?;
@@ -196,6 +211,9 @@ fn exec_child(t: &Target, opts: &ExecOpts, ch: &Channel) -> Res<std::convert::In
     }
     crate::logging::debug("exec: the process is set up; its program follows");
     ch.send(&Msg::Ready)?;
+    if let Some(fifo) = &opts.wait_fifo {
+        wait_for_reader(fifo)?;
+    }
     let r = procspec::seal(&prepared, &opts.process, opts.preserve_fds)
         .and_then(|()| procspec::exec(&prepared));
     let Err(e) = r;

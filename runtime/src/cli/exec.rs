@@ -55,6 +55,10 @@ pub struct Args {
     /// Unix socket that receives a pidfd of the process
     #[arg(long)]
     pub pidfd_socket: Option<PathBuf>,
+    /// Fifo the process waits on: its program starts once the fifo is
+    /// opened for reading
+    #[arg(long)]
+    pub exec_wait_fifo: Option<PathBuf>,
     /// Sub-cgroup of the container's to run in: PATH, or CONTROLLER[,..]:PATH
     /// (v1; repeat the flag for other controllers)
     #[arg(long)]
@@ -91,6 +95,7 @@ pub fn run(root: &Path, a: Args) -> anyhow::Result<i32> {
         preserve_fds: a.preserve_fds,
         ignore_paused: a.ignore_paused,
         cgroup: a.cgroup.clone(),
+        wait_fifo: a.exec_wait_fifo.as_deref().map(open_fifo).transpose()?,
     };
     let pid = exec::exec(root, &a.id, &opts, theirs)?;
     if let Some(socket) = &a.pidfd_socket {
@@ -105,6 +110,20 @@ pub fn run(root: &Path, a: Args) -> anyhow::Result<i32> {
         return Ok(0);
     }
     fg.wait(pid)
+}
+
+/// The `--exec-wait-fifo` path, opened without touching the fifo (O_PATH),
+/// so that only the process's own open waits for a reader.
+fn open_fifo(path: &Path) -> anyhow::Result<std::os::fd::OwnedFd> {
+    use nix::fcntl::OFlag;
+    let flags = OFlag::O_PATH | OFlag::O_CLOEXEC;
+    let fd = nix::fcntl::open(path, flags, nix::sys::stat::Mode::empty())
+        .with_context(|| format!("--exec-wait-fifo {}", path.display()))?;
+    let st = nix::sys::stat::fstat(&fd)?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFIFO {
+        bail!("--exec-wait-fifo {}: is not a fifo", path.display());
+    }
+    Ok(fd)
 }
 
 /// `--process FILE` (also /dev/fd/N or a pipe: read once). runc takes a
