@@ -8,6 +8,7 @@
 
 use crate::exec::{self, Out};
 use crate::leftovers::DAEMON_GRACE;
+use crate::stack::{Jail, Stack};
 use crate::{rootfs_cache, target_dir};
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -30,7 +31,7 @@ pub struct Containerd {
     /// Where containerd finds the shim binary.
     shim_dir: PathBuf,
     /// The shell that runs containerd (see [`keep`]); its stdin open.
-    keeper: Child,
+    _keeper: Keeper,
 }
 
 /// The suite's containerd, shared by the scenarios of this test process,
@@ -69,7 +70,7 @@ fn start() -> Result<Containerd, String> {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
     let address = write_config(&dir)?;
-    let keeper = keep(&dir, &shim_dir, &[containerd_command(&dir)])?;
+    let keeper = keep(&dir, &shim_dir, &[containerd_command(&dir)], None)?;
     wait_for_socket(&address)?;
     let c = Containerd {
         dir,
@@ -77,7 +78,7 @@ fn start() -> Result<Containerd, String> {
         runtime,
         runtime_root,
         shim_dir,
-        keeper,
+        _keeper: keeper,
     };
     c.import_image();
     Ok(c)
@@ -140,8 +141,41 @@ pub(crate) type Daemon = (&'static str, String);
 /// stops them in reverse order and removes `dir` when its stdin closes: when
 /// the scenario drops a private daemon, or when the test process exits for
 /// a shared one (only this process holds the pipe open). `path_first`
-/// leads their PATH.
-pub(crate) fn keep(dir: &Path, path_first: &Path, daemons: &[Daemon]) -> Result<Child, String> {
+/// leads their PATH. On a `stack`, the keeper is the jail's pid 1.
+pub(crate) fn keep(
+    dir: &Path,
+    path_first: &Path,
+    daemons: &[Daemon],
+    stack: Option<&Stack>,
+) -> Result<Keeper, String> {
+    let script = keeper_script(daemons);
+    let argv = ["sh", "-c", &script, "keeper", &dir.display().to_string()].map(String::from);
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let mut cmd = match stack {
+        Some(stack) => stack.command(&argv),
+        None => {
+            let mut cmd = Command::new(argv[0]);
+            cmd.args(&argv[1..]);
+            cmd
+        }
+    };
+    let path = format!(
+        "{}:{}",
+        path_first.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let names: Vec<&str> = daemons.iter().map(|(name, _)| *name).collect();
+    let child = cmd
+        .env("PATH", path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("start {}: {e}", names.join(", ")))?;
+    let jail = stack.map(|_| Jail::of(child.id())).transpose()?;
+    Ok(Keeper { child, jail })
+}
+
+fn keeper_script(daemons: &[Daemon]) -> String {
     let mut script = String::new();
     for (i, (name, command)) in daemons.iter().enumerate() {
         script += &format!(
@@ -153,21 +187,21 @@ pub(crate) fn keep(dir: &Path, path_first: &Path, daemons: &[Daemon]) -> Result<
     for (i, (name, _)) in daemons.iter().enumerate().rev() {
         script += &format!("kill $(cat \"$1/{name}.pid\"); wait $loop{i}\n");
     }
-    script += "rm -rf --one-file-system \"$1\"";
-    let path = format!(
-        "{}:{}",
-        path_first.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let names: Vec<&str> = daemons.iter().map(|(name, _)| *name).collect();
-    Command::new("sh")
-        .args(["-c", &script, "keeper"])
-        .arg(dir)
-        .env("PATH", path)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("start {}: {e}", names.join(", ")))
+    script + "rm -rf --one-file-system \"$1\""
+}
+
+/// The keeper shell of [`keep`], and the jail it is pid 1 of on a stack.
+/// Dropping it stops the daemons.
+pub(crate) struct Keeper {
+    child: Child,
+    pub jail: Option<Jail>,
+}
+
+impl Drop for Keeper {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
 }
 
 impl Containerd {
@@ -194,13 +228,6 @@ impl Containerd {
         let new = |pid: &Option<libc::pid_t>| pid.is_some_and(|pid| pid != old);
         exec::poll("containerd never came back", || self.pid(), new);
         wait_for_socket(&self.address).unwrap();
-    }
-}
-
-impl Drop for Containerd {
-    fn drop(&mut self) {
-        drop(self.keeper.stdin.take());
-        let _ = self.keeper.wait();
     }
 }
 

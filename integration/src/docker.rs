@@ -1,22 +1,30 @@
-//! A dockerd 20.10 of the test suite's own (data root, exec root, socket,
-//! and a containerd of its own, all under one directory), started once per
-//! test process, with a busybox image imported from `hack/mkrootfs`.
+//! A dockerd of the test suite's own (data root, exec root, socket, and a
+//! containerd of its own, all under one directory), started once per test
+//! process, with a busybox image imported from `hack/mkrootfs`: Docker
+//! 20.10 from the host's packages, or Docker 26 or 28 on a newer stack
+//! (`$BERTH_STACK`, see [`crate::stack`]).
 //!
-//! Docker speaks only `io.containerd.runc.v2`; `$BERTH_DOCKER` picks how
-//! berth stands behind it:
+//! `$BERTH_DOCKER` picks how berth stands behind it, each way configured
+//! by a snippet of `docs/install.md`:
 //! - `runtime` (default): `dockerd --add-runtime berth=<berth>`, so
 //!   containerd's stock runc shim drives the berth binary;
+//! - `json`: the same runtime given in `daemon.json` (`path`);
 //! - `shim`: berth's shim installed as `containerd-shim-runc-v2` ahead of
 //!   the stock one on containerd's PATH, driving the berth binary that
 //!   Docker names in its options (`BinaryName`, `Root`);
+//! - `shim-type` (Docker 23+): `daemon.json` names berth's shim by runtime
+//!   type, `io.containerd.berth.v2`, found on containerd's PATH;
+//! - `shim-path` (Docker 23+): `daemon.json` names berth's shim by path;
 //! - `runc`: the stock shim driving runc, to prove the scenarios honest.
 
 use crate::containerd::{
     containerd_command, keep, logs_in, need_root_and, rootfs_layer, wait_for_socket, write_config,
-    Daemon, IMAGE_PATH,
+    Daemon, Keeper, IMAGE_PATH,
 };
+use crate::docs::snippet;
 use crate::exec::{self, Out};
 use crate::leftovers::DAEMON_GRACE;
+use crate::stack::{self, Jail};
 use crate::target_dir;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -24,8 +32,10 @@ use std::sync::OnceLock;
 
 /// The image every scenario runs.
 pub const DOCKER_IMAGE: &str = "berth.test/busybox:latest";
-/// Debian's client, of the same version as the daemon.
+/// The client, of the same version as the daemon.
 const CLIENT: &str = "/usr/bin/docker";
+/// The stock shim, the host's or the stack's.
+const STOCK_SHIM: &str = "/usr/bin/containerd-shim-runc-v2";
 
 pub struct Docker {
     pub dir: PathBuf,
@@ -37,11 +47,11 @@ pub struct Docker {
     pub shim: PathBuf,
     /// Where the shim keeps the runtime's state: Docker's `Root` option
     /// (the exec root's `runtime-runc`, whatever the runtime) and the
-    /// namespace.
+    /// namespace, or berth's shim's own default.
     pub runtime_root: PathBuf,
     /// The shell that runs dockerd and its containerd; its stdin open for
     /// the life of the test process.
-    _keeper: std::process::Child,
+    keeper: Keeper,
 }
 
 /// The suite's dockerd, or why there is none. Under `CI=true` a missing
@@ -61,58 +71,84 @@ macro_rules! docker_or_skip {
 }
 
 fn start() -> Result<Docker, String> {
-    need_root_and(&["containerd", "dockerd", "tar", "script", CLIENT])?;
+    let stack = stack::under_test()?;
+    match stack {
+        Some(_) => need_root_and(&["tar", "script", "unshare", "nsenter"])?,
+        None => need_root_and(&["containerd", "dockerd", "tar", "script", CLIENT])?,
+    }
     let dir = target_dir().join(format!("docker-it.{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
-    let (runtime, binary, shim, shim_dir) = path_under_test(&dir)?;
+    let way = way_under_test(&dir)?;
     let address = write_config(&dir)?;
     let socket = dir.join("docker.sock");
-    let keeper = keep(
-        &dir,
-        &shim_dir,
-        &[containerd_command(&dir), dockerd_command(&dir, &address)],
-    )?;
+    let daemons = [
+        containerd_command(&dir),
+        dockerd_command(&dir, &address, &way.flags),
+    ];
+    let keeper = keep(&dir, &way.path_first, &daemons, stack.as_ref())?;
     wait_for_socket(&address)?;
     wait_for_socket(&socket)?;
+    let runtime_root = way
+        .runtime_root
+        .unwrap_or_else(|| dir.join("exec/runtime-runc/moby"));
     let d = Docker {
-        runtime_root: dir.join("exec/runtime-runc/moby"),
+        runtime_root,
         dir,
         socket,
-        runtime,
-        binary,
-        shim,
-        _keeper: keeper,
+        runtime: way.runtime,
+        binary: way.binary,
+        shim: way.shim,
+        keeper,
     };
     d.import_image();
     Ok(d)
 }
 
 /// dockerd on the suite's containerd, with no network of its own to set
-/// up (no bridge, no iptables: the scenarios need none), and berth added
-/// as a runtime.
-fn dockerd_command(dir: &Path, containerd: &Path) -> Daemon {
-    let berth = target_dir().join("debug/berth");
+/// up (no bridge, no iptables: the scenarios need none), and `flags` that
+/// add the runtime under test.
+fn dockerd_command(dir: &Path, containerd: &Path, flags: &[String]) -> Daemon {
     let d = dir.display();
     let command = format!(
         "dockerd --data-root '{d}/data' --exec-root '{d}/exec' --pidfile '{d}/docker.pid' \
          -H 'unix://{d}/docker.sock' --containerd '{}' --bridge=none --iptables=false \
-         --ip-masq=false --add-runtime 'berth={}' >>'{d}/dockerd.log' 2>&1",
+         --ip-masq=false {} >>'{d}/dockerd.log' 2>&1",
         containerd.display(),
-        berth.display()
+        flags.join(" ")
     );
     ("dockerd", command)
 }
 
-/// The `--runtime` to use, the runtime and shim binaries that must serve
-/// the containers, and the directory to put first on containerd's PATH.
-fn path_under_test(dir: &Path) -> Result<(&'static str, PathBuf, PathBuf, PathBuf), String> {
+/// How berth stands behind Docker: what `--runtime` gets, the runtime and
+/// shim binaries that must serve the containers, dockerd's flags, the
+/// directory to put first on containerd's PATH, and where the runtime's
+/// state is when not at Docker's `Root`.
+struct Way {
+    runtime: &'static str,
+    binary: PathBuf,
+    shim: PathBuf,
+    flags: Vec<String>,
+    path_first: PathBuf,
+    runtime_root: Option<PathBuf>,
+}
+
+fn way_under_test(dir: &Path) -> Result<Way, String> {
     let debug = target_dir().join("debug");
-    let stock_shim = PathBuf::from("/usr/bin/containerd-shim-runc-v2");
-    let mode = std::env::var("BERTH_DOCKER");
-    if mode.as_deref() == Ok("runc") {
-        let runc = PathBuf::from("/usr/sbin/runc");
-        return Ok(("runc", runc, stock_shim, PathBuf::from("/usr/bin")));
+    let mode = std::env::var("BERTH_DOCKER").unwrap_or_else(|_| "runtime".into());
+    let stock = |binary: PathBuf, flags: Vec<String>| Way {
+        runtime: "berth",
+        binary,
+        shim: PathBuf::from(STOCK_SHIM),
+        flags,
+        path_first: PathBuf::from("/usr/bin"),
+        runtime_root: None,
+    };
+    if mode == "runc" {
+        return Ok(Way {
+            runtime: "runc",
+            ..stock(PathBuf::from("/usr/sbin/runc"), vec![])
+        });
     }
     for bin in ["containerd-shim-berth-v2", "berth"] {
         if !debug.join(bin).is_file() {
@@ -124,26 +160,52 @@ fn path_under_test(dir: &Path) -> Result<(&'static str, PathBuf, PathBuf, PathBu
         }
     }
     let berth = debug.join("berth");
-    match mode.as_deref() {
-        Ok("runtime") | Err(_) => Ok(("berth", berth, stock_shim, PathBuf::from("/usr/bin"))),
-        Ok("shim") => {
-            let shim = debug.join("containerd-shim-berth-v2");
+    let berths_shim = debug.join("containerd-shim-berth-v2");
+    let daemon_json = |name: &str| -> Result<Vec<String>, String> {
+        let file = dir.join("daemon.json");
+        std::fs::write(&file, snippet(name, &debug)).map_err(|e| e.to_string())?;
+        Ok(vec![format!("--config-file '{}'", file.display())])
+    };
+    let add_runtime = || {
+        let line = snippet("dockerd-add-runtime", &debug);
+        vec![line
+            .trim()
+            .strip_prefix("dockerd ")
+            .unwrap_or(&line)
+            .to_owned()]
+    };
+    let own_shim = |flags| Way {
+        shim: berths_shim.clone(),
+        path_first: debug.clone(),
+        runtime_root: Some(PathBuf::from("/run/containerd/berth/moby")),
+        ..stock(berth.clone(), flags)
+    };
+    match mode.as_str() {
+        "runtime" => Ok(stock(berth, add_runtime())),
+        "json" => Ok(stock(berth, daemon_json("docker-daemon-json-path")?)),
+        "shim" => {
             let shim_dir = dir.join("shim");
             std::fs::create_dir_all(&shim_dir).map_err(|e| e.to_string())?;
-            std::os::unix::fs::symlink(&shim, shim_dir.join("containerd-shim-runc-v2"))
+            std::os::unix::fs::symlink(&berths_shim, shim_dir.join("containerd-shim-runc-v2"))
                 .map_err(|e| format!("install the shim as containerd-shim-runc-v2: {e}"))?;
-            Ok(("berth", berth, shim, shim_dir))
+            Ok(Way {
+                shim: berths_shim.clone(),
+                path_first: shim_dir,
+                ..stock(berth, add_runtime())
+            })
         }
-        Ok(other) => Err(format!(
-            "BERTH_DOCKER={other}: expected runtime, shim or runc"
+        "shim-type" => Ok(own_shim(daemon_json("docker-daemon-json-shim")?)),
+        "shim-path" => Ok(own_shim(daemon_json("docker-daemon-json-shim-path")?)),
+        other => Err(format!(
+            "BERTH_DOCKER={other}: expected runtime, json, shim, shim-type, shim-path or runc"
         )),
     }
 }
 
 impl Docker {
-    /// `docker -H SOCKET args...`.
+    /// `docker -H SOCKET args...`: the stack's own client.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(CLIENT);
+        let mut cmd = self.program(CLIENT);
         cmd.arg("-H")
             .arg(format!("unix://{}", self.socket.display()))
             .args(args)
@@ -151,11 +213,34 @@ impl Docker {
         cmd
     }
 
+    /// `program` where dockerd runs: in the stack's jail, if on one.
+    pub fn program(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        match self.jail() {
+            Some(jail) => jail.command(&self.dir, program),
+            None => Command::new(program),
+        }
+    }
+
+    /// Where the host finds `path` of dockerd's filesystem.
+    pub fn host_path(&self, path: &Path) -> PathBuf {
+        match self.jail() {
+            Some(jail) => jail.host_path(path),
+            None => path.to_owned(),
+        }
+    }
+
+    /// The jail dockerd runs in, on a stack.
+    pub fn jail(&self) -> Option<&Jail> {
+        self.keeper.jail.as_ref()
+    }
+
     /// The client's command line up to its first argument (for
     /// [`crate::in_terminal`]).
     pub fn client_argv(&self) -> Vec<String> {
         let host = format!("unix://{}", self.socket.display());
-        vec![CLIENT.to_owned(), "-H".to_owned(), host]
+        let mut argv = self.jail().map_or_else(Vec::new, |j| j.argv(&self.dir));
+        argv.extend([CLIENT.to_owned(), "-H".to_owned(), host]);
+        argv
     }
 
     /// Runs the docker client with stdin closed.
@@ -258,11 +343,23 @@ impl Container<'_> {
         std::fs::read_to_string(self.cidfile()).expect("docker wrote the cidfile")
     }
 
-    /// The host pid of the container's init.
+    /// The pid of the container's init that Docker reports (in dockerd's
+    /// pid namespace: the jail's, on a stack).
     #[track_caller]
-    pub fn pid(&self) -> i64 {
+    pub fn docker_pid(&self) -> i64 {
         let pid = self.inspect("{{.State.Pid}}");
         pid.parse().unwrap_or_else(|_| panic!("pid {pid:?}"))
+    }
+
+    /// The host's pid of the container's init.
+    #[track_caller]
+    pub fn pid(&self) -> i64 {
+        let pid = self.docker_pid();
+        let Some(jail) = self.docker.jail() else {
+            return pid;
+        };
+        let host = jail.host_pid(pid as libc::pid_t);
+        i64::from(host.unwrap_or_else(|| panic!("no host process is the jail's {pid}")))
     }
 
     /// The pid of the shim that serves the container.
@@ -297,7 +394,7 @@ impl Container<'_> {
         if listed.lines().any(|l| l == id) {
             found.push("container in `docker ps -a`".to_owned());
         }
-        let state = self.docker.runtime_root.join(&id);
+        let state = self.docker.host_path(&self.docker.runtime_root).join(&id);
         if state.exists() {
             found.push(format!("directory {}", state.display()));
         }

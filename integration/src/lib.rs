@@ -10,9 +10,11 @@ mod cgroup;
 mod console;
 mod containerd;
 mod docker;
+pub mod docs;
 mod exec;
 mod host;
 mod leftovers;
+pub mod stack;
 
 pub use bundle::{lines_of, s, Bundle, Running};
 pub use cgroup::{unified, CgroupOf};

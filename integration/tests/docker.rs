@@ -5,7 +5,7 @@
 //! Docker's own runc to prove them honest. See `integration::docker`.
 
 use integration::{docker_or_skip, in_terminal, poll, CgroupOf, Container};
-use std::path::Path;
+use std::os::unix::fs::MetadataExt;
 
 /// A process that runs until killed, with one child beside it.
 const SLEEPER: [&str; 3] = ["sh", "-c", "sleep 1000 & exec sleep 1001"];
@@ -15,6 +15,19 @@ const SLEEPER: [&str; 3] = ["sh", "-c", "sleep 1000 & exec sleep 1001"];
 fn remove(c: &Container) {
     c.verb("rm", &["-f"], &[]).assert_ok();
     c.assert_no_leftovers();
+}
+
+#[test]
+fn the_daemon_and_client_are_the_stacks_docker() {
+    let d = docker_or_skip!();
+    let want = integration::stack::engines().unwrap().docker;
+    let format = "{{.Server.Version}} {{.Client.Version}}";
+    let out = d.docker(&["version", "--format", format]);
+    let versions: Vec<&str> = out.assert_ok().stdout.split_whitespace().collect();
+    assert!(
+        versions.len() == 2 && versions.iter().all(|v| v.starts_with(want)),
+        "expected Docker {want}x: {out:#?}"
+    );
 }
 
 #[test]
@@ -36,17 +49,22 @@ fn the_shim_and_runtime_under_test_serve_the_container() {
     let c = d.container();
     c.run_detached(&[], &SLEEPER);
     let shim = c.shim_pid().expect("a shim serves the container");
-    let exe = std::fs::read_link(format!("/proc/{shim}/exe")).unwrap();
-    assert_eq!(exe, d.shim.canonicalize().unwrap(), "the shim's binary");
+    let exe = std::fs::metadata(format!("/proc/{shim}/exe")).unwrap();
+    let want = std::fs::metadata(d.host_path(&d.shim)).unwrap();
+    assert_eq!(
+        (exe.dev(), exe.ino()),
+        (want.dev(), want.ino()),
+        "the shim's binary"
+    );
     // The runtime Docker names (BinaryName) keeps the container's state
     // where Docker says (Root): asking that binary there finds it.
-    let mut state = std::process::Command::new(&d.binary);
+    let mut state = d.program(&d.binary);
     state.arg("--root").arg(&d.runtime_root);
     state.args(["state", &c.id()]);
     let out = integration::run_command(&mut state, &d.logs());
     let state: serde_json::Value = serde_json::from_str(&out.assert_ok().stdout).unwrap();
     assert_eq!(state["status"], "running", "{state:#}");
-    assert_eq!(state["pid"], c.pid(), "{state:#}");
+    assert_eq!(state["pid"], c.docker_pid(), "{state:#}");
     remove(&c);
 }
 
@@ -266,6 +284,6 @@ fn a_missing_command_fails_clearly_and_leaves_nothing() {
     let out = c.run(&["--rm"], &["/no/such/binary"]);
     assert_eq!(out.code, 127, "{out:#?}");
     out.assert_mentions("/no/such/binary");
-    assert!(!Path::new(&d.runtime_root).join(c.id()).exists());
+    assert!(!d.host_path(&d.runtime_root).join(c.id()).exists());
     c.assert_no_leftovers();
 }
