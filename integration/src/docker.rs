@@ -18,20 +18,15 @@
 //! - `runc`: the stock shim driving runc, to prove the scenarios honest.
 
 use crate::containerd::{
-    containerd_command, keep, logs_in, need_root_and, rootfs_layer, wait_for_socket, write_config,
-    Daemon, Keeper, IMAGE_PATH,
+    containerd_command, keep, need_root_and, wait_for_socket, write_config, Daemon, Keeper,
 };
 use crate::docs::snippet;
-use crate::exec::{self, Out};
-use crate::leftovers::DAEMON_GRACE;
+use crate::engine::{import_image, Engine};
 use crate::stack::{self, Jail};
 use crate::target_dir;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
-/// The image every scenario runs.
-pub const DOCKER_IMAGE: &str = "berth.test/busybox:latest";
 /// The client, of the same version as the daemon.
 const CLIENT: &str = "/usr/bin/docker";
 /// The stock shim, the host's or the stack's.
@@ -101,7 +96,7 @@ fn start() -> Result<Docker, String> {
         shim: way.shim,
         keeper,
     };
-    d.import_image();
+    import_image(&d);
     Ok(d)
 }
 
@@ -202,208 +197,27 @@ fn way_under_test(dir: &Path) -> Result<Way, String> {
     }
 }
 
-impl Docker {
-    /// `docker -H SOCKET args...`: the stack's own client.
-    pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = self.program(CLIENT);
-        cmd.arg("-H")
-            .arg(format!("unix://{}", self.socket.display()))
-            .args(args)
-            .current_dir(&self.dir);
-        cmd
-    }
-
-    /// `program` where dockerd runs: in the stack's jail, if on one.
-    pub fn program(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
-        match self.jail() {
-            Some(jail) => jail.command(&self.dir, program),
-            None => Command::new(program),
-        }
-    }
-
-    /// Where the host finds `path` of dockerd's filesystem.
-    pub fn host_path(&self, path: &Path) -> PathBuf {
-        match self.jail() {
-            Some(jail) => jail.host_path(path),
-            None => path.to_owned(),
-        }
-    }
-
-    /// The jail dockerd runs in, on a stack.
-    pub fn jail(&self) -> Option<&Jail> {
-        self.keeper.jail.as_ref()
-    }
-
-    /// The client's command line up to its first argument (for
-    /// [`crate::in_terminal`]).
-    pub fn client_argv(&self) -> Vec<String> {
+impl Engine for Docker {
+    fn client_argv(&self) -> Vec<String> {
         let host = format!("unix://{}", self.socket.display());
-        let mut argv = self.jail().map_or_else(Vec::new, |j| j.argv(&self.dir));
+        let mut argv = self.jail().map_or_else(Vec::new, |j| j.argv());
         argv.extend([CLIENT.to_owned(), "-H".to_owned(), host]);
         argv
     }
 
-    /// Runs the docker client with stdin closed.
-    pub fn docker(&self, args: &[&str]) -> Out {
-        exec::run(&mut self.command(args), &self.logs())
+    fn runtime(&self) -> &str {
+        self.runtime
     }
 
-    /// Where the client's output files go.
-    pub fn logs(&self) -> PathBuf {
-        logs_in(&self.dir)
+    fn runtime_root(&self) -> &Path {
+        &self.runtime_root
     }
 
-    /// The busybox rootfs as an image: `docker import` of its layer, with
-    /// the PATH the image config would carry.
-    fn import_image(&self) {
-        let layer = self.dir.join("layer.tar");
-        rootfs_layer(&layer, &self.logs());
-        let env = format!("ENV {IMAGE_PATH}");
-        let layer = layer.to_str().expect("a UTF-8 path");
-        self.docker(&["import", "-c", &env, layer, DOCKER_IMAGE])
-            .assert_ok();
-    }
-}
-
-/// One container of a scenario, with a unique name and the marker variable
-/// in its environment (so its processes can be found), its id written to a
-/// cidfile; force-removed on drop so that a failed scenario does not leak
-/// into the next.
-pub struct Container<'a> {
-    pub name: String,
-    pub docker: &'a Docker,
-}
-
-impl Docker {
-    pub fn container(&self) -> Container<'_> {
-        Container {
-            name: crate::unique_name(),
-            docker: self,
-        }
-    }
-}
-
-impl Container<'_> {
-    fn marker(&self) -> String {
-        format!("BERTH_IT={}", self.name)
+    fn jail(&self) -> Option<&Jail> {
+        self.keeper.jail.as_ref()
     }
 
-    fn cidfile(&self) -> PathBuf {
-        self.docker.logs().join(format!("{}.cid", self.name))
-    }
-
-    /// `docker run --name N --cidfile F --runtime R -e MARKER [flags...]
-    /// IMAGE args...`.
-    pub fn run_args(&self, flags: &[&str], args: &[&str]) -> Vec<String> {
-        let mut all: Vec<String> = ["run", "--name", &self.name, "--cidfile"]
-            .map(str::to_owned)
-            .into();
-        all.push(self.cidfile().display().to_string());
-        all.extend(["--runtime", self.docker.runtime, "-e", &self.marker()].map(str::to_owned));
-        all.extend(flags.iter().map(|f| f.to_string()));
-        all.push(DOCKER_IMAGE.to_owned());
-        all.extend(args.iter().map(|a| a.to_string()));
-        all
-    }
-
-    /// `docker run [flags...] ... args...` to the end.
-    pub fn run(&self, flags: &[&str], args: &[&str]) -> Out {
-        let all = self.run_args(flags, args);
-        self.docker
-            .docker(&all.iter().map(String::as_str).collect::<Vec<_>>())
-    }
-
-    /// `docker run -d [flags...] ... args...`, asserting success.
-    #[track_caller]
-    pub fn run_detached(&self, flags: &[&str], args: &[&str]) {
-        let mut all = vec!["-d"];
-        all.extend_from_slice(flags);
-        self.run(&all, args).assert_ok();
-    }
-
-    /// `docker VERB [flags...] NAME args...`.
-    pub fn verb(&self, verb: &str, flags: &[&str], args: &[&str]) -> Out {
-        let mut all = vec![verb];
-        all.extend_from_slice(flags);
-        all.push(&self.name);
-        all.extend_from_slice(args);
-        self.docker.docker(&all)
-    }
-
-    /// A field of `docker inspect`, by Go template.
-    #[track_caller]
-    pub fn inspect(&self, template: &str) -> String {
-        let out = self.verb("inspect", &["-f", template], &[]);
-        out.assert_ok().stdout.trim().to_owned()
-    }
-
-    /// The container's id, as Docker wrote it to the cidfile.
-    #[track_caller]
-    pub fn id(&self) -> String {
-        std::fs::read_to_string(self.cidfile()).expect("docker wrote the cidfile")
-    }
-
-    /// The pid of the container's init that Docker reports (in dockerd's
-    /// pid namespace: the jail's, on a stack).
-    #[track_caller]
-    pub fn docker_pid(&self) -> i64 {
-        let pid = self.inspect("{{.State.Pid}}");
-        pid.parse().unwrap_or_else(|_| panic!("pid {pid:?}"))
-    }
-
-    /// The host's pid of the container's init.
-    #[track_caller]
-    pub fn pid(&self) -> i64 {
-        let pid = self.docker_pid();
-        let Some(jail) = self.docker.jail() else {
-            return pid;
-        };
-        let host = jail.host_pid(pid as libc::pid_t);
-        i64::from(host.unwrap_or_else(|| panic!("no host process is the jail's {pid}")))
-    }
-
-    /// The pid of the shim that serves the container.
-    pub fn shim_pid(&self) -> Option<libc::pid_t> {
-        crate::leftovers::shim_of(&self.id())
-    }
-
-    /// Polls `docker inspect` until `template` gives `want`.
-    #[track_caller]
-    pub fn wait_for(&self, template: &str, want: &str) {
-        let what = format!("{}: {template} never became {want:?}", self.name);
-        exec::poll(&what, || self.inspect(template), |got| got == want);
-    }
-
-    /// Asserts that nothing of the container is left: no container in
-    /// Docker, no shim, no process of the container, no runtime state.
-    #[track_caller]
-    pub fn assert_no_leftovers(&self) {
-        crate::leftovers::assert_none_left(&self.name, DAEMON_GRACE, || self.leftovers());
-    }
-
-    /// Asserts that no process of the container runs.
-    #[track_caller]
-    pub fn assert_no_processes(&self) {
-        crate::leftovers::assert_none_marked(&self.name, &self.marker());
-    }
-
-    fn leftovers(&self) -> Vec<String> {
-        let id = self.id();
-        let mut found = crate::leftovers::daemon_leftovers(&id, &self.marker());
-        let listed = self.docker.docker(&["ps", "-aq", "--no-trunc"]).stdout;
-        if listed.lines().any(|l| l == id) {
-            found.push("container in `docker ps -a`".to_owned());
-        }
-        let state = self.docker.host_path(&self.docker.runtime_root).join(&id);
-        if state.exists() {
-            found.push(format!("directory {}", state.display()));
-        }
-        found
-    }
-}
-
-impl Drop for Container<'_> {
-    fn drop(&mut self) {
-        let _ = self.verb("rm", &["-f"], &[]);
+    fn dir(&self) -> &Path {
+        &self.dir
     }
 }

@@ -160,6 +160,20 @@ pub(crate) fn daemon_leftovers(id: &str, marker: &str) -> Vec<String> {
     found
 }
 
+/// Processes whose command line names container `id` (a shim, conmon).
+pub(crate) fn naming(id: &str) -> Vec<String> {
+    let id = id.as_bytes();
+    all_pids()
+        .filter_map(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            contains(&cmdline, id).then(|| {
+                let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+                format!("process {pid} names it: {cmdline}")
+            })
+        })
+        .collect()
+}
+
 /// Asserts that no process with `marker` in its environment runs (soon).
 #[track_caller]
 pub(crate) fn assert_none_marked(what: &str, marker: &str) {

@@ -11,21 +11,25 @@ mod console;
 mod containerd;
 mod docker;
 pub mod docs;
+mod engine;
 mod exec;
 mod host;
 mod leftovers;
+mod podman;
 pub mod stack;
 
 pub use bundle::{lines_of, s, Bundle, Running};
 pub use cgroup::{unified, CgroupOf};
 pub use console::{in_terminal, ConsoleSocket};
 pub use containerd::{containerd, private_containerd, Containerd, Task, IMAGE, NAMESPACE};
-pub use docker::{docker, Container, Docker, DOCKER_IMAGE};
+pub use docker::{docker, Docker};
+pub use engine::{Container, Engine};
 pub use exec::{
     give_fd3, poll, receive_fd, run as run_command, run_with_stdin, wait as wait_child, Out,
     DEADLINE,
 };
 pub use host::{ns_inode, NsFile};
+pub use podman::{podman, Podman};
 pub use serde_json::{json, Value};
 
 use std::path::{Path, PathBuf};

@@ -126,40 +126,52 @@ pub struct Jail {
 }
 
 impl Jail {
-    /// The jail whose `unshare` process is `unshare`: its only child.
+    /// The jail whose `unshare` process is `unshare`: its only child, once
+    /// it has entered the chroot (its root is no longer ours).
     pub(crate) fn of(unshare: u32) -> Result<Jail, String> {
         let children = format!("/proc/{unshare}/task/{unshare}/children");
-        let found = || -> Option<libc::pid_t> {
+        let ours = root_id(Path::new("/"));
+        let entered = || -> Option<libc::pid_t> {
             let text = std::fs::read_to_string(&children).ok()?;
-            text.split_whitespace().next()?.parse().ok()
+            let init = text.split_whitespace().next()?.parse().ok()?;
+            let root = root_id(Path::new(&format!("/proc/{init}/root")));
+            (root.is_some() && root != ours).then_some(init)
         };
         let start = std::time::Instant::now();
         loop {
-            if let Some(init) = found() {
+            if let Some(init) = entered() {
                 return Ok(Jail { init });
             }
             if start.elapsed() > crate::exec::DEADLINE {
-                return Err(format!("the stack's namespaces never came up ({children})"));
+                return Err(format!("the stack's jail never came up ({children})"));
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
     }
 
-    /// The command line that runs a program in the jail, in `dir` (a path
-    /// under `target`, the same inside).
-    pub fn argv(&self, dir: &Path) -> Vec<String> {
+    /// The command line that runs a program in the jail, in the jail's
+    /// root directory (nsenter opens a directory it is given before it
+    /// enters, which leaves the program a cwd it cannot name).
+    pub fn argv(&self) -> Vec<String> {
         let init = self.init.to_string();
-        let wd = format!("--wd={}", dir.display());
-        ["nsenter", "-t", &init, "-m", "-n", "-p", "-r", &wd]
+        ["nsenter", "-t", &init, "-m", "-n", "-p", "-r", "-w"]
             .map(str::to_owned)
             .into()
     }
 
-    /// `program` to run in the jail, in `dir`.
-    pub fn command(&self, dir: &Path, program: impl AsRef<std::ffi::OsStr>) -> Command {
-        let argv = self.argv(dir);
+    /// `program` to run in the jail.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let argv = self.argv();
         let mut cmd = Command::new(&argv[0]);
         cmd.args(&argv[1..]).arg(program);
+        cmd
+    }
+
+    /// The host's `program` in the jail's network namespace only (to reach
+    /// its loopback with the host's tools).
+    pub fn net_command(&self, program: &str) -> Command {
+        let mut cmd = Command::new("nsenter");
+        cmd.args(["-t", &self.init.to_string(), "-n", program]);
         cmd
     }
 
@@ -186,6 +198,13 @@ impl Jail {
         }
         false
     }
+}
+
+/// The device and inode of a root directory.
+fn root_id(root: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(root).ok()?;
+    Some((m.dev(), m.ino()))
 }
 
 /// The `NSpid` line of a process: its pid in each pid namespace, outermost

@@ -4,7 +4,7 @@
 //! (`BERTH_DOCKER=shim`); `BERTH_DOCKER=runc` runs the same scenarios on
 //! Docker's own runc to prove them honest. See `integration::docker`.
 
-use integration::{docker_or_skip, in_terminal, poll, CgroupOf, Container};
+use integration::{docker_or_skip, in_terminal, poll, CgroupOf, Container, Engine};
 use std::os::unix::fs::MetadataExt;
 
 /// A process that runs until killed, with one child beside it.
@@ -22,7 +22,7 @@ fn the_daemon_and_client_are_the_stacks_docker() {
     let d = docker_or_skip!();
     let want = integration::stack::engines().unwrap().docker;
     let format = "{{.Server.Version}} {{.Client.Version}}";
-    let out = d.docker(&["version", "--format", format]);
+    let out = d.cli(&["version", "--format", format]);
     let versions: Vec<&str> = out.assert_ok().stdout.split_whitespace().collect();
     assert!(
         versions.len() == 2 && versions.iter().all(|v| v.starts_with(want)),
@@ -129,8 +129,7 @@ fn stats_and_top_show_the_limit_and_the_processes() {
     c.run_detached(&["-m", "64m"], &SLEEPER);
     let stats = || {
         let args = ["--no-stream", "--format", "{{.MemUsage}} pids={{.PIDs}}"];
-        c.docker
-            .docker(&[&["stats"][..], &args, &[&c.name]].concat())
+        c.engine.cli(&[&["stats"][..], &args, &[&c.name]].concat())
     };
     // Until sh has forked its child: two processes under a 64 MiB limit.
     let both =

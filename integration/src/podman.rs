@@ -1,0 +1,134 @@
+//! A podman of the test suite's own (its storage, run root and
+//! containers.conf under one directory) on a newer stack: podman 5.4
+//! (trixie) or 5.8 (sid), run in the stack's jail (see [`crate::stack`]).
+//! podman has no daemon: each client call runs there, and conmon stays
+//! behind as the container's monitor.
+//!
+//! `$BERTH_PODMAN` picks how podman finds berth:
+//! - `conf` (default): `containers.conf`'s `[engine.runtimes]` names berth
+//!   (the snippet of `docs/install.md`), and `--runtime berth` picks it;
+//! - `path`: `--runtime` gives the berth binary's path;
+//! - `runc`: the stack's runc, to prove the scenarios honest.
+
+use crate::containerd::{keep, need_root_and, Keeper};
+use crate::docs::snippet;
+use crate::engine::{import_image, Engine};
+use crate::stack::{self, Jail};
+use crate::target_dir;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+pub struct Podman {
+    pub dir: PathBuf,
+    /// What `podman run --runtime` gets, and the binary it stands for.
+    runtime: String,
+    pub binary: PathBuf,
+    /// Where podman tells the runtime to keep its state.
+    runtime_root: PathBuf,
+    /// The jail's pid 1 (no daemon to keep); its stdin open for the life
+    /// of the test process.
+    keeper: Keeper,
+}
+
+/// The suite's podman, or why there is none. Under `CI=true` a missing
+/// prerequisite panics; otherwise the caller skips, printing the reason.
+pub fn podman() -> Result<&'static Podman, String> {
+    static PODMAN: OnceLock<Result<Podman, String>> = OnceLock::new();
+    crate::prerequisite(&PODMAN, start)
+}
+
+/// Skips the calling test, saying why, when there is no podman (and fails
+/// it under CI); else evaluates to the suite's podman.
+#[macro_export]
+macro_rules! podman_or_skip {
+    () => {
+        $crate::or_skip!($crate::podman())
+    };
+}
+
+fn start() -> Result<Podman, String> {
+    need_root_and(&["tar", "script", "unshare", "nsenter"])?;
+    let Some(stack) = stack::under_test()? else {
+        return Err("podman runs on a newer stack: set BERTH_STACK=trixie or sid".into());
+    };
+    let dir = target_dir().join(format!("podman-it.{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("podman")).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let debug = target_dir().join("debug");
+    let conf = snippet("podman-containers-conf", &debug);
+    std::fs::write(dir.join("containers.conf"), conf).map_err(|e| e.to_string())?;
+    let berth = debug.join("berth");
+    let (runtime, binary) = match std::env::var("BERTH_PODMAN").as_deref() {
+        Ok("conf") | Err(_) => ("berth".to_owned(), berth),
+        Ok("path") => (berth.display().to_string(), berth),
+        Ok("runc") => ("runc".to_owned(), PathBuf::from("/usr/sbin/runc")),
+        Ok(other) => return Err(format!("BERTH_PODMAN={other}: expected conf, path or runc")),
+    };
+    if !binary.starts_with("/usr") && !binary.is_file() {
+        return Err(format!("{} not found: run `cargo build`", binary.display()));
+    }
+    let keeper = keep(&dir, &debug, &[], Some(&stack))?;
+    let name = binary.file_name().unwrap_or_default().to_string_lossy();
+    let p = Podman {
+        runtime_root: PathBuf::from("/run").join(&*name),
+        dir,
+        runtime,
+        binary,
+        keeper,
+    };
+    import_image(&p);
+    Ok(p)
+}
+
+impl Engine for Podman {
+    fn client_argv(&self) -> Vec<String> {
+        let jail = self.jail().expect("podman runs in a jail");
+        let mut argv = jail.argv();
+        let conf = format!(
+            "CONTAINERS_CONF={}",
+            self.dir.join("containers.conf").display()
+        );
+        let store = self.dir.join("podman");
+        let quiet = "PODMAN_IGNORE_CGROUPSV1_WARNING=1".to_owned();
+        argv.extend(["env".to_owned(), conf, quiet, "podman".to_owned()]);
+        for (flag, value) in [
+            ("--root", store.join("root").display().to_string()),
+            ("--runroot", store.join("run").display().to_string()),
+            ("--cgroup-manager", "cgroupfs".to_owned()),
+            ("--events-backend", "file".to_owned()),
+        ] {
+            argv.extend([flag.to_owned(), value]);
+        }
+        argv
+    }
+
+    fn removed_id(&self, name: &str) -> Option<String> {
+        let filter = format!("container={name}");
+        let args = [
+            "events",
+            "--stream=false",
+            "--filter",
+            &filter,
+            "--format",
+            "{{.ID}}",
+        ];
+        let out = self.cli(&args);
+        out.stdout.lines().next().map(str::to_owned)
+    }
+
+    fn runtime(&self) -> &str {
+        &self.runtime
+    }
+
+    fn runtime_root(&self) -> &Path {
+        &self.runtime_root
+    }
+
+    fn jail(&self) -> Option<&Jail> {
+        self.keeper.jail.as_ref()
+    }
+
+    fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
