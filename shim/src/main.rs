@@ -7,6 +7,8 @@
 mod bundle;
 mod container;
 mod events;
+mod go_build;
+mod handshake;
 mod info;
 mod io;
 mod oom;
