@@ -7,6 +7,7 @@
 mod bundle;
 mod container;
 mod events;
+mod fifo_log;
 mod go_build;
 mod handshake;
 mod info;

@@ -218,7 +218,7 @@ pub fn serve(flags: &Flags) -> Result<()> {
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 1)
     };
-    let _ = containerd_shim::logger::init(flags.debug, "info", &flags.namespace, &flags.id);
+    let _ = crate::fifo_log::init(flags.debug);
     let ttrpc_address = std::env::var(TTRPC_ADDRESS).context("TTRPC_ADDRESS is not set")?;
     let shared = Arc::new(Shared {
         namespace: flags.namespace.clone(),
