@@ -4,7 +4,7 @@
 
 mod exits;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use crate::bundle::{self, Bundle};
 use crate::events::Events;
@@ -225,16 +225,17 @@ impl Container {
         if !exec_id.is_empty() {
             return self.start_exec(&self.process(exec_id)?);
         }
-        let pid = self.start_init()?;
-        // After start, as containerd's runc shim does: the cgroup is final
-        // by then.
-        self.watch_oom(pid);
-        Ok(pid)
+        self.start_init()
     }
 
     /// `RT start`: releases init.
     fn start_init(&self) -> Result<u32, ContainerError> {
         let run = || {
+            // Before init runs (its cgroup is the one `RT create` put it
+            // in): a kill at once is still counted, and its event goes out
+            // before the exit, which containerd reads as "OOMKilled" only
+            // in that order.
+            self.watch_oom(self.init.pid());
             self.runtime.start(&self.id)?;
             Ok(self.init.pid())
         };
@@ -342,8 +343,17 @@ impl Container {
     /// OOM events for the container; a container whose cgroup cannot be
     /// watched runs without them.
     fn watch_oom(&self, pid: u32) {
+        match oom::watch(pid, self.oom_event()) {
+            Ok(Some(watch)) => drop(self.oom.set(watch)),
+            Ok(None) => {}
+            Err(e) => log::warn!("{e}"),
+        }
+    }
+
+    /// What publishes the container's OOM event.
+    fn oom_event(&self) -> impl Fn() + Send + Sync + 'static {
         let (shared, container_id) = (Arc::clone(&self.shared), self.id.clone());
-        let watched = oom::watch(pid, move || {
+        move || {
             let event = TaskOOM {
                 container_id: container_id.clone(),
                 ..Default::default()
@@ -351,11 +361,6 @@ impl Container {
             shared
                 .events
                 .publish(topics::TASK_OOM_EVENT_TOPIC, Box::new(event));
-        });
-        match watched {
-            Ok(Some(watch)) => drop(self.oom.set(watch)),
-            Ok(None) => {}
-            Err(e) => log::warn!("{e}"),
         }
     }
 

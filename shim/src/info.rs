@@ -1,7 +1,8 @@
 //! `-info`, which containerd 2.x runs before it uses a runtime: the
 //! options `Any` (or nothing) on stdin, a `RuntimeInfo` protobuf on stdout.
-//! As containerd's runc shim does, the options come back as they were sent,
-//! once they are known to be runc options, and the features are what the
+//! As containerd's runc shim does, the options come back as the shim
+//! decoded them, re-encoded as runc options (none when none were sent),
+//! and the features are what the
 //! runtime binary's `features` prints (containerd checks them, e.g. before
 //! idmapped mounts).
 
@@ -27,7 +28,7 @@ pub fn info(binary: &Path, stdin: &[u8]) -> Result<RuntimeInfo, options::Options
             ..Default::default()
         })
         .into(),
-        options: any.into(),
+        options: any.map(|_| options::runc_any(&opts)).into(),
         features: features(&opts.binary_name).into(),
         ..Default::default()
     })
@@ -109,6 +110,19 @@ mod tests {
         let got = decoded(&options::runc_any(&opts).write_to_bytes().unwrap());
         std::fs::remove_file(&script).unwrap();
         got
+    }
+
+    /// CRI's options for runtimes it does not know mean runc's defaults.
+    #[test]
+    fn info_returns_the_options_it_decoded() {
+        let cri = Any {
+            type_url: "runtimeoptions.v1.Options".into(),
+            value: b"\x0a\x01x".to_vec(),
+            ..Default::default()
+        };
+        let got = decoded(&cri.write_to_bytes().unwrap());
+        let defaults = options::runc_any(&Options::default());
+        assert_eq!(got.options.as_ref(), Some(&defaults));
     }
 
     #[test]

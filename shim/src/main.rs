@@ -7,6 +7,9 @@
 mod bundle;
 mod container;
 mod events;
+mod fifo_log;
+mod go_build;
+mod handshake;
 mod info;
 mod io;
 mod oom;

@@ -11,16 +11,30 @@ use std::sync::{Arc, Mutex};
 
 /// The OOM kills of one container's cgroup, and what to do at each.
 pub struct OomEvents {
-    watch: OomWatch,
+    kills: Box<dyn Fn() -> u64 + Send + Sync>,
     seen: Mutex<u64>,
     on_oom: Box<dyn Fn() + Send + Sync>,
 }
 
 impl OomEvents {
-    /// Calls `on_oom` if the count rose since the last check.
+    /// Kills counted by `kills` from now on call `on_oom`.
+    fn new(
+        kills: impl Fn() -> u64 + Send + Sync + 'static,
+        on_oom: impl Fn() + Send + Sync + 'static,
+    ) -> OomEvents {
+        OomEvents {
+            seen: Mutex::new(kills()),
+            kills: Box::new(kills),
+            on_oom: Box::new(on_oom),
+        }
+    }
+
+    /// Calls `on_oom` if the count rose since the last check; a check
+    /// running meanwhile waits for it, so that an exit reported after
+    /// this returns comes after the OOM event.
     pub fn check(&self) {
-        let now = self.watch.kills();
         let mut seen = self.seen.lock().unwrap();
+        let now = (self.kills)();
         if now > *seen {
             *seen = now;
             (self.on_oom)();
@@ -37,16 +51,24 @@ pub fn watch(
     let Some(watch) = OomWatch::of_pid(pid)? else {
         return Ok(None);
     };
-    let events = Arc::new(OomEvents {
-        seen: Mutex::new(watch.kills()),
-        watch,
-        on_oom: Box::new(on_oom),
-    });
+    let watch = Arc::new(watch);
+    let counter = Arc::clone(&watch);
+    let events = Arc::new(OomEvents::new(move || counter.kills(), on_oom));
     let checker = Arc::clone(&events);
     std::thread::spawn(move || {
-        while checker.watch.wait(None).is_ok() && !checker.watch.is_gone() {
+        while watch.wait(None).is_ok() && !watch.is_gone() {
             checker.check();
         }
     });
     Ok(Some(events))
+}
+
+/// Events from a count the test raises.
+#[cfg(test)]
+pub fn counting(
+    kills: Arc<std::sync::atomic::AtomicU64>,
+    on_oom: impl Fn() + Send + Sync + 'static,
+) -> Arc<OomEvents> {
+    use std::sync::atomic::Ordering;
+    Arc::new(OomEvents::new(move || kills.load(Ordering::SeqCst), on_oom))
 }

@@ -45,16 +45,22 @@ pub fn any_from_bytes(bytes: &[u8]) -> Result<Option<Any>, OptionsError> {
     }
 }
 
-/// The options `start` finds on its stdin, as containerd 1.6 to 2.1 send
-/// them. What it cannot read there (a later containerd's start-up message)
-/// means the defaults, which only leave the shim's cgroup as it is: Create
-/// reads the options again and refuses, by name, those that are wrong.
-pub fn at_start(stdin: &[u8]) -> Options {
-    let any = any_from_bytes(stdin).ok().flatten();
-    from_any(any.as_ref()).unwrap_or_default()
+/// Whether `any` is runtime options this shim reads (containerd 2.3 puts
+/// them among other extensions of its start-up message).
+pub fn is_runtime_options(any: &Any) -> bool {
+    [RUNC_OPTIONS, CRI_OPTIONS]
+        .iter()
+        .any(|t| any.type_url.ends_with(t))
 }
 
-#[cfg(test)]
+/// The options `start` was given. What it cannot read means the defaults,
+/// which only leave the shim's cgroup as it is: Create reads the options
+/// again and refuses, by name, those that are wrong.
+pub fn at_start(any: Option<&Any>) -> Options {
+    from_any(any).unwrap_or_default()
+}
+
+/// `options` as containerd's typeurl encodes them.
 pub fn runc_any(options: &Options) -> Any {
     Any {
         type_url: RUNC_OPTIONS.to_owned(),
@@ -73,17 +79,14 @@ mod tests {
             shim_cgroup: "/berth/shim".into(),
             ..Default::default()
         };
-        let bytes = runc_any(&opts).write_to_bytes().unwrap();
-        assert_eq!(at_start(&bytes), opts);
-        assert_eq!(at_start(b"\xff\xfe not protobuf"), Options::default());
+        assert_eq!(at_start(Some(&runc_any(&opts))), opts);
+        assert_eq!(at_start(None), Options::default());
         let other = Any {
-            type_url: "containerd.bootstrap.v1.Params".into(),
+            type_url: "io.example.Options".into(),
             ..Default::default()
         };
-        assert_eq!(
-            at_start(&other.write_to_bytes().unwrap()),
-            Options::default()
-        );
+        assert!(!is_runtime_options(&other));
+        assert_eq!(at_start(Some(&other)), Options::default());
     }
 
     #[test]

@@ -1,14 +1,14 @@
-//! The shim's command line as containerd 1.6 uses it: `start` (run a
-//! serving shim for this container's group, or find the live one, and print
-//! its address), `delete` (clean up after a shim that is gone), and the
+//! The shim's command line as containerd uses it: `start` (run a serving
+//! shim for this container's group, or find the live one, and print its
+//! address), `delete` (clean up after a shim that is gone), and the
 //! serving shim itself.
 
 use crate::bundle::{write_atomically, Bundle};
 use crate::container::Shared;
 use crate::events::Events;
-use crate::options;
 use crate::reaper::{Exit, Reaper};
 use crate::service::Service;
+use crate::{handshake, options};
 use anyhow::{Context as _, Result};
 use containerd_shim::api::DeleteResponse;
 use containerd_shim::protos::create_task;
@@ -25,6 +25,8 @@ use std::sync::Arc;
 
 /// The fd the serving shim finds its listening socket on.
 const LISTENER_FD: i32 = 3;
+/// Where containerd's event service is, for the serving shim.
+const TTRPC_ADDRESS: &str = "TTRPC_ADDRESS";
 /// The action the start action runs itself with (containerd never does).
 pub const SERVE: &str = "serve";
 
@@ -35,20 +37,22 @@ const GROUP_ANNOTATIONS: [&str; 2] = [
     "io.containerd.runc.v2.group",
 ];
 
-/// `start`: prints the address of the shim that serves this container.
-/// containerd gives the container's runtime options on stdin.
+/// `start`: prints the address of the shim that serves this container, in
+/// the form the calling containerd reads ([`handshake`]). containerd gives
+/// the container's runtime options on stdin.
 pub fn start(flags: &Flags) -> Result<()> {
     let bundle = Bundle::new(std::env::current_dir().context("bundle directory")?);
     let mut stdin = Vec::new();
     std::io::stdin()
         .read_to_end(&mut stdin)
         .context("read the options")?;
-    let options = options::at_start(&stdin);
+    let request = handshake::read(&stdin, flags, &parent_exe())?;
+    let options = options::at_start(request.options.as_ref());
     let group = group_of(&bundle).unwrap_or_else(|| flags.id.clone());
-    let address = containerd_shim::socket_address(&flags.address, &flags.namespace, &group);
+    let address = socket_address(flags, &request, &group);
     let path = address.trim_start_matches("unix://");
     if let Some(listener) = listen(Path::new(path))? {
-        let mut server = spawn_server(flags, &address, &listener)?;
+        let mut server = spawn_server(flags, &request, &address, &listener)?;
         if let Err(e) = join_shim_cgroup(&server, &options.shim_cgroup) {
             let _ = server.kill();
             let _ = std::fs::remove_file(path);
@@ -58,9 +62,25 @@ pub fn start(flags: &Flags) -> Result<()> {
     write_atomically(&bundle.address_file(), address.as_bytes())
         .context("write the address file")?;
     let mut stdout = std::io::stdout().lock();
-    stdout.write_all(address.as_bytes())?;
+    stdout.write_all(&handshake::encode(&address, request.reply))?;
     stdout.flush()?;
     Ok(())
+}
+
+/// The binary that runs `start`: containerd, which execs it directly.
+fn parent_exe() -> PathBuf {
+    PathBuf::from(format!("/proc/{}/exe", std::os::unix::process::parent_id()))
+}
+
+/// The group's socket, in the directory containerd asked for if it did.
+fn socket_address(flags: &Flags, request: &handshake::Request, group: &str) -> String {
+    let opts = containerd_shim::StartOpts {
+        address: flags.address.clone(),
+        namespace: flags.namespace.clone(),
+        socket_dir: request.socket_dir.clone(),
+        ..Default::default()
+    };
+    opts.socket_address(group)
 }
 
 /// The group key in the bundle's config.json, if it names one.
@@ -96,7 +116,12 @@ fn listen(path: &Path) -> Result<Option<UnixListener>> {
 /// Runs this binary as the serving shim, in a session of its own with the
 /// listener as fd 3 and no stdio: containerd waits for `start`'s stdout to
 /// close, and the server must outlive it.
-fn spawn_server(flags: &Flags, address: &str, listener: &UnixListener) -> Result<Child> {
+fn spawn_server(
+    flags: &Flags,
+    request: &handshake::Request,
+    address: &str,
+    listener: &UnixListener,
+) -> Result<Child> {
     let fd = listener.as_raw_fd();
     let mut cmd = Command::new(std::env::current_exe().context("find the shim binary")?);
     cmd.args([
@@ -108,8 +133,13 @@ fn spawn_server(flags: &Flags, address: &str, listener: &UnixListener) -> Result
         &flags.address,
     ])
     .args(["-publish-binary", &flags.publish_binary, "-socket", address]);
-    if flags.debug {
+    if request.debug {
         cmd.arg("-debug");
+    }
+    // containerd 2.3 gives its address in the bootstrap params; the server
+    // reads it where older ones put it.
+    if let Some(ttrpc) = &request.ttrpc_address {
+        cmd.env(TTRPC_ADDRESS, ttrpc);
     }
     cmd.arg(SERVE)
         .stdin(Stdio::null())
@@ -188,8 +218,8 @@ pub fn serve(flags: &Flags) -> Result<()> {
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 1)
     };
-    let _ = containerd_shim::logger::init(flags.debug, "info", &flags.namespace, &flags.id);
-    let ttrpc_address = std::env::var("TTRPC_ADDRESS").context("TTRPC_ADDRESS is not set")?;
+    let _ = crate::fifo_log::init(flags.debug);
+    let ttrpc_address = std::env::var(TTRPC_ADDRESS).context("TTRPC_ADDRESS is not set")?;
     let shared = Arc::new(Shared {
         namespace: flags.namespace.clone(),
         reaper,
@@ -216,8 +246,9 @@ pub fn serve(flags: &Flags) -> Result<()> {
 }
 
 /// The same methods under `containerd.task.v2.Task`, the name containerd
-/// 1.6 and 1.7 call (2.x calls `v3`, which the protos generate); the
-/// messages are the same on the wire.
+/// 1.6 and 1.7 call, and 2.x when `start` offered no version (it calls
+/// `v3`, which the protos generate, when offered 3); the messages are the
+/// same on the wire.
 fn task_v2(
     task: Arc<dyn containerd_shim::Task + Send + Sync>,
 ) -> HashMap<String, Box<dyn ttrpc::MethodHandler + Send + Sync>> {

@@ -92,6 +92,18 @@ impl Service {
         c.ok_or_else(|| TaskError::NotFound(id.to_owned()))
     }
 
+    /// Lets the shim exit if no task is left; whether it did. A group's
+    /// shim serves its other containers until they are gone: containerd
+    /// 2.2 sends Shutdown after each of a pod's tasks is deleted, and again
+    /// for the pod, and each may come while others still run.
+    fn exit_if_idle(&self) -> bool {
+        let idle = self.containers.lock().unwrap().is_empty();
+        if idle {
+            self.exit.signal();
+        }
+        idle
+    }
+
     fn process(
         &self,
         id: &str,
@@ -286,10 +298,36 @@ impl containerd_shim::Task for Service {
     }
 
     fn shutdown(&self, _ctx: &TtrpcContext, _req: api::ShutdownRequest) -> TtrpcResult<Empty> {
-        // A shim of a group serves its other containers until they are gone.
-        if self.containers.lock().unwrap().is_empty() {
-            self.exit.signal();
-        }
+        self.exit_if_idle();
         Ok(Empty::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::container::tests::{bundle_dir, container};
+
+    #[test]
+    fn shutdown_waits_for_the_last_task() {
+        let dir = bundle_dir("shutdown");
+        let (c, _events) = container(&dir);
+        let exit = Arc::new(ExitSignal::default());
+        let shared = Arc::new(Shared {
+            namespace: "test".into(),
+            reaper: Arc::new(crate::reaper::Reaper::default()),
+            events: crate::events::Events::capture().0,
+        });
+        let service = Service::new(shared, Arc::clone(&exit));
+        service.containers.lock().unwrap().insert(c.id.clone(), c);
+        // Sent again and again while a task remains: a no-op each time.
+        for _ in 0..3 {
+            assert!(!service.exit_if_idle());
+        }
+        service.containers.lock().unwrap().clear();
+        assert!(service.exit_if_idle());
+        exit.wait(); // signalled: returns at once
+        assert!(service.exit_if_idle(), "a late Shutdown still answers");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

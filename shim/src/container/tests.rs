@@ -11,7 +11,7 @@ use std::sync::mpsc::Receiver;
 
 /// A container `c1` whose bundle is `dir`, with a running init (its
 /// pid made up) and the events it publishes.
-fn container(dir: &Path) -> (Arc<Container>, Receiver<Event>) {
+pub(crate) fn container(dir: &Path) -> (Arc<Container>, Receiver<Event>) {
     let (events, rx) = Events::capture();
     let shared = Arc::new(Shared {
         namespace: "test".into(),
@@ -65,7 +65,7 @@ fn exits(rx: &Receiver<Event>) -> Vec<(String, u32, u32)> {
         .collect()
 }
 
-fn bundle_dir(name: &str) -> PathBuf {
+pub(crate) fn bundle_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("berth-exits-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -142,5 +142,24 @@ fn an_exec_not_started_is_not_signalled() {
     // real signal would reach this test's whole process group.
     let err = c.kill("e1", 0, false).unwrap_err();
     assert!(matches!(err, ContainerError::NotCreated(_)), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// An OOM kill's event goes out before the exit it caused, which
+/// containerd reads as the container's reason only in that order.
+#[test]
+fn an_oom_kill_is_published_before_its_exit() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let dir = bundle_dir("oom");
+    let (c, rx) = container(&dir);
+    let kills = Arc::new(AtomicU64::new(0));
+    let _ = c.oom.set(oom::counting(Arc::clone(&kills), c.oom_event()));
+    kills.store(1, Ordering::SeqCst);
+    c.exited(&c.init, Exit::now(128 + libc::SIGKILL as u32));
+    let topics: Vec<&str> = rx.try_iter().map(|(topic, _)| topic).collect();
+    assert_eq!(
+        topics,
+        [topics::TASK_OOM_EVENT_TOPIC, topics::TASK_EXIT_EVENT_TOPIC]
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
