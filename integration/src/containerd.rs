@@ -1,10 +1,11 @@
-//! A containerd 1.6 of the test suite's own (config, root, state and socket
+//! A containerd of the test suite's own (config, root, state and socket
 //! under one directory), started once per test process and shared by its
 //! scenarios (or one of a scenario's own, to restart), with a busybox
 //! image made from `hack/mkrootfs`, and the shim under test chosen by
 //! `$BERTH_SHIM`: `berth` (default, `io.containerd.berth.v2` from the
 //! workspace's build) or `runc` (containerd's stock `io.containerd.runc.v2`,
-//! to prove the scenarios honest).
+//! to prove the scenarios honest). containerd 1.6 is the host's; 1.7 and
+//! 2.1 run on a newer stack (`$BERTH_STACK`, see [`crate::stack`]).
 
 use crate::exec::{self, Out};
 use crate::leftovers::DAEMON_GRACE;
@@ -31,7 +32,7 @@ pub struct Containerd {
     /// Where containerd finds the shim binary.
     shim_dir: PathBuf,
     /// The shell that runs containerd (see [`keep`]); its stdin open.
-    _keeper: Keeper,
+    keeper: Keeper,
 }
 
 /// The suite's containerd, shared by the scenarios of this test process,
@@ -62,7 +63,11 @@ macro_rules! containerd_or_skip {
 }
 
 fn start() -> Result<Containerd, String> {
-    need_root_and(&["containerd", "ctr", "tar", "sha256sum"])?;
+    let stack = crate::stack::under_test()?;
+    match stack {
+        Some(_) => need_root_and(&["tar", "sha256sum", "unshare", "nsenter"])?,
+        None => need_root_and(&["containerd", "ctr", "tar", "sha256sum"])?,
+    }
     let (runtime, runtime_root, shim_dir) = shim_under_test()?;
     static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -70,7 +75,7 @@ fn start() -> Result<Containerd, String> {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
     let address = write_config(&dir)?;
-    let keeper = keep(&dir, &shim_dir, &[containerd_command(&dir)], None)?;
+    let keeper = keep(&dir, &shim_dir, &[containerd_command(&dir)], stack.as_ref())?;
     wait_for_socket(&address)?;
     let c = Containerd {
         dir,
@@ -78,7 +83,7 @@ fn start() -> Result<Containerd, String> {
         runtime,
         runtime_root,
         shim_dir,
-        _keeper: keeper,
+        keeper,
     };
     c.import_image();
     Ok(c)
@@ -212,10 +217,52 @@ impl Containerd {
         self.shim_dir.join(format!("containerd-shim-{name}-v2"))
     }
 
-    /// The running containerd's pid.
+    /// The running containerd's pid (the host's).
     fn pid(&self) -> Option<libc::pid_t> {
         let text = std::fs::read_to_string(self.dir.join("containerd.pid")).ok()?;
-        text.trim().parse().ok()
+        self.host_pid(text.trim().parse().ok()?)
+    }
+
+    /// The host's pid of containerd's process `pid`.
+    pub fn host_pid(&self, pid: libc::pid_t) -> Option<libc::pid_t> {
+        match &self.keeper.jail {
+            Some(jail) => jail.host_pid(pid),
+            None => Some(pid),
+        }
+    }
+
+    /// Where the host finds `path` of containerd's filesystem.
+    pub fn host_path(&self, path: &Path) -> PathBuf {
+        match &self.keeper.jail {
+            Some(jail) => jail.host_path(path),
+            None => path.to_owned(),
+        }
+    }
+
+    /// The path of the pid namespace containerd runs in, as containerd
+    /// names it (the host's, or the jail's).
+    pub fn daemon_pid_ns(&self) -> String {
+        match &self.keeper.jail {
+            Some(_) => "/proc/1/ns/pid".to_owned(),
+            None => format!("/proc/{}/ns/pid", std::process::id()),
+        }
+    }
+
+    /// `program` where containerd runs, in `dir` (a path under `target`).
+    pub fn program_in(&self, dir: &Path, program: &Path) -> Command {
+        let Some(jail) = &self.keeper.jail else {
+            let mut cmd = Command::new(program);
+            cmd.current_dir(dir);
+            return cmd;
+        };
+        // nsenter's own --wd would leave a cwd the jail cannot name; the
+        // shell stays the program's parent, in the jail's pid namespace
+        // (the stock shim reads its parent's OOM score).
+        let mut cmd = jail.command("sh");
+        cmd.args(["-c", "cd \"$0\" && \"$@\""])
+            .arg(dir)
+            .arg(program);
+        cmd
     }
 
     /// Kills containerd (SIGKILL: it has no chance to tidy up) and waits
@@ -264,13 +311,19 @@ fn on_path(tool: &str) -> bool {
 }
 
 impl Containerd {
+    /// `ctr --address A -n NAMESPACE`: the stack's own ctr.
+    pub fn ctr_argv(&self) -> Vec<String> {
+        let mut argv = self.keeper.jail.as_ref().map_or_else(Vec::new, Jail::argv);
+        let address = self.address.display().to_string();
+        argv.extend(["ctr", "--address", &address, "-n", NAMESPACE].map(str::to_owned));
+        argv
+    }
+
     /// `ctr --address A -n NAMESPACE args...`.
     pub fn ctr_command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new("ctr");
-        cmd.arg("--address")
-            .arg(&self.address)
-            .args(["-n", NAMESPACE]);
-        cmd.args(args).current_dir(&self.dir);
+        let argv = self.ctr_argv();
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..]).args(args).current_dir(&self.dir);
         cmd
     }
 
@@ -429,8 +482,12 @@ impl Task<'_> {
         exec::poll(&what, || self.listed(), is_want);
     }
 
+    /// The host's pid of the task's init.
+    #[track_caller]
     pub fn init_pid(&self) -> i64 {
-        self.listed().expect("the task is listed").0
+        let pid = self.listed().expect("the task is listed").0;
+        let host = self.ctd.host_pid(pid as libc::pid_t);
+        i64::from(host.unwrap_or_else(|| panic!("no host process is containerd's {pid}")))
     }
 
     /// The pid of the shim that serves this task.
@@ -475,7 +532,7 @@ impl Task<'_> {
             .join("state/io.containerd.runtime.v2.task")
             .join(NAMESPACE)
             .join(&self.id);
-        let state = self.ctd.runtime_root.join(&self.id);
+        let state = self.ctd.host_path(&self.ctd.runtime_root).join(&self.id);
         for dir in [bundle, state] {
             if dir.exists() {
                 found.push(format!("directory {}", dir.display()));

@@ -1,5 +1,6 @@
-//! containerd 1.6 driving the shim through `ctr`: the suite starts its own
-//! containerd (see `integration::containerd`) and runs each scenario with
+//! containerd driving the shim through `ctr` (1.6 on the host, 1.7 and 2.1
+//! on the trixie and sid stacks): the suite starts its own containerd (see
+//! `integration::containerd`) and runs each scenario with
 //! `io.containerd.berth.v2`, or with the stock `io.containerd.runc.v2` when
 //! `BERTH_SHIM=runc`, to prove the scenarios honest.
 
@@ -40,6 +41,27 @@ fn kill_and_delete(t: &Task) {
 }
 
 #[test]
+fn the_daemon_is_the_stacks_containerd() {
+    let ctd = containerd_or_skip!();
+    let want = integration::stack::engines().unwrap().containerd;
+    let out = ctd.ctr(&["version"]);
+    let server = out
+        .assert_ok()
+        .stdout
+        .split("Server:")
+        .nth(1)
+        .unwrap_or_default();
+    let version = server
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Version:"));
+    let version = version.map(str::trim).unwrap_or_default();
+    assert!(
+        version.starts_with(want),
+        "expected containerd {want}x: {out:#?}"
+    );
+}
+
+#[test]
 fn run_prints_the_output_and_exits_with_the_code() {
     let ctd = containerd_or_skip!();
     let t = ctd.task();
@@ -64,9 +86,7 @@ fn stdin_reaches_the_container() {
 /// Runs `ctr args...` on a terminal of `size` (rows, cols) that script(1)
 /// gives it (ctr wants one for -t).
 fn ctr_on_a_terminal(ctd: &integration::Containerd, size: (u16, u16), args: &[String]) -> Out {
-    let mut ctr = vec!["ctr".to_owned(), "--address".to_owned()];
-    ctr.push(ctd.address.display().to_string());
-    ctr.extend(["-n".to_owned(), integration::NAMESPACE.to_owned()]);
+    let mut ctr = ctd.ctr_argv();
     ctr.extend_from_slice(args);
     integration::in_terminal(&ctr, size, &ctd.logs())
 }
@@ -131,7 +151,7 @@ fn in_the_hosts_pid_namespace_init_s_exit_ends_the_rest() {
     let ctd = containerd_or_skip!();
     let t = ctd.task();
     let script = "sleep 1000 >/dev/null 2>&1 & exit 0";
-    let host_pid_ns = format!("pid:/proc/{}/ns/pid", std::process::id());
+    let host_pid_ns = format!("pid:{}", ctd.daemon_pid_ns());
     t.run_detached(&["--with-ns", &host_pid_ns], &["sh", "-c", script]);
     t.wait_status("STOPPED");
     // The kernel ends nothing here, and the task is not deleted yet: the
@@ -256,6 +276,7 @@ fn ps_lists_init_and_its_child() {
         .lines()
         .skip(1)
         .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .filter_map(|pid| ctd.host_pid(pid).map(i64::from))
         .collect();
     assert_eq!(listed, want, "{out:#?}");
     assert_eq!(listed.len(), 2, "init and one child");
@@ -467,7 +488,8 @@ fn tasks_outlive_a_containerd_restart() {
     let tasks = [sleeper(&ctd, &[]), ctd.task()];
     tasks[1].run_detached(&[], &EXITS_7_ON_TERM);
     tasks[1].wait_status("RUNNING");
-    let pids: Vec<i64> = tasks.iter().map(Task::init_pid).collect();
+    let listed = |t: &Task| t.listed().expect("the task is listed").0;
+    let pids: Vec<i64> = tasks.iter().map(listed).collect();
     ctd.restart();
     for (t, pid) in tasks.iter().zip(&pids) {
         assert_eq!(t.listed(), Some((*pid, "RUNNING".to_owned())), "{}", t.id);
@@ -569,7 +591,7 @@ fn the_shim_cgroup_option_puts_the_shim_there() {
         .unwrap();
     let options = ctd.logs().join(format!("{}.options", t.id));
     std::fs::write(&options, options_with_shim_cgroup(&cgroup)).unwrap();
-    let mut start = std::process::Command::new(ctd.shim_binary());
+    let mut start = ctd.program_in(&bundle, &ctd.shim_binary());
     start
         .arg("-namespace")
         .arg(integration::NAMESPACE)
@@ -582,8 +604,7 @@ fn the_shim_cgroup_option_puts_the_shim_there() {
             &t.id,
             "start",
         ])
-        .env("TTRPC_ADDRESS", format!("{}.ttrpc", ctd.address.display()))
-        .current_dir(&bundle);
+        .env("TTRPC_ADDRESS", format!("{}.ttrpc", ctd.address.display()));
     let stdin = std::fs::File::open(&options).unwrap();
     let out = integration::run_with_stdin(&mut start, &ctd.logs(), stdin.into());
     let socket = out
@@ -596,7 +617,7 @@ fn the_shim_cgroup_option_puts_the_shim_there() {
     let joined = integration::CgroupOf::pid(shim.into()).dir("pids");
     // SAFETY: kill has no memory-safety preconditions.
     unsafe { libc::kill(shim, libc::SIGKILL) };
-    let _ = std::fs::remove_file(&socket);
+    let _ = std::fs::remove_file(ctd.host_path(std::path::Path::new(&socket)));
     std::fs::remove_dir_all(&bundle).unwrap();
     // The cgroup is busy until the dead shim has been reaped.
     poll(

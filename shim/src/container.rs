@@ -54,7 +54,9 @@ pub enum ContainerError {
     #[error("exec {0}: process not created")]
     NotCreated(String),
     /// The process is known to have exited (the id is the container's).
-    #[error("process {0} already finished")]
+    /// containerd 2.x passes the text on as it is; 1.x drops the repeated
+    /// ": not found" it would add to a NotFound.
+    #[error("process {0} already finished: not found")]
     Finished(String),
     #[error(transparent)]
     Signal(nix::Error),
