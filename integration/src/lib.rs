@@ -9,6 +9,7 @@ mod bundle;
 mod cgroup;
 mod console;
 mod containerd;
+mod cri;
 mod docker;
 mod exec;
 mod host;
@@ -18,6 +19,7 @@ pub use bundle::{lines_of, s, Bundle, Running};
 pub use cgroup::{unified, CgroupOf};
 pub use console::{in_terminal, ConsoleSocket};
 pub use containerd::{containerd, private_containerd, Containerd, Task, IMAGE, NAMESPACE};
+pub use cri::{cri, Cri, Ctr, Handler, Pod, CRI_IMAGE, PAUSE_IMAGE, POD_SUBNET};
 pub use docker::{docker, Container, Docker, DOCKER_IMAGE};
 pub use exec::{
     give_fd3, poll, receive_fd, run as run_command, run_with_stdin, wait as wait_child, Out,
