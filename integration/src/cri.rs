@@ -17,11 +17,13 @@ mod pod;
 pub use pod::{Ctr, Pod};
 
 use crate::containerd::{image_archive, keep, logs_in, need_root_and, wait_for_socket, Daemon};
-use crate::exec::{self, Out};
+use crate::exec;
 use crate::target_dir;
 use hyper_util::rt::TokioIo;
 use k8s_cri::v1::image_service_client::ImageServiceClient;
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
+use std::net::{Ipv4Addr, TcpStream};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::OnceLock;
@@ -216,7 +218,9 @@ fn containerd_in(dir: &Path, netns: &Path) -> Daemon {
 /// socket's path. `restrict_oom_score_adj`: CRI gives a sandbox -998, and
 /// lowering a score needs CAP_SYS_RESOURCE, which root here lacks (runc
 /// and berth alike then fail `create`); restricted, no score goes below
-/// containerd's own.
+/// containerd's own. `netns_mounts_under_state_dir`: the pods' network
+/// namespaces are kept under the suite's directory, not the host's
+/// /var/run/netns.
 fn write_cri_config(dir: &Path) -> Result<PathBuf, String> {
     let address = dir.join("containerd.sock");
     let debug = target_dir().join("debug");
@@ -240,6 +244,7 @@ state = "{state}"
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
   restrict_oom_score_adj = true
+  netns_mounts_under_state_dir = true
 [plugins."io.containerd.grpc.v1.cri".cni]
   bin_dir = "{CNI_BIN_DIR}"
   conf_dir = "{cni}"
@@ -340,13 +345,29 @@ impl Cri {
         logs_in(&self.dir)
     }
 
-    /// Runs `program args...` in the suite's network namespace.
-    pub fn in_netns(&self, program: &str, args: &[&str]) -> Out {
-        let mut cmd = Command::new("nsenter");
-        cmd.arg(format!("--net={}", self.netns.display()))
-            .arg(program)
-            .args(args);
-        exec::run(&mut cmd, &self.logs())
+    /// The response to `GET /` from 127.0.0.1:`port` in the suite's
+    /// network namespace, or why there is none. A thread of its own joins
+    /// the namespace (a thread's namespace is its own).
+    pub fn http_get(&self, port: u16) -> Result<String, String> {
+        let netns = std::fs::File::open(&self.netns).map_err(|e| e.to_string())?;
+        let get = move || -> std::io::Result<String> {
+            use std::io::{Read, Write};
+            // SAFETY: netns is an open namespace file; setns changes only
+            // this thread's namespace.
+            if unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let timeout = std::time::Duration::from_secs(2);
+            let mut stream =
+                TcpStream::connect_timeout(&(Ipv4Addr::LOCALHOST, port).into(), timeout)?;
+            stream.set_read_timeout(Some(timeout))?;
+            stream.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+            let mut response = String::new();
+            stream.read_to_string(&mut response)?;
+            Ok(response)
+        };
+        let joined = std::thread::spawn(get).join();
+        joined.expect("the GET thread").map_err(|e| e.to_string())
     }
 
     /// Imports the busybox rootfs as `tag`, with `cmd` as its command,
