@@ -7,7 +7,11 @@
 //! two runtime handlers:
 //! - `berth`: `io.containerd.runc.v2` with `runtime_path` naming berth's
 //!   shim and `BinaryName` the berth binary (containerd decodes
-//!   `runc.v1.Options` only for that type: the most compatible entry);
+//!   `runc.v1.Options` only for that type: the most compatible entry).
+//!   containerd 1.6 ignores `runtime_path` for a pod's sandbox task, so
+//!   there berth's shim also stands first on containerd's PATH as
+//!   `containerd-shim-runc-v2` (see [`shim_path`]); the scenarios check
+//!   which shim and runtime really serve each pod;
 //! - `runc`: the stock shim and runc, to prove the scenarios honest.
 //!
 //! `$BERTH_CRI_HANDLER` (default `berth`) picks the one the scenarios use.

@@ -177,6 +177,10 @@ fn a_pod_gets_an_address_on_the_bridge() {
         out.assert_ok().stdout.contains(&want),
         "{want:?} in {out:#?}"
     );
+    let netns = pod.netns.clone().expect("the pod has a network namespace");
+    assert!(netns.exists(), "{}", netns.display());
+    pod.stop_and_remove();
+    pod.assert_no_leftovers();
 }
 
 fn in_pod_subnet(ip: &str) -> bool {
