@@ -345,36 +345,43 @@ impl Containerd {
         logs_in(&self.dir)
     }
 
-    /// Imports a docker archive of the busybox rootfs (a layer tarball, an
-    /// image config naming its digest, a manifest).
+    /// Imports a docker archive of the busybox rootfs as [`IMAGE`].
     fn import_image(&self) {
-        let dir = self.dir.join("image");
-        std::fs::create_dir_all(&dir).expect("create image dir");
-        let run = |cmd: &mut Command| exec::run(cmd, &self.logs()).assert_ok().stdout.clone();
-        rootfs_layer(&dir.join("layer.tar"), &self.logs());
-        let sum = run(Command::new("sha256sum").arg(dir.join("layer.tar")));
-        let digest = sum
-            .split_whitespace()
-            .next()
-            .expect("sha256sum prints a digest");
-        let config = serde_json::json!({
-            "architecture": "amd64", "os": "linux",
-            "config": {"Env": [IMAGE_PATH], "Cmd": ["sh"]},
-            "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{digest}")]},
-        });
-        let manifest = serde_json::json!([{"Config": "config.json", "RepoTags": [IMAGE], "Layers": ["layer.tar"]}]);
-        std::fs::write(dir.join("config.json"), config.to_string()).expect("write image config");
-        std::fs::write(dir.join("manifest.json"), manifest.to_string()).expect("write manifest");
-        let archive = self.dir.join("busybox.tar");
-        run(Command::new("tar")
-            .arg("-C")
-            .arg(&dir)
-            .arg("-cf")
-            .arg(&archive)
-            .args(["manifest.json", "config.json", "layer.tar"]));
+        let archive = image_archive(&self.dir.join("image"), &self.logs(), IMAGE, &["sh"]);
         self.ctr(&["images", "import", archive.to_str().unwrap()])
             .assert_ok();
     }
+}
+
+/// Writes, in `dir`, a docker archive of the busybox rootfs tagged `tag`
+/// whose command is `cmd` (a layer tarball, an image config naming its
+/// digest, a manifest), and returns the archive's path.
+pub(crate) fn image_archive(dir: &Path, logs: &Path, tag: &str, cmd: &[&str]) -> PathBuf {
+    std::fs::create_dir_all(dir).expect("create image dir");
+    let run = |cmd: &mut Command| exec::run(cmd, logs).assert_ok().stdout.clone();
+    rootfs_layer(&dir.join("layer.tar"), logs);
+    let sum = run(Command::new("sha256sum").arg(dir.join("layer.tar")));
+    let digest = sum
+        .split_whitespace()
+        .next()
+        .expect("sha256sum prints a digest");
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "config": {"Env": [IMAGE_PATH], "Cmd": cmd},
+        "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{digest}")]},
+    });
+    let manifest =
+        serde_json::json!([{"Config": "config.json", "RepoTags": [tag], "Layers": ["layer.tar"]}]);
+    std::fs::write(dir.join("config.json"), config.to_string()).expect("write image config");
+    std::fs::write(dir.join("manifest.json"), manifest.to_string()).expect("write manifest");
+    let archive = dir.join("image.tar");
+    run(Command::new("tar")
+        .arg("-C")
+        .arg(dir)
+        .arg("-cf")
+        .arg(&archive)
+        .args(["manifest.json", "config.json", "layer.tar"]));
+    archive
 }
 
 /// The `logs` directory of a daemon's `dir`, made if need be.

@@ -40,26 +40,8 @@ impl Bundle {
         found
     }
 
-    /// Cgroup directories named after the container (`ID`, `prefix-ID`,
-    /// `ID.scope`, ...) in any hierarchy, a few levels deep.
     fn cgroups(&self) -> Vec<PathBuf> {
-        let names_us = |dir: &Path| {
-            let name = dir.file_name().unwrap_or_default().to_string_lossy();
-            name.match_indices(&self.id).any(|(at, _)| {
-                !name[at + self.id.len()..].starts_with(|c: char| c.is_ascii_digit())
-            })
-        };
-        let mut level: Vec<PathBuf> = vec![PathBuf::from("/sys/fs/cgroup")];
-        let mut found = Vec::new();
-        for _ in 0..4 {
-            level = level
-                .iter()
-                .flat_map(|d| entries(d))
-                .filter(|p| p.is_dir())
-                .collect();
-            found.extend(level.iter().filter(|d| names_us(d)).cloned());
-        }
-        found
+        cgroups_named(&self.id)
     }
 
     pub(crate) fn kill_strays(&self) {
@@ -120,6 +102,37 @@ impl Bundle {
         }
         strays
     }
+}
+
+/// Cgroup directories named after container `id` (`ID`, `prefix-ID`,
+/// `ID.scope`, ...) in any hierarchy, a few levels deep.
+pub(crate) fn cgroups_named(id: &str) -> Vec<PathBuf> {
+    let names_us = |dir: &Path| {
+        let name = dir.file_name().unwrap_or_default().to_string_lossy();
+        name.match_indices(id)
+            .any(|(at, _)| !name[at + id.len()..].starts_with(|c: char| c.is_ascii_digit()))
+    };
+    let mut level: Vec<PathBuf> = vec![PathBuf::from("/sys/fs/cgroup")];
+    let mut found = Vec::new();
+    for _ in 0..4 {
+        level = level
+            .iter()
+            .flat_map(|d| entries(d))
+            .filter(|p| p.is_dir())
+            .collect();
+        found.extend(level.iter().filter(|d| names_us(d)).cloned());
+    }
+    found
+}
+
+/// Mount points (in our mount namespace) whose path names `id`.
+pub(crate) fn mounts_naming(id: &str) -> Vec<String> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    info.lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .filter(|target| target.contains(id))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// A daemon takes a moment to reap a shim and forget a container.

@@ -9,6 +9,7 @@ mod bundle;
 mod cgroup;
 mod console;
 mod containerd;
+mod cri;
 mod docker;
 pub mod docs;
 mod engine;
@@ -22,6 +23,7 @@ pub use bundle::{lines_of, s, Bundle, Running};
 pub use cgroup::{unified, CgroupOf};
 pub use console::{in_terminal, ConsoleSocket};
 pub use containerd::{containerd, private_containerd, Containerd, Task, IMAGE, NAMESPACE};
+pub use cri::{cri, Cri, Ctr, Handler, Pod, CRI_IMAGE, PAUSE_IMAGE, POD_SUBNET};
 pub use docker::{docker, Docker};
 pub use engine::{Container, Engine};
 pub use exec::{
