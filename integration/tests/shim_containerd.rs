@@ -624,6 +624,7 @@ fn the_shim_cgroup_option_puts_the_shim_there() {
         &format!("remove {dir}"),
         || std::fs::remove_dir(&dir),
         Result::is_ok,
-    );
+    )
+    .expect("poll returns once removed");
     assert_eq!(joined, std::path::Path::new(&dir));
 }
