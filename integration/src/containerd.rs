@@ -197,9 +197,53 @@ fn keeper_script(daemons: &[Daemon]) -> String {
 
 /// The keeper shell of [`keep`], and the jail it is pid 1 of on a stack.
 /// Dropping it stops the daemons.
-pub(crate) struct Keeper {
+pub struct Keeper {
     child: Child,
     pub jail: Option<Jail>,
+}
+
+/// Where the daemons live, for the scenarios' own checks: the host, or the
+/// stack's jail.
+impl Keeper {
+    /// The host's pid of the daemons' process `pid`.
+    pub fn host_pid(&self, pid: libc::pid_t) -> Option<libc::pid_t> {
+        match &self.jail {
+            Some(jail) => jail.host_pid(pid),
+            None => Some(pid),
+        }
+    }
+
+    /// Where the host finds `path` of the daemons' filesystem.
+    pub fn host_path(&self, path: &Path) -> PathBuf {
+        match &self.jail {
+            Some(jail) => jail.host_path(path),
+            None => path.to_owned(),
+        }
+    }
+
+    /// `program`, run where the daemons run.
+    pub fn program(&self, program: &dyn AsRef<std::ffi::OsStr>) -> Command {
+        match &self.jail {
+            Some(jail) => jail.command(program),
+            None => Command::new(program),
+        }
+    }
+
+    /// The daemons' namespace of `kind` (`net`, `pid`, ...).
+    pub fn ns(&self, kind: &str) -> PathBuf {
+        match &self.jail {
+            Some(jail) => jail.ns(kind),
+            None => PathBuf::from(format!("/proc/self/ns/{kind}")),
+        }
+    }
+
+    /// The daemons' mount table.
+    pub fn mountinfo(&self) -> PathBuf {
+        match &self.jail {
+            Some(jail) => jail.mountinfo(),
+            None => PathBuf::from("/proc/self/mountinfo"),
+        }
+    }
 }
 
 impl Drop for Keeper {
@@ -225,18 +269,12 @@ impl Containerd {
 
     /// The host's pid of containerd's process `pid`.
     pub fn host_pid(&self, pid: libc::pid_t) -> Option<libc::pid_t> {
-        match &self.keeper.jail {
-            Some(jail) => jail.host_pid(pid),
-            None => Some(pid),
-        }
+        self.keeper.host_pid(pid)
     }
 
     /// Where the host finds `path` of containerd's filesystem.
     pub fn host_path(&self, path: &Path) -> PathBuf {
-        match &self.keeper.jail {
-            Some(jail) => jail.host_path(path),
-            None => path.to_owned(),
-        }
+        self.keeper.host_path(path)
     }
 
     /// The path of the pid namespace containerd runs in, as containerd

@@ -21,8 +21,10 @@ mod pod;
 pub use pod::{Ctr, Pod};
 
 use crate::containerd::{
-    image_archive, keep, logs_in, need_root_and, wait_for_socket, Daemon, Keeper,
+    containerd_command, image_archive, keep, logs_in, need_root_and, wait_for_socket, Daemon,
+    Keeper,
 };
+use crate::docs::snippet;
 use crate::exec;
 use crate::target_dir;
 use hyper_util::rt::TokioIo;
@@ -74,8 +76,9 @@ pub struct Cri {
     pub runtime_root: PathBuf,
     tokio: tokio::runtime::Runtime,
     channel: Channel,
-    /// The shell that runs containerd (see `containerd::keep`).
-    _keeper: Keeper,
+    /// The shell that runs containerd (see `containerd::keep`), and its
+    /// jail on a stack.
+    keeper: Keeper,
 }
 
 /// The suite's CRI containerd, shared by the scenarios of this test
@@ -96,23 +99,35 @@ macro_rules! cri_or_skip {
 }
 
 fn start() -> Result<Cri, String> {
-    let bridge = format!("{CNI_BIN_DIR}/bridge");
-    need_root_and(&["containerd", "ctr", "tar", "sha256sum", "ip", "nsenter"])?;
-    need_root_and(&[&bridge, "/usr/sbin/runc"])
-        .map_err(|e| format!("{e} (containernetworking-plugins, runc)"))?;
+    let stack = crate::stack::under_test()?;
+    match stack {
+        Some(_) => need_root_and(&["tar", "sha256sum", "unshare", "nsenter"])?,
+        None => {
+            let bridge = format!("{CNI_BIN_DIR}/bridge");
+            need_root_and(&["containerd", "ctr", "tar", "sha256sum", "ip", "nsenter"])?;
+            need_root_and(&[&bridge, "/usr/sbin/runc"])
+                .map_err(|e| format!("{e} (containernetworking-plugins, runc)"))?;
+        }
+    }
     let handler = handler_under_test()?;
     let dir = target_dir().join(format!("cri-it.{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
-    let netns_name = format!("berth-cri-{}", std::process::id());
-    let netns = new_netns(&netns_name)?;
     let address = write_cri_config(&dir)?;
-    let keeper = keep(
-        &dir,
-        &shim_path(&dir, &handler)?,
-        &[netns_holder(&netns_name), containerd_in(&dir, &netns)],
-        None,
-    )?;
+    let keeper = match &stack {
+        // The stack's jail has a network namespace of its own.
+        Some(stack) => keep(&dir, &debug_dir(), &[containerd_command(&dir)], Some(stack))?,
+        None => {
+            let netns_name = format!("berth-cri-{}", std::process::id());
+            let netns = new_netns(&netns_name)?;
+            let daemons = [netns_holder(&netns_name), containerd_in(&dir, &netns)];
+            keep(&dir, &shim_path(&dir, &handler)?, &daemons, None)?
+        }
+    };
+    let netns = keeper.jail.as_ref().map_or_else(
+        || Path::new("/run/netns").join(format!("berth-cri-{}", std::process::id())),
+        |jail| jail.ns("net"),
+    );
     wait_for_socket(&address)?;
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -121,18 +136,22 @@ fn start() -> Result<Cri, String> {
         .map_err(|e| format!("tokio: {e}"))?;
     let channel = tokio.block_on(connect(address.clone()))?;
     let c = Cri {
-        runtime_root: dir.join("runtime").join(handler.name).join(K8S_NAMESPACE),
+        runtime_root: handler.root(&dir).join(K8S_NAMESPACE),
         dir,
         netns,
         handler,
         tokio,
         channel,
-        _keeper: keeper,
+        keeper,
     };
     c.import_image(PAUSE_IMAGE, &PAUSE);
     c.import_image(CRI_IMAGE, &["sh"]);
     c.wait_until_ready();
     Ok(c)
+}
+
+fn debug_dir() -> PathBuf {
+    target_dir().join("debug")
 }
 
 fn handler_under_test() -> Result<Handler, String> {
@@ -143,7 +162,7 @@ fn handler_under_test() -> Result<Handler, String> {
             runtime: "/usr/sbin/runc".into(),
         }),
         Ok("berth") | Err(_) => {
-            let dir = target_dir().join("debug");
+            let dir = debug_dir();
             let (shim, runtime) = (dir.join("containerd-shim-berth-v2"), dir.join("berth"));
             if let Some(missing) = [&shim, &runtime].into_iter().find(|p| !p.is_file()) {
                 return Err(format!(
@@ -158,6 +177,18 @@ fn handler_under_test() -> Result<Handler, String> {
             })
         }
         Ok(other) => Err(format!("BERTH_CRI_HANDLER={other}: expected berth or runc")),
+    }
+}
+
+impl Handler {
+    /// The runtime's `--root` the handler's shim passes, before the
+    /// namespace: berth's entry is the one of docs/install.md, which leaves
+    /// `Root` to the shim's default.
+    fn root(&self, dir: &Path) -> PathBuf {
+        match self.name {
+            "berth" => PathBuf::from("/run/containerd/berth"),
+            name => dir.join("runtime").join(name),
+        }
     }
 }
 
@@ -222,42 +253,60 @@ fn containerd_in(dir: &Path, netns: &Path) -> Daemon {
 
 /// Writes containerd's config (CRI on, both handlers, the pause image, CNI
 /// from the suite's conf dir) and the CNI network under `dir`; returns the
-/// socket's path. `restrict_oom_score_adj`: CRI gives a sandbox -998, and
-/// lowering a score needs CAP_SYS_RESOURCE, which root here lacks (runc
-/// and berth alike then fail `create`); restricted, no score goes below
-/// containerd's own. `netns_mounts_under_state_dir`: the pods' network
-/// namespaces are kept under the suite's directory, not the host's
-/// /var/run/netns.
+/// socket's path. The berth handler is docs/install.md's entry for the
+/// containerd under test (`version = 2` for 1.x, `3` for 2.x, whose CRI
+/// plugin is split in two and names the settings apart).
+/// `restrict_oom_score_adj`: CRI gives a sandbox -998, and lowering a score
+/// needs CAP_SYS_RESOURCE, which root here lacks (runc and berth alike then
+/// fail `create`); restricted, no score goes below containerd's own.
+/// `netns_mounts_under_state_dir`: the pods' network namespaces are kept
+/// under the suite's directory, not the host's /var/run/netns.
 fn write_cri_config(dir: &Path) -> Result<PathBuf, String> {
     let address = dir.join("containerd.sock");
-    let debug = target_dir().join("debug");
-    let berth = handler_entry(
-        dir,
-        "berth",
-        Some(&debug.join("containerd-shim-berth-v2")),
-        &debug.join("berth"),
-    );
-    let runc = handler_entry(dir, "runc", None, Path::new("/usr/sbin/runc"));
+    let v3 = crate::stack::engines()?.containerd.starts_with("2.");
+    let (berth, runtime, images, bin_dir) = match v3 {
+        true => (
+            "containerd-v3-cri",
+            r#"plugins."io.containerd.cri.v1.runtime""#,
+            r#"plugins."io.containerd.cri.v1.images".pinned_images"#,
+            format!("bin_dirs = [\"{CNI_BIN_DIR}\"]"),
+        ),
+        false => (
+            "containerd-v2-cri",
+            r#"plugins."io.containerd.grpc.v1.cri""#,
+            r#"plugins."io.containerd.grpc.v1.cri""#,
+            format!("bin_dir = \"{CNI_BIN_DIR}\""),
+        ),
+    };
+    let sandbox = match v3 {
+        true => "sandbox",
+        false => "sandbox_image",
+    };
+    let runc = handler_entry(runtime, "runc", dir, Path::new("/usr/sbin/runc"));
     let config = format!(
-        r#"version = 2
-root = "{root}"
+        r#"root = "{root}"
 state = "{state}"
+{berth}
+{runc}
 [grpc]
   address = "{sock}"
 [plugins."io.containerd.internal.v1.opt"]
   path = "{opt}"
 [plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "{PAUSE_IMAGE}"
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
+[{images}]
+  {sandbox} = "{PAUSE_IMAGE}"
+[{runtime}]
   restrict_oom_score_adj = true
   netns_mounts_under_state_dir = true
-[plugins."io.containerd.grpc.v1.cri".cni]
-  bin_dir = "{CNI_BIN_DIR}"
+[{runtime}.cni]
+  {bin_dir}
   conf_dir = "{cni}"
-[plugins."io.containerd.grpc.v1.cri".containerd]
+[{runtime}.containerd]
   default_runtime_name = "runc"
-{berth}{runc}"#,
+"#,
+        berth = snippet(berth, &debug_dir()),
         root = dir.join("root").display(),
         state = dir.join("state").display(),
         sock = address.display(),
@@ -274,16 +323,13 @@ state = "{state}"
     Ok(address)
 }
 
-/// One `runtimes.NAME` entry of type `io.containerd.runc.v2`: the shim at
-/// `shim` (else containerd's own), driving `binary` with its state under
-/// the suite's directory.
-fn handler_entry(dir: &Path, name: &str, shim: Option<&Path>, binary: &Path) -> String {
-    let table = format!(r#"plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{name}"#);
-    let path = shim.map_or_else(String::new, |s| {
-        format!("  runtime_path = \"{}\"\n", s.display())
-    });
+/// The reference handler's `runtimes.NAME` entry, under the CRI plugin's
+/// table `plugin`: containerd's own shim driving `binary` with its state
+/// under the suite's directory.
+fn handler_entry(plugin: &str, name: &str, dir: &Path, binary: &Path) -> String {
+    let table = format!("{plugin}.containerd.runtimes.{name}");
     format!(
-        "[{table}]\n  runtime_type = \"io.containerd.runc.v2\"\n{path}\
+        "[{table}]\n  runtime_type = \"io.containerd.runc.v2\"\n\
          [{table}.options]\n  BinaryName = \"{binary}\"\n  Root = \"{root}\"\n",
         binary = binary.display(),
         root = dir.join("runtime").join(name).display(),
@@ -328,6 +374,11 @@ async fn connect(socket: PathBuf) -> Result<Channel, String> {
 }
 
 impl Cri {
+    /// Where containerd runs: the host, or a stack's jail.
+    pub fn keeper(&self) -> &Keeper {
+        &self.keeper
+    }
+
     /// A client of the runtime service.
     pub fn runtime(&self) -> RuntimeServiceClient<Channel> {
         RuntimeServiceClient::new(self.channel.clone())
@@ -382,7 +433,7 @@ impl Cri {
     fn import_image(&self, tag: &str, cmd: &[&str]) {
         let name = tag.split(['/', ':']).nth(1).unwrap_or("image");
         let archive = image_archive(&self.dir.join(name), &self.logs(), tag, cmd);
-        let mut ctr = Command::new("ctr");
+        let mut ctr = self.keeper.program(&"ctr");
         ctr.arg("--address")
             .arg(self.dir.join("containerd.sock"))
             .args(["-n", K8S_NAMESPACE, "images", "import"])

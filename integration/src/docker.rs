@@ -22,7 +22,7 @@ use crate::containerd::{
 };
 use crate::docs::snippet;
 use crate::engine::{import_image, Engine};
-use crate::stack::{self, Jail};
+use crate::stack;
 use crate::target_dir;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -213,8 +213,8 @@ impl Engine for Docker {
         &self.runtime_root
     }
 
-    fn jail(&self) -> Option<&Jail> {
-        self.keeper.jail.as_ref()
+    fn keeper(&self) -> &Keeper {
+        &self.keeper
     }
 
     fn dir(&self) -> &Path {

@@ -2,7 +2,7 @@
 //! podman, on the host or in a stack's jail, see [`crate::stack`]) and the
 //! container of one scenario.
 
-use crate::containerd::{logs_in, rootfs_layer, IMAGE, IMAGE_PATH};
+use crate::containerd::{logs_in, rootfs_layer, Keeper, IMAGE, IMAGE_PATH};
 use crate::exec::{self, Out};
 use crate::leftovers::DAEMON_GRACE;
 use crate::stack::Jail;
@@ -17,8 +17,8 @@ pub trait Engine: Sync {
     fn runtime(&self) -> &str;
     /// Where the runtime keeps container state, in the engine's filesystem.
     fn runtime_root(&self) -> &Path;
-    /// The jail the engine runs in, on a stack.
-    fn jail(&self) -> Option<&Jail>;
+    /// Where the engine runs: the host, or a stack's jail.
+    fn keeper(&self) -> &Keeper;
     /// The suite's directory (the same path in the jail).
     fn dir(&self) -> &Path;
 
@@ -41,20 +41,19 @@ pub trait Engine: Sync {
         exec::run(&mut self.command(args), &self.logs())
     }
 
+    /// The jail the engine runs in, on a stack.
+    fn jail(&self) -> Option<&Jail> {
+        self.keeper().jail.as_ref()
+    }
+
     /// `program` where the engine runs: in the stack's jail, if on one.
     fn program(&self, program: &dyn AsRef<std::ffi::OsStr>) -> Command {
-        match self.jail() {
-            Some(jail) => jail.command(program),
-            None => Command::new(program),
-        }
+        self.keeper().program(program)
     }
 
     /// Where the host finds `path` of the engine's filesystem.
     fn host_path(&self, path: &Path) -> PathBuf {
-        match self.jail() {
-            Some(jail) => jail.host_path(path),
-            None => path.to_owned(),
-        }
+        self.keeper().host_path(path)
     }
 
     /// Where the client's output files go.
@@ -175,10 +174,7 @@ impl Container<'_> {
     #[track_caller]
     pub fn pid(&self) -> i64 {
         let pid = self.docker_pid();
-        let Some(jail) = self.engine.jail() else {
-            return pid;
-        };
-        let host = jail.host_pid(pid as libc::pid_t);
+        let host = self.engine.keeper().host_pid(pid as libc::pid_t);
         i64::from(host.unwrap_or_else(|| panic!("no host process is the jail's {pid}")))
     }
 

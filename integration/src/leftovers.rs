@@ -125,9 +125,10 @@ pub(crate) fn cgroups_named(id: &str) -> Vec<PathBuf> {
     found
 }
 
-/// Mount points (in our mount namespace) whose path names `id`.
-pub(crate) fn mounts_naming(id: &str) -> Vec<String> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+/// Mount points whose path names `id`, in the mount namespace whose
+/// `mountinfo` is given (`/proc/self/mountinfo` for ours).
+pub(crate) fn mounts_naming(id: &str, mountinfo: &Path) -> Vec<String> {
+    let info = std::fs::read_to_string(mountinfo).unwrap_or_default();
     info.lines()
         .filter_map(|line| line.split(' ').nth(4))
         .filter(|target| target.contains(id))

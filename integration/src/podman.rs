@@ -13,7 +13,7 @@
 use crate::containerd::{keep, need_root_and, Keeper};
 use crate::docs::snippet;
 use crate::engine::{import_image, Engine};
-use crate::stack::{self, Jail};
+use crate::stack;
 use crate::target_dir;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -124,8 +124,8 @@ impl Engine for Podman {
         &self.runtime_root
     }
 
-    fn jail(&self) -> Option<&Jail> {
-        self.keeper.jail.as_ref()
+    fn keeper(&self) -> &Keeper {
+        &self.keeper
     }
 
     fn dir(&self) -> &Path {

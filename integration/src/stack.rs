@@ -79,12 +79,16 @@ pub fn under_test() -> Result<Option<Stack>, String> {
 
 /// Mounts the chroot's overlay with /proc, /sys (the host's cgroups bound
 /// in), /dev, a fresh /run and /tmp, and the shared directory at its own
-/// path, brings up loopback, and runs the rest of its arguments there. It
-/// runs as pid 1 of the new pid and mount namespaces, so the tmpfs at /mnt
-/// that holds the overlay's writable layer and mount point is the jail's
-/// alone and goes with it: nothing is left to remove, and no mount point
-/// sits under the shared directory (where it would keep the keeper from
-/// removing its own directory).
+/// path, brings up loopback, makes the overlay the root of the mount
+/// namespace, and runs the rest of its arguments there. It runs as pid 1 of
+/// the new pid and mount namespaces, so the tmpfs at /mnt that holds the
+/// overlay's writable layer and mount point is the jail's alone and goes
+/// with it: nothing is left to remove, and no mount point sits under the
+/// shared directory (where it would keep the keeper from removing its own
+/// directory). `pivot_root`, not a chroot: a process that joins a
+/// container's mount namespace gets that namespace's root, which a runtime
+/// under a chroot never moves, so an exec'd process would land in the
+/// host's root instead of the container's.
 const ENTER: &str = r#"set -e
 lower=$1 share=$2
 shift 2
@@ -99,10 +103,12 @@ mount --rbind /sys/fs/cgroup "$r/sys/fs/cgroup"
 mount --rbind /dev "$r/dev"
 mount -t tmpfs tmpfs "$r/run"
 mount -t tmpfs tmpfs "$r/tmp"
-mkdir -p "$r$share"
+mkdir -p "$r$share" "$r/.old"
 mount --bind "$share" "$r$share"
 ip link set lo up
-exec chroot "$r" "$@"
+cd "$r"
+pivot_root . .old
+exec chroot . sh -c 'umount -l /.old && rmdir /.old && exec "$@"' enter "$@"
 "#;
 
 impl Stack {
@@ -173,6 +179,17 @@ impl Jail {
         let mut cmd = Command::new("nsenter");
         cmd.args(["-t", &self.init.to_string(), "-n", program]);
         cmd
+    }
+
+    /// The jail's namespace of `kind` (`net`, `pid`, `mnt`, ...), as the
+    /// host names it.
+    pub fn ns(&self, kind: &str) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/ns/{kind}", self.init))
+    }
+
+    /// The jail's mount table.
+    pub fn mountinfo(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/mountinfo", self.init))
     }
 
     /// Where the host finds the jail's `path` (through its init's root).

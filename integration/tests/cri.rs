@@ -30,7 +30,10 @@ fn a_pod_runs_on_the_handlers_shim_and_runtime() {
     let (status, _) = pod.status();
     assert_eq!(status.state, cri::PodSandboxState::SandboxReady as i32);
     assert_eq!(status.runtime_handler, c.handler.name);
-    assert_eq!(shim_exe(parent_of(pod.pid())), c.handler.shim);
+    assert_same_file(
+        &shim_exe(parent_of(pod.pid())),
+        &c.keeper().host_path(&c.handler.shim),
+    );
     assert_eq!(runtime_state(c, &pod.id), "running");
     pod.stop_and_remove();
     pod.assert_no_leftovers();
@@ -38,7 +41,19 @@ fn a_pod_runs_on_the_handlers_shim_and_runtime() {
 
 /// The executable of process `pid`.
 fn shim_exe(pid: libc::pid_t) -> std::path::PathBuf {
-    std::fs::read_link(format!("/proc/{pid}/exe")).expect("read the shim's exe")
+    format!("/proc/{pid}/exe").into()
+}
+
+/// Asserts that two paths name one file (the host names a stack's files
+/// through its jail's root).
+#[track_caller]
+fn assert_same_file(a: &Path, b: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let id = |p: &Path| {
+        let m = std::fs::metadata(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        (m.dev(), m.ino())
+    };
+    assert_eq!(id(a), id(b), "{} is not {}", a.display(), b.display());
 }
 
 /// The parent of process `pid`.
@@ -50,7 +65,7 @@ fn parent_of(pid: libc::pid_t) -> libc::pid_t {
 
 /// The status the handler's runtime itself reports for container `id`.
 fn runtime_state(c: &Cri, id: &str) -> String {
-    let mut state = std::process::Command::new(&c.handler.runtime);
+    let mut state = c.keeper().program(&c.handler.runtime);
     state.arg("--root").arg(&c.runtime_root).args(["state", id]);
     let out = integration::run_command(&mut state, &c.logs());
     let state: integration::Value = serde_json::from_str(&out.assert_ok().stdout).expect("JSON");
@@ -66,7 +81,7 @@ fn the_containers_of_a_pod_share_its_shim() {
     let shim = parent_of(pod.pid());
     assert_eq!(parent_of(one.pid()), shim, "the first container's parent");
     assert_eq!(parent_of(two.pid()), shim, "the second container's parent");
-    assert_eq!(shim_exe(shim), c.handler.shim);
+    assert_same_file(&shim_exe(shim), &c.keeper().host_path(&c.handler.shim));
     pod.stop_and_remove();
     pod.assert_no_leftovers();
 }
@@ -418,8 +433,8 @@ fn a_host_namespaces_pod_shares_the_nodes_net_pid_and_ipc() {
     let node = |kind: &str, path: &Path| format!("{kind}:[{}]", ns_inode(path));
     let nodes = [
         node("net", &c.netns),
-        node("pid", Path::new("/proc/self/ns/pid")),
-        node("ipc", Path::new("/proc/self/ns/ipc")),
+        node("pid", &c.keeper().ns("pid")),
+        node("ipc", &c.keeper().ns("ipc")),
     ];
     let host = |s: &mut cri::LinuxSandboxSecurityContext| {
         s.namespace_options = Some(cri::NamespaceOption {

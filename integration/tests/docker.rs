@@ -73,8 +73,14 @@ fn exec_runs_in_the_container_as_the_user_asked() {
     let d = docker_or_skip!();
     let c = d.container();
     c.run_detached(&["-e", "FROM_RUN=yes"], &SLEEPER);
-    let script = "echo $FROM_RUN $(id -u):$(id -g); exit 4";
-    let out = c.verb("exec", &["-u", "1000:1001"], &["sh", "-c", script]);
+    // The daemon's own files (the workspace's target dir, which the
+    // suite's daemons see) are not in the container's root.
+    let target = integration::workspace().join("target");
+    let script = format!(
+        "echo $FROM_RUN $(id -u):$(id -g); test -e {} && echo outside; exit 4",
+        target.display()
+    );
+    let out = c.verb("exec", &["-u", "1000:1001"], &["sh", "-c", &script]);
     assert_eq!(
         (out.code, out.stdout.as_str()),
         (4, "yes 1000:1001\n"),

@@ -183,9 +183,12 @@ impl<'a> Pod<'a> {
         (response.status.expect("a status"), info_of(&response.info))
     }
 
-    /// The sandbox container's process (the pause process).
+    /// The sandbox container's process (the pause process), the host's pid.
     pub fn pid(&self) -> libc::pid_t {
-        pid_in(&self.status().1)
+        self.cri
+            .keeper()
+            .host_pid(pid_in(&self.status().1))
+            .expect("the pod's process")
     }
 
     /// The network namespace the sandbox's spec names.
@@ -255,7 +258,7 @@ impl<'a> Pod<'a> {
             found.push(format!("shim process {pid}"));
         }
         found.extend(
-            leftovers::mounts_naming(id)
+            leftovers::mounts_naming(id, &self.cri.keeper().mountinfo())
                 .into_iter()
                 .map(|m| format!("mount {m}")),
         );
@@ -265,7 +268,8 @@ impl<'a> Pod<'a> {
             .cri
             .dir
             .join("state/io.containerd.runtime.v2.task/k8s.io");
-        for dir in [bundle.join(id), self.cri.runtime_root.join(id)] {
+        let state = self.cri.keeper().host_path(&self.cri.runtime_root).join(id);
+        for dir in [bundle.join(id), state] {
             if dir.exists() {
                 found.push(format!("directory {}", dir.display()));
             }
@@ -322,9 +326,13 @@ impl Ctr<'_> {
         (r.status.expect("a status"), info_of(&r.info))
     }
 
-    /// The container's init process.
+    /// The container's init process, the host's pid.
     pub fn pid(&self) -> libc::pid_t {
-        pid_in(&self.status().1)
+        self.pod
+            .cri
+            .keeper()
+            .host_pid(pid_in(&self.status().1))
+            .expect("the container's process")
     }
 
     /// Waits until the container has exited, and returns its status.
