@@ -63,6 +63,9 @@ pub struct Handler {
     pub shim: PathBuf,
     /// The OCI runtime that shim drives.
     pub runtime: PathBuf,
+    /// The docs/install.md entry that adds berth's handler to containerd's
+    /// config (`containerd-v2-cri...` or `-v3-` for containerd 2.x).
+    entry: &'static str,
 }
 
 pub struct Cri {
@@ -113,15 +116,23 @@ fn start() -> Result<Cri, String> {
     let dir = target_dir().join(format!("cri-it.{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
-    let address = write_cri_config(&dir)?;
+    let address = write_cri_config(&dir, &handler)?;
     let keeper = match &stack {
         // The stack's jail has a network namespace of its own.
-        Some(stack) => keep(&dir, &debug_dir(), &[containerd_command(&dir)], Some(stack))?,
+        Some(stack) => {
+            let daemons = [containerd_command(&dir)];
+            keep(
+                &dir,
+                &shim_path(&dir, &handler, true)?,
+                &daemons,
+                Some(stack),
+            )?
+        }
         None => {
             let netns_name = format!("berth-cri-{}", std::process::id());
             let netns = new_netns(&netns_name)?;
             let daemons = [netns_holder(&netns_name), containerd_in(&dir, &netns)];
-            keep(&dir, &shim_path(&dir, &handler)?, &daemons, None)?
+            keep(&dir, &shim_path(&dir, &handler, false)?, &daemons, None)?
         }
     };
     let netns = keeper.jail.as_ref().map_or_else(
@@ -154,14 +165,23 @@ fn debug_dir() -> PathBuf {
     target_dir().join("debug")
 }
 
+/// `$BERTH_CRI_HANDLER`: `berth` (berth's entry of runc's runtime type,
+/// the default), `berth-type` (berth's entry of its own runtime type,
+/// `io.containerd.berth.v2`), or `runc`.
 fn handler_under_test() -> Result<Handler, String> {
-    match std::env::var("BERTH_CRI_HANDLER").as_deref() {
-        Ok("runc") => Ok(Handler {
+    let way = std::env::var("BERTH_CRI_HANDLER").unwrap_or_else(|_| "berth".into());
+    let entry = match way.as_str() {
+        "berth-type" => "cri-type",
+        _ => "cri",
+    };
+    match way.as_str() {
+        "runc" => Ok(Handler {
             name: "runc",
             shim: "/usr/bin/containerd-shim-runc-v2".into(),
             runtime: "/usr/sbin/runc".into(),
+            entry,
         }),
-        Ok("berth") | Err(_) => {
+        "berth" | "berth-type" => {
             let dir = debug_dir();
             let (shim, runtime) = (dir.join("containerd-shim-berth-v2"), dir.join("berth"));
             if let Some(missing) = [&shim, &runtime].into_iter().find(|p| !p.is_file()) {
@@ -174,9 +194,12 @@ fn handler_under_test() -> Result<Handler, String> {
                 name: "berth",
                 shim,
                 runtime,
+                entry,
             })
         }
-        Ok(other) => Err(format!("BERTH_CRI_HANDLER={other}: expected berth or runc")),
+        other => Err(format!(
+            "BERTH_CRI_HANDLER={other}: expected berth, berth-type or runc"
+        )),
     }
 }
 
@@ -192,14 +215,19 @@ impl Handler {
     }
 }
 
-/// The directory to put first on containerd's PATH. containerd 1.6 starts
-/// a pod's shim by its runtime type alone (its sandbox task does not get
-/// the handler's `runtime_path`, which 1.7 and later honour), so under
-/// handler berth `containerd-shim-runc-v2` there is berth's shim: in that
-/// daemon every `io.containerd.runc.v2` entry gets it.
-fn shim_path(dir: &Path, handler: &Handler) -> Result<PathBuf, String> {
-    if handler.name == "runc" {
-        return Ok(PathBuf::from("/usr/bin"));
+/// The directory to put first on containerd's PATH: where berth's shim is
+/// (for `io.containerd.berth.v2`), or containerd's own. containerd 1.6
+/// (the host's) starts a pod's shim by its runtime type alone (its sandbox
+/// task does not get the handler's `runtime_path`, which 1.7 and later
+/// honour), so there, under handler berth, `containerd-shim-runc-v2` is
+/// berth's shim: in that daemon every `io.containerd.runc.v2` entry gets
+/// it.
+fn shim_path(dir: &Path, handler: &Handler, on_stack: bool) -> Result<PathBuf, String> {
+    match (handler.name, handler.entry) {
+        ("runc", _) => return Ok(PathBuf::from("/usr/bin")),
+        (_, "cri-type") => return Ok(debug_dir()),
+        _ if on_stack => return Ok(debug_dir()),
+        _ => {}
     }
     let shims = dir.join("shims");
     std::fs::create_dir_all(&shims)
@@ -261,18 +289,18 @@ fn containerd_in(dir: &Path, netns: &Path) -> Daemon {
 /// fail `create`); restricted, no score goes below containerd's own.
 /// `netns_mounts_under_state_dir`: the pods' network namespaces are kept
 /// under the suite's directory, not the host's /var/run/netns.
-fn write_cri_config(dir: &Path) -> Result<PathBuf, String> {
+fn write_cri_config(dir: &Path, handler: &Handler) -> Result<PathBuf, String> {
     let address = dir.join("containerd.sock");
     let v3 = crate::stack::engines()?.containerd.starts_with("2.");
-    let (berth, runtime, images, bin_dir) = match v3 {
+    let (version, runtime, images, bin_dir) = match v3 {
         true => (
-            "containerd-v3-cri",
+            "v3",
             r#"plugins."io.containerd.cri.v1.runtime""#,
             r#"plugins."io.containerd.cri.v1.images".pinned_images"#,
             format!("bin_dirs = [\"{CNI_BIN_DIR}\"]"),
         ),
         false => (
-            "containerd-v2-cri",
+            "v2",
             r#"plugins."io.containerd.grpc.v1.cri""#,
             r#"plugins."io.containerd.grpc.v1.cri""#,
             format!("bin_dir = \"{CNI_BIN_DIR}\""),
@@ -306,7 +334,10 @@ state = "{state}"
 [{runtime}.containerd]
   default_runtime_name = "runc"
 "#,
-        berth = snippet(berth, &debug_dir()),
+        berth = snippet(
+            &format!("containerd-{version}-{}", handler.entry),
+            &debug_dir()
+        ),
         root = dir.join("root").display(),
         state = dir.join("state").display(),
         sock = address.display(),

@@ -77,9 +77,10 @@ fn start() -> Result<Docker, String> {
     let way = way_under_test(&dir)?;
     let address = write_config(&dir)?;
     let socket = dir.join("docker.sock");
+    let network = stack.is_some();
     let daemons = [
         containerd_command(&dir),
-        dockerd_command(&dir, &address, &way.flags),
+        dockerd_command(&dir, &address, &way.flags, network),
     ];
     let keeper = keep(&dir, &way.path_first, &daemons, stack.as_ref())?;
     wait_for_socket(&address)?;
@@ -100,15 +101,18 @@ fn start() -> Result<Docker, String> {
     Ok(d)
 }
 
-/// dockerd on the suite's containerd, with no network of its own to set
-/// up (no bridge, no iptables: the scenarios need none), and `flags` that
-/// add the runtime under test.
-fn dockerd_command(dir: &Path, containerd: &Path, flags: &[String]) -> Daemon {
+/// dockerd on the suite's containerd, with `flags` that add the runtime
+/// under test. Its bridge and iptables rules only in a `network` namespace
+/// of its own (a stack's): the host's network is left alone.
+fn dockerd_command(dir: &Path, containerd: &Path, flags: &[String], network: bool) -> Daemon {
     let d = dir.display();
+    let no_network = match network {
+        true => "",
+        false => "--bridge=none --iptables=false --ip-masq=false",
+    };
     let command = format!(
         "dockerd --data-root '{d}/data' --exec-root '{d}/exec' --pidfile '{d}/docker.pid' \
-         -H 'unix://{d}/docker.sock' --containerd '{}' --bridge=none --iptables=false \
-         --ip-masq=false {} >>'{d}/dockerd.log' 2>&1",
+         -H 'unix://{d}/docker.sock' --containerd '{}' {no_network} {} >>'{d}/dockerd.log' 2>&1",
         containerd.display(),
         flags.join(" ")
     );

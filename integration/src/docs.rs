@@ -38,4 +38,25 @@ mod tests {
         let json: serde_json::Value = serde_json::from_str(&got).unwrap();
         assert_eq!(json["runtimes"]["berth"]["path"], "/b/berth");
     }
+
+    /// kubelet passes a RuntimeClass's `handler` to CRI as the runtime
+    /// handler: the document's class must name the runtime its containerd
+    /// configs add, the one the CRI suite's pods run on.
+    #[test]
+    fn the_runtime_class_names_the_containerd_configs_handler() {
+        let bin = Path::new(INSTALLED);
+        let class = snippet("runtimeclass", bin);
+        let handler = class.lines().find_map(|l| l.strip_prefix("handler:"));
+        let handler = handler.expect("a handler line").trim();
+        for config in
+            ["v2-cri", "v3-cri", "v2-cri-type", "v3-cri-type"].map(|v| format!("containerd-{v}"))
+        {
+            let table = format!(".containerd.runtimes.{handler}]");
+            assert!(
+                snippet(&config, bin).contains(&table),
+                "{config}: no {table}"
+            );
+        }
+        assert_eq!(handler, "berth");
+    }
 }

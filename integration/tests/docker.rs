@@ -282,6 +282,20 @@ fn a_memory_hog_is_oom_killed_and_docker_is_told() {
     remove(&c);
 }
 
+/// On a stack's network of its own, where dockerd has its bridge and
+/// iptables rules (hack/test leaves this out for the host's Docker, which
+/// runs without a network of its own).
+#[test]
+fn a_published_port_is_reached_from_loopback() {
+    let d = docker_or_skip!();
+    let c = d.container();
+    let script = "mkdir -p /www && echo served-by-the-container >/www/index.html && \
+                  exec httpd -f -p 8080 -h /www";
+    c.run_detached(&["-p", "127.0.0.1:18080:8080"], &["sh", "-c", script]);
+    assert_eq!(d.http_get(18080).stdout, "served-by-the-container\n");
+    remove(&c);
+}
+
 #[test]
 fn a_missing_command_fails_clearly_and_leaves_nothing() {
     let d = docker_or_skip!();

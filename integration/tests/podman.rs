@@ -154,13 +154,7 @@ fn a_published_port_is_reached_from_loopback() {
     let script = "mkdir -p /www && echo served-by-the-container >/www/index.html && \
                   exec httpd -f -p 8080 -h /www";
     c.run_detached(&["-p", "127.0.0.1:18080:8080"], &["sh", "-c", script]);
-    let jail = p.jail().expect("podman runs in a jail");
-    let fetch = || {
-        let mut wget = jail.net_command("busybox");
-        wget.args(["wget", "-q", "-O", "-", "http://127.0.0.1:18080/"]);
-        integration::run_command(&mut wget, &p.logs())
-    };
-    let out = poll("the port never answered", fetch, |o| o.code == 0);
+    let out = p.http_get(18080);
     assert_eq!(out.stdout, "served-by-the-container\n");
     remove(&c);
 }
