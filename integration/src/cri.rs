@@ -17,6 +17,7 @@
 //! `$BERTH_CRI_HANDLER` (default `berth`) picks the one the scenarios use.
 
 mod pod;
+mod stream;
 
 pub use pod::{Ctr, Pod};
 
@@ -435,28 +436,42 @@ impl Cri {
     }
 
     /// The response to `GET /` from 127.0.0.1:`port` in the suite's
-    /// network namespace, or why there is none. A thread of its own joins
-    /// the namespace (a thread's namespace is its own).
+    /// network namespace, or why there is none.
     pub fn http_get(&self, port: u16) -> Result<String, String> {
-        let netns = std::fs::File::open(&self.netns).map_err(|e| e.to_string())?;
-        let get = move || -> std::io::Result<String> {
+        self.in_netns(move || {
             use std::io::{Read, Write};
+            let timeout = std::time::Duration::from_secs(2);
+            let connect =
+                |()| TcpStream::connect_timeout(&(Ipv4Addr::LOCALHOST, port).into(), timeout);
+            let get = |mut stream: TcpStream| -> std::io::Result<String> {
+                stream.set_read_timeout(Some(timeout))?;
+                stream.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+                let mut response = String::new();
+                stream.read_to_string(&mut response)?;
+                Ok(response)
+            };
+            connect(()).and_then(get).map_err(|e| e.to_string())
+        })
+    }
+
+    /// `f`, run in containerd's network namespace (where the pods' ports
+    /// and the streaming server are), by a thread of its own (a thread's
+    /// namespace is its own).
+    pub fn in_netns<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> Result<T, String> + Send + 'static,
+    ) -> Result<T, String> {
+        let netns = std::fs::File::open(&self.netns).map_err(|e| e.to_string())?;
+        let joined = std::thread::spawn(move || {
             // SAFETY: netns is an open namespace file; setns changes only
             // this thread's namespace.
             if unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                return Err(std::io::Error::last_os_error());
+                return Err(std::io::Error::last_os_error().to_string());
             }
-            let timeout = std::time::Duration::from_secs(2);
-            let mut stream =
-                TcpStream::connect_timeout(&(Ipv4Addr::LOCALHOST, port).into(), timeout)?;
-            stream.set_read_timeout(Some(timeout))?;
-            stream.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
-            let mut response = String::new();
-            stream.read_to_string(&mut response)?;
-            Ok(response)
-        };
-        let joined = std::thread::spawn(get).join();
-        joined.expect("the GET thread").map_err(|e| e.to_string())
+            f()
+        })
+        .join();
+        joined.expect("the thread in containerd's network namespace")
     }
 
     /// Imports the busybox rootfs as `tag`, with `cmd` as its command,

@@ -99,6 +99,25 @@ fn exec_sync_returns_stdout_stderr_and_the_exit_code() {
 }
 
 #[test]
+fn streaming_exec_returns_stdout_stderr_and_the_exit_code() {
+    let c = cri_or_skip!();
+    let pod = c.pod();
+    let ctr = pod.run(&SLEEP);
+    let script = "echo to-out; echo to-err >&2; exit 3";
+    let out = ctr
+        .exec_streaming(&["sh", "-c", script])
+        .expect("an exec session");
+    assert_eq!(
+        (out.code, out.stdout.as_str(), out.stderr.as_str()),
+        (3, "to-out\n", "to-err\n")
+    );
+    let out = ctr.exec_streaming(&["true"]).expect("an exec session");
+    assert_eq!(out.code, 0, "{out:#?}");
+    pod.stop_and_remove();
+    pod.assert_no_leftovers();
+}
+
+#[test]
 fn container_logs_are_in_cri_format() {
     let c = cri_or_skip!();
     let pod = c.pod();

@@ -293,6 +293,24 @@ impl Drop for Pod<'_> {
 }
 
 impl Ctr<'_> {
+    /// Exec of `cmd` through the streaming server, stdin closed, without a
+    /// terminal, as `kubectl exec` runs it: its exit code and output.
+    pub fn exec_streaming(&self, cmd: &[&str]) -> Result<Out, String> {
+        let request = cri::ExecRequest {
+            container_id: self.id.clone(),
+            cmd: cmd.iter().map(|a| a.to_string()).collect(),
+            stdout: true,
+            stderr: true,
+            ..Default::default()
+        };
+        let cri = self.pod.cri;
+        let url = cri
+            .call(cri.runtime().exec(request))
+            .map_err(|e| e.to_string())?
+            .url;
+        cri.in_netns(move || super::stream::exec(&url))
+    }
+
     /// ExecSync of `cmd`, as an [`Out`] (exit code, stdout, stderr).
     pub fn exec(&self, cmd: &[&str]) -> Out {
         let request = cri::ExecSyncRequest {
