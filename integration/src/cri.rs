@@ -311,34 +311,40 @@ fn write_cri_config(dir: &Path, handler: &Handler) -> Result<PathBuf, String> {
         true => "sandbox",
         false => "sandbox_image",
     };
+    let server = "  stream_server_address = \"127.0.0.1\"\n  stream_server_port = \"0\"\n";
+    let pause = format!("  {sandbox} = \"{PAUSE_IMAGE}\"\n");
+    let pods = "  restrict_oom_score_adj = true\n  netns_mounts_under_state_dir = true\n";
+    // 1.x's CRI plugin is one table; 2.x splits it in three.
+    let plugin = match v3 {
+        true => format!(
+            "[plugins.\"io.containerd.grpc.v1.cri\"]\n{server}[{images}]\n{pause}[{runtime}]\n{pods}"
+        ),
+        false => format!("[{runtime}]\n{server}{pause}{pods}"),
+    };
     let runc = handler_entry(runtime, "runc", dir, Path::new("/usr/sbin/runc"));
+    // The entry's `version` line goes first; its tables after their parent
+    // tables (containerd 1.x's TOML parser refuses a parent defined after
+    // its child).
+    let entry = snippet(
+        &format!("containerd-{version}-{}", handler.entry),
+        &debug_dir(),
+    );
+    let (top, berth) = entry.split_once("\n[").unwrap_or((&entry, ""));
     let config = format!(
-        r#"root = "{root}"
+        r#"{top}
+root = "{root}"
 state = "{state}"
-{berth}
-{runc}
 [grpc]
   address = "{sock}"
 [plugins."io.containerd.internal.v1.opt"]
   path = "{opt}"
-[plugins."io.containerd.grpc.v1.cri"]
-  stream_server_address = "127.0.0.1"
-  stream_server_port = "0"
-[{images}]
-  {sandbox} = "{PAUSE_IMAGE}"
-[{runtime}]
-  restrict_oom_score_adj = true
-  netns_mounts_under_state_dir = true
-[{runtime}.cni]
+{plugin}[{runtime}.cni]
   {bin_dir}
   conf_dir = "{cni}"
 [{runtime}.containerd]
   default_runtime_name = "runc"
-"#,
-        berth = snippet(
-            &format!("containerd-{version}-{}", handler.entry),
-            &debug_dir()
-        ),
+{runc}
+[{berth}"#,
         root = dir.join("root").display(),
         state = dir.join("state").display(),
         sock = address.display(),
