@@ -67,6 +67,10 @@ pub fn in_terminal(argv: &[String], (rows, cols): (u16, u16), logs: &Path) -> Ou
     let mut script = std::process::Command::new("script");
     script.args(["-qec", &line, "/dev/null"]);
     let mut out = crate::exec::run(&mut script, logs);
-    out.stdout = out.stdout.replace('\r', "");
+    // Now and then a NUL reaches the session's input (script(1) passing on
+    // the end of its empty stdin, it seems; seen with containerd's shim and
+    // berth's alike), and the container's terminal echoes it as `^@`
+    // wherever it lands in the output.
+    out.stdout = out.stdout.replace('\r', "").replace("^@", "");
     out
 }
