@@ -78,15 +78,17 @@ pub trait Engine: Sync {
         logs_in(self.dir())
     }
 
+    /// `rm`'s flags that remove a running container at once.
+    fn rm_flags(&self) -> &'static [&'static str] {
+        &["-f"]
+    }
+
     /// A container of the calling scenario.
     fn container(&self) -> Container<'_>
     where
         Self: Sized,
     {
-        Container {
-            name: crate::unique_name(),
-            engine: self,
-        }
+        Container::new(self)
     }
 }
 
@@ -111,7 +113,23 @@ pub struct Container<'a> {
     pub engine: &'a dyn Engine,
 }
 
-impl Container<'_> {
+impl<'a> Container<'a> {
+    /// A container of the calling scenario on `engine`, with a name of its
+    /// own.
+    pub fn new(engine: &'a dyn Engine) -> Container<'a> {
+        Container {
+            name: crate::unique_name(),
+            engine,
+        }
+    }
+
+    /// Removes the container and checks that nothing of it is left.
+    #[track_caller]
+    pub fn remove(&self) {
+        self.verb("rm", self.engine.rm_flags(), &[]).assert_ok();
+        self.assert_no_leftovers();
+    }
+
     fn marker(&self) -> String {
         format!("BERTH_IT={}", self.name)
     }

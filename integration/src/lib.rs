@@ -13,6 +13,7 @@ mod cri;
 mod docker;
 pub mod docs;
 mod engine;
+pub mod engine_scenarios;
 mod exec;
 mod host;
 mod leftovers;

@@ -116,6 +116,11 @@ impl Engine for Podman {
         out.stdout.lines().next().map(str::to_owned)
     }
 
+    /// podman's `rm -f` stops with a timeout first (10 s by default).
+    fn rm_flags(&self) -> &'static [&'static str] {
+        &["-f", "-t", "0"]
+    }
+
     fn runtime(&self) -> &str {
         &self.runtime
     }

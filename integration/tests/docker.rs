@@ -1,21 +1,12 @@
-//! dockerd 20.10 driving berth, as Docker users run it: `--runtime berth`
-//! through containerd's stock runc shim (`BERTH_DOCKER=runtime`, the
-//! default), or through berth's shim installed as `containerd-shim-runc-v2`
-//! (`BERTH_DOCKER=shim`); `BERTH_DOCKER=runc` runs the same scenarios on
-//! Docker's own runc to prove them honest. See `integration::docker`.
+//! dockerd (20.10, or 26 and 28 on a stack) driving berth, each way
+//! Docker users configure it (`BERTH_DOCKER`; `runc` runs the same
+//! scenarios on Docker's own runc to prove them honest). See
+//! `integration::docker`; the scenarios podman shares are in
+//! `integration::engine_scenarios`.
 
-use integration::{docker_or_skip, in_terminal, poll, CgroupOf, Container, Engine};
+use integration::engine_scenarios::{self as scenarios, PRINT_SIZE, SLEEPER};
+use integration::{docker_or_skip, in_terminal, poll, CgroupOf, Engine};
 use std::os::unix::fs::MetadataExt;
-
-/// A process that runs until killed, with one child beside it.
-const SLEEPER: [&str; 3] = ["sh", "-c", "sleep 1000 & exec sleep 1001"];
-
-/// Removes the container and checks that nothing of it is left.
-#[track_caller]
-fn remove(c: &Container) {
-    c.verb("rm", &["-f"], &[]).assert_ok();
-    c.assert_no_leftovers();
-}
 
 #[test]
 fn the_daemon_and_client_are_the_stacks_docker() {
@@ -32,15 +23,7 @@ fn the_daemon_and_client_are_the_stacks_docker() {
 
 #[test]
 fn run_prints_the_output_and_exits_with_the_code() {
-    let d = docker_or_skip!();
-    let c = d.container();
-    let out = c.run(
-        &["--rm"],
-        &["sh", "-c", "echo to-out; echo to-err >&2; exit 3"],
-    );
-    assert_eq!((out.code, out.stdout.as_str()), (3, "to-out\n"), "{out:#?}");
-    assert!(out.stderr.contains("to-err\n"), "{out:#?}");
-    c.assert_no_leftovers();
+    scenarios::run_prints_the_output_and_exits_with_the_code(docker_or_skip!());
 }
 
 #[test]
@@ -58,52 +41,18 @@ fn the_shim_and_runtime_under_test_serve_the_container() {
     );
     // The runtime Docker names (BinaryName) keeps the container's state
     // where Docker says (Root): asking that binary there finds it.
-    let mut state = d.program(&d.binary);
-    state.arg("--root").arg(&d.runtime_root);
-    state.args(["state", &c.id()]);
-    let out = integration::run_command(&mut state, &d.logs());
-    let state: serde_json::Value = serde_json::from_str(&out.assert_ok().stdout).unwrap();
-    assert_eq!(state["status"], "running", "{state:#}");
-    assert_eq!(state["pid"], c.docker_pid(), "{state:#}");
-    remove(&c);
+    scenarios::assert_the_runtime_serves(&c, &d.binary);
+    c.remove();
 }
 
 #[test]
 fn exec_runs_in_the_container_as_the_user_asked() {
-    let d = docker_or_skip!();
-    let c = d.container();
-    c.run_detached(&["-e", "FROM_RUN=yes"], &SLEEPER);
-    // The daemon's own files (the workspace's target dir, which the
-    // suite's daemons see) are not in the container's root.
-    let target = integration::workspace().join("target");
-    let script = format!(
-        "echo $FROM_RUN $(id -u):$(id -g); test -e {} && echo outside; exit 4",
-        target.display()
-    );
-    let out = c.verb("exec", &["-u", "1000:1001"], &["sh", "-c", &script]);
-    assert_eq!(
-        (out.code, out.stdout.as_str()),
-        (4, "yes 1000:1001\n"),
-        "{out:#?}"
-    );
-    remove(&c);
+    scenarios::exec_runs_in_the_container_as_the_user_asked(docker_or_skip!());
 }
 
 #[test]
 fn stop_sends_sigterm_and_docker_keeps_the_exit_code() {
-    let d = docker_or_skip!();
-    let c = d.container();
-    let script = "trap 'echo got-term; exit 7' TERM; echo started; while :; do sleep 0.1; done";
-    c.run_detached(&[], &["sh", "-c", script]);
-    let logs = || c.verb("logs", &[], &[]).stdout;
-    poll("the trap was never set", logs, |l| l.contains("started"));
-    c.verb("stop", &["-t", "30"], &[]).assert_ok();
-    assert_eq!(
-        c.inspect("{{.State.Status}} {{.State.ExitCode}}"),
-        "exited 7"
-    );
-    assert_eq!(c.verb("logs", &[], &[]).stdout, "started\ngot-term\n");
-    remove(&c);
+    scenarios::stop_sends_sigterm_and_keeps_the_exit_code(docker_or_skip!());
 }
 
 #[test]
@@ -113,19 +62,12 @@ fn kill_ends_a_container_without_a_handler_with_137() {
     c.run_detached(&[], &SLEEPER);
     c.verb("kill", &[], &[]).assert_ok();
     c.wait_for("{{.State.Status}} {{.State.ExitCode}}", "exited 137");
-    remove(&c);
+    c.remove();
 }
 
 #[test]
 fn logs_keep_stdout_and_stderr_apart() {
-    let d = docker_or_skip!();
-    let c = d.container();
-    let script = "echo out-1; echo err-1 >&2; echo out-2";
-    c.run(&[], &["sh", "-c", script]).assert_ok();
-    let logs = c.verb("logs", &[], &[]);
-    assert_eq!(logs.assert_ok().stdout, "out-1\nout-2\n", "{logs:#?}");
-    assert_eq!(logs.stderr, "err-1\n", "{logs:#?}");
-    remove(&c);
+    scenarios::logs_keep_stdout_and_stderr_apart(docker_or_skip!());
 }
 
 #[test]
@@ -145,7 +87,7 @@ fn stats_and_top_show_the_limit_and_the_processes() {
     for cmd in ["sleep 1000", "sleep 1001"] {
         assert!(top.stdout.contains(cmd), "{top:#?}");
     }
-    remove(&c);
+    c.remove();
 }
 
 #[test]
@@ -162,7 +104,7 @@ fn pause_freezes_the_container_and_unpause_thaws_it() {
     c.verb("unpause", &[], &[]).assert_ok();
     assert!(["THAWED", "0"].contains(&frozen().as_str()), "{}", frozen());
     c.verb("exec", &[], &["true"]).assert_ok();
-    remove(&c);
+    c.remove();
 }
 
 #[test]
@@ -174,25 +116,12 @@ fn update_changes_the_memory_limit_of_a_running_container() {
     c.verb("update", &flags, &[]).assert_ok();
     let limit = CgroupOf::pid(c.pid()).read(("memory", "memory.limit_in_bytes"), "memory.max");
     assert_eq!(limit, (128 << 20).to_string());
-    remove(&c);
+    c.remove();
 }
-
-/// A script that waits (briefly) for the terminal to take the client's
-/// size, which Docker sets just after the process starts, then prints it.
-const PRINT_SIZE: &str = "for i in $(seq 100); do s=$(stty size 2>/dev/null); \
-                          [ \"$s\" = '20 77' ] && break; sleep 0.05; done; echo size $s; tty";
 
 #[test]
 fn run_it_gives_the_process_a_terminal_of_the_clients_size() {
-    let d = docker_or_skip!();
-    let c = d.container();
-    let script = format!("{PRINT_SIZE}; exit 5");
-    let mut argv = d.client_argv();
-    argv.extend(c.run_args(&["--rm", "-it"], &["sh", "-c", &script]));
-    let out = in_terminal(&argv, (20, 77), &d.logs());
-    assert_eq!(out.code, 5, "{out:#?}");
-    assert!(out.stdout.contains("size 20 77\n/dev/pts/0\n"), "{out:#?}");
-    c.assert_no_leftovers();
+    scenarios::run_it_gives_the_process_a_terminal_of_the_clients_size(docker_or_skip!());
 }
 
 #[test]
@@ -206,7 +135,7 @@ fn exec_it_gives_the_process_a_terminal_of_the_clients_size() {
     let out = in_terminal(&argv, (20, 77), &d.logs());
     assert_eq!(out.code, 6, "{out:#?}");
     assert!(out.stdout.contains("size 20 77\n/dev/pts/"), "{out:#?}");
-    remove(&c);
+    c.remove();
 }
 
 #[test]
@@ -222,7 +151,7 @@ fn on_failure_restarts_the_container_as_often_as_asked() {
         "2 exited 9",
     );
     assert_eq!(c.verb("logs", &[], &[]).stdout, "run\nrun\nrun\n");
-    remove(&c);
+    c.remove();
 }
 
 #[test]
@@ -235,7 +164,7 @@ fn restart_runs_the_container_again() {
     assert_eq!(c.inspect("{{.State.Status}}"), "running");
     assert_ne!(c.pid(), first, "a new init");
     assert_eq!(c.verb("logs", &[], &[]).stdout, "up\nup\n");
-    remove(&c);
+    c.remove();
 }
 
 #[test]
@@ -248,7 +177,7 @@ fn in_the_hosts_pid_namespace_init_s_exit_ends_the_rest() {
     // The kernel ends nothing here: the shim (kill --all at the exit) or
     // the runtime (at delete, which Docker sends at once) must.
     c.assert_no_processes();
-    remove(&c);
+    c.remove();
 }
 
 #[test]
@@ -279,21 +208,14 @@ fn a_memory_hog_is_oom_killed_and_docker_is_told() {
     assert_eq!(out.code, 137, "{out:#?}");
     // Docker learns of the OOM kill only from the shim's OOM event.
     c.wait_for("{{.State.OOMKilled}}", "true");
-    remove(&c);
+    c.remove();
 }
 
-/// On a stack's network of its own, where dockerd has its bridge and
-/// iptables rules (hack/test leaves this out for the host's Docker, which
-/// runs without a network of its own).
+/// hack/test leaves this out for the host's Docker, which runs without a
+/// network of its own.
 #[test]
 fn a_published_port_is_reached_from_loopback() {
-    let d = docker_or_skip!();
-    let c = d.container();
-    let script = "mkdir -p /www && echo served-by-the-container >/www/index.html && \
-                  exec httpd -f -p 8080 -h /www";
-    c.run_detached(&["-p", "127.0.0.1:18080:8080"], &["sh", "-c", script]);
-    assert_eq!(d.http_get(18080).stdout, "served-by-the-container\n");
-    remove(&c);
+    scenarios::a_published_port_is_reached_from_loopback(docker_or_skip!());
 }
 
 #[test]
