@@ -177,7 +177,11 @@ pub(crate) fn keep(
         .spawn()
         .map_err(|e| format!("start {}: {e}", names.join(", ")))?;
     let jail = stack.map(|_| Jail::of(child.id())).transpose()?;
-    Ok(Keeper { child, jail })
+    Ok(Keeper {
+        child,
+        jail,
+        netns: None,
+    })
 }
 
 fn keeper_script(daemons: &[Daemon]) -> String {
@@ -200,6 +204,9 @@ fn keeper_script(daemons: &[Daemon]) -> String {
 pub struct Keeper {
     child: Child,
     pub jail: Option<Jail>,
+    /// On the host, the network namespace of [`crate::netns`] the daemons
+    /// run in, if any.
+    pub(crate) netns: Option<PathBuf>,
 }
 
 /// Where the daemons live, for the scenarios' own checks: the host, or the
@@ -231,9 +238,10 @@ impl Keeper {
 
     /// The daemons' namespace of `kind` (`net`, `pid`, ...).
     pub fn ns(&self, kind: &str) -> PathBuf {
-        match &self.jail {
-            Some(jail) => jail.ns(kind),
-            None => PathBuf::from(format!("/proc/self/ns/{kind}")),
+        match (&self.jail, &self.netns) {
+            (Some(jail), _) => jail.ns(kind),
+            (None, Some(netns)) if kind == "net" => netns.clone(),
+            (None, _) => PathBuf::from(format!("/proc/self/ns/{kind}")),
         }
     }
 

@@ -22,11 +22,12 @@ mod stream;
 pub use pod::{Ctr, Pod};
 
 use crate::containerd::{
-    containerd_command, image_archive, keep, logs_in, need_root_and, wait_for_socket, Daemon,
+    containerd_command, image_archive, keep, logs_in, need_root_and, wait_for_socket,
     Keeper,
 };
 use crate::docs::snippet;
 use crate::exec;
+use crate::netns::Netns;
 use crate::target_dir;
 use hyper_util::rt::TokioIo;
 use k8s_cri::v1::image_service_client::ImageServiceClient;
@@ -34,7 +35,6 @@ use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use std::net::{Ipv4Addr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 use tonic::transport::{Channel, Endpoint, Uri};
 
@@ -130,16 +130,15 @@ fn start() -> Result<Cri, String> {
             )?
         }
         None => {
-            let netns_name = format!("berth-cri-{}", std::process::id());
-            let netns = new_netns(&netns_name)?;
-            let daemons = [netns_holder(&netns_name), containerd_in(&dir, &netns)];
-            keep(&dir, &shim_path(&dir, &handler, false)?, &daemons, None)?
+            let netns = Netns::new("berth-cri")?;
+            let (name, containerd) = containerd_command(&dir);
+            let daemons = [netns.holder(), (name, netns.enter(&containerd))];
+            let mut keeper = keep(&dir, &shim_path(&dir, &handler, false)?, &daemons, None)?;
+            keeper.netns = Some(netns.path);
+            keeper
         }
     };
-    let netns = keeper.jail.as_ref().map_or_else(
-        || Path::new("/run/netns").join(format!("berth-cri-{}", std::process::id())),
-        |jail| jail.ns("net"),
-    );
+    let netns = keeper.ns("net");
     wait_for_socket(&address)?;
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -237,47 +236,6 @@ fn shim_path(dir: &Path, handler: &Handler, on_stack: bool) -> Result<PathBuf, S
         })
         .map_err(|e| format!("link berth's shim into {}: {e}", shims.display()))?;
     Ok(shims)
-}
-
-/// A fresh named network namespace with `lo` up (portmap's hostPort is
-/// reached from its loopback).
-fn new_netns(name: &str) -> Result<PathBuf, String> {
-    let _ = Command::new("ip").args(["netns", "delete", name]).output();
-    for args in [
-        vec!["netns", "add", name],
-        vec!["-n", name, "link", "set", "lo", "up"],
-    ] {
-        let out = Command::new("ip").args(&args).output();
-        match out {
-            Ok(o) if o.status.success() => {}
-            Ok(o) => {
-                return Err(format!(
-                    "ip {args:?}: {}",
-                    String::from_utf8_lossy(&o.stderr)
-                ))
-            }
-            Err(e) => return Err(format!("ip {args:?}: {e}")),
-        }
-    }
-    Ok(Path::new("/run/netns").join(name))
-}
-
-/// A daemon that deletes the named network namespace when the keeper
-/// stops it (after containerd): the namespace outlives no test process.
-fn netns_holder(name: &str) -> Daemon {
-    let script = format!("trap 'ip netns delete {name}; exit 0' TERM; while :; do sleep 1; done");
-    ("netns", format!("sh -c \"{script}\""))
-}
-
-/// containerd with the config of [`write_cri_config`], in `netns`. The one
-/// place that says which containerd runs and how.
-fn containerd_in(dir: &Path, netns: &Path) -> Daemon {
-    let (dir, netns) = (dir.display(), netns.display());
-    let command = format!(
-        "nsenter --net='{netns}' containerd --config '{dir}/config.toml' \
-         >>'{dir}/containerd.log' 2>&1"
-    );
-    ("containerd", command)
 }
 
 /// Writes containerd's config (CRI on, both handlers, the pause image, CNI

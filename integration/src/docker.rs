@@ -22,6 +22,7 @@ use crate::containerd::{
 };
 use crate::docs::snippet;
 use crate::engine::{import_image, Engine};
+use crate::netns::Netns;
 use crate::stack;
 use crate::target_dir;
 use std::path::{Path, PathBuf};
@@ -77,12 +78,22 @@ fn start() -> Result<Docker, String> {
     let way = way_under_test(&dir)?;
     let address = write_config(&dir)?;
     let socket = dir.join("docker.sock");
-    let network = stack.is_some();
-    let daemons = [
-        containerd_command(&dir),
-        dockerd_command(&dir, &address, &way.flags, network),
-    ];
-    let keeper = keep(&dir, &way.path_first, &daemons, stack.as_ref())?;
+    let dockerd = dockerd_command(&dir, &address, &way.flags);
+    let keeper = match &stack {
+        // The stack's jail has a network namespace of its own.
+        Some(stack) => {
+            let daemons = [containerd_command(&dir), dockerd];
+            keep(&dir, &way.path_first, &daemons, Some(stack))?
+        }
+        None => {
+            let netns = Netns::new("berth-docker")?;
+            let dockerd = (dockerd.0, netns.enter(&dockerd.1));
+            let daemons = [netns.holder(), containerd_command(&dir), dockerd];
+            let mut keeper = keep(&dir, &way.path_first, &daemons, None)?;
+            keeper.netns = Some(netns.path);
+            keeper
+        }
+    };
     wait_for_socket(&address)?;
     wait_for_socket(&socket)?;
     let runtime_root = way
@@ -102,17 +113,13 @@ fn start() -> Result<Docker, String> {
 }
 
 /// dockerd on the suite's containerd, with `flags` that add the runtime
-/// under test. Its bridge and iptables rules only in a `network` namespace
-/// of its own (a stack's): the host's network is left alone.
-fn dockerd_command(dir: &Path, containerd: &Path, flags: &[String], network: bool) -> Daemon {
+/// under test. Its bridge and iptables rules go in a network namespace of
+/// its own (the stack's, or the host's [`Netns`]).
+fn dockerd_command(dir: &Path, containerd: &Path, flags: &[String]) -> Daemon {
     let d = dir.display();
-    let no_network = match network {
-        true => "",
-        false => "--bridge=none --iptables=false --ip-masq=false",
-    };
     let command = format!(
         "dockerd --data-root '{d}/data' --exec-root '{d}/exec' --pidfile '{d}/docker.pid' \
-         -H 'unix://{d}/docker.sock' --containerd '{}' {no_network} {} >>'{d}/dockerd.log' 2>&1",
+         -H 'unix://{d}/docker.sock' --containerd '{}' {} >>'{d}/dockerd.log' 2>&1",
         containerd.display(),
         flags.join(" ")
     );

@@ -57,17 +57,16 @@ pub trait Engine: Sync {
     }
 
     /// What `GET /` on 127.0.0.1:`port` in the engine's network namespace
-    /// answers, once it answers (the host's busybox wget, in the jail's
-    /// network namespace only).
+    /// answers, once it answers (the host's busybox wget, in that network
+    /// namespace only).
     #[track_caller]
     fn http_get(&self, port: u16) -> Out {
-        let jail = self
-            .jail()
-            .expect("a published port needs a stack's network");
         let url = format!("http://127.0.0.1:{port}/");
+        let netns = self.keeper().ns("net");
         let fetch = || {
-            let mut wget = jail.net_command("busybox");
-            wget.args(["wget", "-q", "-O", "-", &url]);
+            let mut wget = Command::new("nsenter");
+            wget.arg(format!("--net={}", netns.display()));
+            wget.args(["busybox", "wget", "-q", "-O", "-", &url]);
             exec::run(&mut wget, &self.logs())
         };
         exec::poll(&format!("{url} never answered"), fetch, |o| o.code == 0)

@@ -17,6 +17,7 @@ pub mod engine_scenarios;
 mod exec;
 mod host;
 mod leftovers;
+mod netns;
 mod podman;
 pub mod stack;
 

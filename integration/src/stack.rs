@@ -173,14 +173,6 @@ impl Jail {
         cmd
     }
 
-    /// The host's `program` in the jail's network namespace only (to reach
-    /// its loopback with the host's tools).
-    pub fn net_command(&self, program: &str) -> Command {
-        let mut cmd = Command::new("nsenter");
-        cmd.args(["-t", &self.init.to_string(), "-n", program]);
-        cmd
-    }
-
     /// The jail's namespace of `kind` (`net`, `pid`, `mnt`, ...), as the
     /// host names it.
     pub fn ns(&self, kind: &str) -> PathBuf {
