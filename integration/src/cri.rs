@@ -20,10 +20,10 @@ mod pod;
 mod stream;
 
 pub use pod::{Ctr, Pod};
+pub use stream::Input;
 
 use crate::containerd::{
-    containerd_command, image_archive, keep, logs_in, need_root_and, wait_for_socket,
-    Keeper,
+    containerd_command, image_archive, keep, logs_in, need_root_and, wait_for_socket, Keeper,
 };
 use crate::docs::snippet;
 use crate::exec;

@@ -25,7 +25,7 @@ pub use bundle::{lines_of, s, Bundle, Running};
 pub use cgroup::{unified, CgroupOf};
 pub use console::{in_terminal, ConsoleSocket};
 pub use containerd::{containerd, private_containerd, Containerd, Keeper, Task, IMAGE, NAMESPACE};
-pub use cri::{cri, Cri, Ctr, Handler, Pod, CRI_IMAGE, PAUSE_IMAGE, POD_SUBNET};
+pub use cri::{cri, Cri, Ctr, Handler, Input, Pod, CRI_IMAGE, PAUSE_IMAGE, POD_SUBNET};
 pub use docker::{docker, Docker};
 pub use engine::{Container, Engine};
 pub use exec::{

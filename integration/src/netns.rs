@@ -40,7 +40,8 @@ impl Netns {
     /// namespace outlives no test process.
     pub(crate) fn holder(&self) -> Daemon {
         let name = &self.name;
-        let script = format!("trap 'ip netns delete {name}; exit 0' TERM; while :; do sleep 1; done");
+        let script =
+            format!("trap 'ip netns delete {name}; exit 0' TERM; while :; do sleep 1; done");
         ("netns", format!("sh -c \"{script}\""))
     }
 

@@ -4,7 +4,9 @@
 //! (berth's shim driving berth), or `runc` when `BERTH_CRI_HANDLER=runc`,
 //! to prove the scenarios honest.
 
-use integration::{cri_or_skip, ns_inode, poll, Cri, Out, CRI_IMAGE, PAUSE_IMAGE, POD_SUBNET};
+use integration::{
+    cri_or_skip, ns_inode, poll, Cri, Input, Out, CRI_IMAGE, PAUSE_IMAGE, POD_SUBNET,
+};
 use k8s_cri::v1 as cri;
 use std::path::Path;
 
@@ -105,14 +107,63 @@ fn streaming_exec_returns_stdout_stderr_and_the_exit_code() {
     let ctr = pod.run(&SLEEP);
     let script = "echo to-out; echo to-err >&2; exit 3";
     let out = ctr
-        .exec_streaming(&["sh", "-c", script])
+        .exec_streaming(&["sh", "-c", script], Input::default())
         .expect("an exec session");
     assert_eq!(
         (out.code, out.stdout.as_str(), out.stderr.as_str()),
         (3, "to-out\n", "to-err\n")
     );
-    let out = ctr.exec_streaming(&["true"]).expect("an exec session");
-    assert_eq!(out.code, 0, "{out:#?}");
+    let out = ctr.exec_streaming(&["true"], Input::default());
+    assert_eq!(out.expect("an exec session").code, 0);
+    pod.stop_and_remove();
+    pod.assert_no_leftovers();
+}
+
+#[test]
+fn streaming_exec_on_a_terminal_gets_its_size_and_stdin() {
+    let c = cri_or_skip!();
+    let pod = c.pod();
+    let ctr = pod.run(&SLEEP);
+    // containerd sets the size and passes stdin on separate paths: wait
+    // (a bounded while) for the size.
+    let script = "echo ready; read line; for i in $(seq 100); do \
+        s=$(stty size 2>/dev/null) && [ \"$s\" != '0 0' ] && break; sleep 0.05; done; \
+        echo \"$s\"; [ -t 0 ] && echo \"a terminal, $line\"; exit 4";
+    let input = Input {
+        terminal: Some((77, 20)),
+        stdin: b"go\n".to_vec(),
+        prompt: "ready".into(),
+        until: None,
+    };
+    let out = ctr.exec_streaming(&["sh", "-c", script], input);
+    let out = out.expect("an exec session");
+    assert_eq!(out.code, 4, "{out:#?}");
+    assert!(out.stdout.contains("20 77\r\n"), "{out:#?}");
+    assert!(out.stdout.contains("a terminal, go\r\n"), "{out:#?}");
+    pod.stop_and_remove();
+    pod.assert_no_leftovers();
+}
+
+#[test]
+fn attach_reaches_the_containers_stdin_and_stdout() {
+    let c = cri_or_skip!();
+    let pod = c.pod();
+    // An attach sees only what comes after it: the container says it
+    // waits until its stdin has a line, and the session sends the line
+    // once it has seen that.
+    let script =
+        "while echo waiting; ! read -t 1 line; do :; done; echo \"got $line\"; exec sleep 1000";
+    let mut config = pod.container_config("c", &["sh", "-c", script]);
+    config.stdin = true;
+    let ctr = pod.start(config);
+    let input = Input {
+        stdin: b"hello\n".to_vec(),
+        prompt: "waiting".into(),
+        until: Some("got hello\n".into()),
+        ..Default::default()
+    };
+    let out = ctr.attach(input).expect("an attach session");
+    assert!(out.stdout.ends_with("waiting\ngot hello\n"), "{out:#?}");
     pod.stop_and_remove();
     pod.assert_no_leftovers();
 }

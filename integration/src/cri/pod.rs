@@ -3,7 +3,7 @@
 //! CreateContainer and StartContainer in it), stopped and removed on drop
 //! so that a failed scenario does not leak into the next.
 
-use super::{Cri, CRI_IMAGE};
+use super::{Cri, Input, CRI_IMAGE};
 use crate::exec::{self, Out};
 use crate::leftovers::{self, DAEMON_GRACE};
 use crate::Value;
@@ -293,22 +293,44 @@ impl Drop for Pod<'_> {
 }
 
 impl Ctr<'_> {
-    /// Exec of `cmd` through the streaming server, stdin closed, without a
-    /// terminal, as `kubectl exec` runs it: its exit code and output.
-    pub fn exec_streaming(&self, cmd: &[&str]) -> Result<Out, String> {
+    /// Exec of `cmd` through the streaming server, as `kubectl exec` runs
+    /// it: with a terminal if `input` has a size, stdin open if it has
+    /// any; its exit code and output.
+    pub fn exec_streaming(&self, cmd: &[&str], input: Input) -> Result<Out, String> {
         let request = cri::ExecRequest {
             container_id: self.id.clone(),
             cmd: cmd.iter().map(|a| a.to_string()).collect(),
+            tty: input.terminal.is_some(),
+            stdin: !input.stdin.is_empty(),
             stdout: true,
-            stderr: true,
-            ..Default::default()
+            // A terminal has one output stream.
+            stderr: input.terminal.is_none(),
         };
         let cri = self.pod.cri;
         let url = cri
             .call(cri.runtime().exec(request))
             .map_err(|e| e.to_string())?
             .url;
-        cri.in_netns(move || super::stream::exec(&url))
+        cri.in_netns(move || super::stream::exec(&url, input))
+    }
+
+    /// Attach to the container's stdio through the streaming server, as
+    /// `kubectl attach -i` does (the container's config must open its
+    /// stdin), sending `input`: what it prints until its output ends.
+    pub fn attach(&self, input: Input) -> Result<Out, String> {
+        let request = cri::AttachRequest {
+            container_id: self.id.clone(),
+            stdin: true,
+            tty: false,
+            stdout: true,
+            stderr: true,
+        };
+        let cri = self.pod.cri;
+        let url = cri
+            .call(cri.runtime().attach(request))
+            .map_err(|e| e.to_string())?
+            .url;
+        cri.in_netns(move || super::stream::attach(&url, input))
     }
 
     /// ExecSync of `cmd`, as an [`Out`] (exit code, stdout, stderr).

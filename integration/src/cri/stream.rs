@@ -1,9 +1,10 @@
-//! CRI's streaming Exec as kubelet's clients (`kubectl exec`) use it: Exec
-//! returns a URL on containerd's streaming server, which speaks the
-//! kubelet streaming protocol; its WebSocket form (`v4.channel.k8s.io`)
-//! frames each message with a channel byte: 1 stdout, 2 stderr, 3 the
-//! final status (a Kubernetes `Status` object, whose cause carries a
-//! non-zero exit code).
+//! CRI's streaming Exec and Attach as kubelet's clients (`kubectl exec`,
+//! `kubectl attach`) use them: Exec and Attach return a URL on
+//! containerd's streaming server, which speaks the kubelet streaming
+//! protocol; its WebSocket form (`v4.channel.k8s.io`) frames each message
+//! with a channel byte: 0 stdin, 1 stdout, 2 stderr, 3 the final status (a
+//! Kubernetes `Status` object, whose cause carries a non-zero exit code),
+//! 4 the terminal's size.
 
 use crate::exec::Out;
 use std::net::TcpStream;
@@ -12,14 +13,45 @@ use tungstenite::http::HeaderValue;
 use tungstenite::Message;
 
 const SUBPROTOCOL: &str = "v4.channel.k8s.io";
+const STDIN: u8 = 0;
 const STDOUT: u8 = 1;
 const STDERR: u8 = 2;
 const STATUS: u8 = 3;
+const RESIZE: u8 = 4;
 
-/// Runs the exec session at `url` (from CRI's Exec, stdin closed) to its
-/// end: what it printed and its exit code. Call it in containerd's
-/// network namespace (the URL names its loopback).
-pub fn exec(url: &str) -> Result<Out, String> {
+/// What a client sends in a session: a terminal size first (for a session
+/// with a terminal), then its stdin; once the output shows `prompt` (at
+/// once if empty). containerd drops a size that comes before the process
+/// runs. The client reads to the session's end, or until the output
+/// shows `until` if set (containerd may close an attach session before the
+/// last output of a container that exits).
+#[derive(Default, Clone)]
+pub struct Input {
+    pub terminal: Option<(u16, u16)>,
+    pub stdin: Vec<u8>,
+    pub prompt: String,
+    pub until: Option<String>,
+}
+
+/// Runs the exec session at `url` (from CRI's Exec) to its end: what it
+/// printed and its exit code. Call it in containerd's network namespace
+/// (the URL names its loopback).
+pub fn exec(url: &str, input: Input) -> Result<Out, String> {
+    let (mut out, status) = session(url, input)?;
+    out.code = exit_code(status.as_deref())?;
+    Ok(out)
+}
+
+/// Runs the attach session at `url` (from CRI's Attach) until the
+/// container's output ends: what it printed (the code is the container's
+/// business, not the session's: -1).
+pub fn attach(url: &str, input: Input) -> Result<Out, String> {
+    Ok(session(url, input)?.0)
+}
+
+/// Sends `input`, then reads the session at `url` to its end: its output,
+/// and its final status if it sent one.
+fn session(url: &str, input: Input) -> Result<(Out, Option<Vec<u8>>), String> {
     let err = |what: &str, e: &dyn std::fmt::Display| format!("{what} {url}: {e}");
     // The streaming server upgrades the URL containerd gives (http://) to
     // a WebSocket: the same URL as ws://.
@@ -38,15 +70,23 @@ pub fn exec(url: &str) -> Result<Out, String> {
         .set_read_timeout(Some(crate::exec::DEADLINE))
         .map_err(|e| err("timeout", &e))?;
     let (mut ws, _) = tungstenite::client(request, stream).map_err(|e| err("handshake", &e))?;
-    let (mut out, mut status) = (
-        Out {
-            code: -1,
-            stdout: String::new(),
-            stderr: String::new(),
-        },
-        None,
-    );
+    let mut out = Out {
+        code: -1,
+        stdout: String::new(),
+        stderr: String::new(),
+    };
+    let mut status = None;
+    let mut unsent = frames(&input);
     loop {
+        if input.until.as_ref().is_some_and(|u| out.stdout.contains(u)) {
+            break;
+        }
+        if out.stdout.contains(&input.prompt) {
+            for frame in unsent.drain(..) {
+                ws.send(Message::Binary(frame.into()))
+                    .map_err(|e| err("send", &e))?;
+            }
+        }
         match ws.read() {
             Ok(Message::Binary(frame)) => match frame.split_first() {
                 Some((&STDOUT, data)) => out.stdout += &String::from_utf8_lossy(data),
@@ -59,8 +99,22 @@ pub fn exec(url: &str) -> Result<Out, String> {
             Err(e) => return Err(err("read", &e)),
         }
     }
-    out.code = exit_code(status.as_deref())?;
-    Ok(out)
+    Ok((out, status))
+}
+
+/// The frames that carry `input`: the size (JSON, as kubectl sends it),
+/// then stdin.
+fn frames(input: &Input) -> Vec<Vec<u8>> {
+    let framed = |channel: u8, data: &[u8]| [&[channel][..], data].concat();
+    let mut frames = Vec::new();
+    if let Some((width, height)) = input.terminal {
+        let size = serde_json::json!({"Width": width, "Height": height}).to_string();
+        frames.push(framed(RESIZE, size.as_bytes()));
+    }
+    if !input.stdin.is_empty() {
+        frames.push(framed(STDIN, &input.stdin));
+    }
+    frames
 }
 
 /// The exit code a final `Status` gives: 0 for Success, else the cause
