@@ -152,7 +152,7 @@ fn namespaces_of(pid: i32) -> Result<Vec<(File, CloneFlags)>> {
 
 fn stage1(t: &Target, opts: &ExecOpts, ch: Channel) {
     ch.forward_logs();
-    if let Err(e) = enter(t) {
+    if let Err(e) = enter(t, &opts.process) {
         crate::init::die(&ch, e);
     }
     crate::init::fork_and_report(&ch, || match exec_child(t, opts, &ch) {
@@ -161,12 +161,20 @@ fn stage1(t: &Target, opts: &ExecOpts, ch: Channel) {
     })
 }
 
-/// Joins the container's cgroups and namespaces, and init's root.
-fn enter(t: &Target) -> Res<()> {
+/// Joins the container's cgroups (on the CPUs `execCPUAffinity` names
+/// for before and after) and namespaces, and init's root.
+fn enter(t: &Target, process: &Process) -> Res<()> {
+    let affinity = process.exec_cpu_affinity().as_ref();
+    if let Some(cpus) = affinity.and_then(|a| a.initial().as_deref()) {
+        crate::sched::set_cpus(cpus, "process.execCPUAffinity.initial")?;
+    }
     for procs in &t.cgroup_procs {
         std::fs::write(procs, "0").context(format!("join cgroup {}", procs.display()))?;
     }
-    crate::cgroups::reset_cpu_affinity();
+    match affinity.and_then(|a| a.cpu_affinity_final().as_deref()) {
+        Some(cpus) => crate::sched::set_cpus(cpus, "process.execCPUAffinity.final")?,
+        None => crate::cgroups::reset_cpu_affinity(),
+    }
     for (f, flag) in &t.namespaces {
         setns(f, *flag).context(format!("join the container's namespace ({flag:?})"))?;
     }

@@ -24,6 +24,7 @@ pub mod personality;
 pub mod process;
 pub mod procspec;
 pub mod rootfs;
+pub mod sched;
 pub mod sealed;
 pub mod seccomp;
 pub mod signal;

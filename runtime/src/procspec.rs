@@ -101,6 +101,8 @@ pub fn prepare_with(
 ) -> Res<Prepared> {
     let nnp = process.no_new_privileges() == Some(true);
     set_rlimits(process)?;
+    // Raising a priority needs CAP_SYS_NICE, which set_identity may drop.
+    crate::sched::apply(process)?;
     crate::lsm::set_exec_labels(process)?;
     if let Some(f) = seccomp.filter(|f| !nnp || f.notifies()) {
         if nnp {

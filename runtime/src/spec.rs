@@ -96,22 +96,36 @@ fn strip_rootfs_from_destinations(spec: &mut Spec, rootfs: &Path) {
 }
 
 /// Parses config.json, reporting the JSON path of the first bad field.
-/// Capability names berth does not know are dropped with a warning (only
-/// when the quick typed parse fails, so a good config is read once).
+/// The process is [`repair_process`]ed first when the quick typed parse
+/// fails there (so a good config is read once).
 pub fn parse(data: &[u8]) -> Result<Spec, (String, String)> {
     let de = &mut serde_json::Deserializer::from_slice(data);
     let first = serde_path_to_error::deserialize(de);
     match first {
-        Err(e) if e.path().to_string().starts_with("process.capabilities.") => {
+        Err(e) if repairable(&e.path().to_string()) => {
             let mut v: serde_json::Value =
                 serde_json::from_slice(data).map_err(|e| ("top level".into(), e.to_string()))?;
             if let Some(p) = v.get_mut("process") {
-                crate::capabilities::drop_unknown(p);
+                repair_process(p);
             }
             serde_path_to_error::deserialize(v).map_err(located)
         }
         r => r.map_err(located),
     }
+}
+
+fn repairable(path: &str) -> bool {
+    ["process.capabilities.", "process.scheduler.flags"]
+        .iter()
+        .any(|p| path.starts_with(p))
+}
+
+/// Makes a process (JSON, before the typed parse) one oci-spec takes:
+/// capability names berth does not know are dropped with a warning, and
+/// the spec's scheduler flag names become the ones oci-spec spells.
+pub fn repair_process(process: &mut serde_json::Value) {
+    crate::capabilities::drop_unknown(process);
+    crate::sched::respell_flags(process);
 }
 
 fn located<E: std::fmt::Display>(e: serde_path_to_error::Error<E>) -> (String, String) {
@@ -206,6 +220,7 @@ fn validate_process(spec: &Spec) -> Result<(), SpecError> {
             format!("{e:?} {problem}"),
         ));
     }
+    crate::sched::check(p).map_err(|(field, why)| invalid(field, why))?;
     for (i, r) in p.rlimits().iter().flatten().enumerate() {
         if r.soft() > r.hard() {
             return Err(invalid(

@@ -87,6 +87,9 @@ pub fn run(root: &Path, a: Args) -> anyhow::Result<i32> {
     if let Err((field, why)) = berth::lsm::check_process(&process, "exec") {
         bail!("{field}: {why}");
     }
+    if let Err((field, why)) = berth::sched::check(&process) {
+        bail!("{field}: {why}");
+    }
     let (ours, theirs) = console_pair(a.detach, &a.console_socket)?;
     let opts = ExecOpts {
         process,
@@ -138,7 +141,7 @@ fn read_process(file: &Path) -> anyhow::Result<Process> {
             .entry("user")
             .or_insert(serde_json::json!({"uid": 0, "gid": 0}));
     }
-    berth::capabilities::drop_unknown(&mut value);
+    berth::spec::repair_process(&mut value);
     serde_path_to_error::deserialize(value).map_err(|e| {
         let field = match e.path().to_string() {
             p if p == "." => String::new(),
