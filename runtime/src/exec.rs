@@ -56,6 +56,8 @@ struct Target {
     chroot: Option<File>,
     /// Init's personality (`linux.personality`), which the process gets too.
     personality: Option<libc::c_ulong>,
+    /// `linux.memoryPolicy`, which the process gets too.
+    memory_policy: Option<oci_spec::runtime::LinuxMemoryPolicy>,
 }
 
 /// Starts `opts.process` in container `id`; returns its pid once it is
@@ -82,6 +84,7 @@ pub fn exec(root: &Path, id: &str, opts: &ExecOpts, console: Option<UnixStream>)
         namespaces,
         chroot,
         personality: crate::personality::of_process(state.pid).filter(|p| *p != 0),
+        memory_policy: state.memory_policy.clone(),
         cgroup_procs: match &state.cgroup {
             Some(p) if opts.cgroup.is_empty() => freezer_last(Cgroup::new(p.clone()).procs_files()),
             Some(p) => freezer_last(Cgroup::new(p.clone()).procs_files_below(&opts.cgroup)?),
@@ -207,6 +210,9 @@ fn exec_child(t: &Target, opts: &ExecOpts, ch: &Channel) -> Res<std::convert::In
             .console_size()
             .map(|b| (b.height() as u16, b.width() as u16));
         tty::setup_console(console, size, false)?;
+    }
+    if let Some(policy) = &t.memory_policy {
+        crate::mempolicy::apply(policy)?;
     }
     let prepared = procspec::prepare_with(
         &opts.process,

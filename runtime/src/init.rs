@@ -217,6 +217,13 @@ fn container_init(
     if !cfg.no_new_keyring {
         join_session_keyring(&cfg.id)?;
     }
+    if let Some(policy) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.memory_policy().as_ref())
+    {
+        crate::mempolicy::apply(policy)?;
+    }
     let prepared = procspec::prepare(process, cfg.seccomp.as_ref(), ch)?;
     if let Some(p) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
         crate::personality::set(crate::personality::of_spec(p))?;

@@ -19,6 +19,7 @@ pub mod hooks;
 pub mod init;
 pub mod logging;
 pub mod lsm;
+pub mod mempolicy;
 pub mod namespaces;
 pub mod personality;
 pub mod process;

@@ -162,21 +162,26 @@ fn set_io_priority(p: &LinuxIOPriority) -> Result<(), OsError> {
 /// spec's parser has checked), naming `field` when the kernel refuses it.
 pub fn set_cpus(cpus: &str, field: &str) -> Result<(), OsError> {
     let mut set = nix::sched::CpuSet::new();
-    for range in cpus.split(',') {
-        let (first, last) = range.split_once('-').unwrap_or((range, range));
-        let (first, last): (usize, usize) = match (first.parse(), last.parse()) {
-            (Ok(f), Ok(l)) => (f, l),
-            _ => {
-                return Err(OsError::new(
-                    format!("{field}: {cpus:?}"),
-                    nix::errno::Errno::EINVAL,
-                ))
-            }
-        };
+    let ranges = numbers(cpus)
+        .map_err(|_| OsError::new(format!("{field}: {cpus:?}"), nix::errno::Errno::EINVAL))?;
+    for (first, last) in ranges {
         for cpu in first..=last {
             set.set(cpu).context(format!("{field}: cpu {cpu}"))?;
         }
     }
     nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
         .context(format!("set {field} to {cpus}"))
+}
+
+/// The ranges of a list such as `0-3,7` (CPUs, NUMA nodes), first to last
+/// inclusive; Err names the range that is not one.
+pub(crate) fn numbers(list: &str) -> Result<Vec<(usize, usize)>, String> {
+    let range = |r: &str| -> Option<(usize, usize)> {
+        let (first, last) = r.split_once('-').unwrap_or((r, r));
+        let (first, last) = (first.parse().ok()?, last.parse().ok()?);
+        (first <= last).then_some((first, last))
+    };
+    let bad = |r: &str| format!("{list:?}: {r:?} is not a number or a range of them");
+    let ranges = list.split(',').filter(|r| !r.is_empty());
+    ranges.map(|r| range(r).ok_or_else(|| bad(r))).collect()
 }

@@ -308,6 +308,9 @@ fn validate_linux(spec: &Spec) -> Result<(), SpecError> {
     let Some(linux) = spec.linux() else {
         return Ok(());
     };
+    if let Some(policy) = linux.memory_policy() {
+        crate::mempolicy::check(policy).map_err(|(field, why)| invalid(field, why))?;
+    }
     let mut seen = HashSet::new();
     for (i, ns) in linux.namespaces().iter().flatten().enumerate() {
         if !seen.insert(ns.typ()) {

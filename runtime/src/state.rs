@@ -72,6 +72,9 @@ pub struct State {
     /// `linux.seccomp`, which exec'd processes get too.
     #[serde(default)]
     pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
+    /// `linux.memoryPolicy`, which exec'd processes get too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_policy: Option<oci_spec::runtime::LinuxMemoryPolicy>,
 }
 
 /// A container's status, as the runtime spec names them.
@@ -326,6 +329,7 @@ mod tests {
             hooks: None,
             cgroup: None,
             seccomp: None,
+            memory_policy: None,
         };
         dir.save(&state).unwrap();
         assert_eq!(load_file("c1", &root.join("c1")).unwrap().pid_start, 2);

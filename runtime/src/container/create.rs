@@ -214,6 +214,7 @@ fn create_in(
         hooks: bundle.spec.hooks().clone(),
         cgroup: Some(cgroup.cgroup.path.clone()),
         seccomp: linux.and_then(|l| l.seccomp().clone()),
+        memory_policy: linux.and_then(|l| l.memory_policy().clone()),
     };
     let cfg = InitConfig {
         id: opts.id.clone(),
