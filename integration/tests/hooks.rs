@@ -235,20 +235,25 @@ fn failing_then_logging(b: &mut Bundle, kind: &str) -> PathBuf {
 }
 
 #[test]
-fn a_failing_poststart_hook_warns_and_the_rest_still_run() {
-    berth_only!(
-        "runc 1.1.5 fails start, skips the remaining hooks and kills the container; the runtime spec makes it a warning"
-    );
+fn a_failing_poststart_hook_fails_start_and_destroys_the_container() {
+    // The runtime spec since 1.3 (and runc since 2026): an error, the
+    // container stopped and destroyed, its poststop hooks run.
+    berth_only!("runc 1.1.5 kills the container but keeps it (stopped) and runs no poststop hook");
     let mut b = Bundle::new();
     let log = failing_then_logging(&mut b, "poststart");
-    b.sh("sleep 600");
+    let poststop_log = b.dir.join("poststop");
+    let poststop = b.hook(&format!("echo poststop ran >> {}", s(&poststop_log)));
+    b.set("/hooks/poststop", json!([poststop])).sh("sleep 600");
     b.create().assert_ok();
     b.start()
-        .assert_ok()
+        .assert_failed()
         .assert_mentions("error running poststart hook #0");
-    assert_eq!(std::fs::read_to_string(&log).unwrap(), "second ran\n");
-    assert_eq!(b.state_json()["status"], "running");
-    b.delete(&["--force"]).assert_ok();
+    assert!(!log.exists(), "the hook after the failing one ran");
+    assert_eq!(
+        std::fs::read_to_string(&poststop_log).unwrap(),
+        "poststop ran\n"
+    );
+    b.state().assert_failed().assert_mentions("does not exist");
     b.assert_no_leftovers();
 }
 

@@ -99,8 +99,8 @@ pub fn run(
 }
 
 /// Runs every hook of `kind`, also after one fails, and returns the
-/// failures: the runtime spec makes a failing poststart or poststop hook a
-/// warning, after which the remaining hooks still run.
+/// failures: the runtime spec makes a failing poststop hook a warning,
+/// after which the remaining hooks still run.
 pub fn run_every(
     kind: HookKind,
     hooks: Option<&Hooks>,

@@ -25,15 +25,9 @@ pub fn run(g: &Globals, a: Args) -> anyhow::Result<i32> {
     let state = container::create(&a.opts.to_create(g, &a.id), theirs)?;
     super::create::hand_pidfd(&a.opts, g, &a.id, state.pid)?;
     let fg = Foreground::attach(ours)?;
-    // `run` is runc's command, not the spec's: as in runc, a failing
-    // poststart hook fails it and takes the container down.
-    let failed = match container::start(root, &a.id) {
-        Ok(hooks) => hooks.into_iter().next().map(anyhow::Error::from),
-        Err(e) => Some(e.into()),
-    };
-    if let Some(e) = failed {
+    if let Err(e) = container::start(root, &a.id) {
         let _ = container::delete(root, &a.id, true);
-        return Err(e);
+        return Err(e.into());
     }
     if a.detach {
         return Ok(0);

@@ -8,10 +8,7 @@ pub struct Args {
     pub id: String,
 }
 
-/// A failing poststart hook is a warning, as the runtime spec says.
 pub fn run(root: &Path, a: Args) -> anyhow::Result<i32> {
-    for e in berth::container::start(root, &a.id)? {
-        berth::logging::warn(&e.to_string());
-    }
+    berth::container::start(root, &a.id)?;
     Ok(0)
 }

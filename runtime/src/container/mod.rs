@@ -135,9 +135,10 @@ pub(crate) fn console_for(
 }
 
 /// Releases a created container's init to exec the user's process, then
-/// runs the poststart hooks; returns the ones that failed, which the
-/// runtime spec makes warnings (the container runs on).
-pub fn start(root: &Path, id: &str) -> Result<Vec<hooks::HookError>> {
+/// runs the poststart hooks. A failing one fails the start: the runtime
+/// spec (since 1.3, as runc) has the container stopped and destroyed then,
+/// its poststop hooks run, and the remaining poststart hooks skipped.
+pub fn start(root: &Path, id: &str) -> Result<()> {
     let mut c = Locked::open(root, id, Verb::Start)?;
     let fifo = c.dir.fifo_path();
     let f = std::fs::OpenOptions::new()
@@ -155,11 +156,15 @@ pub fn start(root: &Path, id: &str) -> Result<Vec<hooks::HookError>> {
     c.save()?;
     logging::debug(&format!("start {id}: the container's process runs"));
     let hook_state = HookState::new(&c.state, Status::Running);
-    Ok(hooks::run_every(
-        HookKind::Poststart,
-        c.state.hooks.as_ref(),
-        &hook_state,
-    ))
+    let ran = hooks::run(HookKind::Poststart, c.state.hooks.as_ref(), &hook_state);
+    if let Err(e) = ran {
+        drop(c);
+        if let Err(d) = delete(root, id, true) {
+            logging::warn(&format!("delete {id} after its poststart hook failed: {d}"));
+        }
+        return Err(e.into());
+    }
+    Ok(())
 }
 
 /// Waits until init has exec'd the user's process (or died), so that
