@@ -492,3 +492,45 @@ fn no_pivot_in_a_user_namespace_leaves_no_host_proc_either() {
     .set("/linux/gidMappings", mapping);
     assert_no_pivot_leaves_no_host_proc(b);
 }
+
+/// The container's /dev is `dev`, a directory the test (standing for an
+/// image or a volume shared with another container) fills; the default
+/// /dev tmpfs and its devices are gone.
+fn with_own_dev(b: &mut Bundle, fill: impl FnOnce(&std::path::Path)) {
+    let dev = b.host_dir("dev");
+    fill(&dev);
+    b.edit(|c| {
+        let mounts = c["mounts"].as_array_mut().unwrap();
+        let at = mounts
+            .iter()
+            .position(|m| m["destination"] == "/dev")
+            .unwrap();
+        mounts[at] =
+            json!({"destination": "/dev", "type": "bind", "source": dev, "options": ["rbind"]});
+    });
+}
+
+#[test]
+fn a_dev_null_swapped_for_a_link_cannot_unmask_a_procfs_file() {
+    // CVE-2025-31133: masking binds /dev/null over /proc/keys; a /dev/null
+    // that links to a writable procfs file (here the container's own
+    // hostname, harmless; core_pattern in the published attack) would be
+    // bound there read-write (here with no read-only /proc/sys, whose
+    // read-only flag a bind of a file below it would keep).
+    berth_only!("runc 1.1.5 binds the link's target (CVE-2025-31133, fixed in runc 1.2.8)");
+    let mut b = Bundle::new();
+    with_own_dev(&mut b, |dev| {
+        std::os::unix::fs::symlink("/proc/sys/kernel/hostname", dev.join("null")).unwrap();
+    });
+    b.set("/hostname", json!("box"))
+        .set("/linux/maskedPaths", json!(["/proc/keys"]))
+        .set("/linux/readonlyPaths", json!([]))
+        .sh("echo pwned > /proc/keys; hostname");
+    let out = b.run();
+    assert!(
+        !out.stdout.contains("pwned"),
+        "the mask bound the link's target: {out:?}"
+    );
+    out.assert_failed().assert_mentions("/dev/null");
+    b.assert_no_leftovers();
+}

@@ -119,7 +119,7 @@ fn stage1_setup(cfg: &InitConfig, plan: &Plan, ch: &Channel) -> Res<Sources> {
     // SAFETY: prctl with PR_SET_DUMPABLE takes a plain integer.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0) };
     if let Some(adj) = cfg.spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
-        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+        crate::procfs::Procfs::write_once("self/oom_score_adj", adj.to_string().as_bytes())
             .context("set process.oomScoreAdj")?;
     }
     plan.join_all()?;

@@ -23,6 +23,7 @@ pub mod mempolicy;
 pub mod namespaces;
 pub mod personality;
 pub mod process;
+pub mod procfs;
 pub mod procspec;
 pub mod rootfs;
 pub mod sched;

@@ -4,6 +4,7 @@
 //! On a host without the module a config that asks for one fails: running
 //! the container less confined than asked would be worse than not at all.
 
+use crate::procfs::Procfs;
 use oci_spec::runtime::{Mount, Process, Spec};
 use std::path::Path;
 
@@ -76,26 +77,23 @@ pub fn check(spec: &Spec) -> Result<(), Refused> {
 pub fn set_exec_labels(p: &Process) -> Result<(), ApplyError> {
     if let Some(v) = non_empty(p.apparmor_profile()) {
         // AppArmor's own file since 5.8; the shared one before.
-        let own = Path::new("/proc/thread-self/attr/apparmor/exec");
-        let file = match own.exists() {
-            true => own,
-            false => Path::new("/proc/thread-self/attr/exec"),
-        };
-        write_attr(file, &format!("exec {v}"), "AppArmor", v)?;
+        let data = format!("exec {v}");
+        match write_attr("thread-self/attr/apparmor/exec", &data, "AppArmor", v) {
+            Err(e) if e.source.kind() == std::io::ErrorKind::NotFound => {
+                write_attr("thread-self/attr/exec", &data, "AppArmor", v)?
+            }
+            r => r?,
+        }
     }
     if let Some(v) = non_empty(p.selinux_label()) {
-        write_attr(Path::new("/proc/thread-self/attr/exec"), v, "SELinux", v)?;
+        write_attr("thread-self/attr/exec", v, "SELinux", v)?;
     }
     Ok(())
 }
 
-fn write_attr(
-    file: &Path,
-    data: &str,
-    module: &'static str,
-    value: &str,
-) -> Result<(), ApplyError> {
-    std::fs::write(file, data).map_err(|source| ApplyError {
+/// Writes through a checked procfs: the container's mounts are in place.
+fn write_attr(file: &str, data: &str, module: &'static str, value: &str) -> Result<(), ApplyError> {
+    Procfs::write_once(file, data.as_bytes()).map_err(|source| ApplyError {
         module,
         value: value.into(),
         source,

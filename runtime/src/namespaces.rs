@@ -1,5 +1,6 @@
 //! Namespaces: which to create, which to join by path, and id mappings.
 
+use crate::procfs::Procfs;
 use nix::sched::{setns, unshare, CloneFlags};
 use oci_spec::runtime::{Linux, LinuxIdMapping, LinuxNamespaceType};
 use std::fs::File;
@@ -154,7 +155,8 @@ pub fn write_time_offsets(
             format!("{clock} {secs} {nanos}\n")
         })
         .collect();
-    std::fs::write(format!("/proc/{pid}/timens_offsets"), text).map_err(NamespaceError::TimeOffsets)
+    Procfs::write_once(&format!("{pid}/timens_offsets"), text.as_bytes())
+        .map_err(NamespaceError::TimeOffsets)
 }
 
 /// Writes uid_map and gid_map of a process in a fresh user namespace.
@@ -168,7 +170,7 @@ pub fn write_id_maps(
             .iter()
             .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
             .collect();
-        std::fs::write(format!("/proc/{pid}/{file}"), text)
+        Procfs::write_once(&format!("{pid}/{file}"), text.as_bytes())
             .map_err(|source| NamespaceError::IdMap { file, pid, source })?;
     }
     Ok(())

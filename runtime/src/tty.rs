@@ -4,9 +4,11 @@
 
 use crate::error::{Context, OsError};
 use crate::fdpass;
+use crate::rootfs::mountapi;
 use nix::fcntl::OFlag;
 use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use nix::sys::stat::Mode;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 
@@ -19,6 +21,8 @@ pub enum TtyError {
     },
     #[error("cannot set up the container's terminal: {0}")]
     Setup(#[from] OsError),
+    #[error("{0} is not a pty slave: the container's /dev/pts cannot give the terminal")]
+    NotPty(String),
     #[error("no terminal master arrived on the console socket")]
     NoFd,
 }
@@ -46,17 +50,12 @@ pub fn setup_console(
     grantpt(&master).context("grantpt")?;
     unlockpt(&master).context("unlockpt")?;
     let name = ptsname_r(&master).context("ptsname")?;
-    let slave = nix::fcntl::open(
-        name.as_str(),
-        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .context("open the pty slave")?;
+    let slave = open_peer(&master, &name)?;
     if let Some((rows, cols)) = size {
         set_size(slave.as_raw_fd(), rows, cols).context("set the console size")?;
     }
     if bind_console {
-        mount_console(&name)?;
+        mount_console(&slave)?;
     }
     fdpass::send(socket, name.as_bytes(), Some(master.as_raw_fd()))
         .context("send the pty master")?;
@@ -70,25 +69,56 @@ pub fn setup_console(
     Ok(())
 }
 
-/// /dev/console is the container's terminal, as runc makes it.
-fn mount_console(slave: &str) -> Result<(), TtyError> {
-    let console = Path::new("/dev/console");
+/// The slave of `master`, asked of the master itself (TIOCGPTPEER, Linux
+/// 4.13) rather than opened by its name: in the container's /dev, that
+/// name can lead elsewhere (CVE-2025-52565). Older kernels open the name
+/// and check that a pty slave came of it.
+fn open_peer(master: &impl AsRawFd, name: &str) -> Result<OwnedFd, TtyError> {
+    let flags = OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
+    // SAFETY: TIOCGPTPEER takes open flags as an int and returns a new fd or -1.
+    let fd = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTPEER, flags.bits()) };
+    let slave = match nix::errno::Errno::result(fd) {
+        // SAFETY: the ioctl just made this descriptor; nothing else owns it.
+        Ok(fd) => unsafe { OwnedFd::from_raw_fd(fd) },
+        Err(nix::errno::Errno::EINVAL | nix::errno::Errno::ENOTTY) => {
+            nix::fcntl::open(name, flags, Mode::empty()).context("open the pty slave")?
+        }
+        Err(e) => return Err(OsError::new("open the pty slave", e).into()),
+    };
+    let st = nix::sys::stat::fstat(&slave).context("stat the pty slave")?;
+    let major = nix::sys::stat::major(st.st_rdev);
+    if st.st_mode & libc::S_IFMT != libc::S_IFCHR || !(UNIX98_PTY_SLAVE_MAJORS).contains(&major) {
+        return Err(TtyError::NotPty(name.to_string()));
+    }
+    Ok(slave)
+}
+
+/// The device majors Linux gives Unix 98 pty slaves.
+const UNIX98_PTY_SLAVE_MAJORS: std::ops::RangeInclusive<u64> = 136..=143;
+
+/// /dev/console is the container's terminal, as runc makes it: the pty
+/// slave, bound by its descriptor onto a /dev/console that is no link.
+fn mount_console(slave: &OwnedFd) -> Result<(), TtyError> {
     // Read-only: the mount point made earlier opens on a read-only /dev.
-    nix::fcntl::open(
-        console,
-        OFlag::O_CREAT | OFlag::O_RDONLY | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    let console = nix::fcntl::open(
+        "/dev/console",
+        OFlag::O_CREAT | OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o600),
     )
     .context("create /dev/console")?;
-    nix::mount::mount(
-        Some(slave),
-        console,
-        None::<&str>,
-        nix::mount::MsFlags::MS_BIND,
-        None::<&str>,
-    )
-    .context("bind the pty to /dev/console")?;
-    Ok(())
+    let bound = match mountapi::clone_file(slave) {
+        Ok(tree) => mountapi::attach_onto(&tree, &console),
+        // Kernels before 5.2: the magic links name the same files.
+        Err(nix::errno::Errno::ENOSYS) => nix::mount::mount(
+            Some(format!("/proc/self/fd/{}", slave.as_raw_fd()).as_str()),
+            format!("/proc/self/fd/{}", console.as_raw_fd()).as_str(),
+            None::<&str>,
+            nix::mount::MsFlags::MS_BIND,
+            None::<&str>,
+        ),
+        Err(e) => Err(e),
+    };
+    Ok(bound.context("bind the pty to /dev/console")?)
 }
 
 pub fn set_size(fd: RawFd, rows: u16, cols: u16) -> nix::Result<()> {

@@ -8,7 +8,7 @@ mod devices;
 mod guard;
 mod hostfs;
 mod jail;
-mod mountapi;
+pub(crate) mod mountapi;
 pub mod mountinfo;
 pub mod options;
 pub mod path;
@@ -16,10 +16,15 @@ pub mod sources;
 mod target;
 
 use crate::error::{Context, OsError};
+use crate::procfs::Procfs;
 pub use jail::{pivot, Jail};
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
 use nix::mount::{mount, MsFlags};
+use nix::sys::stat::Mode;
 use nix::sys::statvfs::{statvfs, FsFlags};
 use oci_spec::runtime::{Mount, Spec};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use target::Root;
@@ -43,6 +48,8 @@ pub enum RootfsError {
     Sysctl { key: String, source: std::io::Error },
     #[error("mount destination {dest}: {why}")]
     Refused { dest: PathBuf, why: &'static str },
+    #[error("{path}: {why}")]
+    Unsafe { path: PathBuf, why: &'static str },
     #[error("mount destination {dest} moved to {now} while being mounted")]
     Moved { dest: PathBuf, now: PathBuf },
 }
@@ -424,16 +431,19 @@ fn locked_flags(dest: &Path) -> nix::Result<MsFlags> {
 /// the mounts would change the caller's mount table.
 pub fn finalize(spec: &Spec, jail: Jail) -> Result<(), RootfsError> {
     let linux = spec.linux().as_ref();
-    for (key, value) in linux
+    let sysctls = linux
         .and_then(|l| l.sysctl().as_ref())
-        .into_iter()
-        .flatten()
-    {
-        let file = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
-        std::fs::write(&file, value).map_err(|source| RootfsError::Sysctl {
-            key: key.clone(),
-            source,
-        })?;
+        .filter(|s| !s.is_empty());
+    if let Some(sysctls) = sysctls {
+        let proc = Procfs::open().context("open /proc for linux.sysctl")?;
+        for (key, value) in sysctls {
+            let file = format!("sys/{}", key.replace('.', "/"));
+            proc.write(&file, value.as_bytes())
+                .map_err(|source| RootfsError::Sysctl {
+                    key: key.clone(),
+                    source,
+                })?;
+        }
     }
     if jail == Jail::Chroot {
         return Ok(());
@@ -482,6 +492,7 @@ fn readonly_path(p: &Path) -> Result<(), RootfsError> {
 struct Masks {
     done: std::collections::HashSet<PathBuf>,
     first_dir: Option<PathBuf>,
+    null: Option<OwnedFd>,
 }
 
 impl Masks {
@@ -492,18 +503,59 @@ impl Masks {
         let Ok(meta) = p.metadata() else {
             return Ok(());
         };
-        let (src, flags, typ) = match (meta.is_dir(), &self.first_dir) {
-            (false, _) => (Path::new("/dev/null"), MsFlags::MS_BIND, None),
-            (true, Some(first)) => (first.as_path(), MsFlags::MS_BIND, None),
-            (true, None) => (Path::new("tmpfs"), MsFlags::MS_RDONLY, Some("tmpfs")),
+        if !meta.is_dir() {
+            let null = match self.null.take() {
+                Some(null) => null,
+                None => null_device()?,
+            };
+            let bound = match mountapi::clone_file(&null) {
+                Ok(tree) => mountapi::attach(&tree, p),
+                // Kernels before 5.2: the magic link names the same file.
+                Err(Errno::ENOSYS) => {
+                    let src = format!("/proc/self/fd/{}", null.as_raw_fd());
+                    mount(
+                        Some(src.as_str()),
+                        p,
+                        None::<&str>,
+                        MsFlags::MS_BIND,
+                        None::<&str>,
+                    )
+                }
+                Err(e) => Err(e),
+            };
+            self.null = Some(null);
+            return bound.map_err(mount_err("/dev/null", p, "mask"));
+        }
+        let (src, flags, typ) = match &self.first_dir {
+            Some(first) => (first.as_path(), MsFlags::MS_BIND, None),
+            None => (Path::new("tmpfs"), MsFlags::MS_RDONLY, Some("tmpfs")),
         };
         mount(Some(src), p, typ, flags, None::<&str>).map_err(mount_err(src, p, "mask"))?;
-        if meta.is_dir() {
-            match self.first_dir {
-                Some(_) => remount(p, MsFlags::MS_RDONLY).map_err(mount_err(src, p, "mask"))?,
-                None => self.first_dir = Some(p.to_path_buf()),
-            }
+        match self.first_dir {
+            Some(_) => remount(p, MsFlags::MS_RDONLY).map_err(mount_err(src, p, "mask"))?,
+            None => self.first_dir = Some(p.to_path_buf()),
         }
         Ok(())
     }
+}
+
+/// The container's /dev/null, opened without following a link and checked
+/// to be the null device (CVE-2025-31133): a /dev/null the image or a
+/// shared volume swapped for a link to a procfs file would otherwise be
+/// bound, writable, over each masked path.
+fn null_device() -> Result<OwnedFd, RootfsError> {
+    let path = Path::new("/dev/null");
+    let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let fd =
+        nix::fcntl::open(path, flags, Mode::empty()).context("open /dev/null to mask paths")?;
+    let st = nix::sys::stat::fstat(&fd).context("stat /dev/null")?;
+    let is_char = st.st_mode & libc::S_IFMT == libc::S_IFCHR;
+    if !is_char || st.st_rdev != nix::sys::stat::makedev(1, 3) {
+        return Err(RootfsError::Unsafe {
+            path: path.to_path_buf(),
+            why:
+                "is not the null device (character device 1:3), so it cannot mask linux.maskedPaths",
+        });
+    }
+    Ok(fd)
 }

@@ -50,16 +50,11 @@ fn setattr(
 /// namespace, where `src` may not be reachable. Its mounts get
 /// `propagation`, the container tree's own.
 pub fn clone_tree(src: &Path, recursive: bool, propagation: MsFlags) -> nix::Result<OwnedFd> {
-    let path = cpath(src)?;
-    let mut flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC;
-    if recursive {
-        flags |= libc::AT_RECURSIVE as libc::c_uint;
-    }
-    // SAFETY: path is NUL-terminated; open_tree returns a new descriptor or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) };
-    nix::errno::Errno::result(fd)?;
-    // SAFETY: the descriptor was just made by open_tree and is owned by no one else.
-    let tree = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let flags = match recursive {
+        true => libc::AT_RECURSIVE as libc::c_uint,
+        false => 0,
+    };
+    let tree = open_tree(libc::AT_FDCWD, &cpath(src)?, flags)?;
     // A clone of a shared mount joins the source's peer group: left so,
     // every mount the container made below it would appear on the host,
     // whatever the container's propagation. A bind made by path inside the
@@ -75,20 +70,49 @@ pub fn clone_tree(src: &Path, recursive: bool, propagation: MsFlags) -> nix::Res
     Ok(tree)
 }
 
+/// A detached bind mount of exactly the file `file` is open on: no path
+/// is looked up again, so nothing swapped in meanwhile is bound instead.
+pub fn clone_file(file: &impl AsRawFd) -> nix::Result<OwnedFd> {
+    open_tree(file.as_raw_fd(), c"", libc::AT_EMPTY_PATH as libc::c_uint)
+}
+
+fn open_tree(dirfd: RawFd, path: &CStr, flags: libc::c_uint) -> nix::Result<OwnedFd> {
+    let flags = flags | libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC;
+    // SAFETY: path is NUL-terminated; open_tree returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, dirfd, path.as_ptr(), flags) };
+    nix::errno::Errno::result(fd)?;
+    // SAFETY: the descriptor was just made by open_tree and is owned by no one else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
 /// Attaches the tree `tree` (from [`clone_tree`]) at `dest`.
 pub fn attach(tree: &OwnedFd, dest: &Path) -> nix::Result<()> {
-    let to = cpath(dest)?;
+    // `dest` may be a /proc/self/fd magic link: follow it, as mount(2) does.
+    move_mount(
+        tree,
+        libc::AT_FDCWD,
+        &cpath(dest)?,
+        libc::MOVE_MOUNT_T_SYMLINKS,
+    )
+}
+
+/// Attaches the tree `tree` onto the file or directory `dest` is open on.
+pub fn attach_onto(tree: &OwnedFd, dest: &impl AsRawFd) -> nix::Result<()> {
+    move_mount(tree, dest.as_raw_fd(), c"", libc::MOVE_MOUNT_T_EMPTY_PATH)
+}
+
+fn move_mount(tree: &OwnedFd, to_dirfd: RawFd, to: &CStr, flags: libc::c_uint) -> nix::Result<()> {
     let empty = c"";
-    // SAFETY: both paths are NUL-terminated; tree is an open descriptor.
+    // SAFETY: both paths are NUL-terminated; tree and to_dirfd are open descriptors
+    // (or AT_FDCWD).
     let r = unsafe {
         libc::syscall(
             libc::SYS_move_mount,
             tree.as_raw_fd(),
             empty.as_ptr(),
-            libc::AT_FDCWD,
+            to_dirfd,
             to.as_ptr(),
-            // `dest` is a /proc/self/fd magic link: follow it, as mount(2) does.
-            libc::MOVE_MOUNT_F_EMPTY_PATH | libc::MOVE_MOUNT_T_SYMLINKS,
+            flags | libc::MOVE_MOUNT_F_EMPTY_PATH,
         )
     };
     nix::errno::Errno::result(r).map(drop)
