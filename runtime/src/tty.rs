@@ -87,7 +87,7 @@ fn open_peer(master: &impl AsRawFd, name: &str) -> Result<OwnedFd, TtyError> {
     };
     let st = nix::sys::stat::fstat(&slave).context("stat the pty slave")?;
     let major = nix::sys::stat::major(st.st_rdev);
-    if st.st_mode & libc::S_IFMT != libc::S_IFCHR || !(UNIX98_PTY_SLAVE_MAJORS).contains(&major) {
+    if st.st_mode & libc::S_IFMT != libc::S_IFCHR || !UNIX98_PTY_SLAVE_MAJORS.contains(&major) {
         return Err(TtyError::NotPty(name.to_string()));
     }
     Ok(slave)
@@ -106,19 +106,7 @@ fn mount_console(slave: &OwnedFd) -> Result<(), TtyError> {
         Mode::from_bits_truncate(0o600),
     )
     .context("create /dev/console")?;
-    let bound = match mountapi::clone_file(slave) {
-        Ok(tree) => mountapi::attach_onto(&tree, &console),
-        // Kernels before 5.2: the magic links name the same files.
-        Err(nix::errno::Errno::ENOSYS) => nix::mount::mount(
-            Some(format!("/proc/self/fd/{}", slave.as_raw_fd()).as_str()),
-            format!("/proc/self/fd/{}", console.as_raw_fd()).as_str(),
-            None::<&str>,
-            nix::mount::MsFlags::MS_BIND,
-            None::<&str>,
-        ),
-        Err(e) => Err(e),
-    };
-    Ok(bound.context("bind the pty to /dev/console")?)
+    Ok(mountapi::bind_file(slave, &console).context("bind the pty to /dev/console")?)
 }
 
 pub fn set_size(fd: RawFd, rows: u16, cols: u16) -> nix::Result<()> {

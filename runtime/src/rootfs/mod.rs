@@ -18,13 +18,12 @@ mod target;
 use crate::error::{Context, OsError};
 use crate::procfs::Procfs;
 pub use jail::{pivot, Jail};
-use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::mount::{mount, MsFlags};
 use nix::sys::stat::Mode;
 use nix::sys::statvfs::{statvfs, FsFlags};
 use oci_spec::runtime::{Mount, Spec};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use target::Root;
@@ -504,26 +503,14 @@ impl Masks {
             return Ok(());
         };
         if !meta.is_dir() {
-            let null = match self.null.take() {
-                Some(null) => null,
-                None => null_device()?,
-            };
-            let bound = match mountapi::clone_file(&null) {
-                Ok(tree) => mountapi::attach(&tree, p),
-                // Kernels before 5.2: the magic link names the same file.
-                Err(Errno::ENOSYS) => {
-                    let src = format!("/proc/self/fd/{}", null.as_raw_fd());
-                    mount(
-                        Some(src.as_str()),
-                        p,
-                        None::<&str>,
-                        MsFlags::MS_BIND,
-                        None::<&str>,
-                    )
-                }
-                Err(e) => Err(e),
-            };
-            self.null = Some(null);
+            if self.null.is_none() {
+                self.null = Some(null_device()?);
+            }
+            let null = self.null.as_ref().expect("opened above");
+            // Opened as mount(2) would resolve it, links followed.
+            let flags = OFlag::O_PATH | OFlag::O_CLOEXEC;
+            let bound = nix::fcntl::open(p, flags, Mode::empty())
+                .and_then(|target| mountapi::bind_file(null, &target));
             return bound.map_err(mount_err("/dev/null", p, "mask"));
         }
         let (src, flags, typ) = match &self.first_dir {

@@ -70,10 +70,22 @@ pub fn clone_tree(src: &Path, recursive: bool, propagation: MsFlags) -> nix::Res
     Ok(tree)
 }
 
-/// A detached bind mount of exactly the file `file` is open on: no path
-/// is looked up again, so nothing swapped in meanwhile is bound instead.
-pub fn clone_file(file: &impl AsRawFd) -> nix::Result<OwnedFd> {
-    open_tree(file.as_raw_fd(), c"", libc::AT_EMPTY_PATH as libc::c_uint)
+/// Bind-mounts the file `src` is open on onto the one `dest` is open on:
+/// no path is looked up again, so nothing swapped in meanwhile is bound
+/// or covered instead.
+pub fn bind_file(src: &impl AsRawFd, dest: &impl AsRawFd) -> nix::Result<()> {
+    match open_tree(src.as_raw_fd(), c"", libc::AT_EMPTY_PATH as libc::c_uint) {
+        Ok(tree) => move_mount(&tree, dest.as_raw_fd(), c"", libc::MOVE_MOUNT_T_EMPTY_PATH),
+        // Kernels before 5.2: the magic links name the same files.
+        Err(nix::errno::Errno::ENOSYS) => nix::mount::mount(
+            Some(format!("/proc/self/fd/{}", src.as_raw_fd()).as_str()),
+            format!("/proc/self/fd/{}", dest.as_raw_fd()).as_str(),
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        ),
+        Err(e) => Err(e),
+    }
 }
 
 fn open_tree(dirfd: RawFd, path: &CStr, flags: libc::c_uint) -> nix::Result<OwnedFd> {
@@ -94,11 +106,6 @@ pub fn attach(tree: &OwnedFd, dest: &Path) -> nix::Result<()> {
         &cpath(dest)?,
         libc::MOVE_MOUNT_T_SYMLINKS,
     )
-}
-
-/// Attaches the tree `tree` onto the file or directory `dest` is open on.
-pub fn attach_onto(tree: &OwnedFd, dest: &impl AsRawFd) -> nix::Result<()> {
-    move_mount(tree, dest.as_raw_fd(), c"", libc::MOVE_MOUNT_T_EMPTY_PATH)
 }
 
 fn move_mount(tree: &OwnedFd, to_dirfd: RawFd, to: &CStr, flags: libc::c_uint) -> nix::Result<()> {
