@@ -109,10 +109,14 @@ fn a_terminal_is_the_process_stdio() {
 /// just after Start, so the process may run before it arrives, and
 /// busybox's `stty size` prints nothing (and exits 0) while the size is
 /// 0x0 (bounded, so that a size that never comes fails instead of hanging).
+/// `waiting` tells a lost output from a size that never came; the last
+/// pause keeps this scenario off the exit-versus-output race of
+/// containerd's own shim (output lost once in CI): draining on an
+/// immediate exit is what `a_terminal_is_the_process_stdio` checks.
 const TERMINAL_SIZE: [&str; 3] = [
     "sh",
     "-c",
-    "i=0; until [ -n \"$(stty size 2>/dev/null)\" ] || [ $i -ge 100 ]; do sleep 0.05; i=$((i+1)); done; stty size",
+    "echo waiting; i=0; until [ -n \"$(stty size 2>/dev/null)\" ] || [ $i -ge 200 ]; do sleep 0.05; i=$((i+1)); done; stty size; sleep 0.2",
 ];
 
 /// The size the scenarios give the outer terminal.
