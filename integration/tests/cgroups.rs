@@ -74,6 +74,52 @@ fn pids_limit_stops_a_fork_loop() {
 }
 
 #[test]
+fn a_pids_limit_of_0_forbids_forks_under_spec_1_3() {
+    berth_only!("runc 1.1.5 reads pids.limit 0 as no limit; runc 1.4 writes 1, as berth does");
+    let mut b = Bundle::new();
+    b.set("/ociVersion", json!("1.3.0"));
+    let cg = sleeper(&mut b, json!({"pids": {"limit": 0}}));
+    let pids = cg.read(("pids", "pids.max"), "pids.max");
+    let forked = b.rt(&["exec", &b.id, "sh", "-c", "/bin/true; echo forked"]);
+    delete(&b);
+    assert_eq!(pids, "1");
+    assert!(
+        forked.stderr.contains("can't fork") && !forked.stdout.contains("forked"),
+        "{forked:?}"
+    );
+}
+
+#[test]
+fn exec_joins_a_container_at_its_pids_limit() {
+    // A process moved into a cgroup is not refused by its limit, a fork
+    // there is: the exec'd process must be forked outside and moved in.
+    let mut b = Bundle::new();
+    b.set("/linux/resources", json!({"pids": {"limit": 2}}))
+        .set("/process/args", json!(["sh", "-c", "sleep 600 & wait"]));
+    b.create().assert_ok();
+    b.start().assert_ok();
+    let cg = CgroupOf::pid(init_pid(&b));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cg.read(("pids", "pids.current"), "pids.current") != "2" && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = b.rt(&["exec", &b.id, "echo", "in"]);
+    delete(&b);
+    assert_eq!(out.stdout, "in\n", "{out:?}");
+}
+
+#[test]
+fn a_pids_limit_of_0_is_no_limit_before_spec_1_3() {
+    // CRI-O before 1.29 and podman's compat API write it for "none".
+    let mut b = Bundle::new();
+    b.set("/ociVersion", json!("1.0.2-dev"))
+        .set("/linux/resources", json!({"pids": {"limit": 0}}));
+    let out = b.sh("/bin/true && echo forked").run();
+    b.assert_no_leftovers();
+    assert_eq!(out.stdout, "forked\n", "{out:?}");
+}
+
+#[test]
 fn memory_limit_oom_kills_and_events_reports_it() {
     let mut b = Bundle::new();
     // `tail` keeps the line it is reading in memory; /dev/zero has no newline.

@@ -98,7 +98,11 @@ pub fn exec(root: &Path, id: &str, opts: &ExecOpts, console: Option<UnixStream>)
             .transpose()?,
     };
     drop(dir);
-    let pid = process::spawn(|ch| stage1(&target, opts, ch), &mut ExecParent { state })?;
+    let mut parent = ExecParent {
+        cgroup_procs: target.cgroup_procs.clone(),
+        state,
+    };
+    let pid = process::spawn(|ch| stage1(&target, opts, ch), &mut parent)?;
     crate::logging::debug(&format!("exec {id}: process {pid} started"));
     if let Some(p) = &opts.pid_file {
         container::write_pid_file(p, pid)?;
@@ -107,12 +111,24 @@ pub fn exec(root: &Path, id: &str, opts: &ExecOpts, console: Option<UnixStream>)
 }
 
 /// An exec'd process asks berth for one thing only while it starts: to
-/// hand its seccomp notification fd to the container's agent.
+/// hand its seccomp notification fd to the container's agent. berth puts
+/// it into the container's cgroups once forked: a cgroup at its pids limit
+/// takes a process moved in, where it would refuse a fork there (runc
+/// moves it too).
 struct ExecParent {
     state: State,
+    cgroup_procs: Vec<PathBuf>,
 }
 
 impl process::Parent for ExecParent {
+    fn place(&mut self, pid: i32) -> std::result::Result<(), ProcessError> {
+        for procs in &self.cgroup_procs {
+            std::fs::write(procs, pid.to_string())
+                .map_err(|e| ProcessError::Init(format!("join cgroup {}: {e}", procs.display())))?;
+        }
+        Ok(())
+    }
+
     fn seccomp_listener(&mut self, pid: i32, fd: OwnedFd) -> std::result::Result<(), ProcessError> {
         let profile = self.state.seccomp.as_ref();
         let profile = profile.expect("a listener comes with a profile");
@@ -164,19 +180,13 @@ fn stage1(t: &Target, opts: &ExecOpts, ch: Channel) {
     })
 }
 
-/// Joins the container's cgroups (on the CPUs `execCPUAffinity` names
-/// for before and after) and namespaces, and init's root.
+/// Joins the container's namespaces and init's root, on the CPUs
+/// `execCPUAffinity.initial` names (the process then joins the cgroups:
+/// see `ExecParent`).
 fn enter(t: &Target, process: &Process) -> Res<()> {
     let affinity = process.exec_cpu_affinity().as_ref();
     if let Some(cpus) = affinity.and_then(|a| a.initial().as_deref()) {
         crate::sched::set_cpus(cpus, "process.execCPUAffinity.initial")?;
-    }
-    for procs in &t.cgroup_procs {
-        std::fs::write(procs, "0").context(format!("join cgroup {}", procs.display()))?;
-    }
-    match affinity.and_then(|a| a.cpu_affinity_final().as_deref()) {
-        Some(cpus) => crate::sched::set_cpus(cpus, "process.execCPUAffinity.final")?,
-        None => crate::cgroups::reset_cpu_affinity(),
     }
     for (f, flag) in &t.namespaces {
         setns(f, *flag).context(format!("join the container's namespace ({flag:?})"))?;
@@ -203,6 +213,12 @@ fn wait_for_reader(fifo: &OwnedFd) -> Res<()> {
 
 fn exec_child(t: &Target, opts: &ExecOpts, ch: &Channel) -> Res<std::convert::Infallible> {
     crate::logging::debug("exec: setting up the process");
+    // In the cgroups now, whose cpuset may have reset the affinity.
+    let affinity = opts.process.exec_cpu_affinity().as_ref();
+    match affinity.and_then(|a| a.cpu_affinity_final().as_deref()) {
+        Some(cpus) => crate::sched::set_cpus(cpus, "process.execCPUAffinity.final")?,
+        None => crate::cgroups::reset_cpu_affinity(),
+    }
     nix::unistd::setsid().context("setsid")?;
     if let Some(console) = &t.console {
         let size = opts

@@ -57,15 +57,30 @@ pub(crate) fn die(ch: &Channel, e: SetupError) -> ! {
 
 /// The step both init and exec take once their first stage has joined
 /// or made the namespaces: fork the container's process, whose pid the
-/// first stage reports before it exits, and run `child` in it.
+/// first stage reports, and run `child` in it. The child waits for EOF on
+/// a pipe, which comes when the first stage exits: berth then knows its
+/// pid and has placed it (an exec'd process joins the cgroup only now, so
+/// that a cgroup at its pids limit cannot refuse the fork).
 pub(crate) fn fork_and_report(ch: &Channel, child: impl FnOnce() -> SetupError) -> ! {
+    let (held, hold) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe") {
+        Ok(p) => p,
+        Err(e) => die(ch, e.into()),
+    };
     // SAFETY: single-threaded, as in berth's main process.
     match unsafe { fork() } {
-        Ok(ForkResult::Child) => die(ch, child()),
+        Ok(ForkResult::Child) => {
+            drop(hold);
+            let mut b = [0u8; 1];
+            while let Err(nix::errno::Errno::EINTR) = nix::unistd::read(&held, &mut b) {}
+            drop(held);
+            die(ch, child())
+        }
         Ok(ForkResult::Parent { child }) => {
-            let _ = ch.send(&Msg::InitPid {
-                pid: child.as_raw(),
-            });
+            let pid = child.as_raw();
+            if let Err(e) = ask(ch, &Msg::InitPid { pid }, Msg::CgroupJoined) {
+                let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+                die(ch, e);
+            }
             // SAFETY: see die().
             unsafe { libc::_exit(0) }
         }
@@ -85,21 +100,9 @@ pub fn stage1(cfg: &InitConfig, plan: &Plan, ch: Channel) -> ! {
         Ok(sources) => sources,
         Err(e) => die(&ch, e),
     };
-    // init waits for EOF on this pipe, which comes when the first stage
-    // exits: berth then knows init's pid before init can ask for anything.
-    let (held, hold) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe") {
-        Ok(p) => p,
-        Err(e) => die(&ch, e.into()),
-    };
-    fork_and_report(&ch, || {
-        drop(hold);
-        let mut b = [0u8; 1];
-        while let Err(nix::errno::Errno::EINTR) = nix::unistd::read(&held, &mut b) {}
-        drop(held);
-        match container_init(cfg, plan, &ch, sources) {
-            Err(e) => e,
-            Ok(never) => match never {},
-        }
+    fork_and_report(&ch, || match container_init(cfg, plan, &ch, sources) {
+        Err(e) => e,
+        Ok(never) => match never {},
     })
 }
 

@@ -54,6 +54,11 @@ pub trait Parent {
     fn join_cgroup(&mut self, _pid: i32) -> Result<(), ProcessError> {
         Err(unexpected("join cgroup"))
     }
+    /// Place the container's process, just forked and not yet running,
+    /// where the first stage could not put it before the fork.
+    fn place(&mut self, _pid: i32) -> Result<(), ProcessError> {
+        Ok(())
+    }
     /// Run prestart and createRuntime hooks; return the state the
     /// container-side hooks get.
     fn runtime_hooks(&mut self, _pid: i32) -> Result<HookState, ProcessError> {
@@ -131,7 +136,16 @@ fn drive(
                     "the namespaces are made; the container's process is {p}"
                 ));
                 *pid = Some(p);
+                // The first stage exits once answered; the process waits
+                // for that. Either way the first stage is reaped here.
+                let placed = parent
+                    .place(p)
+                    .and_then(|()| Ok(ch.send(&Msg::CgroupJoined)?));
+                if placed.is_err() {
+                    let _ = kill(stage1, Signal::SIGKILL);
+                }
                 let _ = waitpid(stage1, None);
+                placed?;
             }
             (Msg::RunHooks, _) => {
                 debug("the rootfs is mounted; running prestart and createRuntime hooks");

@@ -99,6 +99,12 @@ fn strip_rootfs_from_destinations(spec: &mut Spec, rootfs: &Path) {
 /// The process is [`repair_process`]ed first when the quick typed parse
 /// fails there (so a good config is read once).
 pub fn parse(data: &[u8]) -> Result<Spec, (String, String)> {
+    let mut spec = parse_typed(data)?;
+    keep_a_zero_pids_limit(&mut spec, data);
+    Ok(spec)
+}
+
+fn parse_typed(data: &[u8]) -> Result<Spec, (String, String)> {
     let de = &mut serde_json::Deserializer::from_slice(data);
     let first = serde_path_to_error::deserialize(de);
     match first {
@@ -112,6 +118,43 @@ pub fn parse(data: &[u8]) -> Result<Spec, (String, String)> {
         }
         r => r.map_err(located),
     }
+}
+
+/// Since runtime-spec 1.3 an explicit `pids.limit` of 0 is a limit, not
+/// "none". It is written as 1, as runc 1.4 does: forks are refused all the
+/// same, and init can still join. Configs for older specs meant "none" by
+/// it (CRI-O before 1.29 and podman's compat API write it so, and runc 1.4
+/// broke them), and oci-spec reads a missing limit as 0 as well: the
+/// config's version and its JSON tell the three apart.
+fn keep_a_zero_pids_limit(spec: &mut Spec, data: &[u8]) {
+    if !at_least_1_3(spec.version()) {
+        return;
+    }
+    let pids = spec
+        .linux_mut()
+        .as_mut()
+        .and_then(|l| l.resources_mut().as_mut())
+        .and_then(|r| r.pids_mut().as_mut());
+    let Some(pids) = pids.filter(|p| p.limit() == 0) else {
+        return;
+    };
+    let raw: Option<serde_json::Value> = serde_json::from_slice(data).ok();
+    let limit = raw
+        .as_ref()
+        .and_then(|v| v.pointer("/linux/resources/pids/limit"));
+    if limit.and_then(serde_json::Value::as_i64) == Some(0) {
+        pids.set_limit(1);
+    }
+}
+
+/// Whether an `ociVersion` ("1.3.0", "1.3.0-rc.1", "1.0.2-dev") is 1.3 or
+/// later.
+fn at_least_1_3(version: &str) -> bool {
+    let mut parts = version.split(['.', '-']).map(|p| p.parse::<u32>().ok());
+    matches!(
+        (parts.next().flatten(), parts.next().flatten()),
+        (Some(major), Some(minor)) if (major, minor) >= (1, 3)
+    )
 }
 
 fn repairable(path: &str) -> bool {
@@ -506,6 +549,26 @@ mod tests {
     #[test]
     fn base_is_valid() {
         check(base()).unwrap();
+    }
+
+    #[test]
+    fn a_zero_pids_limit_is_a_limit_from_spec_1_3_on() {
+        let limit = |version: &str, pids: serde_json::Value| {
+            let mut v = base();
+            v["ociVersion"] = version.into();
+            v["linux"]["resources"] = serde_json::json!({"pids": pids});
+            let spec = parse(v.to_string().as_bytes()).unwrap();
+            let r = spec.linux().as_ref().unwrap().resources().clone().unwrap();
+            r.pids().unwrap().limit()
+        };
+        let zero = serde_json::json!({"limit": 0});
+        assert_eq!(limit("1.3.0", zero.clone()), 1);
+        assert_eq!(limit("1.3.0-rc.1", zero.clone()), 1);
+        assert_eq!(limit("1.10.0", zero.clone()), 1);
+        assert_eq!(limit("1.2.1", zero.clone()), 0);
+        assert_eq!(limit("1.0.2-dev", zero), 0);
+        assert_eq!(limit("1.3.0", serde_json::json!({})), 0);
+        assert_eq!(limit("1.3.0", serde_json::json!({"limit": -1})), -1);
     }
 
     #[test]

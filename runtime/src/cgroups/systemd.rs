@@ -44,7 +44,9 @@ pub fn properties(r: Option<&LinuxResources>, version: Version) -> Vec<(&'static
             p.push(("CPUQuotaPerSecUSec", Value::U64(per_sec)));
         }
     }
-    if let Some(l) = r.pids().map(|p| p.limit()) {
+    // The scope starts around init's first stage, which has init still
+    // to fork: a limit of 1 is written to pids.max after that alone.
+    if let Some(l) = r.pids().map(|p| p.limit()).filter(|l| *l != 1) {
         p.push((
             "TasksMax",
             Value::U64(if l > 0 { l as u64 } else { UNLIMITED }),

@@ -72,6 +72,9 @@ struct CgroupPlan {
     cgroup: Cgroup,
     resources: Option<LinuxResources>,
     writes: Vec<writes::Write>,
+    /// pids.max, written once init is forked and parked (runc too sets
+    /// limits only then): a limit of 1 would refuse the fork of init.
+    pids_max: Vec<writes::Write>,
     device_rules: Vec<(bool, String)>,
     systemd: bool,
 }
@@ -87,7 +90,10 @@ impl CgroupPlan {
         let cgroup = Cgroup::new(path);
         reusable(&cgroup)?;
         let resources = linux.and_then(|l| l.resources().clone());
-        let writes = cgroup.plan(resources.as_ref())?;
+        let (pids_max, writes) = cgroup
+            .plan(resources.as_ref())?
+            .into_iter()
+            .partition(|w| w.file == "pids.max");
         // linux.devices only makes nodes: the rules alone give access, as
         // with runc (clients list what a node needs in the rules).
         let device_rules = writes::device_rules(resources.as_ref());
@@ -95,6 +101,7 @@ impl CgroupPlan {
             cgroup,
             resources,
             writes,
+            pids_max,
             device_rules,
             systemd,
         })
@@ -102,6 +109,16 @@ impl CgroupPlan {
 
     fn create(&self) -> std::result::Result<(), cgroups::CgroupError> {
         self.cgroup.create(&self.writes, &self.device_rules)
+    }
+
+    /// Sets pids.max once init is the container's one process; if that
+    /// fails, init is killed and reaped, so that the cgroup can go.
+    fn limit_pids(&self, init: i32) -> std::result::Result<(), cgroups::CgroupError> {
+        self.cgroup.update(&self.pids_max).inspect_err(|_| {
+            let init = nix::unistd::Pid::from_raw(init);
+            let _ = nix::sys::signal::kill(init, nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(init, None);
+        })
     }
 }
 
@@ -251,6 +268,7 @@ fn create_in(
             return Err(e.into());
         }
     };
+    cgroup.limit_pids(pid)?;
     state.pid = pid;
     state.pid_start = start_time(pid).unwrap_or_default();
     state.phase = Phase::Created;
