@@ -185,3 +185,11 @@ fn a_pidfd_socket_nobody_listens_on() {
     .assert_mentions("nobody.sock");
     b.assert_no_leftovers();
 }
+
+#[test]
+fn an_intel_rdt_schema_is_refused_by_name() {
+    // berth has no Intel RDT; runc refuses a schema where resctrl is absent.
+    let mut b = Bundle::new();
+    b.set("/linux/intelRdt", json!({"memBwSchema": "MB:0=70"}));
+    assert_create_refused(&b, "intelRdt.memBwSchema");
+}

@@ -296,6 +296,39 @@ fn validate_mounts(spec: &Spec) -> Result<(), SpecError> {
     Ok(())
 }
 
+/// berth has no Intel RDT: a field asking for an allocation or for
+/// monitoring fails by name rather than run the container without it, as
+/// runc refuses a schema it cannot apply. `closID` alone names a group to
+/// join; where there is no resctrl there is none, and runc then runs the
+/// container without one.
+fn validate_intel_rdt(
+    rdt: &oci_spec::runtime::LinuxIntelRdt,
+    resctrl: &Path,
+) -> Result<(), SpecError> {
+    let asked = [
+        (
+            "schemata",
+            rdt.schemata().as_ref().is_some_and(|s| !s.is_empty()),
+        ),
+        ("l3CacheSchema", rdt.l3_cache_schema().is_some()),
+        ("memBwSchema", rdt.mem_bw_schema().is_some()),
+        ("enableMonitoring", *rdt.enable_monitoring() == Some(true)),
+        ("closID", rdt.clos_id().is_some() && resctrl.exists()),
+    ];
+    let Some((field, _)) = asked.iter().find(|(_, asked)| *asked) else {
+        return Ok(());
+    };
+    let why = if resctrl.exists() {
+        "berth does not support Intel RDT".to_string()
+    } else {
+        format!(
+            "Intel RDT is not available on this host (no resctrl filesystem at {})",
+            resctrl.display()
+        )
+    };
+    Err(invalid(format!("linux.intelRdt.{field}"), why))
+}
+
 /// Offsets go with a time namespace berth makes (a joined one has its
 /// clocks set already), for the two clocks a time namespace has.
 fn validate_time_offsets(
@@ -353,6 +386,9 @@ fn validate_linux(spec: &Spec) -> Result<(), SpecError> {
     };
     if let Some(policy) = linux.memory_policy() {
         crate::mempolicy::check(policy).map_err(|(field, why)| invalid(field, why))?;
+    }
+    if let Some(rdt) = linux.intel_rdt() {
+        validate_intel_rdt(rdt, Path::new("/sys/fs/resctrl"))?;
     }
     let mut seen = HashSet::new();
     for (i, ns) in linux.namespaces().iter().flatten().enumerate() {
@@ -569,6 +605,26 @@ mod tests {
         assert_eq!(limit("1.0.2-dev", zero), 0);
         assert_eq!(limit("1.3.0", serde_json::json!({})), 0);
         assert_eq!(limit("1.3.0", serde_json::json!({"limit": -1})), -1);
+    }
+
+    #[test]
+    fn intel_rdt_fields_are_refused_by_name() {
+        let check = |rdt: serde_json::Value, resctrl: &str| {
+            let rdt = serde_json::from_value(rdt).unwrap();
+            validate_intel_rdt(&rdt, Path::new(resctrl)).map_err(|e| e.to_string())
+        };
+        let none = "/nonexistent/resctrl";
+        let err = check(serde_json::json!({"l3CacheSchema": "L3:0=f"}), none).unwrap_err();
+        assert!(
+            err.contains("linux.intelRdt.l3CacheSchema") && err.contains("no resctrl"),
+            "{err}"
+        );
+        let err = check(serde_json::json!({"enableMonitoring": true}), none).unwrap_err();
+        assert!(err.contains("linux.intelRdt.enableMonitoring"), "{err}");
+        let err = check(serde_json::json!({"closID": "g"}), "/").unwrap_err();
+        assert!(err.contains("closID: berth does not support"), "{err}");
+        check(serde_json::json!({"closID": "g", "schemata": []}), none).unwrap();
+        check(serde_json::json!({}), "/").unwrap();
     }
 
     #[test]
