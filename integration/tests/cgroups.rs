@@ -61,6 +61,18 @@ fn cpu_shares_and_quota_are_set() {
 }
 
 #[test]
+fn cpu_idle_and_burst_are_set() {
+    berth_only!("runc 1.1.5 writes neither on cgroup v1 (sid's runc 1.3.6 passes this)");
+    let mut b = Bundle::new();
+    let cpu = json!({"cpu": {"idle": 1, "quota": 50000, "period": 100000, "burst": 20000}});
+    let cg = sleeper(&mut b, cpu);
+    let idle = cg.read(("cpu", "cpu.idle"), "cpu.idle");
+    let burst = cg.read(("cpu", "cpu.cfs_burst_us"), "cpu.max.burst");
+    delete(&b);
+    assert_eq!((idle.as_str(), burst.as_str()), ("1", "20000"));
+}
+
+#[test]
 fn pids_limit_stops_a_fork_loop() {
     let mut b = Bundle::new();
     b.set("/linux/resources", json!({"pids": {"limit": 8}}));
