@@ -3,7 +3,7 @@
 //! 1.1.5 knows none of them; runc 1.3.6 (the sid stack's) gives the same
 //! results and refuses the same configs.
 
-use integration::{berth_only, json, s, Bundle, Running, Value};
+use integration::{berth_only, json, s, unified, Bundle, Running, Value};
 
 const WHY: &str = "runc 1.1.5 does not know the field";
 
@@ -42,6 +42,35 @@ fn a_batch_policy_and_nice_reach_init_and_an_exec() {
     let exec = b.rt(&["exec", &b.id, "sh", "-c", &sched_of("self")]);
     assert_eq!(exec.assert_ok().stdout, "3\n125\n");
     stop(&b, running);
+}
+
+/// A realtime policy for `b`'s process. Under cgroup v1's RT group
+/// scheduling a cgroup gets no RT time unless given some, nor more than its
+/// parent has: the container's cgroup goes under the root and gets a share.
+fn realtime(b: &mut Bundle, policy: &str) {
+    b.set(
+        "/process/scheduler",
+        json!({"policy": policy, "priority": 10}),
+    );
+    if !unified() && std::path::Path::new("/sys/fs/cgroup/cpu/cpu.rt_runtime_us").exists() {
+        let path = format!("/berth-rt-{}", b.id);
+        b.set("/linux/cgroupsPath", json!(path)).set(
+            "/linux/resources",
+            json!({"cpu": {"realtimeRuntime": 10000, "realtimePeriod": 1000000}}),
+        );
+    }
+}
+
+#[test]
+fn fifo_and_round_robin_policies_reach_init_with_their_priority() {
+    berth_only!(WHY);
+    // Policy 1 is SCHED_FIFO, 2 SCHED_RR; prio is 99 - priority.
+    for (policy, number) in [("SCHED_FIFO", 1), ("SCHED_RR", 2)] {
+        let mut b = Bundle::new();
+        realtime(&mut b, policy);
+        assert_eq!(b.run_sh(&sched_of("self")), format!("{number}\n89\n"));
+        b.assert_no_leftovers();
+    }
 }
 
 #[test]
