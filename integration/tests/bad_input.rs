@@ -193,3 +193,11 @@ fn an_intel_rdt_schema_is_refused_by_name() {
     b.set("/linux/intelRdt", json!({"memBwSchema": "MB:0=70"}));
     assert_create_refused(&b, "intelRdt.memBwSchema");
 }
+
+#[test]
+fn idmap_on_a_mount_that_is_no_bind() {
+    berth_only!("runc 1.1.5 passes idmap to tmpfs as data");
+    let mut b = Bundle::new();
+    b.mount(json!({"destination": "/t", "type": "tmpfs", "source": "tmpfs", "options": ["idmap"]}));
+    assert_create_refused(&b, "(/t): idmapped mounts are bind mounts only");
+}

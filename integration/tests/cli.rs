@@ -358,3 +358,20 @@ fn features_describes_the_runtime() {
         .expect("seccomp operators");
     assert!(ops.contains(&json!("SCMP_CMP_MASKED_EQ")), "{doc}");
 }
+
+#[test]
+fn features_lists_idmapped_mounts() {
+    berth_only!("runc 1.1.5 has no idmapped mounts");
+    let b = Bundle::new();
+    let out = b.rt(&["features"]);
+    let doc: Value = serde_json::from_str(&out.assert_ok().stdout).expect("features prints JSON");
+    assert_eq!(
+        doc["linux"]["mountExtensions"]["idmap"]["enabled"], true,
+        "{doc}"
+    );
+    let options = doc["mountOptions"].as_array().expect("mountOptions");
+    assert!(
+        options.contains(&json!("idmap")) && options.contains(&json!("ridmap")),
+        "{doc}"
+    );
+}

@@ -126,10 +126,10 @@ fn stage1_setup(cfg: &InitConfig, plan: &Plan, ch: &Channel) -> Res<Sources> {
             .context("set process.oomScoreAdj")?;
     }
     plan.join_all()?;
-    let mut sources = Sources::default();
+    // The last moment the sources are reachable as the host's root (and
+    // can be idmapped).
+    let sources = Sources::clone_all(&cfg.spec, &cfg.bundle, &cfg.rootfs, plan.new_user)?;
     if plan.new_user {
-        // The last moment the sources are reachable as the host's root.
-        sources = Sources::clone_all(&cfg.spec, &cfg.bundle, &cfg.rootfs)?;
         namespaces::unshare_flags(nix::sched::CloneFlags::CLONE_NEWUSER)?;
         ask(ch, &Msg::MapIds { pid }, Msg::IdsMapped)?;
     }

@@ -33,6 +33,8 @@ pub enum NamespaceError {
     },
     #[error("linux.timeOffsets: cannot write timens_offsets: {0}")]
     TimeOffsets(std::io::Error),
+    #[error("cannot make a user namespace to idmap with: {0}")]
+    Holder(nix::Error),
 }
 
 pub fn clone_flag(t: LinuxNamespaceType) -> CloneFlags {
@@ -174,4 +176,58 @@ pub fn write_id_maps(
             .map_err(|source| NamespaceError::IdMap { file, pid, source })?;
     }
     Ok(())
+}
+
+/// A user namespace with `uids` and `gids` mapped, held by its descriptor
+/// alone (an idmapped mount takes its mappings from one): a child unshares
+/// it and waits, berth writes its maps and opens it, and the child is
+/// killed.
+pub fn user_namespace_with(
+    uids: &[LinuxIdMapping],
+    gids: &[LinuxIdMapping],
+) -> Result<std::os::fd::OwnedFd, NamespaceError> {
+    use nix::unistd::{fork, ForkResult};
+    let (ready_r, ready_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(NamespaceError::Holder)?;
+    // SAFETY: berth's first stage is single-threaded; the child only makes
+    // syscalls until it is killed.
+    match unsafe { fork() }.map_err(NamespaceError::Holder)? {
+        ForkResult::Child => {
+            let made = unshare(CloneFlags::CLONE_NEWUSER).is_ok();
+            let _ = nix::unistd::write(&ready_w, &[u8::from(made)]);
+            loop {
+                // SAFETY: pause has no preconditions.
+                unsafe { libc::pause() };
+            }
+        }
+        ForkResult::Parent { child } => {
+            drop(ready_w);
+            let held = hold_mapped(child.as_raw(), &ready_r, uids, gids);
+            let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(child, None);
+            held
+        }
+    }
+}
+
+fn hold_mapped(
+    pid: i32,
+    ready: &std::os::fd::OwnedFd,
+    uids: &[LinuxIdMapping],
+    gids: &[LinuxIdMapping],
+) -> Result<std::os::fd::OwnedFd, NamespaceError> {
+    let mut made = [0u8; 1];
+    match nix::unistd::read(ready, &mut made) {
+        Ok(1) if made[0] == 1 => {}
+        Ok(_) => return Err(NamespaceError::Holder(nix::errno::Errno::EPERM)),
+        Err(e) => return Err(NamespaceError::Holder(e)),
+    }
+    write_id_maps(pid, uids, gids)?;
+    let path = PathBuf::from(format!("/proc/{pid}/ns/user"));
+    let f = File::open(&path).map_err(|source| NamespaceError::Open {
+        typ: "user".into(),
+        path,
+        source,
+    })?;
+    Ok(f.into())
 }

@@ -288,10 +288,8 @@ fn validate_mounts(spec: &Spec) -> Result<(), SpecError> {
                 format!("{} is not an absolute path", m.destination().display()),
             ));
         }
-        for o in m.options().iter().flatten() {
-            crate::rootfs::options::check(o)
-                .map_err(|why| invalid(format!("mounts[{i}].options"), why.to_string()))?;
-        }
+        crate::rootfs::idmap::of(m, spec.linux().as_ref())
+            .map_err(|why| invalid(format!("mounts[{i}] ({})", m.destination().display()), why))?;
     }
     Ok(())
 }
@@ -701,11 +699,15 @@ mod tests {
     }
 
     #[test]
-    fn bad_mount_option_and_propagation() {
+    fn bad_idmap_and_propagation() {
         let e = err_of(
             |v| v["mounts"] = serde_json::json!([{"destination": "/x", "type": "bind", "source": "/", "options": ["idmap"]}]),
         );
-        assert!(e.contains("mounts[0].options"), "{e}");
+        assert!(e.contains("mounts[0] (/x): idmap needs uidMappings"), "{e}");
+        let e = err_of(
+            |v| v["mounts"] = serde_json::json!([{"destination": "/x", "type": "tmpfs", "source": "t", "options": ["ridmap"]}]),
+        );
+        assert!(e.contains("bind mounts only"), "{e}");
         let e = err_of(|v| v["linux"]["rootfsPropagation"] = "sideways".into());
         assert!(e.contains("linux.rootfsPropagation"), "{e}");
     }

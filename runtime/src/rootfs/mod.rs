@@ -7,6 +7,7 @@ mod copyup;
 mod devices;
 mod guard;
 mod hostfs;
+pub mod idmap;
 mod jail;
 pub(crate) mod mountapi;
 pub mod mountinfo;
@@ -49,6 +50,12 @@ pub enum RootfsError {
     Refused { dest: PathBuf, why: &'static str },
     #[error("{path}: {why}")]
     Unsafe { path: PathBuf, why: &'static str },
+    #[error("mount {src} to {dest} (idmap): {why}")]
+    Idmap {
+        src: String,
+        dest: PathBuf,
+        why: String,
+    },
     #[error("mount destination {dest} moved to {now} while being mounted")]
     Moved { dest: PathBuf, now: PathBuf },
 }
@@ -209,7 +216,7 @@ fn bind_source(m: &Mount, bundle: &Path) -> Option<PathBuf> {
     })
 }
 
-fn is_bind(m: &Mount) -> bool {
+pub(crate) fn is_bind(m: &Mount) -> bool {
     m.typ().as_deref() == Some("bind")
         || m.options()
             .iter()

@@ -21,10 +21,32 @@ pub fn set_recursive(at: &Path, attr: RecAttr) -> nix::Result<()> {
         propagation: 0,
         userns_fd: 0,
     };
-    setattr(libc::AT_FDCWD, &cpath(at)?, 0, &arg)
+    setattr(
+        libc::AT_FDCWD,
+        &cpath(at)?,
+        libc::AT_RECURSIVE as libc::c_uint,
+        &arg,
+    )
 }
 
-/// mount_setattr(2) on the tree at `path` from `dirfd`, recursively.
+/// Idmaps the detached tree `tree` with the mappings of user namespace
+/// `userns`: its top mount, or every mount with `recursive`.
+pub fn idmap(tree: &OwnedFd, userns: &OwnedFd, recursive: bool) -> nix::Result<()> {
+    let arg = libc::mount_attr {
+        attr_set: libc::MOUNT_ATTR_IDMAP,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns.as_raw_fd() as u64,
+    };
+    let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    setattr(tree.as_raw_fd(), c"", flags, &arg)
+}
+
+/// mount_setattr(2) on the tree at `path` from `dirfd` (recursively with
+/// AT_RECURSIVE in `flags`).
 fn setattr(
     dirfd: RawFd,
     path: &CStr,
@@ -37,7 +59,7 @@ fn setattr(
             libc::SYS_mount_setattr,
             dirfd,
             path.as_ptr(),
-            flags | libc::AT_RECURSIVE as libc::c_uint,
+            flags,
             arg as *const libc::mount_attr,
             std::mem::size_of::<libc::mount_attr>(),
         )
@@ -65,7 +87,7 @@ pub fn clone_tree(src: &Path, recursive: bool, propagation: MsFlags) -> nix::Res
         propagation: propagation.bits(),
         userns_fd: 0,
     };
-    let flags = libc::AT_EMPTY_PATH as libc::c_uint;
+    let flags = (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint;
     setattr(tree.as_raw_fd(), c"", flags, &attr)?;
     Ok(tree)
 }

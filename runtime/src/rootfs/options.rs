@@ -14,6 +14,9 @@ pub enum Opt {
     /// A mount attribute set (true) or cleared (false) on the whole tree
     /// with mount_setattr(2) (`rro`, `rnosuid`, ...).
     Recursive(u64, bool),
+    /// An idmapped bind mount: `idmap` (the top mount) or `ridmap` (every
+    /// mount of the tree, true).
+    Idmap(bool),
     /// Passed to the filesystem as data (`size=64k`, `mode=755`, ...).
     Data,
 }
@@ -114,7 +117,7 @@ pub fn known() -> Vec<String> {
         all.push(base.to_string());
         all.push(format!("r{base}"));
     }
-    all.push("tmpcopyup".to_string());
+    all.extend(["tmpcopyup", "idmap", "ridmap"].map(String::from));
     all
 }
 
@@ -143,24 +146,13 @@ pub fn parse(o: &str) -> Opt {
     if let Some(p) = propagation(o) {
         return Opt::Propagation(p);
     }
-    if o == "tmpcopyup" {
-        return Opt::TmpCopyUp;
-    }
-    Opt::Data
-}
-
-/// Rejects options berth recognises but cannot honour, so they never
-/// degrade silently into filesystem data.
-pub fn check(o: &str) -> Result<(), Unsupported> {
     match o {
-        "idmap" | "ridmap" => Err(Unsupported(o.into())),
-        _ => Ok(()),
+        "tmpcopyup" => Opt::TmpCopyUp,
+        "idmap" => Opt::Idmap(false),
+        "ridmap" => Opt::Idmap(true),
+        _ => Opt::Data,
     }
 }
-
-#[derive(Debug, thiserror::Error)]
-#[error("option {0:?} (id-mapped mounts) is not supported")]
-pub struct Unsupported(String);
 
 /// A mount's options folded into flags, propagation and data.
 #[derive(Debug, PartialEq, Eq)]
@@ -170,6 +162,8 @@ pub struct Parsed {
     pub data: Vec<String>,
     pub tmpcopyup: bool,
     pub recursive: RecAttr,
+    /// `idmap` (Some(false)) or `ridmap` (Some(true)).
+    pub idmap: Option<bool>,
 }
 
 impl Default for Parsed {
@@ -180,6 +174,7 @@ impl Default for Parsed {
             data: Vec::new(),
             tmpcopyup: false,
             recursive: RecAttr::default(),
+            idmap: None,
         }
     }
 }
@@ -193,6 +188,7 @@ pub fn parse_all<'a>(opts: impl IntoIterator<Item = &'a String>) -> Parsed {
             Opt::Propagation(f) => p.propagation.push(f),
             Opt::TmpCopyUp => p.tmpcopyup = true,
             Opt::Recursive(attr, on) => p.recursive.apply(attr, on),
+            Opt::Idmap(recursive) => p.idmap = Some(recursive),
             Opt::Data => p.data.push(o.clone()),
         }
     }
@@ -270,9 +266,10 @@ mod tests {
     }
 
     #[test]
-    fn tmpcopyup_and_unsupported() {
+    fn tmpcopyup_and_idmap() {
         assert_eq!(parse("tmpcopyup"), Opt::TmpCopyUp);
-        assert!(check("idmap").is_err());
-        assert!(check("uid=5").is_ok());
+        assert_eq!(parse_all(&strings(&["bind", "idmap"])).idmap, Some(false));
+        assert_eq!(parse_all(&strings(&["ridmap"])).idmap, Some(true));
+        assert_eq!(parse("uid=5"), Opt::Data);
     }
 }

@@ -7,10 +7,10 @@
 //! the container's init attaches at its destination (move_mount), as
 //! runc passes it descriptors of the sources it opened.
 
-use super::{bind_source, mount_err, mountapi, options, RootfsError};
+use super::{bind_source, idmap, mount_err, mountapi, options, RootfsError};
 use oci_spec::runtime::Spec;
 use std::os::fd::OwnedFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// A bind source, as a tree attached nowhere yet.
 pub struct Source {
@@ -26,27 +26,49 @@ pub struct Source {
 pub struct Sources(Vec<Option<Source>>);
 
 impl Sources {
-    /// Clones the source of every bind mount of `spec`. A kernel without
-    /// open_tree (before 5.2) gets no clones: the sources are then mounted
-    /// by path, as before. A source below the rootfs is left to be found
-    /// in the container's own tree when its turn comes, so that it shows
-    /// the mounts listed before it (the container's root reaches it).
-    pub fn clone_all(spec: &Spec, bundle: &Path, rootfs: &Path) -> Result<Sources, RootfsError> {
+    /// Clones the source of every bind mount of `spec` (with `every`: for a
+    /// new user namespace), or of the idmapped ones alone, and idmaps
+    /// those. A kernel without open_tree (before 5.2) gets no clones: the
+    /// sources are then mounted by path, as before (an idmapped one fails).
+    /// A source below the rootfs is left to be found in the container's
+    /// own tree when its turn comes, so that it shows the mounts listed
+    /// before it (the container's root reaches it); an idmapped one is
+    /// cloned, since the clone is what gets idmapped.
+    pub fn clone_all(
+        spec: &Spec,
+        bundle: &Path,
+        rootfs: &Path,
+        every: bool,
+    ) -> Result<Sources, RootfsError> {
         let propagation = super::root_propagation(spec) - nix::mount::MsFlags::MS_REC;
         let mut all = Vec::new();
         for m in spec.mounts().iter().flatten() {
-            let Some(src) = bind_source(m, bundle).filter(|s| !s.starts_with(rootfs)) else {
+            let dest = m.destination();
+            let idmap = idmap::of(m, spec.linux().as_ref()).map_err(|why| RootfsError::Idmap {
+                src: m
+                    .source()
+                    .as_ref()
+                    .map(|s| s.display().to_string())
+                    .unwrap_or_default(),
+                dest: dest.clone(),
+                why,
+            })?;
+            let wanted = |s: &PathBuf| idmap.is_some() || (every && !s.starts_with(rootfs));
+            let Some(src) = bind_source(m, bundle).filter(wanted) else {
                 all.push(None);
                 continue;
             };
             let opts = options::parse_all(m.options().iter().flatten());
             let recursive = opts.flags.contains(nix::mount::MsFlags::MS_REC);
             let tree = match mountapi::clone_tree(&src, recursive, propagation) {
-                Err(nix::errno::Errno::ENOSYS) => return Ok(Sources::default()),
-                r => r.map_err(mount_err(&src, m.destination(), "bind"))?,
+                Err(nix::errno::Errno::ENOSYS) if idmap.is_none() => return Ok(Sources::default()),
+                r => r.map_err(mount_err(&src, dest, "bind"))?,
             };
+            if let Some(idmap) = &idmap {
+                idmap::apply(&tree, idmap, &src.display().to_string(), dest)?;
+            }
             let dir = nix::sys::stat::fstat(&tree)
-                .map_err(mount_err(&src, m.destination(), "bind"))?
+                .map_err(mount_err(&src, dest, "bind"))?
                 .st_mode
                 & libc::S_IFMT
                 == libc::S_IFDIR;

@@ -1,0 +1,67 @@
+//! Idmapped bind mounts (runtime-spec 1.2: the `idmap` and `ridmap`
+//! options, and a mount's own `uidMappings`/`gidMappings`): files on the
+//! mount show their owners shifted by the mappings, which the kernel takes
+//! from a user namespace made for the purpose.
+
+use super::{mountapi, options, RootfsError};
+use oci_spec::runtime::{Linux, LinuxIdMapping, Mount};
+use std::os::fd::OwnedFd;
+
+/// What an idmapped mount needs: its mappings, and whether every mount of
+/// its tree gets them (`ridmap`) or the top one only.
+pub struct Idmap {
+    pub uids: Vec<LinuxIdMapping>,
+    pub gids: Vec<LinuxIdMapping>,
+    pub recursive: bool,
+}
+
+/// The idmapping mount `m` asks for, if any. A mount's own mappings imply
+/// `idmap`; without them the container's user namespace's are taken, as
+/// the spec says. Errors say why the request cannot be met.
+pub fn of(m: &Mount, linux: Option<&Linux>) -> Result<Option<Idmap>, String> {
+    let option = options::parse_all(m.options().iter().flatten()).idmap;
+    let own = (m.uid_mappings().as_ref(), m.gid_mappings().as_ref());
+    if option.is_none() && own == (None, None) {
+        return Ok(None);
+    }
+    if !super::is_bind(m) {
+        return Err("idmapped mounts are bind mounts only".into());
+    }
+    let container = linux.map(|l| (l.uid_mappings().as_ref(), l.gid_mappings().as_ref()));
+    let (uids, gids) = match (own, container) {
+        ((Some(u), Some(g)), _) | ((None, None), Some((Some(u), Some(g)))) => (u, g),
+        ((None, None), _) => {
+            return Err("idmap needs uidMappings and gidMappings, on the mount or for the container's user namespace".into())
+        }
+        _ => return Err("uidMappings and gidMappings go together".into()),
+    };
+    if uids.is_empty() || gids.is_empty() {
+        return Err("idmap needs at least one uid and one gid mapping".into());
+    }
+    Ok(Some(Idmap {
+        uids: uids.clone(),
+        gids: gids.clone(),
+        recursive: option == Some(true),
+    }))
+}
+
+/// Idmaps the detached tree `tree` (mount `dest`, from `src`).
+pub fn apply(
+    tree: &OwnedFd,
+    idmap: &Idmap,
+    src: &str,
+    dest: &std::path::Path,
+) -> Result<(), RootfsError> {
+    let userns = crate::namespaces::user_namespace_with(&idmap.uids, &idmap.gids).map_err(|e| {
+        RootfsError::Idmap {
+            src: src.into(),
+            dest: dest.into(),
+            why: e.to_string(),
+        }
+    })?;
+    mountapi::idmap(tree, &userns, idmap.recursive).map_err(|e| RootfsError::Idmap {
+        src: src.into(),
+        dest: dest.into(),
+        why: format!("the kernel refused to idmap it ({e}): its filesystem or this kernel has no idmapped mounts"),
+    })
+}
