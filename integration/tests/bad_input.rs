@@ -201,3 +201,15 @@ fn idmap_on_a_mount_that_is_no_bind() {
     b.mount(json!({"destination": "/t", "type": "tmpfs", "source": "tmpfs", "options": ["idmap"]}));
     assert_create_refused(&b, "(/t): idmapped mounts are bind mounts only");
 }
+
+#[test]
+fn idmap_of_a_filesystem_that_cannot_be_idmapped() {
+    berth_only!("runc 1.1.5 has no idmapped mounts");
+    let mut b = Bundle::new();
+    let map = json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
+    b.mount(
+        json!({"destination": "/p", "type": "bind", "source": "/proc/sys",
+                   "options": ["rbind", "idmap"], "uidMappings": map, "gidMappings": map}),
+    );
+    assert_create_refused(&b, "mount /proc/sys to /p (idmap)");
+}
