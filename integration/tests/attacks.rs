@@ -534,3 +534,40 @@ fn a_dev_null_swapped_for_a_link_cannot_unmask_a_procfs_file() {
     out.assert_failed().assert_mentions("/dev/null");
     b.assert_no_leftovers();
 }
+
+#[test]
+fn a_proc_that_is_no_procfs_cannot_take_a_sysctl_write() {
+    // CVE-2025-52881's class: berth writes sysctls after the container's
+    // mounts are in place, so a mount there could take the write meant
+    // for the kernel (a host file here). A config cannot make one: /proc
+    // must be a procfs, and nothing may be mounted inside it (berth
+    // refused both before this fix, as runc does). The vector left, a
+    // mount the container makes before `exec` writes its LSM label, needs
+    // AppArmor or SELinux, which neither this host nor the guest has; the
+    // procfs checks themselves are unit-tested in runtime/src/procfs.rs.
+    let mut b = Bundle::new();
+    let fake = b.host_dir("proc");
+    std::fs::create_dir_all(fake.join("sys/kernel")).unwrap();
+    let host = fake.join("sys/kernel/domainname");
+    std::fs::write(&host, "orig\n").unwrap();
+    b.edit(|c| {
+        let mounts = c["mounts"].as_array_mut().unwrap();
+        let at = mounts
+            .iter()
+            .position(|m| m["destination"] == "/proc")
+            .unwrap();
+        mounts[at] =
+            json!({"destination": "/proc", "type": "bind", "source": fake, "options": ["rbind"]});
+    })
+    .set("/linux/sysctl", json!({"kernel.domainname": "pwned"}))
+    .set("/linux/maskedPaths", json!([]))
+    .set("/linux/readonlyPaths", json!([]));
+    let out = b.run();
+    assert_eq!(
+        std::fs::read_to_string(&host).unwrap(),
+        "orig\n",
+        "the sysctl went to the mount: {out:?}"
+    );
+    out.assert_failed();
+    b.assert_no_leftovers();
+}
