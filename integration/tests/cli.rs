@@ -360,7 +360,7 @@ fn features_describes_the_runtime() {
 }
 
 #[test]
-fn features_lists_idmapped_mounts() {
+fn features_lists_idmapped_mounts_and_no_unsafe_annotation() {
     berth_only!("runc 1.1.5 has no idmapped mounts");
     let b = Bundle::new();
     let out = b.rt(&["features"]);
@@ -374,4 +374,6 @@ fn features_lists_idmapped_mounts() {
         options.contains(&json!("idmap")) && options.contains(&json!("ridmap")),
         "{doc}"
     );
+    let unsafe_annotations = &doc["potentiallyUnsafeConfigAnnotations"];
+    assert_eq!(unsafe_annotations, &json!([]), "{doc}");
 }

@@ -11,6 +11,8 @@ pub fn run() -> anyhow::Result<i32> {
         "ociVersionMax": berth::OCI_VERSION,
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
         "mountOptions": berth::rootfs::options::known(),
+        // berth acts on no annotation: none can loosen what it does.
+        "potentiallyUnsafeConfigAnnotations": [],
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts", "time"],
             "capabilities": caps,
