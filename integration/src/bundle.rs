@@ -118,6 +118,37 @@ impl Bundle {
         })
     }
 
+    /// Gives the container a new user namespace mapping ids 0-65535 to
+    /// 100000-165535 on the host.
+    pub fn in_user_namespace(&mut self) -> &mut Self {
+        let mapping = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        self.edit(|c| {
+            let list = c["linux"]["namespaces"].as_array_mut().unwrap();
+            list.retain(|n| n["type"] != "user");
+            list.push(json!({"type": "user"}));
+        })
+        .set("/linux/uidMappings", mapping.clone())
+        .set("/linux/gidMappings", mapping)
+    }
+
+    /// Replaces the config's mount at `dest` with a bind of host directory
+    /// `name`, which `fill` fills first (standing for an image or a volume
+    /// shared with another container).
+    pub fn host_dir_at(&mut self, dest: &str, name: &str, fill: impl FnOnce(&Path)) -> PathBuf {
+        let dir = self.host_dir(name);
+        fill(&dir);
+        self.edit(|c| {
+            let mounts = c["mounts"].as_array_mut().unwrap();
+            let at = mounts
+                .iter()
+                .position(|m| m["destination"] == dest)
+                .unwrap();
+            mounts[at] =
+                json!({"destination": dest, "type": "bind", "source": dir, "options": ["rbind"]});
+        });
+        dir
+    }
+
     /// Appends a mount to the config.
     pub fn mount(&mut self, mount: Value) -> &mut Self {
         self.edit(|c| {

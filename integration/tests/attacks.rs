@@ -483,31 +483,8 @@ fn no_pivot_leaves_no_host_proc_to_mount_an_unmasked_one_from() {
 fn no_pivot_in_a_user_namespace_leaves_no_host_proc_either() {
     // There the host's mounts are locked: they can only be covered.
     let mut b = Bundle::new();
-    let mapping = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    b.edit(|c| {
-        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
-        ns.push(json!({"type": "user"}));
-    })
-    .set("/linux/uidMappings", mapping.clone())
-    .set("/linux/gidMappings", mapping);
+    b.in_user_namespace();
     assert_no_pivot_leaves_no_host_proc(b);
-}
-
-/// The container's /dev is `dev`, a directory the test (standing for an
-/// image or a volume shared with another container) fills; the default
-/// /dev tmpfs and its devices are gone.
-fn with_own_dev(b: &mut Bundle, fill: impl FnOnce(&std::path::Path)) {
-    let dev = b.host_dir("dev");
-    fill(&dev);
-    b.edit(|c| {
-        let mounts = c["mounts"].as_array_mut().unwrap();
-        let at = mounts
-            .iter()
-            .position(|m| m["destination"] == "/dev")
-            .unwrap();
-        mounts[at] =
-            json!({"destination": "/dev", "type": "bind", "source": dev, "options": ["rbind"]});
-    });
 }
 
 #[test]
@@ -519,7 +496,7 @@ fn a_dev_null_swapped_for_a_link_cannot_unmask_a_procfs_file() {
     // read-only flag a bind of a file below it would keep).
     berth_only!("runc 1.1.5 binds the link's target (CVE-2025-31133, fixed in runc 1.2.8)");
     let mut b = Bundle::new();
-    with_own_dev(&mut b, |dev| {
+    b.host_dir_at("/dev", "dev", |dev| {
         std::os::unix::fs::symlink("/proc/sys/kernel/hostname", dev.join("null")).unwrap();
     });
     b.set("/hostname", json!("box"))
@@ -546,22 +523,14 @@ fn a_proc_that_is_no_procfs_cannot_take_a_sysctl_write() {
     // AppArmor or SELinux, which neither this host nor the guest has; the
     // procfs checks themselves are unit-tested in runtime/src/procfs.rs.
     let mut b = Bundle::new();
-    let fake = b.host_dir("proc");
-    std::fs::create_dir_all(fake.join("sys/kernel")).unwrap();
+    let fake = b.host_dir_at("/proc", "proc", |fake| {
+        std::fs::create_dir_all(fake.join("sys/kernel")).unwrap();
+        std::fs::write(fake.join("sys/kernel/domainname"), "orig\n").unwrap();
+    });
     let host = fake.join("sys/kernel/domainname");
-    std::fs::write(&host, "orig\n").unwrap();
-    b.edit(|c| {
-        let mounts = c["mounts"].as_array_mut().unwrap();
-        let at = mounts
-            .iter()
-            .position(|m| m["destination"] == "/proc")
-            .unwrap();
-        mounts[at] =
-            json!({"destination": "/proc", "type": "bind", "source": fake, "options": ["rbind"]});
-    })
-    .set("/linux/sysctl", json!({"kernel.domainname": "pwned"}))
-    .set("/linux/maskedPaths", json!([]))
-    .set("/linux/readonlyPaths", json!([]));
+    b.set("/linux/sysctl", json!({"kernel.domainname": "pwned"}))
+        .set("/linux/maskedPaths", json!([]))
+        .set("/linux/readonlyPaths", json!([]));
     let out = b.run();
     assert_eq!(
         std::fs::read_to_string(&host).unwrap(),

@@ -262,24 +262,11 @@ fn a_destination_below_the_rootfs_is_made_there_once() {
     assert!(!twice.exists(), "{} was made", twice.display());
 }
 
-/// Gives `b` a new user namespace, host ids 100000-165535 as 0-65535.
-fn in_a_user_namespace(b: &mut Bundle) {
-    let mapping = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    b.edit(|c| {
-        c["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"type": "user"}))
-    })
-    .set("/linux/uidMappings", mapping.clone())
-    .set("/linux/gidMappings", mapping);
-}
-
 #[test]
 fn a_bind_source_below_the_rootfs_shows_earlier_mounts_in_a_user_namespace() {
     berth_only!("runc 1.1.5 clones every source before the mounts; runc 1.2+ does as berth");
     let mut b = Bundle::new();
-    in_a_user_namespace(&mut b);
+    b.in_user_namespace();
     assert_eq!(bind_through_the_rootfs(&mut b), "host\n");
 }
 
@@ -463,6 +450,17 @@ fn idmappable(dir: &std::path::Path) -> bool {
     String::from_utf8_lossy(&out.stdout).trim() != "tmpfs" || kernel >= (6, 3)
 }
 
+/// Where `dir` cannot be idmapped, checks that `b`'s create is refused
+/// naming the mount and leaves nothing, and says so.
+fn refused_where_unidmappable(b: &Bundle, dir: &std::path::Path) -> bool {
+    if idmappable(dir) {
+        return false;
+    }
+    b.create().assert_failed().assert_mentions("/idm (idmap)");
+    b.assert_no_leftovers();
+    true
+}
+
 /// `b` with host directory `idm` (a file `f` of root's in it) bound at
 /// /idm with `options`, and `mount` merged into that mount.
 fn idmapped_bind(b: &mut Bundle, options: &[&str], mount: Value) -> std::path::PathBuf {
@@ -487,10 +485,7 @@ fn an_idmapped_bind_shows_files_with_the_mounts_owners() {
         &["bind", "idmap"],
         json!({"uidMappings": map, "gidMappings": map}),
     );
-    if !idmappable(&dir) {
-        let out = b.create();
-        out.assert_failed().assert_mentions("/idm (idmap)");
-        b.assert_no_leftovers();
+    if refused_where_unidmappable(&b, &dir) {
         return;
     }
     // Root's file shows as 1000's on the mount; root itself, unmapped
@@ -503,13 +498,11 @@ fn an_idmapped_bind_shows_files_with_the_mounts_owners() {
 fn idmap_without_mappings_takes_the_user_namespaces() {
     berth_only!("runc 1.1.5 has no idmapped mounts");
     let mut b = Bundle::new();
-    in_a_user_namespace(&mut b);
+    b.in_user_namespace();
     let dir = idmapped_bind(&mut b, &["rbind", "ridmap"], json!({}));
     // The container's root may not make it in the host root's rootfs.
     std::fs::create_dir_all(b.rootfs().join("idm")).unwrap();
-    if !idmappable(&dir) {
-        b.create().assert_failed().assert_mentions("/idm (idmap)");
-        b.assert_no_leftovers();
+    if refused_where_unidmappable(&b, &dir) {
         return;
     }
     // Without the idmap root's file would be nobody's (65534) in there.

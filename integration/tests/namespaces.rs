@@ -13,14 +13,6 @@ fn add_namespace(b: &mut Bundle, ns: Value) {
     });
 }
 
-/// A user namespace mapping ids 0-65535 to 100000-165535 on the host.
-fn add_user_namespace(b: &mut Bundle) {
-    add_namespace(b, json!({"type": "user"}));
-    let mapping = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    b.set("/linux/uidMappings", mapping.clone())
-        .set("/linux/gidMappings", mapping);
-}
-
 /// The inode of the container's namespace `proc_name` (a /proc/self/ns entry).
 fn inode_inside(b: &mut Bundle, proc_name: &str) -> u64 {
     let link = b.run_sh(&format!("readlink /proc/self/ns/{proc_name}"));
@@ -90,7 +82,7 @@ fn new_time_namespace() {
 #[test]
 fn new_user_namespace_maps_ids() {
     let mut b = Bundle::new();
-    add_user_namespace(&mut b);
+    b.in_user_namespace();
     assert_new(&mut b, "user");
     let maps = b.run_sh("cat /proc/self/uid_map /proc/self/gid_map; id -u");
     let maps: Vec<String> = maps
@@ -107,7 +99,7 @@ fn a_bind_source_only_host_root_may_reach_is_mounted_in_a_user_namespace() {
     // enters the user namespace.
     use std::os::unix::fs::PermissionsExt;
     let mut b = Bundle::new();
-    add_user_namespace(&mut b);
+    b.in_user_namespace();
     let private = b.host_dir("private");
     std::fs::create_dir(private.join("vol")).unwrap();
     std::fs::write(private.join("vol/file"), "hello\n").unwrap();
@@ -137,7 +129,7 @@ fn a_bind_in_a_user_namespace_gives_the_host_none_of_its_mounts() {
     // stays in the container; what the host mounts there reaches it.
     use std::os::unix::fs::PermissionsExt;
     let mut b = Bundle::new();
-    add_user_namespace(&mut b);
+    b.in_user_namespace();
     let shared = b.host_dir("shared");
     std::fs::create_dir_all(shared.join("in")).unwrap();
     std::fs::create_dir_all(shared.join("out")).unwrap();
@@ -371,7 +363,7 @@ fn joins_the_user_namespace_of_a_running_container() {
     // Containers of one pod share a user namespace: the second gets the
     // first one's mappings without giving its own.
     let mut first = Bundle::new();
-    add_user_namespace(&mut first);
+    first.in_user_namespace();
     let pid = start_sleeper(&mut first);
     let mut second = Bundle::new();
     let path = format!("/proc/{pid}/ns/user");
@@ -391,7 +383,7 @@ fn joins_the_user_namespace_of_a_running_container() {
 fn joins_a_user_namespace_and_a_network_namespace_it_does_not_own() {
     berth_only!("runc 1.1.5 joins the user namespace first, and the host's netns is then refused");
     let mut first = Bundle::new();
-    add_user_namespace(&mut first);
+    first.in_user_namespace();
     let pid = start_sleeper(&mut first);
     let mut second = Bundle::new();
     let net = NsFile::new(&second, "net");
@@ -522,7 +514,7 @@ fn time_offsets_set_the_clocks_of_a_new_time_namespace() {
 fn time_offsets_set_the_clocks_in_a_new_user_namespace_too() {
     berth_only!("runc 1.1.5 does not know linux.timeOffsets");
     let mut b = Bundle::new();
-    add_user_namespace(&mut b);
+    b.in_user_namespace();
     assert_clocks_set(&mut b);
 }
 

@@ -47,7 +47,6 @@ const NAMESPACES: [(&str, CloneFlags); 8] = [
 
 struct Target {
     namespaces: Vec<(File, CloneFlags)>,
-    cgroup_procs: Vec<PathBuf>,
     console: Option<UnixStream>,
     /// The container's seccomp filter: an exec'd process gets it too.
     seccomp: Option<crate::seccomp::Filter>,
@@ -85,11 +84,6 @@ pub fn exec(root: &Path, id: &str, opts: &ExecOpts, console: Option<UnixStream>)
         chroot,
         personality: crate::personality::of_process(state.pid).filter(|p| *p != 0),
         memory_policy: state.memory_policy.clone(),
-        cgroup_procs: match &state.cgroup {
-            Some(p) if opts.cgroup.is_empty() => freezer_last(Cgroup::new(p.clone()).procs_files()),
-            Some(p) => freezer_last(Cgroup::new(p.clone()).procs_files_below(&opts.cgroup)?),
-            None => Vec::new(),
-        },
         console,
         seccomp: state
             .seccomp
@@ -97,10 +91,15 @@ pub fn exec(root: &Path, id: &str, opts: &ExecOpts, console: Option<UnixStream>)
             .map(crate::seccomp::compile)
             .transpose()?,
     };
+    let cgroup_procs = match &state.cgroup {
+        Some(p) if opts.cgroup.is_empty() => freezer_last(Cgroup::new(p.clone()).procs_files()),
+        Some(p) => freezer_last(Cgroup::new(p.clone()).procs_files_below(&opts.cgroup)?),
+        None => Vec::new(),
+    };
     drop(dir);
     let mut parent = ExecParent {
-        cgroup_procs: target.cgroup_procs.clone(),
         state,
+        cgroup_procs,
     };
     let pid = process::spawn(|ch| stage1(&target, opts, ch), &mut parent)?;
     crate::logging::debug(&format!("exec {id}: process {pid} started"));

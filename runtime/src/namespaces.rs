@@ -203,8 +203,7 @@ pub fn user_namespace_with(
         ForkResult::Parent { child } => {
             drop(ready_w);
             let held = hold_mapped(child.as_raw(), &ready_r, uids, gids);
-            let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
-            let _ = nix::sys::wait::waitpid(child, None);
+            crate::process::kill_and_reap(child);
             held
         }
     }

@@ -181,7 +181,11 @@ fn debug(what: &str) {
 /// once its pid is known (the first stage is already reaped then), else
 /// the first stage.
 fn reap_after_failure(stage1: Pid, pid: Option<i32>) {
-    let pid = pid.map_or(stage1, Pid::from_raw);
+    kill_and_reap(pid.map_or(stage1, Pid::from_raw));
+}
+
+/// SIGKILLs child `pid` and waits for it.
+pub(crate) fn kill_and_reap(pid: Pid) {
     let _ = kill(pid, Signal::SIGKILL);
     let _ = waitpid(pid, None);
 }

@@ -303,6 +303,7 @@ fn validate_intel_rdt(
     rdt: &oci_spec::runtime::LinuxIntelRdt,
     resctrl: &Path,
 ) -> Result<(), SpecError> {
+    let has_resctrl = resctrl.exists();
     let asked = [
         (
             "schemata",
@@ -311,12 +312,12 @@ fn validate_intel_rdt(
         ("l3CacheSchema", rdt.l3_cache_schema().is_some()),
         ("memBwSchema", rdt.mem_bw_schema().is_some()),
         ("enableMonitoring", *rdt.enable_monitoring() == Some(true)),
-        ("closID", rdt.clos_id().is_some() && resctrl.exists()),
+        ("closID", rdt.clos_id().is_some() && has_resctrl),
     ];
     let Some((field, _)) = asked.iter().find(|(_, asked)| *asked) else {
         return Ok(());
     };
-    let why = if resctrl.exists() {
+    let why = if has_resctrl {
         "berth does not support Intel RDT".to_string()
     } else {
         format!(

@@ -114,11 +114,9 @@ impl CgroupPlan {
     /// Sets pids.max once init is the container's one process; if that
     /// fails, init is killed and reaped, so that the cgroup can go.
     fn limit_pids(&self, init: i32) -> std::result::Result<(), cgroups::CgroupError> {
-        self.cgroup.update(&self.pids_max).inspect_err(|_| {
-            let init = nix::unistd::Pid::from_raw(init);
-            let _ = nix::sys::signal::kill(init, nix::sys::signal::Signal::SIGKILL);
-            let _ = nix::sys::wait::waitpid(init, None);
-        })
+        self.cgroup
+            .update(&self.pids_max)
+            .inspect_err(|_| process::kill_and_reap(nix::unistd::Pid::from_raw(init)))
     }
 }
 

@@ -52,16 +52,16 @@ pub fn apply(
     src: &str,
     dest: &std::path::Path,
 ) -> Result<(), RootfsError> {
-    let userns = crate::namespaces::user_namespace_with(&idmap.uids, &idmap.gids).map_err(|e| {
-        RootfsError::Idmap {
-            src: src.into(),
-            dest: dest.into(),
-            why: e.to_string(),
-        }
-    })?;
-    mountapi::idmap(tree, &userns, idmap.recursive).map_err(|e| RootfsError::Idmap {
+    let failed = |why: String| RootfsError::Idmap {
         src: src.into(),
         dest: dest.into(),
-        why: format!("the kernel refused to idmap it ({e}): its filesystem or this kernel has no idmapped mounts"),
+        why,
+    };
+    let userns = crate::namespaces::user_namespace_with(&idmap.uids, &idmap.gids)
+        .map_err(|e| failed(e.to_string()))?;
+    mountapi::idmap(tree, &userns, idmap.recursive).map_err(|e| {
+        failed(format!(
+            "the kernel refused to idmap it ({e}): its filesystem or this kernel has no idmapped mounts"
+        ))
     })
 }
