@@ -540,3 +540,38 @@ fn a_proc_that_is_no_procfs_cannot_take_a_sysctl_write() {
     out.assert_failed();
     b.assert_no_leftovers();
 }
+
+#[test]
+fn a_dev_symlink_in_the_image_cannot_reach_a_host_directory() {
+    // CVE-2026-41579: with the image's /dev a link to a host directory,
+    // the runtime's /dev/ptmx and /dev/fd links went there by path: a
+    // host file named ptmx deleted, links made among the host's files.
+    berth_only!(
+        "runc 1.1.5 deletes the host's ptmx through the link (CVE-2026-41579, fixed in runc 1.3.6)"
+    );
+    let mut b = Bundle::new();
+    let host = b.host_dir("victim");
+    std::fs::write(host.join("ptmx"), "host file\n").unwrap();
+    let dev = b.rootfs().join("dev");
+    std::fs::remove_dir_all(&dev).unwrap();
+    std::os::unix::fs::symlink(&host, &dev).unwrap();
+    b.sh("ls /dev/ptmx /dev/fd/ && echo started");
+    let out = b.run();
+    let mut left: Vec<_> = std::fs::read_dir(&host)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        ["ptmx"],
+        "the runtime wrote through the link: {out:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(host.join("ptmx")).unwrap(),
+        "host file\n"
+    );
+    out.assert_ok();
+    assert!(out.stdout.contains("started"), "{out:?}");
+    b.assert_no_leftovers();
+}
