@@ -195,6 +195,14 @@ fn an_intel_rdt_schema_is_refused_by_name() {
 }
 
 #[test]
+fn intel_rdt_monitoring_as_older_specs_ask_for_it_is_refused_by_name() {
+    berth_only!("runc 1.1.5 and 1.3.6 ignore enableCMT and enableMBM where resctrl is absent");
+    let mut b = Bundle::new();
+    b.set("/linux/intelRdt", json!({"enableCMT": true}));
+    assert_create_refused(&b, "intelRdt.enableCMT");
+}
+
+#[test]
 fn idmap_on_a_mount_that_is_no_bind() {
     berth_only!("runc 1.1.5 passes idmap to tmpfs as data");
     let mut b = Bundle::new();

@@ -139,6 +139,12 @@ fn stage1_setup(cfg: &InitConfig, plan: &Plan, ch: &Channel) -> Res<Sources> {
         become_root()?;
     }
     namespaces::unshare_flags(plan.new)?;
+    if plan.has_new(LinuxNamespaceType::Network) {
+        // As runc does: localhost works in a new network namespace.
+        crate::netlink::Socket::open()
+            .and_then(|mut s| s.set_up(crate::netlink::LOOPBACK))
+            .context("set the loopback device up")?;
+    }
     let linux = cfg.spec.linux().as_ref();
     if linux.and_then(|l| l.time_offsets().as_ref()).is_some()
         && plan.has_new(LinuxNamespaceType::Time)

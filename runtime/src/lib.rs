@@ -21,6 +21,8 @@ pub mod logging;
 pub mod lsm;
 pub mod mempolicy;
 pub mod namespaces;
+pub mod netdev;
+pub mod netlink;
 pub mod personality;
 pub mod process;
 pub mod procfs;
@@ -36,7 +38,7 @@ pub mod sync;
 pub mod tty;
 
 /// Version of the runtime specification berth implements.
-pub const OCI_VERSION: &str = "1.0.2";
+pub const OCI_VERSION: &str = "1.3.0";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -32,6 +32,8 @@ pub enum ProcessError {
     Cgroup(#[from] crate::cgroups::CgroupError),
     #[error(transparent)]
     Seccomp(#[from] crate::seccomp::SeccompError),
+    #[error(transparent)]
+    NetDev(#[from] crate::netdev::NetDevError),
 }
 
 fn unexpected(what: &str) -> ProcessError {
@@ -59,6 +61,9 @@ pub trait Parent {
     fn place(&mut self, _pid: i32) -> Result<(), ProcessError> {
         Ok(())
     }
+    /// Undo what was done outside the container for a process that
+    /// failed to start, before it is killed.
+    fn abandon(&mut self) {}
     /// Run prestart and createRuntime hooks; return the state the
     /// container-side hooks get.
     fn runtime_hooks(&mut self, _pid: i32) -> Result<HookState, ProcessError> {
@@ -95,6 +100,7 @@ pub fn spawn(stage1: impl FnOnce(Channel), parent: &mut dyn Parent) -> Result<i3
             let mut pid = None;
             let r = drive(&ours, child, &mut pid, parent);
             if r.is_err() {
+                parent.abandon();
                 reap_after_failure(child, pid);
             }
             r

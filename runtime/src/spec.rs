@@ -58,6 +58,9 @@ pub fn load(bundle: &Path) -> Result<Bundle, SpecError> {
         msg,
     })?;
     forget_empty_namespace_paths(&mut spec);
+    if let Some(field) = old_rdt_monitoring(&data) {
+        return Err(invalid(format!("linux.intelRdt.{field}"), no_rdt(RESCTRL)));
+    }
     validate(&spec)?;
     let rootfs = rootfs_path(&path, &spec)?;
     strip_rootfs_from_destinations(&mut spec, &rootfs);
@@ -145,6 +148,24 @@ fn keep_a_zero_pids_limit(spec: &mut Spec, data: &[u8]) {
     if limit.and_then(serde_json::Value::as_i64) == Some(0) {
         pids.set_limit(1);
     }
+}
+
+/// Intel RDT monitoring as specs before 1.3 asked for it, which oci-spec
+/// no longer reads (it spells them `enableCmt`, `enableMbm`): refused by
+/// their own names, as `enableMonitoring` is. The raw JSON is read only
+/// when the bytes are there.
+fn old_rdt_monitoring(data: &[u8]) -> Option<&'static str> {
+    let asked = ["enableCMT", "enableMBM"]
+        .into_iter()
+        .filter(|f| data.windows(f.len()).any(|w| w == f.as_bytes()))
+        .collect::<Vec<_>>();
+    if asked.is_empty() {
+        return None;
+    }
+    let raw: serde_json::Value = serde_json::from_slice(data).ok()?;
+    asked.into_iter().find(|f| {
+        raw.pointer(&format!("/linux/intelRdt/{f}")) == Some(&serde_json::Value::Bool(true))
+    })
 }
 
 /// Whether an `ociVersion` ("1.3.0", "1.3.0-rc.1", "1.0.2-dev") is 1.3 or
@@ -317,15 +338,20 @@ fn validate_intel_rdt(
     let Some((field, _)) = asked.iter().find(|(_, asked)| *asked) else {
         return Ok(());
     };
-    let why = if has_resctrl {
-        "berth does not support Intel RDT".to_string()
-    } else {
-        format!(
+    Err(invalid(format!("linux.intelRdt.{field}"), no_rdt(resctrl)))
+}
+
+const RESCTRL: &str = "/sys/fs/resctrl";
+
+fn no_rdt(resctrl: impl AsRef<Path>) -> String {
+    let resctrl = resctrl.as_ref();
+    match resctrl.exists() {
+        true => "berth does not support Intel RDT".to_string(),
+        false => format!(
             "Intel RDT is not available on this host (no resctrl filesystem at {})",
             resctrl.display()
-        )
-    };
-    Err(invalid(format!("linux.intelRdt.{field}"), why))
+        ),
+    }
 }
 
 /// Offsets go with a time namespace berth makes (a joined one has its
@@ -387,8 +413,9 @@ fn validate_linux(spec: &Spec) -> Result<(), SpecError> {
         crate::mempolicy::check(policy).map_err(|(field, why)| invalid(field, why))?;
     }
     if let Some(rdt) = linux.intel_rdt() {
-        validate_intel_rdt(rdt, Path::new("/sys/fs/resctrl"))?;
+        validate_intel_rdt(rdt, Path::new(RESCTRL))?;
     }
+    crate::netdev::check(linux).map_err(|(field, why)| invalid(field, why))?;
     let mut seen = HashSet::new();
     for (i, ns) in linux.namespaces().iter().flatten().enumerate() {
         if !seen.insert(ns.typ()) {
@@ -624,6 +651,19 @@ mod tests {
         assert!(err.contains("closID: berth does not support"), "{err}");
         check(serde_json::json!({"closID": "g", "schemata": []}), none).unwrap();
         check(serde_json::json!({}), "/").unwrap();
+        let old = |rdt: serde_json::Value| {
+            old_rdt_monitoring(
+                serde_json::json!({"linux": {"intelRdt": rdt}})
+                    .to_string()
+                    .as_bytes(),
+            )
+        };
+        assert_eq!(
+            old(serde_json::json!({"enableMBM": true})),
+            Some("enableMBM")
+        );
+        assert_eq!(old(serde_json::json!({"enableCMT": false})), None);
+        assert_eq!(old(serde_json::json!({"closID": "enableCMT"})), None);
     }
 
     #[test]

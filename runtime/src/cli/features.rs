@@ -36,6 +36,8 @@ pub fn run() -> anyhow::Result<i32> {
             "intelRdt": {"enabled": false},
             // Bind mounts only; the filesystem and kernel must allow it.
             "mountExtensions": {"idmap": {"enabled": true}},
+            // Moved in with their MTU, MAC and global addresses.
+            "netDevices": {"enabled": true},
             "memoryPolicy": {
                 "modes": ["MPOL_DEFAULT", "MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_WEIGHTED_INTERLEAVE",
                           "MPOL_PREFERRED", "MPOL_PREFERRED_MANY", "MPOL_LOCAL"],

@@ -8,6 +8,7 @@ use crate::error::Context;
 use crate::hooks::{self, HookKind};
 use crate::init::{self, InitConfig};
 use crate::namespaces::{self, Plan};
+use crate::netdev;
 use crate::process::{self, Parent, ProcessError};
 use crate::spec::{self, Bundle};
 use crate::state::{self, Phase, State, StateDir};
@@ -141,6 +142,8 @@ struct CreateParent<'a> {
     state: &'a State,
     cfg: &'a InitConfig,
     cgroup: &'a CgroupPlan,
+    /// The host devices moved into the container (linux.netDevices).
+    net: Option<netdev::Mover>,
 }
 
 impl Parent for CreateParent<'_> {
@@ -164,6 +167,24 @@ impl Parent for CreateParent<'_> {
         let c = self.cgroup;
         cgroups::systemd::start_scope(&c.cgroup.path, pid, c.resources.as_ref(), c.cgroup.version)?;
         Ok(c.create()?)
+    }
+
+    /// Moves the spec's network devices in as soon as the container's
+    /// network namespace exists, so that hooks and the process see them.
+    fn place(&mut self, pid: i32) -> std::result::Result<(), ProcessError> {
+        let linux = self.cfg.spec.linux().as_ref();
+        if let Some(devices) = linux.and_then(|l| l.net_devices().as_ref()) {
+            if !devices.is_empty() {
+                self.net = Some(netdev::Mover::move_all(devices, pid)?);
+            }
+        }
+        Ok(())
+    }
+
+    fn abandon(&mut self) {
+        if let Some(net) = &mut self.net {
+            net.undo();
+        }
     }
 
     fn runtime_hooks(&mut self, pid: i32) -> std::result::Result<HookState, ProcessError> {
@@ -257,6 +278,7 @@ fn create_in(
         state: &state,
         cfg: &cfg,
         cgroup,
+        net: None,
     };
     let launched = process::spawn(|ch| init::stage1(&cfg, plan, ch), &mut parent);
     let pid = match launched {
