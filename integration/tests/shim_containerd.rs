@@ -646,3 +646,27 @@ fn the_shim_cgroup_option_puts_the_shim_there() {
     .expect("poll returns once removed");
     assert_eq!(joined, std::path::Path::new(&dir));
 }
+
+#[test]
+fn a_user_namespaced_task_sees_its_image_owned_by_its_own_root() {
+    // Kubernetes' hostUsers: false. containerd 2 gives the shim an overlay
+    // with uidmap=/gidmap= options: its lower layers are idmapped, so the
+    // image's root-owned files belong to the container's root. containerd
+    // 1.x idmaps nothing (they show as the overflow id, with either shim),
+    // and its client sends a runtime not named runc's its options as runc
+    // v1's CreateOptions.
+    let ctd = containerd_or_skip!();
+    let idmapped = !integration::stack::engines()
+        .unwrap()
+        .containerd
+        .starts_with("1.");
+    let owner = if idmapped { "0:0" } else { "65534:65534" };
+    let t = ctd.task();
+    let map = "0:100000:65536";
+    let flags = ["--rm", "--uidmap", map, "--gidmap", map, "--remap-labels"];
+    let script = "stat -c %u:%g /bin/busybox; tr -s ' ' < /proc/self/uid_map";
+    let out = ctd.ctr(&strs(&t.run_args(&flags, &["sh", "-c", script])));
+    let want = format!("{owner}\n 0 100000 65536\n");
+    assert_eq!(out.assert_ok().stdout, want, "{out:#?}");
+    t.assert_no_leftovers();
+}

@@ -4,17 +4,22 @@
 //! `-info`'s stdin. CRI sends `runtimeoptions.v1.Options` instead to a
 //! runtime type it does not know as runc's: its `ConfigPath` is for shims
 //! with a config file of their own, which berth has not, so it means the
-//! defaults. Anything else is refused by name rather than ignored, so that
-//! a misconfigured runtime is seen at once.
+//! defaults. containerd's client (1.6, 1.7) sends runc v1's
+//! `containerd.linux.runc.CreateOptions` to a runtime not named runc's
+//! when a task asks for an option (`ctr run --uidmap`, `--no-pivot`):
+//! runc's own v2 shim reads those too. Anything else is refused by name
+//! rather than ignored, so that a misconfigured runtime is seen at once.
 
 use containerd_shim::protos::shim::oci::Options;
 use protobuf::well_known_types::any::Any;
-use protobuf::Message;
+use protobuf::{CodedInputStream, Message};
 
 /// The type URL containerd gives runc's options.
 const RUNC_OPTIONS: &str = "containerd.runc.v1.Options";
 /// The type URL of CRI's options for other runtimes.
 const CRI_OPTIONS: &str = "runtimeoptions.v1.Options";
+/// The type URL of runc v1's task options.
+const LEGACY_OPTIONS: &str = "containerd.linux.runc.CreateOptions";
 
 #[derive(Debug, thiserror::Error)]
 pub enum OptionsError {
@@ -33,8 +38,30 @@ pub fn from_any(any: Option<&Any>) -> Result<Options, OptionsError> {
         Some(any) if any.type_url.ends_with(RUNC_OPTIONS) => {
             Ok(Options::parse_from_bytes(&any.value)?)
         }
+        Some(any) if any.type_url.ends_with(LEGACY_OPTIONS) => Ok(from_legacy(&any.value)?),
         Some(any) => Err(OptionsError::Type(any.type_url.clone())),
     }
+}
+
+/// runc v1's CreateOptions as the options they share (by their field
+/// numbers in runctypes' runc.proto); the rest (checkpoint settings of
+/// runc v1) does not apply here.
+fn from_legacy(bytes: &[u8]) -> protobuf::Result<Options> {
+    let mut opts = Options::default();
+    let mut is = CodedInputStream::from_bytes(bytes);
+    while let Some(tag) = is.read_raw_tag_or_eof()? {
+        match tag >> 3 {
+            1 => opts.no_pivot_root = is.read_bool()?,
+            8 => opts.no_new_keyring = is.read_bool()?,
+            9 => opts.shim_cgroup = is.read_string()?,
+            10 => opts.io_uid = is.read_uint32()?,
+            11 => opts.io_gid = is.read_uint32()?,
+            12 => opts.criu_work_path = is.read_string()?,
+            13 => opts.criu_image_path = is.read_string()?,
+            _ => protobuf::rt::skip_field_for_tag(tag, &mut is)?,
+        }
+    }
+    Ok(opts)
 }
 
 /// The `Any` a serialized stdin holds (None when stdin was empty).
@@ -48,7 +75,7 @@ pub fn any_from_bytes(bytes: &[u8]) -> Result<Option<Any>, OptionsError> {
 /// Whether `any` is runtime options this shim reads (containerd 2.3 puts
 /// them among other extensions of its start-up message).
 pub fn is_runtime_options(any: &Any) -> bool {
-    [RUNC_OPTIONS, CRI_OPTIONS]
+    [RUNC_OPTIONS, CRI_OPTIONS, LEGACY_OPTIONS]
         .iter()
         .any(|t| any.type_url.ends_with(t))
 }
@@ -107,6 +134,18 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(from_any(Some(&cri)).unwrap(), Options::default());
+        // CreateOptions{terminal: true, empty_namespaces: ["x"], no_new_keyring: true, io_uid: 7}
+        let legacy = Any {
+            type_url: LEGACY_OPTIONS.into(),
+            value: b"\x20\x01\x32\x01x\x40\x01\x50\x07".to_vec(),
+            ..Default::default()
+        };
+        let want = Options {
+            no_new_keyring: true,
+            io_uid: 7,
+            ..Default::default()
+        };
+        assert_eq!(from_any(Some(&legacy)).unwrap(), want);
         let other = Any {
             type_url: "io.example.Options".into(),
             ..Default::default()

@@ -2,45 +2,175 @@
 //! of mounts (an overlay from the snapshotter, or a bind for `native`) that
 //! the shim mounts at `<bundle>/rootfs` and unmounts at Delete.
 
+use berth::rootfs::idmap::bind_idmapped;
 use containerd_shim::protos::types::mount::Mount;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use std::path::Path;
+use oci_spec::runtime::{LinuxIdMapping, LinuxIdMappingBuilder};
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
-#[error("mount {kind} {source_path} at {target}: {errno}")]
+#[error("mount {kind} {source_path} at {target}: {why}")]
 pub struct MountError {
     kind: String,
     source_path: String,
     target: String,
-    errno: nix::Error,
+    why: String,
 }
 
 /// Mounts `mounts` at `target`, in order; on failure undoes what it did.
 pub fn mount_all(mounts: &[Mount], target: &Path) -> Result<(), MountError> {
     for (done, m) in mounts.iter().enumerate() {
-        let (flags, data) = flags_and_data(&m.options);
-        let kind = if flags.contains(MsFlags::MS_BIND) {
-            None
-        } else {
-            Some(m.type_.as_str())
-        };
-        if let Err(errno) = mount(
-            Some(m.source.as_str()),
-            target,
-            kind,
-            flags,
-            Some(data.as_str()),
-        ) {
+        if let Err(why) = mount_one(m, target) {
             (0..done).for_each(|_| unmount(target));
             return Err(MountError {
                 kind: m.type_.clone(),
                 source_path: m.source.clone(),
                 target: target.display().to_string(),
-                errno,
+                why,
             });
         }
     }
     Ok(())
+}
+
+/// One mount; with containerd 2's `uidmap=`/`gidmap=` (a pod without
+/// host users) its files are idmapped: an overlay's lower layers, or
+/// anything else once mounted.
+fn mount_one(m: &Mount, target: &Path) -> Result<(), String> {
+    let (options, idmap) = take_idmap(&m.options)?;
+    let Some((uids, gids)) = idmap else {
+        return plain(m, &options, target);
+    };
+    if m.type_ == "overlay" {
+        return overlay_idmapped(m, options, target, &uids, &gids);
+    }
+    plain(m, &options, target)?;
+    bind_idmapped(target, target, &uids, &gids)
+        .map_err(|e| e.to_string())
+        .inspect_err(|_| unmount(target))
+}
+
+fn plain(m: &Mount, options: &[String], target: &Path) -> Result<(), String> {
+    let (flags, data) = flags_and_data(options);
+    let kind = match flags.contains(MsFlags::MS_BIND) {
+        true => None,
+        false => Some(m.type_.as_str()),
+    };
+    let source = Some(m.source.as_str());
+    mount(source, target, kind, flags, Some(data.as_str())).map_err(|e| e.to_string())
+}
+
+/// An overlay whose lower layers are seen through one idmapped bind of
+/// their common directory, as containerd's own mount code does; the bind
+/// is detached again once the overlay holds the layers.
+fn overlay_idmapped(
+    m: &Mount,
+    mut options: Vec<String>,
+    target: &Path,
+    uids: &[LinuxIdMapping],
+    gids: &[LinuxIdMapping],
+) -> Result<(), String> {
+    let at = options
+        .iter()
+        .position(|o| o.starts_with("lowerdir="))
+        .ok_or("an idmapped overlay needs lowerdir=")?;
+    let lowers: Vec<String> = options[at]["lowerdir=".len()..]
+        .split(':')
+        .map(String::from)
+        .collect();
+    let common = common_dir(&lowers)?;
+    let staging = target.with_file_name("rootfs-lowers");
+    std::fs::create_dir_all(&staging).map_err(|e| format!("create {}: {e}", staging.display()))?;
+    let mounted = bind_idmapped(&common, &staging, uids, gids)
+        .map_err(|e| e.to_string())
+        .and_then(|()| {
+            options[at] = format!("lowerdir={}", rebased(&lowers, &common, &staging).join(":"));
+            let r = plain(m, &options, target);
+            unmount(&staging);
+            r
+        });
+    let _ = std::fs::remove_dir(&staging);
+    mounted
+}
+
+/// The deepest directory holding every layer.
+fn common_dir(lowers: &[String]) -> Result<PathBuf, String> {
+    let first = lowers.first().map(String::as_str).unwrap_or_default();
+    let shared = lowers.iter().fold(first.len(), |n, l| {
+        first
+            .bytes()
+            .zip(l.bytes())
+            .take(n)
+            .take_while(|(a, b)| a == b)
+            .count()
+    });
+    // The prefix up to its last '/': a whole directory, as Go's path.Dir.
+    let dir = first[..shared].rfind('/').map_or("", |cut| &first[..cut]);
+    match dir {
+        "" => Err(format!(
+            "lower layers {lowers:?} share no directory to idmap"
+        )),
+        dir => Ok(PathBuf::from(dir)),
+    }
+}
+
+fn rebased(lowers: &[String], common: &Path, staging: &Path) -> Vec<String> {
+    let inside = |l: &String| {
+        Path::new(l)
+            .strip_prefix(common)
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
+    };
+    lowers
+        .iter()
+        .map(|l| staging.join(inside(l)).display().to_string())
+        .collect()
+}
+
+/// uid and gid mappings.
+type IdMaps = (Vec<LinuxIdMapping>, Vec<LinuxIdMapping>);
+
+/// Takes containerd's `uidmap=` and `gidmap=` options (each
+/// `container:host:size[,...]`) out of `options`; both or neither.
+fn take_idmap(options: &[String]) -> Result<(Vec<String>, Option<IdMaps>), String> {
+    let (mut uids, mut gids, mut rest) = (None, None, Vec::new());
+    for o in options {
+        if let Some(v) = o.strip_prefix("uidmap=") {
+            uids = Some(id_mappings(v)?);
+        } else if let Some(v) = o.strip_prefix("gidmap=") {
+            gids = Some(id_mappings(v)?);
+        } else {
+            rest.push(o.clone());
+        }
+    }
+    match (uids, gids) {
+        (None, None) => Ok((rest, None)),
+        (Some(u), Some(g)) => Ok((rest, Some((u, g)))),
+        _ => Err("uidmap= and gidmap= go together".into()),
+    }
+}
+
+fn id_mappings(value: &str) -> Result<Vec<LinuxIdMapping>, String> {
+    value
+        .split(',')
+        .map(|m| {
+            let bad = || format!("bad id mapping {m:?} (container:host:size)");
+            let n: Vec<u32> = m
+                .split(':')
+                .map(str::parse)
+                .collect::<Result<_, _>>()
+                .map_err(|_| bad())?;
+            let [container, host, size] = n[..] else {
+                return Err(bad());
+            };
+            LinuxIdMappingBuilder::default()
+                .container_id(container)
+                .host_id(host)
+                .size(size)
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .collect()
 }
 
 /// Unmounts the top mount at `target`; nothing mounted is fine.
@@ -95,6 +225,46 @@ mod tests {
         let (flags, data) = flags_and_data(&opts);
         assert_eq!(flags, MsFlags::MS_RDONLY | MsFlags::MS_NODEV);
         assert_eq!(data, "index=off,lowerdir=/a:/b");
+    }
+
+    #[test]
+    fn idmap_options_are_taken_out_and_parsed() {
+        let opts: Vec<String> = [
+            "uidmap=0:1000:65536,65536:0:1",
+            "lowerdir=/a",
+            "gidmap=0:2000:10",
+        ]
+        .map(String::from)
+        .to_vec();
+        let (rest, idmap) = take_idmap(&opts).unwrap();
+        assert_eq!(rest, ["lowerdir=/a"]);
+        let (uids, gids) = idmap.unwrap();
+        assert_eq!((uids.len(), uids[1].host_id(), gids[0].size()), (2, 0, 10));
+        assert!(take_idmap(&["uidmap=0:1:1".into()]).is_err());
+        assert!(take_idmap(&["uidmap=0:1".into(), "gidmap=0:1:1".into()]).is_err());
+    }
+
+    #[test]
+    fn lower_layers_are_rebased_on_their_common_directory() {
+        let lowers = [
+            "/s/snapshots/12/fs",
+            "/s/snapshots/13/fs",
+            "/s/snapshots/9/fs",
+        ]
+        .map(String::from);
+        let common = common_dir(&lowers).unwrap();
+        assert_eq!(common, Path::new("/s/snapshots"));
+        let moved = rebased(&lowers, &common, Path::new("/b/rootfs-lowers"));
+        assert_eq!(
+            moved,
+            [
+                "/b/rootfs-lowers/12/fs",
+                "/b/rootfs-lowers/13/fs",
+                "/b/rootfs-lowers/9/fs"
+            ]
+        );
+        assert_eq!(common_dir(&["/s/1/fs".into()]).unwrap(), Path::new("/s/1"));
+        assert!(common_dir(&["/a/fs".into(), "/b/fs".into()]).is_err());
     }
 
     #[test]

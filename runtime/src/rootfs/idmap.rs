@@ -45,6 +45,31 @@ pub fn of(m: &Mount, linux: Option<&Linux>) -> Result<Option<Idmap>, String> {
     }))
 }
 
+/// Binds the mount tree at `src` onto `dest` with every mount of it
+/// idmapped: for a caller outside any container (the shim idmaps
+/// containerd's rootfs layers this way).
+pub fn bind_idmapped(
+    src: &std::path::Path,
+    dest: &std::path::Path,
+    uids: &[LinuxIdMapping],
+    gids: &[LinuxIdMapping],
+) -> Result<(), RootfsError> {
+    let failed = |what: &str, e: nix::Error| RootfsError::Idmap {
+        src: src.display().to_string(),
+        dest: dest.into(),
+        why: format!("{what}: {e}"),
+    };
+    let private = nix::mount::MsFlags::MS_PRIVATE;
+    let tree = mountapi::clone_tree(src, true, private).map_err(|e| failed("clone it", e))?;
+    let idmap = Idmap {
+        uids: uids.to_vec(),
+        gids: gids.to_vec(),
+        recursive: true,
+    };
+    apply(&tree, &idmap, &src.display().to_string(), dest)?;
+    mountapi::attach(&tree, dest).map_err(|e| failed("attach it", e))
+}
+
 /// Idmaps the detached tree `tree` (mount `dest`, from `src`).
 pub fn apply(
     tree: &OwnedFd,
