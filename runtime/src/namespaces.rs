@@ -189,8 +189,9 @@ pub fn user_namespace_with(
     use nix::unistd::{fork, ForkResult};
     let (ready_r, ready_w) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(NamespaceError::Holder)?;
-    // SAFETY: berth's first stage is single-threaded; the child only makes
-    // syscalls until it is killed.
+    // SAFETY: the child only makes raw syscalls (no allocation, no locks)
+    // until it is killed, so this is sound in a multi-threaded caller too
+    // (the shim), as in berth's single-threaded first stage.
     match unsafe { fork() }.map_err(NamespaceError::Holder)? {
         ForkResult::Child => {
             let made = unshare(CloneFlags::CLONE_NEWUSER).is_ok();

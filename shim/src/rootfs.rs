@@ -44,10 +44,22 @@ fn mount_one(m: &Mount, target: &Path) -> Result<(), String> {
     if m.type_ == "overlay" {
         return overlay_idmapped(m, options, target, &uids, &gids);
     }
-    plain(m, &options, target)?;
-    bind_idmapped(target, target, &uids, &gids)
-        .map_err(|e| e.to_string())
-        .inspect_err(|_| unmount(target))
+    // Mounted aside and bound idmapped, so that one mount is at `target`.
+    let staging = staging_dir(target)?;
+    let mounted = plain(m, &options, &staging).and_then(|()| {
+        let bound = bind_idmapped(&staging, target, &uids, &gids).map_err(|e| e.to_string());
+        unmount(&staging);
+        bound
+    });
+    let _ = std::fs::remove_dir(&staging);
+    mounted
+}
+
+/// An empty directory beside `target` for a mount on its way there.
+fn staging_dir(target: &Path) -> Result<PathBuf, String> {
+    let staging = target.with_file_name("rootfs-staging");
+    std::fs::create_dir_all(&staging).map_err(|e| format!("create {}: {e}", staging.display()))?;
+    Ok(staging)
 }
 
 fn plain(m: &Mount, options: &[String], target: &Path) -> Result<(), String> {
@@ -79,8 +91,7 @@ fn overlay_idmapped(
         .map(String::from)
         .collect();
     let common = common_dir(&lowers)?;
-    let staging = target.with_file_name("rootfs-lowers");
-    std::fs::create_dir_all(&staging).map_err(|e| format!("create {}: {e}", staging.display()))?;
+    let staging = staging_dir(target)?;
     let mounted = bind_idmapped(&common, &staging, uids, gids)
         .map_err(|e| e.to_string())
         .and_then(|()| {
@@ -254,13 +265,13 @@ mod tests {
         .map(String::from);
         let common = common_dir(&lowers).unwrap();
         assert_eq!(common, Path::new("/s/snapshots"));
-        let moved = rebased(&lowers, &common, Path::new("/b/rootfs-lowers"));
+        let moved = rebased(&lowers, &common, Path::new("/b/rootfs-staging"));
         assert_eq!(
             moved,
             [
-                "/b/rootfs-lowers/12/fs",
-                "/b/rootfs-lowers/13/fs",
-                "/b/rootfs-lowers/9/fs"
+                "/b/rootfs-staging/12/fs",
+                "/b/rootfs-staging/13/fs",
+                "/b/rootfs-staging/9/fs"
             ]
         );
         assert_eq!(common_dir(&["/s/1/fs".into()]).unwrap(), Path::new("/s/1"));
