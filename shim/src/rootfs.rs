@@ -62,6 +62,9 @@ fn staging_dir(target: &Path) -> Result<PathBuf, String> {
     Ok(staging)
 }
 
+/// mount(2) reads one page of options; containerd keeps this much spare.
+const DATA_MAX: usize = 4096 - 512;
+
 fn plain(m: &Mount, options: &[String], target: &Path) -> Result<(), String> {
     let (flags, data) = flags_and_data(options);
     let kind = match flags.contains(MsFlags::MS_BIND) {
@@ -69,7 +72,53 @@ fn plain(m: &Mount, options: &[String], target: &Path) -> Result<(), String> {
         false => Some(m.type_.as_str()),
     };
     let source = Some(m.source.as_str());
+    let too_long = m.type_ == "overlay" && data.len() >= DATA_MAX;
+    if let Some((dir, short)) = too_long.then(|| relative_to_common(options)).flatten() {
+        let (_, data) = flags_and_data(&short);
+        return from_dir(&dir, || {
+            mount(source, target, kind, flags, Some(data.as_str()))
+        });
+    }
     mount(source, target, kind, flags, Some(data.as_str())).map_err(|e| e.to_string())
+}
+
+/// An overlay's options with its many layers named relative to their
+/// common directory, as containerd shortens them.
+fn relative_to_common(options: &[String]) -> Option<(PathBuf, Vec<String>)> {
+    let (at, lowers) = lowerdirs(options)?;
+    let common = common_dir(&lowers).ok()?;
+    let mut short = options.to_vec();
+    short[at] = format!(
+        "lowerdir={}",
+        rebased(&lowers, &common, Path::new("")).join(":")
+    );
+    Some((common, short))
+}
+
+/// Runs `call` on a thread of its own whose working directory is `dir`
+/// (the shim's other threads keep theirs).
+fn from_dir(dir: &Path, call: impl FnOnce() -> nix::Result<()> + Send) -> Result<(), String> {
+    let joined = std::thread::scope(|s| {
+        s.spawn(|| {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_FS)?;
+            nix::unistd::chdir(dir)?;
+            call()
+        })
+        .join()
+    });
+    match joined {
+        Ok(done) => done.map_err(|e| format!("{e} (from {})", dir.display())),
+        Err(_) => Err("the mounting thread panicked".into()),
+    }
+}
+
+/// Where `lowerdir=` is among `options`, and its layers.
+fn lowerdirs(options: &[String]) -> Option<(usize, Vec<String>)> {
+    let at = options.iter().position(|o| o.starts_with("lowerdir="))?;
+    let lowers = options[at]["lowerdir=".len()..]
+        .split(':')
+        .map(String::from);
+    Some((at, lowers.collect()))
 }
 
 /// An overlay whose lower layers are seen through one idmapped bind of
@@ -82,14 +131,7 @@ fn overlay_idmapped(
     uids: &[LinuxIdMapping],
     gids: &[LinuxIdMapping],
 ) -> Result<(), String> {
-    let at = options
-        .iter()
-        .position(|o| o.starts_with("lowerdir="))
-        .ok_or("an idmapped overlay needs lowerdir=")?;
-    let lowers: Vec<String> = options[at]["lowerdir=".len()..]
-        .split(':')
-        .map(String::from)
-        .collect();
+    let (at, lowers) = lowerdirs(&options).ok_or("an idmapped overlay needs lowerdir=")?;
     let common = common_dir(&lowers)?;
     let staging = staging_dir(target)?;
     let mounted = bind_idmapped(&common, &staging, uids, gids)
@@ -276,6 +318,60 @@ mod tests {
         );
         assert_eq!(common_dir(&["/s/1/fs".into()]).unwrap(), Path::new("/s/1"));
         assert!(common_dir(&["/a/fs".into(), "/b/fs".into()]).is_err());
+    }
+
+    #[test]
+    fn an_overlay_of_many_layers_is_mounted_from_their_common_directory() {
+        // Mounts go into a private mount namespace: the test runs itself
+        // again under unshare(1).
+        const INSIDE: &str = "BERTH_TEST_IN_MOUNT_NS";
+        let name =
+            "rootfs::tests::an_overlay_of_many_layers_is_mounted_from_their_common_directory";
+        if std::env::var_os(INSIDE).is_none() {
+            let exe = std::env::current_exe().unwrap();
+            let status = std::process::Command::new("unshare")
+                .args(["-m", "--propagation", "private"])
+                .arg(exe)
+                .args(["--exact", name, "--test-threads=1"])
+                .env(INSIDE, "1")
+                .status()
+                .expect("run unshare");
+            assert!(status.success(), "{status}");
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("berth-shim-layers-{}", std::process::id()));
+        let layers = dir
+            .join("io.containerd.snapshotter.v1.overlayfs")
+            .join("snapshots");
+        let lowers: Vec<String> = (0..80)
+            .map(|i| {
+                let l = layers.join(format!("{i}")).join("fs");
+                std::fs::create_dir_all(&l).unwrap();
+                std::fs::write(l.join(format!("layer{i}")), "").unwrap();
+                l.display().to_string()
+            })
+            .collect();
+        let (upper, work, target) = (dir.join("upper"), dir.join("work"), dir.join("rootfs"));
+        for d in [&upper, &work, &target] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        let options = vec![
+            "index=off".to_string(),
+            format!("workdir={}", work.display()),
+            format!("upperdir={}", upper.display()),
+            format!("lowerdir={}", lowers.join(":")),
+        ];
+        assert!(flags_and_data(&options).1.len() > 4096);
+        let mut m = Mount::new();
+        m.type_ = "overlay".into();
+        m.source = "overlay".into();
+        m.options = options;
+        let mounted = mount_all(&[m], &target);
+        let seen = target.join("layer0").exists() && target.join("layer79").exists();
+        unmount(&target);
+        let _ = std::fs::remove_dir_all(&dir);
+        mounted.unwrap();
+        assert!(seen, "a layer is missing from the overlay");
     }
 
     #[test]
