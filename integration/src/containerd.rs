@@ -561,6 +561,15 @@ impl Task<'_> {
         crate::leftovers::assert_none_marked(&self.id, &self.marker());
     }
 
+    /// SIGKILLs whatever processes of the task are left (after a reference
+    /// run that is known to leave some).
+    pub fn kill_processes(&self) {
+        for pid in crate::leftovers::marked_pids(&self.marker()) {
+            // SAFETY: kill(2) takes plain integers.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+
     /// Asserts that nothing of the container is left: no task or container
     /// in containerd, no shim, no process of the container, no bundle, no
     /// runtime state.

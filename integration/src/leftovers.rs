@@ -196,15 +196,17 @@ pub(crate) fn assert_none_marked(what: &str, marker: &str) {
 
 /// The processes with `marker` (`NAME=VALUE`) in their environment.
 pub(crate) fn marked(marker: &str) -> Vec<String> {
+    let pids = marked_pids(marker).into_iter();
+    pids.map(|pid| format!("container process {pid}")).collect()
+}
+
+pub(crate) fn marked_pids(marker: &str) -> Vec<libc::pid_t> {
     let marker = format!("{marker}\0").into_bytes();
     let carries = |pid: &libc::pid_t| {
         let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
         contains(&environ, &marker)
     };
-    all_pids()
-        .filter(carries)
-        .map(|pid| format!("container process {pid}"))
-        .collect()
+    all_pids().filter(carries).collect()
 }
 
 pub(crate) fn all_pids() -> impl Iterator<Item = libc::pid_t> {
