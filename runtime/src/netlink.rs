@@ -7,7 +7,7 @@
 //! talks to that namespace while berth itself never leaves its own.
 
 use std::io::{Error, ErrorKind, Result};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 const HEADER: usize = std::mem::size_of::<libc::nlmsghdr>();
 /// ifinfomsg and ifaddrmsg as the kernel lays them out.
@@ -200,7 +200,7 @@ impl Socket {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             let n = nix::sys::socket::recv(
-                self.fd.as_fd().as_raw_fd(),
+                self.fd.as_raw_fd(),
                 &mut buf,
                 nix::sys::socket::MsgFlags::empty(),
             )?;
