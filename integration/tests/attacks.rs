@@ -575,3 +575,34 @@ fn a_dev_symlink_in_the_image_cannot_reach_a_host_directory() {
     assert!(out.stdout.contains("started"), "{out:?}");
     b.assert_no_leftovers();
 }
+
+#[test]
+fn a_pty_name_that_leads_elsewhere_does_not_become_the_console() {
+    // CVE-2025-52565: the runtime opened its new pty's slave by name,
+    // /dev/pts/N, and bound that path at /dev/console. A container whose
+    // /dev/ptmx reaches a second devpts, and whose /dev/pts/N is a link,
+    // had a file of its choosing bound there and written as the terminal
+    // (a procfs file, before masking, in the published attack; a file of
+    // the image here).
+    berth_only!("runc 1.1.5 opens the pty slave by name (CVE-2025-52565, fixed in runc 1.2.8)");
+    let mut b = Bundle::new();
+    b.write_in_rootfs("/victim", "victim\n", 0o644);
+    b.host_dir_at("/dev/pts", "fakepts", |pts| {
+        std::os::unix::fs::symlink("/dev/pts2/ptmx", pts.join("ptmx")).unwrap();
+        std::os::unix::fs::symlink("/victim", pts.join("0")).unwrap();
+    });
+    b.mount(
+        json!({"destination": "/dev/pts2", "type": "devpts", "source": "devpts",
+                   "options": ["newinstance", "ptmxmode=0666", "mode=0620"]}),
+    )
+    .sh("stat -c '%F %t' /dev/console");
+    let terminal = b.run_with_console();
+    assert_eq!(
+        std::fs::read_to_string(b.rootfs().join("victim")).unwrap(),
+        "victim\n",
+        "the terminal was the image's file: {terminal:?}"
+    );
+    // 0x88 = 136, the first Unix 98 pty slave major.
+    assert_eq!(terminal.trim(), "character special file 88");
+    b.assert_no_leftovers();
+}
