@@ -101,7 +101,7 @@ pub fn exec(root: &Path, id: &str, opts: &ExecOpts, console: Option<UnixStream>)
         state,
         cgroup_procs,
     };
-    let pid = process::spawn(|ch| stage1(&target, opts, ch), &mut parent)?;
+    let (pid, _) = process::spawn(|ch| stage1(&target, opts, ch), &mut parent)?;
     crate::logging::debug(&format!("exec {id}: process {pid} started"));
     if let Some(p) = &opts.pid_file {
         container::write_pid_file(p, pid)?;

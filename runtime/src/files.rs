@@ -1,20 +1,28 @@
 //! Files that readers may open at any moment (state.json, pid files, the
 //! shim's bundle records): written whole or not at all.
 
+use std::io::Write;
 use std::path::Path;
 
-/// Writes `data` to a temporary file beside `path`, then renames it over
-/// `path`, so a reader sees the old content or the new, never a part.
+/// Writes `data` to a temporary file beside `path`, flushes it to disk,
+/// then renames it over `path`: a reader, or a reboot, finds the old
+/// content or the new, never a part. On a full disk the temporary goes
+/// and `path` keeps what it had.
 pub fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy())
         .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.tmp{}", std::process::id()));
-    std::fs::write(&tmp, data)?;
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
+    let written = std::fs::File::create(&tmp).and_then(|mut f| {
+        f.write_all(data)?;
+        f.sync_all()
+    });
+    written
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })
 }
 
 #[cfg(test)]

@@ -239,7 +239,7 @@ fn container_init(
     }
     crate::logging::debug("init: set up, parked until start");
     ch.send(&Msg::Ready)?;
-    wait_for_start(&cfg.fifo);
+    wait_for_start(&cfg.fifo, ch);
     // From here on berth has returned: errors go to the container's stderr.
     let created = state.with_status(Status::Created);
     let r = procspec::seal(&prepared, process, cfg.preserve_fds)
@@ -330,14 +330,33 @@ fn join_session_keyring(id: &str) -> Res<()> {
 }
 
 /// Blocks until `start` writes the exec fifo. A fifo with no writer yet
-/// does not report hang-up, so poll sleeps until `start` arrives.
-fn wait_for_start(fifo: &OwnedFd) {
+/// does not report hang-up, so poll sleeps until `start` arrives. Until
+/// berth has recorded the container and handed init over, berth's death
+/// (end of file on the channel) ends init: nothing would ever start or
+/// delete a container nobody recorded.
+fn wait_for_start(fifo: &OwnedFd, ch: &Channel) {
     die_on_terminating_signals();
+    let mut handed_over = false;
     loop {
-        let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLIN)];
+        let mut fds = vec![PollFd::new(fifo.as_fd(), PollFlags::POLLIN)];
+        if !handed_over {
+            fds.push(PollFd::new(ch.as_fd(), PollFlags::POLLIN));
+        }
         match poll(&mut fds, PollTimeout::NONE) {
             Err(nix::errno::Errno::EINTR) => continue,
-            _ => break,
+            Err(_) => break,
+            Ok(_) => {}
+        }
+        if fds[0].any() == Some(true) {
+            break;
+        }
+        if fds.get(1).and_then(PollFd::any) == Some(true) {
+            match ch.recv() {
+                Ok(Msg::Handover) => handed_over = true,
+                // berth died before the container was recorded as created.
+                // SAFETY: see die().
+                _ => unsafe { libc::_exit(1) },
+            }
         }
     }
     let mut b = [0u8; 1];

@@ -34,6 +34,8 @@ pub enum ProcessError {
     Seccomp(#[from] crate::seccomp::SeccompError),
     #[error(transparent)]
     NetDev(#[from] crate::netdev::NetDevError),
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
 }
 
 fn unexpected(what: &str) -> ProcessError {
@@ -51,6 +53,11 @@ pub trait Parent {
     /// Write the clock offsets of a process's new time namespace.
     fn set_clocks(&mut self, _pid: i32) -> Result<(), ProcessError> {
         Err(unexpected("set clocks"))
+    }
+    /// Record a process just forked (the first stage, then the
+    /// container's), so that it can be found if berth dies now.
+    fn forked(&mut self, _pid: i32) -> Result<(), ProcessError> {
+        Ok(())
     }
     /// Put the first stage into the container's cgroup (systemd scope).
     fn join_cgroup(&mut self, _pid: i32) -> Result<(), ProcessError> {
@@ -78,17 +85,23 @@ pub trait Parent {
 /// Forks `stage1` (which forks the real process and reports its pid) and
 /// serves its requests until the process is ready (parked, or about to
 /// exec) or has failed. On failure, whatever was forked is killed and
-/// reaped before this returns.
-pub fn spawn(stage1: impl FnOnce(Channel), parent: &mut dyn Parent) -> Result<i32, ProcessError> {
+/// reaped before this returns. On success the channel comes back with the
+/// pid: a parked init dies with berth until it gets [`Msg::Handover`].
+pub fn spawn(
+    stage1: impl FnOnce(Channel),
+    parent: &mut dyn Parent,
+) -> Result<(i32, Channel), ProcessError> {
     // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes a plain integer.
     nix::errno::Errno::result(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) })
         .context("become a child subreaper")?;
     let (ours, theirs) = Channel::pair().context("socketpair")?;
+    let berth = nix::unistd::getpid();
     // SAFETY: berth is single-threaded here, so the child may allocate and
     // run ordinary Rust code until it execs.
     match unsafe { fork() }.context("fork")? {
         ForkResult::Child => {
             drop(ours);
+            die_with(berth);
             stage1(theirs);
             // SAFETY: _exit is always safe; stage1 ends in _exit or exec,
             // this only guards against it ever returning.
@@ -98,13 +111,26 @@ pub fn spawn(stage1: impl FnOnce(Channel), parent: &mut dyn Parent) -> Result<i3
             drop(theirs);
             debug(&format!("first stage {child} forked"));
             let mut pid = None;
-            let r = drive(&ours, child, &mut pid, parent);
+            let r = parent
+                .forked(child.as_raw())
+                .and_then(|()| drive(&ours, child, &mut pid, parent));
             if r.is_err() {
                 parent.abandon();
                 reap_after_failure(child, pid);
             }
-            r
+            r.map(|pid| (pid, ours))
         }
+    }
+}
+
+/// The first stage is killed if berth dies (or has died already): it
+/// would notice only at its next request, maybe after a slow mount.
+fn die_with(berth: Pid) {
+    // SAFETY: prctl with PR_SET_PDEATHSIG takes a plain signal number.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    if nix::unistd::getppid() != berth {
+        // SAFETY: _exit is always safe.
+        unsafe { libc::_exit(1) }
     }
 }
 
@@ -145,7 +171,8 @@ fn drive(
                 // The first stage exits once answered; the process waits
                 // for that. Either way the first stage is reaped here.
                 let placed = parent
-                    .place(p)
+                    .forked(p)
+                    .and_then(|()| parent.place(p))
                     .and_then(|()| Ok(ch.send(&Msg::CgroupJoined)?));
                 if placed.is_err() {
                     let _ = kill(stage1, Signal::SIGKILL);

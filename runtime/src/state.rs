@@ -75,6 +75,10 @@ pub struct State {
     /// `linux.memoryPolicy`, which exec'd processes get too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_policy: Option<oci_spec::runtime::LinuxMemoryPolicy>,
+    /// The state directory the record is in (not recorded: it is where
+    /// the record was found).
+    #[serde(skip)]
+    pub dir: PathBuf,
 }
 
 /// A container's status, as the runtime spec names them.
@@ -158,8 +162,12 @@ pub struct StateDir {
 }
 
 impl StateDir {
-    /// Makes the directory for a new container; fails if the id is taken.
-    pub fn create(root: &Path, id: &str) -> Result<StateDir, StateError> {
+    /// Makes and locks the directory of a new container. The id is taken
+    /// while its directory holds a container. A directory that a create
+    /// left when it died (its lock free, its record `creating` or not yet
+    /// written) is taken over, and that record returned, so that the caller
+    /// can end what the dead create made.
+    pub fn create(root: &Path, id: &str) -> Result<(StateDir, Option<State>), StateError> {
         validate_id(id)?;
         let io = |path: &Path| {
             let (id, path) = (id.to_string(), path.to_path_buf());
@@ -171,13 +179,27 @@ impl StateDir {
             .create(root)
             .map_err(io(root))?;
         let path = root.join(id);
-        match fs::DirBuilder::new().mode(0o700).create(&path) {
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                return Err(StateError::Exists(id.to_string()))
-            }
-            r => r.map_err(io(&path))?,
+        // A directory removed while we wait for its lock is made again;
+        // a bounded number of times, against an endless create-delete race.
+        for _ in 0..8 {
+            let made = match fs::DirBuilder::new().mode(0o700).create(&path) {
+                Ok(()) => true,
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => false,
+                Err(e) => return Err(io(&path)(e)),
+            };
+            let dir = match Self::lock(id, path.clone()) {
+                Err(StateError::NotExist(_)) => continue,
+                r => r?,
+            };
+            return match dir.load() {
+                Err(StateError::NotExist(_)) => Ok((dir, None)),
+                // Another create took over what we made before we locked it.
+                Ok(_) if made => Err(StateError::Exists(id.to_string())),
+                Ok(dead) if dead.phase == Phase::Creating => Ok((dir, Some(dead))),
+                _ => Err(StateError::Exists(id.to_string())),
+            };
         }
-        Self::lock(id, path)
+        Err(StateError::Exists(id.to_string()))
     }
 
     /// Opens and locks the directory of an existing container.
@@ -244,6 +266,15 @@ impl StateDir {
     }
 
     /// Removes the directory and everything in it; the lock goes with it.
+    /// Empties the directory (of a dead create taken over).
+    pub fn clear(&self) -> Result<(), StateError> {
+        for entry in fs::read_dir(&self.path).map_err(self.io_err(&self.path))? {
+            let path = entry.map_err(self.io_err(&self.path))?.path();
+            fs::remove_file(&path).map_err(self.io_err(&path))?;
+        }
+        Ok(())
+    }
+
     pub fn remove(self) -> Result<(), StateError> {
         match fs::remove_dir_all(&self.path) {
             Err(e) if e.kind() != ErrorKind::NotFound => Err(self.io_err(&self.path)(e)),
@@ -267,9 +298,13 @@ pub fn load_file(id: &str, dir: &Path) -> Result<State, StateError> {
             source,
         },
     })?;
-    serde_json::from_slice(&data).map_err(|source| StateError::Corrupt {
+    let state: State = serde_json::from_slice(&data).map_err(|source| StateError::Corrupt {
         id: id.to_string(),
         source,
+    })?;
+    Ok(State {
+        dir: dir.to_path_buf(),
+        ..state
     })
 }
 
@@ -313,15 +348,12 @@ mod tests {
         }
     }
 
-    #[test]
-    fn create_twice_is_refused_and_remove_cleans_up() {
-        let root = std::env::temp_dir().join(format!("berth-state-test-{}", std::process::id()));
-        let dir = StateDir::create(&root, "c1").unwrap();
-        let state = State {
+    fn record(phase: Phase) -> State {
+        State {
             id: "c1".into(),
             pid: 1,
             pid_start: 2,
-            phase: Phase::Created,
+            phase,
             bundle: "/b".into(),
             rootfs: "/b/rootfs".into(),
             created: "now".into(),
@@ -330,19 +362,51 @@ mod tests {
             cgroup: None,
             seccomp: None,
             memory_policy: None,
-        };
-        dir.save(&state).unwrap();
+            dir: PathBuf::new(),
+        }
+    }
+
+    fn test_root(name: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("berth-state-{name}-{}", std::process::id()))
+    }
+
+    #[test]
+    fn create_twice_is_refused_and_remove_cleans_up() {
+        let root = test_root("twice");
+        let (dir, stale) = StateDir::create(&root, "c1").unwrap();
+        assert!(stale.is_none());
+        dir.save(&record(Phase::Created)).unwrap();
         assert_eq!(load_file("c1", &root.join("c1")).unwrap().pid_start, 2);
+        // The second create waits for the first's lock: let it go first.
+        drop(dir);
         assert!(matches!(
             StateDir::create(&root, "c1"),
             Err(StateError::Exists(_))
         ));
         assert_eq!(list_ids(&root).unwrap(), vec!["c1".to_string()]);
+        let dir = StateDir::open(&root, "c1").unwrap();
         dir.remove().unwrap();
         assert!(matches!(
             StateDir::open(&root, "c1"),
             Err(StateError::NotExist(_))
         ));
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn the_directory_of_a_dead_create_is_taken_over_with_its_record() {
+        let root = test_root("dead");
+        let (dir, _) = StateDir::create(&root, "c1").unwrap();
+        drop(dir);
+        let (dir, stale) = StateDir::create(&root, "c1").unwrap();
+        assert!(stale.is_none(), "died before its first record");
+        dir.save(&record(Phase::Creating)).unwrap();
+        fs::write(dir.fifo_path(), "").unwrap();
+        drop(dir);
+        let (dir, stale) = StateDir::create(&root, "c1").unwrap();
+        assert_eq!(stale.map(|s| s.phase), Some(Phase::Creating));
+        dir.clear().unwrap();
+        assert_eq!(fs::read_dir(&dir.path).unwrap().count(), 0);
         fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -5,7 +5,7 @@
 use crate::fdpass;
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use serde::{Deserialize, Serialize};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Msg {
@@ -32,6 +32,9 @@ pub enum Msg {
     SeccompListener,
     /// Init: set up and parked, waiting for `start`.
     Ready,
+    /// Parent: the container is recorded as created; init is on its own
+    /// from now on. Until this comes, init dies with berth.
+    Handover,
     /// Either side: setup failed.
     Error { msg: String },
     /// Container side: a log record for berth to write.
@@ -48,6 +51,12 @@ pub struct Channel {
 #[derive(Debug, thiserror::Error)]
 #[error("sync with container init: {0}")]
 pub struct SyncError(String);
+
+impl AsFd for Channel {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
 
 impl Channel {
     /// Two connected ends: one for berth, one for the container side.

@@ -1,6 +1,10 @@
 //! `create`: validate everything, make the state directory and cgroup,
 //! fork the container's init and leave it parked until `start`. On any
-//! failure everything made so far is undone.
+//! failure everything made so far is undone. Should berth die half-way,
+//! its record (status `creating`, the cgroup, each process as it is
+//! forked) is on disk before each of them exists, for `delete --force`
+//! or the next create of the id to end them; and until init is handed
+//! over, it and its first stage die with berth.
 
 use super::{run_poststop, start_time, HookState, Status};
 use crate::cgroups::{self, writes, Cgroup};
@@ -38,7 +42,11 @@ pub fn create(opts: &CreateOpts, console: Option<UnixStream>) -> Result<State> {
     state::validate_id(&opts.id)?;
     // First, so that a second create of an id leaves the first's cgroup and
     // state alone, whatever else is wrong with it.
-    let dir = StateDir::create(&opts.root, &opts.id)?;
+    let (dir, dead) = StateDir::create(&opts.root, &opts.id)?;
+    if let Some(dead) = dead {
+        super::end_dead_create(&dead)?;
+        dir.clear()?;
+    }
     create_checked(&dir, opts, console).inspect_err(|_| {
         let _ = dir.remove();
     })
@@ -139,7 +147,8 @@ fn reusable(cgroup: &Cgroup) -> std::result::Result<(), cgroups::CgroupError> {
 
 /// berth's answers to the container side while it is set up.
 struct CreateParent<'a> {
-    state: &'a State,
+    dir: &'a StateDir,
+    state: State,
     cfg: &'a InitConfig,
     cgroup: &'a CgroupPlan,
     /// The host devices moved into the container (linux.netDevices).
@@ -147,6 +156,12 @@ struct CreateParent<'a> {
 }
 
 impl Parent for CreateParent<'_> {
+    fn forked(&mut self, pid: i32) -> std::result::Result<(), ProcessError> {
+        self.state.pid = pid;
+        self.state.pid_start = start_time(pid).unwrap_or_default();
+        Ok(self.dir.save(&self.state)?)
+    }
+
     fn map_ids(&mut self, pid: i32) -> std::result::Result<(), ProcessError> {
         Ok(namespaces::write_id_maps(
             pid,
@@ -187,20 +202,19 @@ impl Parent for CreateParent<'_> {
         }
     }
 
-    fn runtime_hooks(&mut self, pid: i32) -> std::result::Result<HookState, ProcessError> {
-        let mut s = self.state.clone();
-        s.pid = pid;
-        let state = HookState::new(&s, Status::Creating);
-        hooks::run(HookKind::Prestart, s.hooks.as_ref(), &state)?;
-        hooks::run(HookKind::CreateRuntime, s.hooks.as_ref(), &state)?;
+    /// Runs with `pid` recorded already (see [`Parent::forked`]).
+    fn runtime_hooks(&mut self, _pid: i32) -> std::result::Result<HookState, ProcessError> {
+        let state = HookState::new(&self.state, Status::Creating);
+        let hooks = self.state.hooks.as_ref();
+        hooks::run(HookKind::Prestart, hooks, &state)?;
+        hooks::run(HookKind::CreateRuntime, hooks, &state)?;
         Ok(state)
     }
 
     fn seccomp_listener(&mut self, pid: i32, fd: OwnedFd) -> std::result::Result<(), ProcessError> {
-        let mut s = self.state.clone();
-        s.pid = pid;
+        let s = &self.state;
         let profile = s.seccomp.as_ref().expect("a listener comes with a profile");
-        let state = HookState::new(&s, Status::Creating);
+        let state = HookState::new(s, Status::Creating);
         Ok(crate::seccomp::agent::send(profile, &state, pid, fd)?)
     }
 }
@@ -226,19 +240,8 @@ fn create_in(
     cgroup: &CgroupPlan,
     seccomp: Option<crate::seccomp::Filter>,
 ) -> Result<State> {
-    let fifo = make_fifo(&dir.fifo_path())?;
-    // Under systemd the scope (and so the cgroup) exists only once its
-    // first process does: see CreateParent::join_cgroup.
-    if !cgroup.systemd {
-        cgroup.create()?;
-    }
-    let cgroup_path = cgroup.cgroup.path.display();
-    debug(
-        &opts.id,
-        &format!("state directory and cgroup {cgroup_path} made"),
-    );
     let linux = bundle.spec.linux().as_ref();
-    let mut state = State {
+    let state = State {
         id: opts.id.clone(),
         pid: 0,
         pid_start: 0,
@@ -251,7 +254,20 @@ fn create_in(
         cgroup: Some(cgroup.cgroup.path.clone()),
         seccomp: linux.and_then(|l| l.seccomp().clone()),
         memory_policy: linux.and_then(|l| l.memory_policy().clone()),
+        dir: dir.path.clone(),
     };
+    dir.save(&state)?;
+    let fifo = make_fifo(&dir.fifo_path())?;
+    // Under systemd the scope (and so the cgroup) exists only once its
+    // first process does: see CreateParent::join_cgroup.
+    if !cgroup.systemd {
+        cgroup.create()?;
+    }
+    let cgroup_path = cgroup.cgroup.path.display();
+    debug(
+        &opts.id,
+        &format!("state directory and cgroup {cgroup_path} made"),
+    );
     let cfg = InitConfig {
         id: opts.id.clone(),
         uid_mappings: linux
@@ -275,24 +291,27 @@ fn create_in(
         state_dir_fd: dir.dir_fd(),
     };
     let mut parent = CreateParent {
-        state: &state,
+        dir,
+        state,
         cfg: &cfg,
         cgroup,
         net: None,
     };
     let launched = process::spawn(|ch| init::stage1(&cfg, plan, ch), &mut parent);
-    let pid = match launched {
-        Ok(pid) => pid,
+    let mut state = parent.state;
+    let (pid, init) = match launched {
+        Ok(launched) => launched,
         Err(e) => {
             run_poststop(&state);
             return Err(e.into());
         }
     };
     cgroup.limit_pids(pid)?;
-    state.pid = pid;
-    state.pid_start = start_time(pid).unwrap_or_default();
     state.phase = Phase::Created;
-    dir.save(&state)?;
+    dir.save(&state)
+        .inspect_err(|_| process::kill_and_reap(nix::unistd::Pid::from_raw(pid)))?;
+    init.send(&crate::sync::Msg::Handover)
+        .map_err(ProcessError::from)?;
     debug(&opts.id, &format!("init {pid} waits for start"));
     if let Some(p) = &opts.pid_file {
         write_pid_file(p, pid)?;

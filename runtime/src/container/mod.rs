@@ -97,7 +97,9 @@ pub fn status(s: &State) -> Status {
         return Status::Stopped;
     }
     match s.phase {
-        Phase::Created => Status::Created,
+        // start removes the fifo once init has exec'd the user's process.
+        Phase::Created if s.dir.join(state::FIFO_NAME).exists() => Status::Created,
+        Phase::Created => Status::Running,
         Phase::Paused => Status::Paused,
         _ => Status::Running,
     }
@@ -151,9 +153,10 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
     logging::debug(&format!("start {id}: init {} released", c.state.pid));
     wait_exec(&f);
     drop(f);
-    let _ = std::fs::remove_file(&fifo);
+    // From here on the container counts as running (see `status`): its
+    // record need not be written, so a full disk cannot fail the start.
+    std::fs::remove_file(&fifo).context(format!("remove {}", fifo.display()))?;
     c.state.phase = Phase::Running;
-    c.save()?;
     logging::debug(&format!("start {id}: the container's process runs"));
     let hook_state = HookState::new(&c.state, Status::Running);
     let ran = hooks::run(HookKind::Poststart, c.state.hooks.as_ref(), &hook_state);
@@ -297,7 +300,8 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         Err(state::StateError::NotExist(_)) if force => return Ok(()),
         r => r?,
     };
-    // A directory left by a create that died half-way: nothing to stop.
+    // A directory left by a create that died before its first record:
+    // nothing was made yet.
     if force && !dir.has_state() {
         return Ok(dir.remove()?);
     }
@@ -313,6 +317,8 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         Status::Stopped => {
             kill_cgroup(&state);
         }
+        // Under its lock, so its create has died.
+        Status::Creating => end_processes_of_dead_create(&state),
         _ => stop(&state),
     }
     if let Some(p) = &state.cgroup {
@@ -327,6 +333,28 @@ fn run_poststop(state: &State) {
     let hook_state = HookState::new(state, Status::Stopped);
     for e in hooks::run_every(HookKind::Poststop, state.hooks.as_ref(), &hook_state) {
         logging::warn(&e.to_string());
+    }
+}
+
+/// Ends what a create that died half-way made: its processes, then its
+/// cgroup. They die on their own once they notice (see `create`); this
+/// makes sure, and waits.
+pub(crate) fn end_dead_create(state: &State) -> Result<()> {
+    end_processes_of_dead_create(state);
+    if let Some(p) = &state.cgroup {
+        Cgroup::new(p.clone()).destroy()?;
+    }
+    run_poststop(state);
+    Ok(())
+}
+
+/// The recorded process (the first stage, or init once forked) is
+/// signalled only while it is the same process; the cgroup holds the rest.
+fn end_processes_of_dead_create(state: &State) {
+    kill_cgroup(state);
+    if alive(state) {
+        let _ = send_signal(Pid::from_raw(state.pid), Signal::SIGKILL);
+        wait_exit(state, Duration::from_secs(10));
     }
 }
 
