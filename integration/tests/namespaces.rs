@@ -92,14 +92,11 @@ fn new_user_namespace_maps_ids() {
     assert_eq!(maps, ["0 100000 65536", "0 100000 65536", "0"]);
 }
 
-#[test]
-fn a_bind_source_only_host_root_may_reach_is_mounted_in_a_user_namespace() {
-    // The container's root is host uid 100000, which a 0700 directory of
-    // host root keeps out: the runtime takes the source before it
-    // enters the user namespace.
+/// Asserts that `b`, in a user namespace whose root is host uid 100000,
+/// gets bind sources that a 0700 directory of host root keeps that uid
+/// out of: the runtime takes each source before it enters the namespace.
+fn assert_binds_from_a_directory_only_host_root_may_enter(mut b: Bundle) {
     use std::os::unix::fs::PermissionsExt;
-    let mut b = Bundle::new();
-    b.in_user_namespace();
     let private = b.host_dir("private");
     std::fs::create_dir(private.join("vol")).unwrap();
     std::fs::write(private.join("vol/file"), "hello\n").unwrap();
@@ -119,6 +116,29 @@ fn a_bind_source_only_host_root_may_reach_is_mounted_in_a_user_namespace() {
     );
     assert_eq!(out, "hello\nsingle file\nread-only\n");
     b.assert_no_leftovers();
+}
+
+#[test]
+fn a_bind_source_only_host_root_may_reach_is_mounted_in_a_user_namespace() {
+    let mut b = Bundle::new();
+    b.in_user_namespace();
+    assert_binds_from_a_directory_only_host_root_may_enter(b);
+}
+
+#[test]
+fn a_bind_source_only_host_root_may_reach_is_mounted_in_a_joined_user_namespace() {
+    // A pod's containers (Kubernetes' hostUsers: false) join the user
+    // namespace of its sandbox; their volumes are below containerd's 0700
+    // state directory.
+    berth_only!("runc 1.1.5 wants uidMappings even for a joined user namespace");
+    let mut first = Bundle::new();
+    first.in_user_namespace();
+    let pid = start_sleeper(&mut first);
+    let mut b = Bundle::new();
+    let path = format!("/proc/{pid}/ns/user");
+    add_namespace(&mut b, json!({"type": "user", "path": path}));
+    assert_binds_from_a_directory_only_host_root_may_enter(b);
+    first.delete(&["--force"]).assert_ok();
 }
 
 #[test]

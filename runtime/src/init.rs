@@ -125,17 +125,25 @@ fn stage1_setup(cfg: &InitConfig, plan: &Plan, ch: &Channel) -> Res<Sources> {
         crate::procfs::Procfs::write_once("self/oom_score_adj", adj.to_string().as_bytes())
             .context("set process.oomScoreAdj")?;
     }
+    // For a container in a user namespace, new or joined (a pod's), the
+    // bind sources are taken as the host's root sees them, before any
+    // namespace is joined, as runc opens them in its parent; for others
+    // (idmapped sources only) once the namespaces given by path are.
+    let userns = plan.new_user || plan.joins(LinuxNamespaceType::User);
+    let clone = || Sources::clone_all(&cfg.spec, &cfg.bundle, &cfg.rootfs, userns);
+    let early = userns.then(clone).transpose()?;
     plan.join_all()?;
-    // The last moment the sources are reachable as the host's root (and
-    // can be idmapped).
-    let sources = Sources::clone_all(&cfg.spec, &cfg.bundle, &cfg.rootfs, plan.new_user)?;
+    let sources = match early {
+        Some(sources) => sources,
+        None => clone()?,
+    };
     if plan.new_user {
         namespaces::unshare_flags(nix::sched::CloneFlags::CLONE_NEWUSER)?;
         ask(ch, &Msg::MapIds { pid }, Msg::IdsMapped)?;
     }
     // Host root is unmapped in the container's user namespace: files it
     // made would have no owner there (EOVERFLOW). Be its root instead.
-    if plan.new_user || plan.joins(LinuxNamespaceType::User) {
+    if userns {
         become_root()?;
     }
     namespaces::unshare_flags(plan.new)?;
