@@ -109,9 +109,34 @@ pub fn wait(mut child: Child, what: &str) -> i32 {
         Err(_) => {
             // SAFETY: kill has no memory-safety preconditions.
             unsafe { libc::kill(pid, libc::SIGKILL) };
-            panic!("{what} did not finish within {DEADLINE:?}");
+            let processes = process_table();
+            // A cleanup in a destructor while a test fails must not abort
+            // the whole suite: the first failure is the one to read.
+            if std::thread::panicking() {
+                eprintln!("{what} did not finish within {DEADLINE:?}");
+                return -1;
+            }
+            panic!("{what} did not finish within {DEADLINE:?}; processes:\n{processes}");
         }
     }
+}
+
+/// The host's processes with what each waits in, to show who a hung
+/// command waited for.
+fn process_table() -> String {
+    Command::new("ps")
+        .args([
+            "-o",
+            "pid,ppid,stat,etimes,wchan:24,args:200",
+            "--ppid",
+            "2",
+            "--pid",
+            "2",
+            "-N",
+        ])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_else(|e| format!("ps: {e}"))
 }
 
 /// Polls `probe` until `done` holds for what it returns, and returns that;

@@ -265,7 +265,6 @@ impl StateDir {
         load_file(&self.id, &self.path)
     }
 
-    /// Removes the directory and everything in it; the lock goes with it.
     /// Empties the directory (of a dead create taken over).
     pub fn clear(&self) -> Result<(), StateError> {
         for entry in fs::read_dir(&self.path).map_err(self.io_err(&self.path))? {
@@ -275,6 +274,7 @@ impl StateDir {
         Ok(())
     }
 
+    /// Removes the directory and everything in it; the lock goes with it.
     pub fn remove(self) -> Result<(), StateError> {
         match fs::remove_dir_all(&self.path) {
             Err(e) if e.kind() != ErrorKind::NotFound => Err(self.io_err(&self.path)(e)),
