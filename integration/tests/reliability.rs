@@ -207,3 +207,23 @@ fn a_full_disk_neither_fails_start_nor_cuts_the_state_short() {
     drop(disk);
     b.assert_no_leftovers();
 }
+
+#[test]
+fn a_start_killed_once_init_was_released_leaves_a_running_container() {
+    berth_only!("runc 1.1.5 goes by the fifo alone and calls it created");
+    // What such a start did: write the exec fifo, and die before removing it.
+    let mut b = Bundle::new();
+    b.sh("sleep 60");
+    b.create().assert_ok();
+    let fifo = b.state_root.join(&b.id).join("exec.fifo");
+    std::fs::write(&fifo, b"0").expect("release init through the exec fifo");
+    integration::poll(
+        "the container to be seen running",
+        || b.state_json()["status"].clone(),
+        |s| s == "running",
+    );
+    assert!(fifo.exists(), "the fifo of the killed start is still there");
+    b.start().assert_failed();
+    b.delete(&["--force"]).assert_ok();
+    b.assert_no_leftovers();
+}

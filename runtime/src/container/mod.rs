@@ -89,6 +89,23 @@ fn alive(s: &State) -> bool {
             .is_some_and(|(state, start)| start == s.pid_start && state != 'Z' && state != 'X')
 }
 
+/// Whether init still waits on the exec fifo. `start` removes the fifo
+/// once init has exec'd, but a start killed in between leaves it behind:
+/// then only init's descriptor of it (closed on exec) tells. Without
+/// access to init's descriptors the fifo alone counts.
+fn parked(s: &State) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(fifo) = std::fs::metadata(s.dir.join(state::FIFO_NAME)) else {
+        return false;
+    };
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{}/fd", s.pid)) else {
+        return true;
+    };
+    fds.flatten().any(|fd| {
+        std::fs::metadata(fd.path()).is_ok_and(|m| (m.dev(), m.ino()) == (fifo.dev(), fifo.ino()))
+    })
+}
+
 pub fn status(s: &State) -> Status {
     if s.phase == Phase::Creating {
         return Status::Creating;
@@ -97,8 +114,7 @@ pub fn status(s: &State) -> Status {
         return Status::Stopped;
     }
     match s.phase {
-        // start removes the fifo once init has exec'd the user's process.
-        Phase::Created if s.dir.join(state::FIFO_NAME).exists() => Status::Created,
+        Phase::Created if parked(s) => Status::Created,
         Phase::Created => Status::Running,
         Phase::Paused => Status::Paused,
         _ => Status::Running,
