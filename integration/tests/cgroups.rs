@@ -437,11 +437,39 @@ fn first_present(cg: &CgroupOf, files: &[&str]) -> (String, String) {
     (file.to_string(), value.trim().to_owned())
 }
 
+/// Whether a new v1 blkio cgroup has `file`: BFQ's files exist only in a
+/// kernel with BFQ, CFQ's only in one with the legacy block layer.
+fn v1_blkio_has(file: &str) -> bool {
+    let name = format!("berth-probe-{}-{file}", std::process::id());
+    let probe = Path::new("/sys/fs/cgroup/blkio").join(name);
+    std::fs::create_dir(&probe).expect("make a probe blkio cgroup");
+    let has = probe.join(file).exists();
+    std::fs::remove_dir(&probe).expect("remove the probe blkio cgroup");
+    has
+}
+
+/// On a v1 kernel with neither CFQ nor BFQ (as here on some hosts) a
+/// weight has nowhere to go: create fails naming the file, as runc's
+/// does, and leaves nothing.
+fn a_weight_without_bfq_is_refused(block_io: Value, file: &str) {
+    let mut b = Bundle::new();
+    b.set("/linux/resources", json!({"blockIO": block_io}));
+    let out = b.create();
+    out.assert_failed();
+    let why = "runc 1.1.5 says permission denied for blkio.weight";
+    integration::berth_message(&out, &format!("{file}: this kernel has no such file"), why);
+    b.delete(&["--force"]).assert_ok();
+    b.assert_no_leftovers();
+}
+
 #[test]
 fn blkio_weight_is_set_where_the_kernel_keeps_it() {
     // Without CFQ (gone from blk-mq kernels) v1 has blkio.bfq.weight and
     // no blkio.weight; v2 has io.bfq.weight when BFQ is built, else only
     // io.weight, on its own scale.
+    if !unified() && !v1_blkio_has("blkio.weight") && !v1_blkio_has("blkio.bfq.weight") {
+        return a_weight_without_bfq_is_refused(json!({"weight": 300}), "blkio.bfq.weight");
+    }
     let mut b = Bundle::new();
     let cg = sleeper(&mut b, json!({"blockIO": {"weight": 300}}));
     let found = match unified() {
@@ -499,6 +527,13 @@ impl Drop for BfqLoop {
 
 #[test]
 fn blkio_weight_device_is_set_for_a_bfq_device() {
+    if !unified() && !v1_blkio_has("blkio.bfq.weight_device") {
+        let weights = json!([{"major": 7, "minor": 0, "weight": 200}]);
+        return a_weight_without_bfq_is_refused(
+            json!({"weightDevice": weights}),
+            "blkio.bfq.weight_device",
+        );
+    }
     let disk = BfqLoop::new();
     let (major, minor) = disk.numbers();
     let mut b = Bundle::new();

@@ -25,6 +25,10 @@ pub enum CgroupError {
         value: String,
         source: std::io::Error,
     },
+    /// A file only some kernels have: cgroupfs refuses to make it, with
+    /// an EACCES that would send the reader looking for a permission.
+    #[error("cgroup: write {value:?} to {path}: this kernel has no such file (it lacks the option or I/O scheduler behind it)")]
+    NoFile { path: PathBuf, value: String },
     #[error("cgroup: create {path}: {source}")]
     Create {
         path: PathBuf,
@@ -420,6 +424,12 @@ impl Cgroup {
         match &w.missing {
             writes::Missing::Skip if !path.exists() => Ok(()),
             writes::Missing::Instead(other) if !path.exists() => self.write_one(other),
+            _ if !path.exists() && path.parent().is_some_and(Path::exists) => {
+                Err(CgroupError::NoFile {
+                    path,
+                    value: w.value.clone(),
+                })
+            }
             _ => write(&path, &w.value),
         }
     }
