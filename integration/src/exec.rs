@@ -34,6 +34,15 @@ impl Out {
         self
     }
 
+    /// Each line of stdout with its runs of blanks made one space (for
+    /// columns `ps` or `cat` align).
+    pub fn stdout_words(&self) -> Vec<String> {
+        self.stdout
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect()
+    }
+
     /// Asserts a failure whose stderr is exactly `line`: the one line runc
     /// prints when the process's own execve fails.
     #[track_caller]

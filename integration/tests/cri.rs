@@ -639,12 +639,7 @@ fn a_pod_without_host_users_runs_in_its_own_user_namespace_on_an_idmapped_image(
             "cat /proc/self/uid_map /proc/self/gid_map; stat -c %u:%g /bin/busybox /etc",
         ],
     );
-    let words: Vec<String> = out
-        .assert_ok()
-        .stdout
-        .lines()
-        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-        .collect();
+    let words = out.assert_ok().stdout_words();
     assert_eq!(
         words,
         ["0 196608 65536", "0 196608 65536", "0:0", "0:0"],

@@ -590,12 +590,7 @@ fn ps_json_lists_the_pids() {
 fn ps_passes_extra_arguments_to_ps() {
     let (b, init) = running();
     let out = b.rt(&["ps", &b.id, "-o", "pid,args"]);
-    let rows: Vec<String> = out
-        .assert_ok()
-        .stdout
-        .lines()
-        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-        .collect();
+    let rows = out.assert_ok().stdout_words();
     assert_eq!(
         rows,
         ["PID COMMAND".to_owned(), format!("{init} sleep 1000")]

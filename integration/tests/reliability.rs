@@ -173,6 +173,16 @@ fn assert_state_whole(b: &Bundle) {
     }
 }
 
+/// Checks the state is whole on the full disk, then that `delete
+/// --force` works there and, the disk gone, that nothing is left.
+fn clean_up_whole(b: &Bundle, disk: SmallDisk) {
+    assert_state_whole(b);
+    b.delete(&["--force"]).assert_ok();
+    disk.free();
+    drop(disk);
+    b.assert_no_leftovers();
+}
+
 #[test]
 fn a_full_disk_fails_create_by_name_and_leaves_nothing() {
     let mut b = Bundle::new();
@@ -183,11 +193,7 @@ fn a_full_disk_fails_create_by_name_and_leaves_nothing() {
     out.assert_failed();
     let why = "runc 1.1.5 says \"unable to store init state: %!w(<nil>)\"";
     integration::berth_message(&out, "no space left on device", why);
-    assert_state_whole(&b);
-    b.delete(&["--force"]).assert_ok();
-    disk.free();
-    drop(disk);
-    b.assert_no_leftovers();
+    clean_up_whole(&b, disk);
 }
 
 #[test]
@@ -201,11 +207,7 @@ fn a_full_disk_neither_fails_start_nor_cuts_the_state_short() {
     disk.fill();
     b.start().assert_ok();
     assert_eq!(b.state_json()["status"], "running");
-    assert_state_whole(&b);
-    b.delete(&["--force"]).assert_ok();
-    disk.free();
-    drop(disk);
-    b.assert_no_leftovers();
+    clean_up_whole(&b, disk);
 }
 
 #[test]
