@@ -468,6 +468,38 @@ fn a_killed_shim_is_cleaned_up() {
     assert!(!alive(init), "init {init} survived");
 }
 
+#[test]
+fn a_shim_serving_a_task_containerd_gave_up_on_exits_at_its_clean_up() {
+    // What containerd runs for a task it lost (killed mid-create, then
+    // restarted with no record of it): `shim delete` in the bundle, while
+    // the shim it had started still serves.
+    let ctd = containerd_or_skip!();
+    let t = sleeper(ctd, &[]);
+    let init = t.init_pid();
+    let shim = t.shim_pid().expect("a shim serves the task");
+    let bundle = ctd
+        .dir
+        .join("state/io.containerd.runtime.v2.task")
+        .join(integration::NAMESPACE)
+        .join(&t.id);
+    let mut clean_up = ctd.program_in(&bundle, &ctd.shim_binary());
+    let address = integration::s(&ctd.address);
+    clean_up.args(["-namespace", integration::NAMESPACE, "-address", address]);
+    clean_up.args(["-publish-binary", "containerd", "-id", &t.id]);
+    clean_up.args(["-bundle", integration::s(&bundle), "delete"]);
+    integration::run_command(&mut clean_up, &ctd.dir).assert_ok();
+    assert!(!alive(init), "init {init} survived the clean-up");
+    if ctd.runtime == "io.containerd.runc.v2" {
+        eprintln!("reference check skipped: the stock runc shim serves on with no task");
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(shim, libc::SIGKILL) };
+    }
+    poll("the shim to exit", || alive(i64::from(shim)), |a| !a);
+    let _ = t.task("delete", &[], &[]);
+    let _ = t.ctd.ctr(&["containers", "rm", &t.id]);
+    t.assert_no_leftovers();
+}
+
 /// Whether `pid` runs (a zombie waiting for a reaper does not).
 fn alive(pid: i64) -> bool {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();

@@ -10,8 +10,9 @@ use crate::reaper::{Exit, Reaper};
 use crate::service::Service;
 use crate::{handshake, options};
 use anyhow::{Context as _, Result};
-use containerd_shim::api::DeleteResponse;
-use containerd_shim::protos::create_task;
+use containerd_shim::api::{DeleteRequest, DeleteResponse, ShutdownRequest};
+use containerd_shim::protos::{create_task, Client, TaskClient};
+use containerd_shim::util::connect;
 use containerd_shim::{ExitSignal, Flags};
 use protobuf::Message;
 use std::collections::HashMap;
@@ -25,6 +26,8 @@ use std::sync::Arc;
 
 /// The fd the serving shim finds its listening socket on.
 const LISTENER_FD: i32 = 3;
+/// How long `delete` waits for each answer of a live shim.
+const SHIM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 /// Where containerd's event service is, for the serving shim.
 const TTRPC_ADDRESS: &str = "TTRPC_ADDRESS";
 /// The action the start action runs itself with (containerd never does).
@@ -178,7 +181,7 @@ pub fn delete(flags: &Flags) -> Result<()> {
     });
     crate::container::delete_orphan(&bundle, &flags.id)?;
     crate::rootfs::unmount(&bundle.rootfs());
-    remove_dead_socket(&bundle);
+    end_idle_shim(&bundle, &flags.id);
     let exit = bundle.saved_exit().unwrap_or_else(|| Exit {
         status: 128 + libc::SIGKILL as u32,
         at: std::time::SystemTime::now(),
@@ -192,15 +195,35 @@ pub fn delete(flags: &Flags) -> Result<()> {
     Ok(())
 }
 
-/// Removes the socket the bundle's address names if no shim answers there
-/// any more (a killed shim cannot remove it; a group's live shim keeps it).
-fn remove_dead_socket(bundle: &Bundle) {
+/// The shim at the bundle's address, if one still answers there, drops
+/// the container (whose processes `delete_orphan` has just ended) and
+/// exits if it serves nothing else: one that containerd started and then
+/// lost (killed mid-create) would serve a ghost forever, and a group's
+/// shim keeps serving its other containers. A socket nobody answers on is
+/// a killed shim's, which could not remove it.
+fn end_idle_shim(bundle: &Bundle, id: &str) {
     let Ok(address) = std::fs::read_to_string(bundle.address_file()) else {
         return;
     };
-    let path = Path::new(address.trim().trim_start_matches("unix://"));
-    if UnixStream::connect(path).is_err() {
-        let _ = std::fs::remove_file(path);
+    let address = address.trim();
+    let Some(client) = connect(address).ok().and_then(|fd| Client::new(fd).ok()) else {
+        let _ = std::fs::remove_file(address.trim_start_matches("unix://"));
+        return;
+    };
+    let shim = TaskClient::new(client);
+    let deadline = || ttrpc::context::with_timeout(SHIM_TIMEOUT.as_nanos() as i64);
+    let delete = DeleteRequest {
+        id: id.to_owned(),
+        ..Default::default()
+    };
+    // Refused where the shim never got the container: nothing to drop.
+    let _ = shim.delete(deadline(), &delete);
+    let shutdown = ShutdownRequest {
+        id: id.to_owned(),
+        ..Default::default()
+    };
+    if let Err(e) = shim.shutdown(deadline(), &shutdown) {
+        log::warn!("ask the shim at {address} to exit if idle: {e}");
     }
 }
 
