@@ -543,6 +543,12 @@ impl Task<'_> {
         i64::from(host.unwrap_or_else(|| panic!("no host process is containerd's {pid}")))
     }
 
+    /// The bundle containerd made for this task.
+    pub fn bundle(&self) -> PathBuf {
+        let tasks = self.ctd.dir.join("state/io.containerd.runtime.v2.task");
+        tasks.join(NAMESPACE).join(&self.id)
+    }
+
     /// The pid of the shim that serves this task.
     pub fn shim_pid(&self) -> Option<libc::pid_t> {
         crate::leftovers::shim_of(&self.id)
@@ -588,14 +594,8 @@ impl Task<'_> {
             found.push("container in `ctr containers ls`".to_owned());
         }
         found.extend(crate::leftovers::daemon_leftovers(&self.id, &self.marker()));
-        let bundle = self
-            .ctd
-            .dir
-            .join("state/io.containerd.runtime.v2.task")
-            .join(NAMESPACE)
-            .join(&self.id);
         let state = self.ctd.host_path(&self.ctd.runtime_root).join(&self.id);
-        for dir in [bundle, state] {
+        for dir in [self.bundle(), state] {
             if dir.exists() {
                 found.push(format!("directory {}", dir.display()));
             }

@@ -118,13 +118,13 @@ pub fn wait(mut child: Child, what: &str) -> i32 {
         Err(_) => {
             // SAFETY: kill has no memory-safety preconditions.
             unsafe { libc::kill(pid, libc::SIGKILL) };
-            let processes = process_table();
             // A cleanup in a destructor while a test fails must not abort
             // the whole suite: the first failure is the one to read.
             if std::thread::panicking() {
                 eprintln!("{what} did not finish within {DEADLINE:?}");
                 return -1;
             }
+            let processes = process_table();
             panic!("{what} did not finish within {DEADLINE:?}; processes:\n{processes}");
         }
     }

@@ -477,11 +477,7 @@ fn a_shim_serving_a_task_containerd_gave_up_on_exits_at_its_clean_up() {
     let t = sleeper(ctd, &[]);
     let init = t.init_pid();
     let shim = t.shim_pid().expect("a shim serves the task");
-    let bundle = ctd
-        .dir
-        .join("state/io.containerd.runtime.v2.task")
-        .join(integration::NAMESPACE)
-        .join(&t.id);
+    let bundle = t.bundle();
     let mut clean_up = ctd.program_in(&bundle, &ctd.shim_binary());
     let address = integration::s(&ctd.address);
     clean_up.args(["-namespace", integration::NAMESPACE, "-address", address]);
