@@ -271,8 +271,10 @@ fn only_stdio_reaches_the_process() {
     // Nothing berth held open during setup (state directory, sync socket,
     // exec fifo, namespace files) is left in the user's process.
     // The fds of a sleep the process starts: what it was given, and no
-    // descriptor of the listing itself.
-    let listing = "sleep 5 & ls /proc/$!/fd; kill $!";
+    // descriptor of the listing itself. The shell gives a background job
+    // /dev/null as stdin after the fork (close, then open): listed at once,
+    // fd 0 can be missing (seen once under runc), hence the pause.
+    let listing = "sleep 5 & sleep 0.5; ls /proc/$!/fd; kill $!";
     let mut b = Bundle::new();
     assert_eq!(b.run_sh(listing), "0\n1\n2\n");
     b.set("/process/args", json!(["sleep", "600"]));
