@@ -653,6 +653,29 @@ fn cgroups_path_is_honoured() {
 }
 
 #[test]
+fn init_is_in_the_containers_cgroup_in_every_hierarchy() {
+    // berth's first stage joins v1 hierarchies through `tasks` (no global
+    // lock), cgroup2 through cgroup.procs: /proc/PID/cgroup shows each.
+    let mut b = Bundle::new();
+    let (path, want) = match systemd_cgroup() {
+        true => (
+            format!("system.slice:berth-it:{}", b.id),
+            format!("/system.slice/berth-it-{}.scope", b.id),
+        ),
+        false => (format!("/berth-it/{}", b.id), format!("/berth-it/{}", b.id)),
+    };
+    b.set("/linux/cgroupsPath", json!(path));
+    sleeper(&mut b, json!({}));
+    let lines = std::fs::read_to_string(format!("/proc/{}/cgroup", init_pid(&b))).unwrap();
+    delete(&b);
+    let elsewhere: Vec<&str> = lines
+        .lines()
+        .filter(|l| l.splitn(3, ':').nth(2) != Some(want.as_str()))
+        .collect();
+    assert!(elsewhere.is_empty(), "not in {want}: {elsewhere:?}");
+}
+
+#[test]
 fn a_frozen_cgroup_fails_create_at_once_and_leaves_nothing() {
     if systemd_cgroup() {
         eprintln!("skipped: under systemd the cgroup is a scope systemd makes");

@@ -36,8 +36,9 @@ pub struct InitConfig {
     pub preserve_fds: i32,
     pub uid_mappings: Vec<LinuxIdMapping>,
     pub gid_mappings: Vec<LinuxIdMapping>,
-    /// `cgroup.procs` of the container's cgroup in every hierarchy.
-    pub cgroup_procs: Vec<PathBuf>,
+    /// The files the first stage writes "0" to, to join the container's
+    /// cgroup in every hierarchy ([`crate::cgroups::Cgroup::join_files`]).
+    pub cgroup_join: Vec<PathBuf>,
     /// The container's cgroup path, relative to each hierarchy's root.
     pub cgroup: PathBuf,
     /// systemd creates the cgroup (a scope) around the first stage.
@@ -113,8 +114,8 @@ fn stage1_setup(cfg: &InitConfig, plan: &Plan, ch: &Channel) -> Res<Sources> {
     if cfg.systemd_scope {
         ask(ch, &Msg::JoinCgroup { pid }, Msg::CgroupJoined)?;
     }
-    for procs in &cfg.cgroup_procs {
-        std::fs::write(procs, "0").context(format!("join cgroup {}", procs.display()))?;
+    for file in &cfg.cgroup_join {
+        std::fs::write(file, "0").context(format!("join cgroup {}", file.display()))?;
     }
     crate::cgroups::reset_cpu_affinity();
     // Until exec, /proc/<init>/exe is berth itself: keep other processes

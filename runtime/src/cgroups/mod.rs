@@ -67,11 +67,13 @@ pub enum Version {
     V2,
 }
 
-/// One mounted hierarchy: its mount point and the controllers it has.
+/// One mounted hierarchy: its mount point, the controllers it has, and
+/// whether it is cgroup2 (the only one, or hybrid's `unified`).
 #[derive(Debug)]
 struct Hierarchy {
     mount: PathBuf,
     controllers: Vec<String>,
+    v2: bool,
 }
 
 /// A container's cgroup: the same relative path in every hierarchy.
@@ -173,6 +175,7 @@ fn hierarchies() -> (Version, Vec<Hierarchy>) {
         let h = Hierarchy {
             mount: PathBuf::from(&e.mount_point),
             controllers: Vec::new(),
+            v2: true,
         };
         return (Version::V2, vec![h]);
     }
@@ -184,6 +187,7 @@ fn hierarchies() -> (Version, Vec<Hierarchy>) {
         })
         .map(|e| Hierarchy {
             mount: PathBuf::from(&e.mount_point),
+            v2: e.fs_type == "cgroup2",
             controllers: e
                 .super_opts
                 .split(',')
@@ -331,7 +335,20 @@ impl Cgroup {
         Ok(())
     }
 
-    /// The `cgroup.procs` files a process writes "0" to, to join.
+    /// The files a single-threaded process writes "0" to, to join: v1's
+    /// `tasks`, where moving oneself skips the kernel's global threadgroup
+    /// lock and its RCU grace period (5-12 ms here, most of a `run`, where
+    /// `cgroup.procs` takes it); cgroup2's `cgroup.procs`, as v2 has no
+    /// such path for a domain cgroup.
+    pub fn join_files(&self) -> Vec<PathBuf> {
+        let file = |h: &Hierarchy| if h.v2 { "cgroup.procs" } else { "tasks" };
+        self.hierarchies
+            .iter()
+            .map(|h| self.dir_in(h).join(file(h)))
+            .collect()
+    }
+
+    /// The `cgroup.procs` files that move a whole process in by its pid.
     pub fn procs_files(&self) -> Vec<PathBuf> {
         self.dirs()
             .into_iter()
@@ -615,6 +632,7 @@ mod tests {
             Hierarchy {
                 mount: tmp.join(name),
                 controllers: vec![name.to_string()],
+                v2: false,
             }
         };
         Cgroup {

@@ -284,7 +284,7 @@ fn create_in(
         no_pivot: opts.no_pivot,
         no_new_keyring: opts.no_new_keyring,
         preserve_fds: opts.activation_fds as i32 + opts.preserve_fds.max(0),
-        cgroup_procs: cgroup.cgroup.procs_files(),
+        cgroup_join: cgroup.cgroup.join_files(),
         cgroup: cgroup.cgroup.path.clone(),
         systemd_scope: cgroup.systemd,
         seccomp,
