@@ -57,6 +57,11 @@ struct Target {
     personality: Option<libc::c_ulong>,
     /// `linux.memoryPolicy`, which the process gets too.
     memory_policy: Option<oci_spec::runtime::LinuxMemoryPolicy>,
+    /// The container's [`Cgroup::join_files`], opened by berth: the
+    /// process moves itself in once forked (a cgroup at its pids limit
+    /// takes a process moved in, where it would refuse a fork there; runc
+    /// moves it too), and v1's `tasks` spares it the kernel's global lock.
+    cgroups: Vec<(PathBuf, OwnedFd)>,
 }
 
 /// Starts `opts.process` in container `id`; returns its pid once it is
@@ -79,7 +84,13 @@ pub fn exec(root: &Path, id: &str, opts: &ExecOpts, console: Option<UnixStream>)
     } else {
         Some(init_root(state.pid)?)
     };
+    let cgroups = match &state.cgroup {
+        Some(p) if opts.cgroup.is_empty() => Cgroup::new(p.clone()).join_files(),
+        Some(p) => Cgroup::new(p.clone()).join_files_below(&opts.cgroup)?,
+        None => Vec::new(),
+    };
     let target = Target {
+        cgroups: open_for_writing(freezer_last(cgroups))?,
         namespaces,
         chroot,
         personality: crate::personality::of_process(state.pid).filter(|p| *p != 0),
@@ -91,16 +102,8 @@ pub fn exec(root: &Path, id: &str, opts: &ExecOpts, console: Option<UnixStream>)
             .map(crate::seccomp::compile)
             .transpose()?,
     };
-    let cgroup_procs = match &state.cgroup {
-        Some(p) if opts.cgroup.is_empty() => freezer_last(Cgroup::new(p.clone()).procs_files()),
-        Some(p) => freezer_last(Cgroup::new(p.clone()).procs_files_below(&opts.cgroup)?),
-        None => Vec::new(),
-    };
     drop(dir);
-    let mut parent = ExecParent {
-        state,
-        cgroup_procs,
-    };
+    let mut parent = ExecParent { state };
     let (pid, _) = process::spawn(|ch| stage1(&target, opts, ch), &mut parent)?;
     crate::logging::debug(&format!("exec {id}: process {pid} started"));
     if let Some(p) = &opts.pid_file {
@@ -110,30 +113,42 @@ pub fn exec(root: &Path, id: &str, opts: &ExecOpts, console: Option<UnixStream>)
 }
 
 /// An exec'd process asks berth for one thing only while it starts: to
-/// hand its seccomp notification fd to the container's agent. berth puts
-/// it into the container's cgroups once forked: a cgroup at its pids limit
-/// takes a process moved in, where it would refuse a fork there (runc
-/// moves it too).
+/// hand its seccomp notification fd to the container's agent.
 struct ExecParent {
     state: State,
-    cgroup_procs: Vec<PathBuf>,
 }
 
 impl process::Parent for ExecParent {
-    fn place(&mut self, pid: i32) -> std::result::Result<(), ProcessError> {
-        for procs in &self.cgroup_procs {
-            std::fs::write(procs, pid.to_string())
-                .map_err(|e| ProcessError::Init(format!("join cgroup {}: {e}", procs.display())))?;
-        }
-        Ok(())
-    }
-
     fn seccomp_listener(&mut self, pid: i32, fd: OwnedFd) -> std::result::Result<(), ProcessError> {
         let profile = self.state.seccomp.as_ref();
         let profile = profile.expect("a listener comes with a profile");
         let state = HookState::new(&self.state, Status::Running);
         Ok(crate::seccomp::agent::send(profile, &state, pid, fd)?)
     }
+}
+
+fn open_for_writing(files: Vec<PathBuf>) -> Result<Vec<(PathBuf, OwnedFd)>> {
+    files
+        .into_iter()
+        .map(|path| {
+            let file = std::fs::OpenOptions::new().write(true).open(&path);
+            let file = file.context(format!("open {} to join the cgroup", path.display()))?;
+            Ok((path, OwnedFd::from(file)))
+        })
+        .collect()
+}
+
+/// Moves the calling (single-threaded) process into the container's
+/// cgroups, then closes the files: nothing of the host's may reach the
+/// program, whatever `--preserve-fds` keeps open.
+fn join_cgroups(files: &[(PathBuf, OwnedFd)]) -> Res<()> {
+    for (path, fd) in files {
+        nix::unistd::write(fd, b"0").context(format!("join cgroup {}", path.display()))?;
+        // SAFETY: this process ends in exec or _exit and never drops
+        // `files`, so the descriptor is closed once and not used again.
+        unsafe { libc::close(std::os::fd::AsRawFd::as_raw_fd(fd)) };
+    }
+    Ok(())
 }
 
 /// A process that joins a frozen v1 freezer cgroup stops there at once;
@@ -181,7 +196,7 @@ fn stage1(t: &Target, opts: &ExecOpts, ch: Channel) {
 
 /// Joins the container's namespaces and init's root, on the CPUs
 /// `execCPUAffinity.initial` names (the process then joins the cgroups:
-/// see `ExecParent`).
+/// see `Target::cgroups`).
 fn enter(t: &Target, process: &Process) -> Res<()> {
     let affinity = process.exec_cpu_affinity().as_ref();
     if let Some(cpus) = affinity.and_then(|a| a.initial().as_deref()) {
@@ -212,6 +227,7 @@ fn wait_for_reader(fifo: &OwnedFd) -> Res<()> {
 
 fn exec_child(t: &Target, opts: &ExecOpts, ch: &Channel) -> Res<std::convert::Infallible> {
     crate::logging::debug("exec: setting up the process");
+    join_cgroups(&t.cgroups)?;
     // In the cgroups now, whose cpuset may have reset the affinity.
     let affinity = opts.process.exec_cpu_affinity().as_ref();
     match affinity.and_then(|a| a.cpu_affinity_final().as_deref()) {

@@ -76,6 +76,17 @@ struct Hierarchy {
     v2: bool,
 }
 
+impl Hierarchy {
+    /// See [`Cgroup::join_files`].
+    fn join_file(&self) -> &'static str {
+        if self.v2 {
+            "cgroup.procs"
+        } else {
+            "tasks"
+        }
+    }
+}
+
 /// A container's cgroup: the same relative path in every hierarchy.
 #[derive(Debug)]
 pub struct Cgroup {
@@ -341,10 +352,9 @@ impl Cgroup {
     /// `cgroup.procs` takes it); cgroup2's `cgroup.procs`, as v2 has no
     /// such path for a domain cgroup.
     pub fn join_files(&self) -> Vec<PathBuf> {
-        let file = |h: &Hierarchy| if h.v2 { "cgroup.procs" } else { "tasks" };
         self.hierarchies
             .iter()
-            .map(|h| self.dir_in(h).join(file(h)))
+            .map(|h| self.dir_in(h).join(h.join_file()))
             .collect()
     }
 
@@ -492,14 +502,14 @@ impl Cgroup {
         self.dirs().iter().try_for_each(|d| remove_tree(d))
     }
 
-    /// The `cgroup.procs` files to join for `exec --cgroup` (given once or
+    /// The [`Cgroup::join_files`] for `exec --cgroup` (given once or
     /// more), as runc reads them: `PATH` is a path below the container's
     /// cgroup in every hierarchy, `CONTROLLER[,CONTROLLER]:PATH` one in
     /// those controllers' hierarchies (v1; the last flag naming one wins,
     /// and wins over a plain `PATH`, which runc would let override all).
     /// Hierarchies no flag picks stay the container's. Each path must
     /// exist already.
-    pub fn procs_files_below(&self, flags: &[String]) -> Result<Vec<PathBuf>, CgroupError> {
+    pub fn join_files_below(&self, flags: &[String]) -> Result<Vec<PathBuf>, CgroupError> {
         let mut every = None;
         let mut named: Vec<(&str, &Path)> = Vec::new();
         for flag in flags {
@@ -545,7 +555,7 @@ impl Cgroup {
                     ),
                 });
             }
-            files.push(dir.join("cgroup.procs"));
+            files.push(dir.join(h.join_file()));
         }
         Ok(files)
     }
@@ -643,20 +653,39 @@ mod tests {
     }
 
     #[test]
+    fn a_process_joins_v1_through_tasks_and_cgroup2_through_cgroup_procs() {
+        let hybrid = Cgroup {
+            path: PathBuf::from("/c"),
+            version: Version::V1,
+            hierarchies: ["pids", "unified"]
+                .map(|name| Hierarchy {
+                    mount: Path::new("/sys/fs/cgroup").join(name),
+                    controllers: Vec::new(),
+                    v2: name == "unified",
+                })
+                .into(),
+        };
+        assert_eq!(
+            hybrid.join_files(),
+            [
+                PathBuf::from("/sys/fs/cgroup/pids/c/tasks"),
+                PathBuf::from("/sys/fs/cgroup/unified/c/cgroup.procs")
+            ]
+        );
+    }
+
+    #[test]
     fn exec_cgroup_flags_pick_per_hierarchy() {
         let tmp = std::env::temp_dir().join(format!("berth-subcg-{}", std::process::id()));
         let cg = two_hierarchies(&tmp);
         let flags = |f: &[&str]| f.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let files = cg.procs_files_below(&flags(&["a", "pids:b"])).unwrap();
-        let unknown = cg.procs_files_below(&flags(&["cpu:a"])).unwrap_err();
-        let missing = cg.procs_files_below(&flags(&["memory:z"])).unwrap_err();
+        let files = cg.join_files_below(&flags(&["a", "pids:b"])).unwrap();
+        let unknown = cg.join_files_below(&flags(&["cpu:a"])).unwrap_err();
+        let missing = cg.join_files_below(&flags(&["memory:z"])).unwrap_err();
         std::fs::remove_dir_all(&tmp).unwrap();
         assert_eq!(
             files,
-            [
-                tmp.join("pids/c/b/cgroup.procs"),
-                tmp.join("memory/c/a/cgroup.procs")
-            ]
+            [tmp.join("pids/c/b/tasks"), tmp.join("memory/c/a/tasks")]
         );
         assert!(unknown.to_string().contains("unknown controller \"cpu\""));
         assert!(missing
