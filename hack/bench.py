@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""berth against runc and crun on one busybox bundle, and berth's shim
-against containerd's runc shim under a private containerd, in one run.
+"""berth against runc, crun and youki on one busybox bundle, and berth's
+shim against containerd's Go and Rust runc shims under a private
+containerd, in one run.
 
 Called by hack/bench inside a private mount namespace (crun 1.8 needs the
 hybrid cgroup2 mount hidden; every runtime and shim runs under that same
@@ -21,10 +22,20 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_containerd import BERTH_SHIM, RUNC_SHIM, Containerd, running, smaps_rollup_kib
+from bench_containerd import (BERTH_SHIM, RUNC_SHIM, RUST_SHIM, Containerd, running,
+                              smaps_rollup_kib)
 
 RUNS = int(os.environ.get("BENCH_RUNS", "40"))
 WORK = Path(os.environ.get("BENCH_DIR", "/tmp/berth-bench"))
+# The runtimes' --root: a tmpfs, as /run is on a standard system (on this
+# machine /run is on the disk, where berth's fsync of each state write
+# costs what runc and crun, which do not sync, never pay).
+STATE = WORK / "state"
+# A command that has not ended after this many seconds hangs.
+HANG = 60
+# The ratio columns: each berth build against each peer.
+BUILDS = ["berth", "berth musl"]
+PEERS = ["runc", "crun", "youki"]
 # Rounds of the shim memory measures: each starts up to 50 containers.
 MEMORY_RUNS = 3
 SLEEPERS = (1, 50)
@@ -33,7 +44,8 @@ SLEEPERS = (1, 50)
 class Runtime:
     def __init__(self, name, path):
         self.name, self.path = name, path
-        self.root = WORK / f"root-{name}"
+        self.key = name.replace(" ", "-")
+        self.root = STATE / f"root-{self.key}"
 
     def argv(self, *args):
         return [self.path, "--root", str(self.root), *args]
@@ -79,6 +91,8 @@ def make_bundle(berth):
                    stdout=subprocess.DEVNULL)
     subprocess.run([berth, "spec", "--bundle", str(bundle)], check=True)
     config = json.loads((bundle / "config.json").read_text())
+    # crun 1.8 refuses the newer versions; every runtime reads this one.
+    config["ociVersion"] = "1.0.2"
     config["process"]["terminal"] = False
     config["process"]["args"] = ["/bin/true"]
     (bundle / "config.json").write_text(json.dumps(config))
@@ -138,15 +152,18 @@ def bench(runtimes, bundle, sleeper):
     results["run: peak RSS (MiB)"] = rounds(runtimes, 10, rss_run)
     results["create: peak RSS (MiB)"] = rounds(runtimes, 10, rss_create)
 
-    for rt in runtimes:
-        timed(rt.argv("run", "--detach", "--bundle", str(sleeper), "sleeper"))
-
     def execute(rt, i):
-        return timed(rt.argv("exec", "sleeper", "/bin/true")) * 1e3
+        return timed(rt.argv("exec", f"sleeper-{rt.key}", "/bin/true")) * 1e3
 
-    results["exec /bin/true (ms)"] = rounds(runtimes, RUNS, execute)
-    for rt in runtimes:
-        quiet(rt.argv("delete", "--force", "sleeper"))
+    # The sleepers go even when a measure fails: their state is on a tmpfs
+    # that goes with the bench.
+    try:
+        for rt in runtimes:
+            timed(rt.argv("run", "--detach", "--bundle", str(sleeper), f"sleeper-{rt.key}"))
+        results["exec /bin/true (ms)"] = rounds(runtimes, RUNS, execute)
+    finally:
+        for rt in runtimes:
+            quiet(rt.argv("delete", "--force", f"sleeper-{rt.key}"))
 
     def sequence(rt, i):
         start = time.perf_counter()
@@ -157,11 +174,21 @@ def bench(runtimes, bundle, sleeper):
     results["100 runs in sequence (s)"] = rounds(runtimes, 3, sequence)
 
     def parallel(rt, i):
+        """None when a run hangs: youki 0.7.0's `run` here, now and then,
+        waits for a SIGCHLD it has missed, beside its zombie child."""
         start = time.perf_counter()
         procs = [subprocess.Popen(rt.argv("run", *b, f"par-{i}-{n}"),
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                  for n in range(20)]
-        codes = [p.wait() for p in procs]
+        try:
+            codes = [p.wait(timeout=HANG) for p in procs]
+        except subprocess.TimeoutExpired:
+            for p in procs:
+                p.kill()
+                p.wait()
+            for n in range(20):
+                quiet(rt.argv("delete", "--force", f"par-{i}-{n}"))
+            return None
         if any(codes):
             sys.exit(f"bench: {rt.name}: a parallel run failed: {codes}")
         return time.perf_counter() - start
@@ -225,20 +252,28 @@ def wait_no_shims(ctd):
         time.sleep(0.01)
 
 
+def measured(samples):
+    return [s for s in samples if s is not None]
+
+
 def cell(samples):
-    return f"{statistics.median(samples):.2f} ({min(samples):.2f}–{max(samples):.2f})"
+    done = measured(samples)
+    if not done:
+        return f"all {len(samples)} hung"
+    hung = f", {len(samples) - len(done)} of {len(samples)} hung" if len(done) < len(samples) else ""
+    return f"{statistics.median(done):.2f} ({min(done):.2f}–{max(done):.2f}{hung})"
 
 
-def table(results, names, baselines):
-    """Markdown rows: a column per name, then the first name's ratios of
-    medians to each baseline."""
-    first = names[0]
+def table(results, names, baselines, builds):
+    """Markdown rows: a column per name, then the ratios of medians of each
+    of `builds` (berth's, those measured) to each baseline measured."""
+    pairs = [(b, p) for b in builds if b in names for p in baselines if p in names]
     lines = ["| measure | " + " | ".join(names) + " | " +
-             " | ".join(f"{first}/{b}" for b in baselines) + " |",
-             "| --- |" + " --- |" * (len(names) + len(baselines))]
+             " | ".join(f"{b}/{p}" for b, p in pairs) + " |",
+             "| --- |" + " --- |" * (len(names) + len(pairs))]
     for measure, by_name in results.items():
-        med = {k: statistics.median(v) for k, v in by_name.items()}
-        ratios = [f"{med[first] / med[b]:.2f}" for b in baselines]
+        med = {k: statistics.median(measured(v) or [float("nan")]) for k, v in by_name.items()}
+        ratios = [f"{med[b] / med[p]:.2f}" for b, p in pairs]
         lines.append(f"| {measure} | " + " | ".join(cell(by_name[n]) for n in names) +
                      " | " + " | ".join(ratios) + " |")
     return lines
@@ -264,7 +299,8 @@ def report(runtimes, results, shims, shim_results, counts, load_before):
         "Written by `hack/bench`; numbers are medians, with min–max, over rounds",
         "that alternate the runtimes (rotating their order). Every runtime ran in",
         "a private mount namespace with an empty tmpfs over `/sys/fs/cgroup/unified`,",
-        "the condition crun 1.8 needs on this hybrid-cgroup host.",
+        "the condition crun 1.8 needs on this hybrid-cgroup host, with its `--root`",
+        "on a tmpfs, as `/run` is on a standard system.",
         "",
         f"- Machine: {cpu}, {os.cpu_count()} CPUs, {int(mem) // 1024} MiB, "
         f"kernel {platform.release()}",
@@ -272,11 +308,13 @@ def report(runtimes, results, shims, shim_results, counts, load_before):
         f"- Load average (1 min) at the start and the end: {load_before:.2f}, "
         f"{os.getloadavg()[0]:.2f}",
         *[f"- {rt.name}: `{rt.version()}` ({rt.path})" for rt in runtimes],
-        f"- berth and its shim: release build, {os.environ.get('BENCH_BUILD', 'as given')}",
+        "- berth and its shim: `cargo build --release` (dynamic, glibc); berth musl: "
+        "the same with `--target x86_64-unknown-linux-musl` (static)",
+        *[f"- not measured: {m}" for m in os.environ.get("BENCH_MISSING", "").split(";") if m],
         f"- Rounds: {RUNS} (run, create + start + delete, exec), 10 (peak RSS, by GNU "
         "time), 3 (100 in sequence), 5 (20 in parallel)",
         "",
-        *table(results, [rt.name for rt in runtimes], ["runc", "crun"]),
+        *table(results, [rt.name for rt in runtimes], PEERS, builds=BUILDS),
         "",
         "## Under containerd",
         "",
@@ -299,7 +337,8 @@ def report(runtimes, results, shims, shim_results, counts, load_before):
         "- Other processes of the same shim file on the host meanwhile: "
         f"{counted(counts['others'])}",
         "",
-        *table(shim_results, [shim.name for shim in shims], [shims[1].name]),
+        *table(shim_results, [shim.name for shim in shims], [shim.name for shim in shims[1:]],
+               builds=[shims[0].name]),
     ]
     return "\n".join(lines) + "\n"
 
@@ -309,10 +348,14 @@ def main():
     # A plain kill must run the cleanups too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("bench: terminated"))
     shutil.rmtree(WORK, ignore_errors=True)
-    WORK.mkdir(parents=True)
+    STATE.mkdir(parents=True)
+    # In hack/bench's private mount namespace: it goes with the bench.
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256m", "berth-bench", str(STATE)],
+                   check=True)
     try:
         text = bench_all(berth)
     finally:
+        subprocess.run(["umount", "-l", str(STATE)])
         shutil.rmtree(WORK, ignore_errors=True)
     out_path.write_text(text)
     print(text)
@@ -327,21 +370,24 @@ def shim_path(berth):
     private = WORK / "shims"
     private.mkdir()
     shutil.copy2(shutil.which(RUNC_SHIM.binary), private)
-    return f"{Path(berth).resolve().parent}:{private}"
+    return ":".join([str(Path(berth).resolve().parent), str(private),
+                     *filter(None, [os.environ.get("BENCH_RUST_SHIM_DIR")])])
 
 
 def bench_all(berth):
     """The report of every measure: the runtimes, then the shims."""
     load_before = os.getloadavg()[0]
     runtimes = [Runtime("berth", berth),
+                *[Runtime("berth musl", p) for p in filter(None, [os.environ.get("BENCH_MUSL")])],
                 Runtime("runc", shutil.which("runc")),
-                Runtime("crun", shutil.which("crun"))]
+                Runtime("crun", shutil.which("crun")),
+                *[Runtime("youki", p) for p in filter(None, [os.environ.get("BENCH_YOUKI")])]]
     bundle, sleeper = make_bundle(berth)
     print(f"==> {RUNS} rounds of each measure, alternating {', '.join(r.name for r in runtimes)}",
           flush=True)
     results = bench(runtimes, bundle, sleeper)
     path_first = shim_path(berth)
-    shims = [BERTH_SHIM, RUNC_SHIM]
+    shims = [BERTH_SHIM, RUNC_SHIM, *([RUST_SHIM] if os.environ.get("BENCH_RUST_SHIM_DIR") else [])]
     for shim in shims:
         shim.locate(path_first)
     print(f"==> under containerd, alternating {', '.join(s.name for s in shims)}", flush=True)

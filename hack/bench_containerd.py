@@ -29,12 +29,12 @@ class Shim:
     """One path from containerd to a runtime: the `ctr run --runtime` type and
     the directory where that shim's runtime keeps state for our namespace."""
 
-    def __init__(self, key, binary):
-        self.key, self.name, self.binary = key, f"{key} shim", binary
-        self.runtime_type = f"io.containerd.{key}.v2"
-        # Both shims default their runtime's --root to this
-        # (shim/src/runtime_cli.rs for ours).
-        self.state = Path("/run/containerd") / key / NAMESPACE
+    def __init__(self, key, name, binary, runtime_type, runtime):
+        self.key, self.name, self.binary = key, name, binary
+        self.runtime_type = runtime_type
+        # Each shim defaults its runtime's --root to this (shim/src/runtime_cli.rs
+        # for ours; the Rust runc shim uses the Go one's).
+        self.state = Path("/run/containerd") / runtime / NAMESPACE
         self.path = binary
 
     def locate(self, path_first):
@@ -42,9 +42,13 @@ class Shim:
         self.path = shutil.which(self.binary, path=f"{path_first}:{os.environ['PATH']}")
 
 
-# Ours drives the berth found beside its binary; the stock one, runc on PATH.
-BERTH_SHIM = Shim("berth", "containerd-shim-berth-v2")
-RUNC_SHIM = Shim("runc", "containerd-shim-runc-v2")
+# Ours drives the berth found beside its binary; the stock ones, runc on
+# PATH. containerd finds `io.containerd.runc.v2-rs` as containerd-shim-runc-v2-rs,
+# the Rust shim's binary (crate containerd-runc-shim).
+BERTH_SHIM = Shim("berth", "berth shim", "containerd-shim-berth-v2", "io.containerd.berth.v2", "berth")
+RUNC_SHIM = Shim("runc", "runc shim", "containerd-shim-runc-v2", "io.containerd.runc.v2", "runc")
+RUST_SHIM = Shim("runc-rs", "Rust runc shim", "containerd-shim-runc-v2-rs",
+                 "io.containerd.runc.v2-rs", "runc")
 
 
 class Client:
@@ -177,7 +181,7 @@ def clean(ctd, proc):
     kill_shims(ctd)
     unmount_below(ctd.dir)
     subprocess.run(["rm", "-rf", "--one-file-system", str(ctd.dir)], check=True)
-    for shim in (BERTH_SHIM, RUNC_SHIM):
+    for shim in (BERTH_SHIM, RUNC_SHIM, RUST_SHIM):
         subprocess.run(["rm", "-rf", str(shim.state)], check=True)
     # ctr puts a container in /NAMESPACE/ID: in each v1 hierarchy, or at
     # the top of a pure v2 host's.
