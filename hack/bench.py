@@ -308,7 +308,7 @@ def report(runtimes, results, shims, shim_results, counts, load_before):
         f"- Load average (1 min) at the start and the end: {load_before:.2f}, "
         f"{os.getloadavg()[0]:.2f}",
         *[f"- {rt.name}: `{rt.version()}` ({rt.path})" for rt in runtimes],
-        "- berth and its shim: `cargo build --release` (dynamic, glibc); berth musl: "
+        "- berth and its shim: `cargo build --release` (static-pie, glibc); berth musl: "
         "the same with `--target x86_64-unknown-linux-musl` (static)",
         *[f"- not measured: {m}" for m in os.environ.get("BENCH_MISSING", "").split(";") if m],
         f"- Rounds: {RUNS} (run, create + start + delete, exec), 10 (peak RSS, by GNU "

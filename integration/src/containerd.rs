@@ -100,7 +100,7 @@ fn shim_under_test() -> Result<(&'static str, PathBuf, PathBuf), String> {
             PathBuf::from("/usr/bin"),
         )),
         Ok("berth") | Err(_) => {
-            let dir = target_dir().join("debug");
+            let dir = crate::build_dir();
             for bin in ["containerd-shim-berth-v2", "berth"] {
                 if !dir.join(bin).is_file() {
                     return Err(format!(

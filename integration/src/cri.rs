@@ -161,10 +161,6 @@ fn start() -> Result<Cri, String> {
     Ok(c)
 }
 
-fn debug_dir() -> PathBuf {
-    target_dir().join("debug")
-}
-
 /// `$BERTH_CRI_HANDLER`: `berth` (berth's entry of runc's runtime type,
 /// the default), `berth-type` (berth's entry of its own runtime type,
 /// `io.containerd.berth.v2`), or `runc`.
@@ -182,7 +178,7 @@ fn handler_under_test() -> Result<Handler, String> {
             entry,
         }),
         "berth" | "berth-type" => {
-            let dir = debug_dir();
+            let dir = crate::build_dir();
             let (shim, runtime) = (dir.join("containerd-shim-berth-v2"), dir.join("berth"));
             if let Some(missing) = [&shim, &runtime].into_iter().find(|p| !p.is_file()) {
                 return Err(format!(
@@ -225,8 +221,8 @@ impl Handler {
 fn shim_path(dir: &Path, handler: &Handler, on_stack: bool) -> Result<PathBuf, String> {
     match (handler.name, handler.entry) {
         ("runc", _) => return Ok(PathBuf::from("/usr/bin")),
-        (_, "cri-type") => return Ok(debug_dir()),
-        _ if on_stack => return Ok(debug_dir()),
+        (_, "cri-type") => return Ok(crate::build_dir()),
+        _ if on_stack => return Ok(crate::build_dir()),
         _ => {}
     }
     let shims = dir.join("shims");
@@ -285,7 +281,7 @@ fn write_cri_config(dir: &Path, handler: &Handler) -> Result<PathBuf, String> {
     // its child).
     let entry = snippet(
         &format!("containerd-{version}-{}", handler.entry),
-        &debug_dir(),
+        &crate::build_dir(),
     );
     let (top, berth) = entry.split_once("\n[").unwrap_or((&entry, ""));
     let config = format!(

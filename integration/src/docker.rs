@@ -140,7 +140,7 @@ struct Way {
 }
 
 fn way_under_test(dir: &Path) -> Result<Way, String> {
-    let debug = target_dir().join("debug");
+    let built = crate::build_dir();
     let mode = std::env::var("BERTH_DOCKER").unwrap_or_else(|_| "runtime".into());
     let stock = |binary: PathBuf, flags: Vec<String>| Way {
         runtime: "berth",
@@ -157,23 +157,23 @@ fn way_under_test(dir: &Path) -> Result<Way, String> {
         });
     }
     for bin in ["containerd-shim-berth-v2", "berth"] {
-        if !debug.join(bin).is_file() {
-            let missing = debug.join(bin);
+        if !built.join(bin).is_file() {
+            let missing = built.join(bin);
             return Err(format!(
                 "{} not found: run `cargo build`",
                 missing.display()
             ));
         }
     }
-    let berth = debug.join("berth");
-    let berths_shim = debug.join("containerd-shim-berth-v2");
+    let berth = built.join("berth");
+    let berths_shim = built.join("containerd-shim-berth-v2");
     let daemon_json = |name: &str| -> Result<Vec<String>, String> {
         let file = dir.join("daemon.json");
-        std::fs::write(&file, snippet(name, &debug)).map_err(|e| e.to_string())?;
+        std::fs::write(&file, snippet(name, &built)).map_err(|e| e.to_string())?;
         Ok(vec![format!("--config-file '{}'", file.display())])
     };
     let add_runtime = || {
-        let line = snippet("dockerd-add-runtime", &debug);
+        let line = snippet("dockerd-add-runtime", &built);
         vec![line
             .trim()
             .strip_prefix("dockerd ")
@@ -182,7 +182,7 @@ fn way_under_test(dir: &Path) -> Result<Way, String> {
     };
     let own_shim = |flags| Way {
         shim: berths_shim.clone(),
-        path_first: debug.clone(),
+        path_first: built.clone(),
         runtime_root: Some(PathBuf::from("/run/containerd/berth/moby")),
         ..stock(berth.clone(), flags)
     };

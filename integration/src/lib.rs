@@ -47,9 +47,17 @@ pub fn workspace() -> &'static Path {
         .expect("integration/ has a parent")
 }
 
-/// Cargo's target directory, where the berth binary and the cached rootfs live.
+/// Cargo's target directory, where the cached rootfs and scratch dirs live.
 pub(crate) fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace().join("target"), PathBuf::from)
+}
+
+/// Where cargo put berth and the shim of this build: the directory above
+/// the test binary's own `deps/`, whichever target triple and profile.
+pub(crate) fn build_dir() -> PathBuf {
+    let test = std::env::current_exe().expect("the test binary's path");
+    let deps = test.parent().expect("the test binary lives in deps/");
+    deps.parent().expect("deps/ has a parent").to_path_buf()
 }
 
 /// The runtime under test: `$BERTH_RUNTIME`, else the debug build of berth.
@@ -65,7 +73,7 @@ pub fn runtime() -> &'static Path {
             "the integration tests run containers and need root"
         );
         let path = std::env::var_os("BERTH_RUNTIME")
-            .map_or_else(|| target_dir().join("debug/berth"), PathBuf::from);
+            .map_or_else(|| build_dir().join("berth"), PathBuf::from);
         assert!(
             path.is_file(),
             "runtime binary {} not found: run `cargo build` or set BERTH_RUNTIME",

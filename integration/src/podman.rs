@@ -54,10 +54,10 @@ fn start() -> Result<Podman, String> {
     let dir = target_dir().join(format!("podman-it.{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("podman")).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let debug = target_dir().join("debug");
-    let conf = snippet("podman-containers-conf", &debug);
+    let built = crate::build_dir();
+    let conf = snippet("podman-containers-conf", &built);
     std::fs::write(dir.join("containers.conf"), conf).map_err(|e| e.to_string())?;
-    let berth = debug.join("berth");
+    let berth = built.join("berth");
     let (runtime, binary) = match std::env::var("BERTH_PODMAN").as_deref() {
         Ok("conf") | Err(_) => ("berth".to_owned(), berth),
         Ok("path") => (berth.display().to_string(), berth),
@@ -67,7 +67,7 @@ fn start() -> Result<Podman, String> {
     if !binary.starts_with("/usr") && !binary.is_file() {
         return Err(format!("{} not found: run `cargo build`", binary.display()));
     }
-    let keeper = keep(&dir, &debug, &[], Some(&stack))?;
+    let keeper = keep(&dir, &built, &[], Some(&stack))?;
     let name = binary.file_name().unwrap_or_default().to_string_lossy();
     let p = Podman {
         runtime_root: PathBuf::from("/run").join(&*name),
