@@ -99,28 +99,28 @@ fn strip_rootfs_from_destinations(spec: &mut Spec, rootfs: &Path) {
 }
 
 /// Parses config.json, reporting the JSON path of the first bad field.
-/// The process is [`repair_process`]ed first when the quick typed parse
-/// fails there (so a good config is read once).
+/// A good config is read once, by serde_json alone; only a config that
+/// fails is read again, as JSON, [`repair_process`]ed and followed field
+/// by field, so the path-tracking code (the largest part of berth's text)
+/// is never paged in on the way to a container.
 pub fn parse(data: &[u8]) -> Result<Spec, (String, String)> {
-    let mut spec = parse_typed(data)?;
+    let mut spec = match serde_json::from_slice(data) {
+        Ok(spec) => spec,
+        Err(_) => parse_repaired(data)?,
+    };
     keep_a_zero_pids_limit(&mut spec, data);
     Ok(spec)
 }
 
-fn parse_typed(data: &[u8]) -> Result<Spec, (String, String)> {
+fn parse_repaired(data: &[u8]) -> Result<Spec, (String, String)> {
+    // Tracked even as plain JSON, so a syntax error names the field it is in.
     let de = &mut serde_json::Deserializer::from_slice(data);
-    let first = serde_path_to_error::deserialize(de);
-    match first {
-        Err(e) if repairable(&e.path().to_string()) => {
-            let mut v: serde_json::Value =
-                serde_json::from_slice(data).map_err(|e| ("top level".into(), e.to_string()))?;
-            if let Some(p) = v.get_mut("process") {
-                repair_process(p);
-            }
-            serde_path_to_error::deserialize(v).map_err(located)
-        }
-        r => r.map_err(located),
+    let mut v: serde_json::Value = serde_path_to_error::deserialize(&mut *de).map_err(located)?;
+    de.end().map_err(|e| ("top level".into(), e.to_string()))?;
+    if let Some(p) = v.get_mut("process") {
+        repair_process(p);
     }
+    serde_path_to_error::deserialize(v).map_err(located)
 }
 
 /// Since runtime-spec 1.3 an explicit `pids.limit` of 0 is a limit, not
@@ -176,12 +176,6 @@ fn at_least_1_3(version: &str) -> bool {
         (parts.next().flatten(), parts.next().flatten()),
         (Some(major), Some(minor)) if (major, minor) >= (1, 3)
     )
-}
-
-fn repairable(path: &str) -> bool {
-    ["process.capabilities.", "process.scheduler.flags"]
-        .iter()
-        .any(|p| path.starts_with(p))
 }
 
 /// Makes a process (JSON, before the typed parse) one oci-spec takes:
@@ -664,6 +658,19 @@ mod tests {
         );
         assert_eq!(old(serde_json::json!({"enableCMT": false})), None);
         assert_eq!(old(serde_json::json!({"closID": "enableCMT"})), None);
+    }
+
+    #[test]
+    fn a_config_with_a_bad_field_or_trailing_bytes_is_refused_by_name() {
+        let mut bad = base();
+        bad["process"]["user"]["uid"] = "root".into();
+        let (field, msg) = parse(bad.to_string().as_bytes()).unwrap_err();
+        assert_eq!(field, "process.user.uid");
+        assert!(msg.contains("invalid type"), "{msg}");
+        let trailing = format!("{} x", base());
+        let (field, msg) = parse(trailing.as_bytes()).unwrap_err();
+        assert_eq!(field, "top level");
+        assert!(msg.contains("trailing"), "{msg}");
     }
 
     #[test]
