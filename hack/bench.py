@@ -26,6 +26,7 @@ from bench_containerd import (BERTH_SHIM, RUNC_SHIM, RUST_SHIM, Containerd, runn
                               smaps_rollup_kib)
 
 RUNS = int(os.environ.get("BENCH_RUNS", "40"))
+ROOT = Path(__file__).resolve().parent.parent
 WORK = Path(os.environ.get("BENCH_DIR", "/tmp/berth-bench"))
 # The runtimes' --root: a tmpfs, as /run is on a standard system (on this
 # machine /run is on the disk, where berth's fsync of each state write
@@ -289,6 +290,17 @@ def counted(by_count):
                      for count, by_shim in by_count.items())
 
 
+def layout(berth):
+    """How many of the functions runtime/berth.order names the build has:
+    the names carry cargo's hashes, and a stale file orders nothing."""
+    names = set((ROOT / "runtime/berth.order").read_text().split())
+    symbols = subprocess.run(["nm", "--defined-only", berth.path], capture_output=True,
+                             text=True).stdout.split()
+    found = len(names.intersection(symbols))
+    return f"{found} of its {len(names)} functions are in the build" + (
+        "" if found == len(names) else " (run hack/layout)")
+
+
 def report(runtimes, results, shims, shim_results, counts, load_before):
     cpu = next((l.split(":", 1)[1].strip() for l in
                 Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name")), "?")
@@ -310,6 +322,7 @@ def report(runtimes, results, shims, shim_results, counts, load_before):
         *[f"- {rt.name}: `{rt.version()}` ({rt.path})" for rt in runtimes],
         "- berth and its shim: `cargo build --release` (static-pie, glibc); berth musl: "
         "the same with `--target x86_64-unknown-linux-musl` (static)",
+        f"- berth's hot functions first (`runtime/berth.order`, by `hack/layout`): {layout(runtimes[0])}",
         *[f"- not measured: {m}" for m in os.environ.get("BENCH_MISSING", "").split(";") if m],
         f"- Rounds: {RUNS} (run, create + start + delete, exec), 10 (peak RSS, by GNU "
         "time), 3 (100 in sequence), 5 (20 in parallel)",

@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""Writes runtime/berth.order, the functions berth runs on its way to a
+container, for the linker to put first (runtime/build.rs).
+
+Why: the kernel maps 64 KiB of a binary around each page it faults in, so
+a run's RSS is every 64 KiB window that holds anything it ran; scattered
+across the text, the hot code drags nearly all of it in. Packed together
+it is one contiguous run of pages.
+
+How: berth runs from a small ext4 on a loop device with readahead off, so
+a page of the binary is in the page cache only when one of berth's
+processes touched it (mincore tells). The binary profiled starts every
+function on a page of its own, so a cached page names the function that
+ran. Each scenario (run, and the verbs containerd calls one by one)
+starts from an empty cache. The file lists the functions most scenarios
+share first, then each scenario's own, in the order of the scenarios.
+
+Called by hack/layout in a private mount namespace, with that binary
+(a release build keeps its symbol table: strip = "debuginfo").
+The names carry cargo's hashes: after a change of the toolchain, the
+dependencies or the release profile, run hack/layout again (hack/bench
+reports how many of the names the binary still has).
+"""
+
+import ctypes
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ORDER = ROOT / "runtime/berth.order"
+WORK = Path("/tmp/berth-layout")
+PAGE = 4096
+LIBC = ctypes.CDLL(None, use_errno=True)
+LIBC.mmap.restype = ctypes.c_void_p
+LIBC.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                      ctypes.c_int, ctypes.c_long]
+LIBC.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+
+
+def sh(*argv, **kw):
+    return subprocess.run([str(a) for a in argv], check=True, **kw)
+
+
+def cached_pages(path):
+    """The pages of `path` in the page cache."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        addr = LIBC.mmap(None, size, 1, 1, f.fileno(), 0)  # PROT_READ, MAP_SHARED
+        pages = (size + PAGE - 1) // PAGE
+        vec = (ctypes.c_ubyte * pages)()
+        if LIBC.mincore(addr, size, vec) != 0:
+            raise OSError(ctypes.get_errno(), "mincore")
+    return {i for i in range(pages) if vec[i] & 1}
+
+
+def functions(binary):
+    """(file offset, size, name) of each function in the binary's symbol table."""
+    segments = []
+    for line in sh("readelf", "-lW", binary, capture_output=True, text=True).stdout.splitlines():
+        p = line.split()
+        if p and p[0] == "LOAD":
+            segments.append((int(p[2], 16), int(p[1], 16), int(p[5], 16)))
+    out = []
+    for line in sh("nm", "-S", "--defined-only", binary, capture_output=True,
+                   text=True).stdout.splitlines():
+        p = line.split()
+        if len(p) != 4 or p[2] not in "tT" or int(p[1], 16) == 0:
+            continue
+        vaddr = int(p[0], 16)
+        for va, off, size in segments:
+            if va <= vaddr < va + size:
+                out.append((vaddr - va + off, int(p[1], 16), p[3]))
+    if not out:
+        sys.exit(f"hack/layout: {binary} has no symbol table (strip = \"debuginfo\" keeps it)")
+    return out
+
+
+def bundle(berth):
+    """A busybox bundle running /bin/true, and one running a sleep."""
+    b = WORK / "bundle"
+    sh(ROOT / "hack/mkrootfs", b / "rootfs", stdout=subprocess.DEVNULL)
+    sh(berth, "spec", "--bundle", b)
+    config = json.loads((b / "config.json").read_text())
+    config["process"]["terminal"] = False
+    config["process"]["args"] = ["/bin/true"]
+    (b / "config.json").write_text(json.dumps(config))
+    sleeper = WORK / "sleeper"
+    sleeper.mkdir()
+    config["root"]["path"] = str(b / "rootfs")
+    config["process"]["args"] = ["sleep", "1000"]
+    (sleeper / "config.json").write_text(json.dumps(config))
+    return b, sleeper
+
+
+def scenarios(berth, b, sleeper):
+    """(name, setup, measured): the measured calls start from a cold cache."""
+    rt = [berth, "--root", WORK / "state"]
+    return [
+        ("run", [], [[*rt, "run", "--bundle", b, "l1"]]),
+        ("create", [], [[*rt, "create", "--bundle", sleeper, "l2"]]),
+        ("start", [], [[*rt, "start", "l2"]]),
+        ("state", [], [[*rt, "state", "l2"]]),
+        ("exec", [], [[*rt, "exec", "l2", "/bin/true"]]),
+        ("kill", [], [[*rt, "kill", "l2", "KILL"]]),
+        ("delete", [["sleep", "0.2"]], [[*rt, "delete", "l2"]]),
+    ]
+
+
+def main():
+    release = Path(sys.argv[1])
+    shutil.rmtree(WORK, ignore_errors=True)
+    (WORK / "mnt").mkdir(parents=True)
+    sh("mount", "-t", "tmpfs", "tmpfs", WORK / "mnt")
+    (WORK / "state").mkdir()
+    img = WORK / "mnt/fs.img"
+    sh("truncate", "-s", "64M", img)
+    sh("mkfs.ext4", "-q", "-F", img)
+    (WORK / "fs").mkdir()
+    sh("mount", "-o", "loop", img, WORK / "fs")
+    device = sh("findmnt", "-no", "SOURCE", WORK / "fs", capture_output=True,
+                text=True).stdout.strip()
+    sh("blockdev", "--setra", "0", device)
+    berth = WORK / "fs/berth"
+    shutil.copy2(release, berth)
+    b, sleeper = bundle(berth)
+    funcs = functions(berth)
+    used = {}  # name -> the scenarios that ran it
+    for i, (name, setup, measured) in enumerate(scenarios(berth, b, sleeper)):
+        for argv in setup:
+            sh(*argv)
+        sh("sync")
+        Path("/proc/sys/vm/drop_caches").write_text("3")
+        for argv in measured:
+            sh(*argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        pages = cached_pages(berth)
+        hot = [f for f in funcs if any(p in pages for p in
+                                       range(f[0] // PAGE, (f[0] + f[1] - 1) // PAGE + 1))]
+        print(f"    {name}: {len(pages)} pages cached, {len(hot)} functions", flush=True)
+        for _, _, fn in hot:
+            used.setdefault(fn, []).append(i)
+    order = sorted(used, key=lambda fn: (-len(used[fn]), used[fn][0]))
+    ORDER.write_text("".join(fn + "\n" for fn in order))
+    size = sum(f[1] for f in funcs if f[2] in used)
+    print(f"==> {ORDER.relative_to(ROOT)}: {len(order)} functions, {size // 1024} KiB of "
+          f"{sum(f[1] for f in funcs) // 1024} KiB")
+    sh("umount", "-l", WORK / "fs")
+
+
+if __name__ == "__main__":
+    main()
