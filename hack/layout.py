@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Writes runtime/berth.order, the functions berth runs on its way to a
-container, for the linker to put first (runtime/build.rs).
+"""Writes runtime/berth.order and shim/shim.order, the functions berth and
+its shim run on their way to a container, for the linker to put first
+(runtime/link_order.rs).
 
 Why: the kernel maps 64 KiB of a binary around each page it faults in, so
 a run's RSS is every 64 KiB window that holds anything it ran; scattered
@@ -15,8 +16,9 @@ ran. Each scenario (run, and the verbs containerd calls one by one)
 starts from an empty cache. The file lists the functions most scenarios
 share first, then each scenario's own, in the order of the scenarios.
 
-Called by hack/layout in a private mount namespace, with that binary
-(a release build keeps its symbol table: strip = "debuginfo").
+Called by hack/layout in a private mount namespace, with the directory of
+those binaries (a release build keeps its symbol table: strip =
+"debuginfo"). The shim is profiled under a containerd of hack/bench's kind.
 The names carry cargo's hashes: after a change of the toolchain, the
 dependencies or the release profile, run hack/layout again (hack/bench
 reports how many of the names the binary still has).
@@ -29,8 +31,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench_containerd import BERTH_SHIM, Containerd
+
 ROOT = Path(__file__).resolve().parent.parent
-ORDER = ROOT / "runtime/berth.order"
 WORK = Path("/tmp/berth-layout")
 PAGE = 4096
 LIBC = ctypes.CDLL(None, use_errno=True)
@@ -95,7 +98,7 @@ def bundle(berth):
     return b, sleeper
 
 
-def scenarios(berth, b, sleeper):
+def cli_scenarios(berth, b, sleeper):
     """(name, setup, measured): the measured calls start from a cold cache."""
     rt = [berth, "--root", WORK / "state"]
     return [
@@ -109,44 +112,85 @@ def scenarios(berth, b, sleeper):
     ]
 
 
-def main():
-    release = Path(sys.argv[1])
-    shutil.rmtree(WORK, ignore_errors=True)
-    (WORK / "mnt").mkdir(parents=True)
-    sh("mount", "-t", "tmpfs", "tmpfs", WORK / "mnt")
-    (WORK / "state").mkdir()
-    img = WORK / "mnt/fs.img"
-    sh("truncate", "-s", "64M", img)
-    sh("mkfs.ext4", "-q", "-F", img)
-    (WORK / "fs").mkdir()
-    sh("mount", "-o", "loop", img, WORK / "fs")
-    device = sh("findmnt", "-no", "SOURCE", WORK / "fs", capture_output=True,
-                text=True).stdout.strip()
-    sh("blockdev", "--setra", "0", device)
-    berth = WORK / "fs/berth"
-    shutil.copy2(release, berth)
-    b, sleeper = bundle(berth)
-    funcs = functions(berth)
-    used = {}  # name -> the scenarios that ran it
-    for i, (name, setup, measured) in enumerate(scenarios(berth, b, sleeper)):
+def shim_scenarios(ctd):
+    """A task's life through the shim, as containerd and the kubelet ask
+    for it: one scenario, since one shim process serves it all."""
+    return [("containerd", [], [
+        ctd.run(BERTH_SHIM, "l3", ["-d"], ["sleep", "1000"]),
+        ctd.ctr("tasks", "exec", "--exec-id", "e1", "l3", "/bin/true"),
+        ctd.ctr("tasks", "metrics", "l3"),
+        ctd.ctr("tasks", "pause", "l3"),
+        ctd.ctr("tasks", "resume", "l3"),
+        ctd.ctr("tasks", "kill", "-s", "KILL", "l3"),
+        ["sleep", "0.5"],
+        ctd.ctr("tasks", "delete", "l3"),
+        ctd.ctr("containers", "delete", "l3"),
+    ])]
+
+
+def profile(binary, scenarios):
+    """The functions of `binary` each scenario ran: name -> scenario indexes."""
+    funcs = functions(binary)
+    used = {}
+    for i, (name, setup, measured) in enumerate(scenarios):
         for argv in setup:
             sh(*argv)
         sh("sync")
         Path("/proc/sys/vm/drop_caches").write_text("3")
         for argv in measured:
             sh(*argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-        pages = cached_pages(berth)
+        pages = cached_pages(binary)
         hot = [f for f in funcs if any(p in pages for p in
                                        range(f[0] // PAGE, (f[0] + f[1] - 1) // PAGE + 1))]
-        print(f"    {name}: {len(pages)} pages cached, {len(hot)} functions", flush=True)
+        print(f"    {binary.name} {name}: {len(hot)} functions", flush=True)
         for _, _, fn in hot:
             used.setdefault(fn, []).append(i)
+    return funcs, used
+
+
+def write_order(path, funcs, used):
+    """Those shared by most scenarios first, then each one's own."""
     order = sorted(used, key=lambda fn: (-len(used[fn]), used[fn][0]))
-    ORDER.write_text("".join(fn + "\n" for fn in order))
+    path.write_text("".join(fn + "\n" for fn in order))
     size = sum(f[1] for f in funcs if f[2] in used)
-    print(f"==> {ORDER.relative_to(ROOT)}: {len(order)} functions, {size // 1024} KiB of "
+    print(f"==> {path.relative_to(ROOT)}: {len(order)} functions, {size // 1024} KiB of "
           f"{sum(f[1] for f in funcs) // 1024} KiB")
-    sh("umount", "-l", WORK / "fs")
+
+
+def loop_filesystem():
+    """An ext4 on a loop device with readahead off, mounted at WORK/fs."""
+    (WORK / "mnt").mkdir(parents=True)
+    sh("mount", "-t", "tmpfs", "tmpfs", WORK / "mnt")
+    img = WORK / "mnt/fs.img"
+    sh("truncate", "-s", "128M", img)
+    sh("mkfs.ext4", "-q", "-F", img)
+    (WORK / "fs").mkdir()
+    sh("mount", "-o", "loop", img, WORK / "fs")
+    device = sh("findmnt", "-no", "SOURCE", WORK / "fs", capture_output=True,
+                text=True).stdout.strip()
+    sh("blockdev", "--setra", "0", device)
+    return WORK / "fs"
+
+
+def main():
+    built = Path(sys.argv[1])
+    shutil.rmtree(WORK, ignore_errors=True)
+    fs = loop_filesystem()
+    (WORK / "state").mkdir()
+    # The shim runs the berth beside it.
+    berth, shim = fs / "berth", fs / BERTH_SHIM.binary
+    shutil.copy2(built / "berth", berth)
+    shutil.copy2(built / BERTH_SHIM.binary, shim)
+    b, sleeper = bundle(berth)
+    write_order(ROOT / "runtime/berth.order", *profile(berth, cli_scenarios(berth, b, sleeper)))
+    BERTH_SHIM.locate(str(fs))
+    with Containerd(WORK / "containerd", str(fs)) as ctd:
+        ctd.import_image(b / "rootfs")
+        try:
+            write_order(ROOT / "shim/shim.order", *profile(shim, shim_scenarios(ctd)))
+        finally:
+            ctd.remove_all()
+    sh("umount", "-l", fs)
 
 
 if __name__ == "__main__":

@@ -1,16 +1,11 @@
 //! Records the commit berth is built from, for `berth --version` (runc's
-//! `commit:` line, which bug reports and `podman info` quote), and has the
-//! linker put the functions of berth.order first in a release build (see
-//! hack/layout.py: a run maps one run of pages instead of most of the text).
+//! `commit:` line, which bug reports and `podman info` quote), and orders
+//! the release link by berth.order.
+
+include!("link_order.rs");
 
 fn main() {
-    println!("cargo:rerun-if-changed=berth.order");
-    if std::env::var("PROFILE").as_deref() == Ok("release") {
-        let order = concat!(env!("CARGO_MANIFEST_DIR"), "/berth.order");
-        println!("cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={order}");
-        // Names the build no longer has (hack/bench counts them) are skipped.
-        println!("cargo:rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
-    }
+    link_order("berth.order");
     let commit = std::process::Command::new("git")
         .args(["rev-parse", "--short=12", "HEAD"])
         .output()

@@ -1,0 +1,13 @@
+// Included by the build scripts of berth and of the shim: has the linker
+// put the functions `file` (beside Cargo.toml, written by hack/layout)
+// names first in a release build, so that a run maps one stretch of pages
+// instead of most of the text (hack/layout.py says why).
+fn link_order(file: &str) {
+    println!("cargo:rerun-if-changed={file}");
+    if std::env::var("PROFILE").as_deref() == Ok("release") {
+        let dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+        println!("cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={dir}/{file}");
+        // Names the build no longer has (hack/bench counts them) are skipped.
+        println!("cargo:rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
+    }
+}
