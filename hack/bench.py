@@ -86,8 +86,9 @@ def quiet(argv):
     subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def make_bundle(berth):
-    bundle = WORK / "bundle"
+def make_bundle(berth, work=WORK):
+    """A busybox bundle running /bin/true, and one running a sleep."""
+    bundle = work / "bundle"
     subprocess.run(["hack/mkrootfs", str(bundle / "rootfs")], check=True,
                    stdout=subprocess.DEVNULL)
     subprocess.run([berth, "spec", "--bundle", str(bundle)], check=True)
@@ -97,7 +98,7 @@ def make_bundle(berth):
     config["process"]["terminal"] = False
     config["process"]["args"] = ["/bin/true"]
     (bundle / "config.json").write_text(json.dumps(config))
-    sleeper = WORK / "sleeper"
+    sleeper = work / "sleeper"
     sleeper.mkdir()
     config["root"]["path"] = str(bundle / "rootfs")
     config["process"]["args"] = ["sleep", "100000"]

@@ -25,12 +25,12 @@ reports how many of the names the binary still has).
 """
 
 import ctypes
-import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+from bench import make_bundle
 from bench_containerd import BERTH_SHIM, Containerd
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,23 +79,6 @@ def functions(binary):
     if not out:
         sys.exit(f"hack/layout: {binary} has no symbol table (strip = \"debuginfo\" keeps it)")
     return out
-
-
-def bundle(berth):
-    """A busybox bundle running /bin/true, and one running a sleep."""
-    b = WORK / "bundle"
-    sh(ROOT / "hack/mkrootfs", b / "rootfs", stdout=subprocess.DEVNULL)
-    sh(berth, "spec", "--bundle", b)
-    config = json.loads((b / "config.json").read_text())
-    config["process"]["terminal"] = False
-    config["process"]["args"] = ["/bin/true"]
-    (b / "config.json").write_text(json.dumps(config))
-    sleeper = WORK / "sleeper"
-    sleeper.mkdir()
-    config["root"]["path"] = str(b / "rootfs")
-    config["process"]["args"] = ["sleep", "1000"]
-    (sleeper / "config.json").write_text(json.dumps(config))
-    return b, sleeper
 
 
 def cli_scenarios(berth, b, sleeper):
@@ -181,7 +164,7 @@ def main():
     berth, shim = fs / "berth", fs / BERTH_SHIM.binary
     shutil.copy2(built / "berth", berth)
     shutil.copy2(built / BERTH_SHIM.binary, shim)
-    b, sleeper = bundle(berth)
+    b, sleeper = make_bundle(berth, WORK)
     write_order(ROOT / "runtime/berth.order", *profile(berth, cli_scenarios(berth, b, sleeper)))
     BERTH_SHIM.locate(str(fs))
     with Containerd(WORK / "containerd", str(fs)) as ctd:
