@@ -5,8 +5,9 @@
 
 use containerd_shim::protos::shim::event::Envelope;
 use containerd_shim::protos::shim::events::ForwardRequest;
+use containerd_shim::protos::topics;
 use containerd_shim::protos::{Client, EventsClient};
-use containerd_shim::util::{connect, convert_to_any, timestamp};
+use containerd_shim::util::{connect, timestamp};
 use containerd_shim::Context;
 use protobuf::well_known_types::any::Any;
 use protobuf::MessageDyn;
@@ -49,7 +50,7 @@ impl Events {
 
     /// Queues `event` under `topic` (one of `containerd_shim::protos::topics`).
     pub fn publish(&self, topic: &'static str, event: Box<dyn MessageDyn>) {
-        match convert_to_any(event) {
+        match packed(topic, &*event) {
             Ok(any) => {
                 if let Some(tx) = &*self.tx.lock().unwrap() {
                     let _ = tx.send((topic, any));
@@ -66,6 +67,42 @@ impl Events {
             let _ = thread.join();
         }
     }
+}
+
+/// containerd's name of the event each topic carries. Asking the message
+/// (`descriptor_dyn()`, which protobuf's `write_to_bytes_dyn` also does)
+/// would build protobuf's reflection of the events file and all it
+/// imports, descriptor.proto among them: heap in every shim, for a name
+/// that never changes.
+fn event_type(topic: &str) -> Option<&'static str> {
+    Some(match topic {
+        topics::TASK_CREATE_EVENT_TOPIC => "containerd.events.TaskCreate",
+        topics::TASK_START_EVENT_TOPIC => "containerd.events.TaskStart",
+        topics::TASK_OOM_EVENT_TOPIC => "containerd.events.TaskOOM",
+        topics::TASK_EXIT_EVENT_TOPIC => "containerd.events.TaskExit",
+        topics::TASK_DELETE_EVENT_TOPIC => "containerd.events.TaskDelete",
+        topics::TASK_EXEC_ADDED_EVENT_TOPIC => "containerd.events.TaskExecAdded",
+        topics::TASK_EXEC_STARTED_EVENT_TOPIC => "containerd.events.TaskExecStarted",
+        topics::TASK_PAUSED_EVENT_TOPIC => "containerd.events.TaskPaused",
+        topics::TASK_RESUMED_EVENT_TOPIC => "containerd.events.TaskResumed",
+        _ => return None,
+    })
+}
+
+fn packed(topic: &str, event: &dyn MessageDyn) -> Result<Any, String> {
+    let type_url = event_type(topic).ok_or("no event type for this topic")?;
+    let mut value = Vec::with_capacity(event.compute_size_dyn() as usize);
+    let mut out = protobuf::CodedOutputStream::vec(&mut value);
+    event
+        .write_to_with_cached_sizes_dyn(&mut out)
+        .and_then(|()| out.flush())
+        .map_err(|e| e.to_string())?;
+    drop(out);
+    Ok(Any {
+        type_url: type_url.to_owned(),
+        value,
+        ..Default::default()
+    })
 }
 
 fn forward_all(address: &str, namespace: &str, rx: Receiver<Event>) {
@@ -104,5 +141,52 @@ fn forward_request(topic: &str, namespace: &str, event: Any) -> ForwardRequest {
     ForwardRequest {
         envelope: Some(envelope).into(),
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use containerd_shim::protos::events::task::{
+        TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskOOM, TaskPaused,
+        TaskResumed, TaskStart,
+    };
+    use protobuf::Message;
+
+    #[test]
+    fn each_topic_carries_the_type_protobuf_names_for_its_event() {
+        let events: [(&str, Box<dyn MessageDyn>); 9] = [
+            (topics::TASK_CREATE_EVENT_TOPIC, Box::new(TaskCreate::new())),
+            (topics::TASK_START_EVENT_TOPIC, Box::new(TaskStart::new())),
+            (topics::TASK_OOM_EVENT_TOPIC, Box::new(TaskOOM::new())),
+            (topics::TASK_EXIT_EVENT_TOPIC, Box::new(TaskExit::new())),
+            (topics::TASK_DELETE_EVENT_TOPIC, Box::new(TaskDelete::new())),
+            (
+                topics::TASK_EXEC_ADDED_EVENT_TOPIC,
+                Box::new(TaskExecAdded::new()),
+            ),
+            (
+                topics::TASK_EXEC_STARTED_EVENT_TOPIC,
+                Box::new(TaskExecStarted::new()),
+            ),
+            (topics::TASK_PAUSED_EVENT_TOPIC, Box::new(TaskPaused::new())),
+            (
+                topics::TASK_RESUMED_EVENT_TOPIC,
+                Box::new(TaskResumed::new()),
+            ),
+        ];
+        for (topic, event) in events {
+            let any = packed(topic, &*event).unwrap();
+            assert_eq!(any.type_url, event.descriptor_dyn().full_name(), "{topic}");
+        }
+        let exit = TaskExit {
+            container_id: "c1".into(),
+            pid: 42,
+            exit_status: 137,
+            ..Default::default()
+        };
+        let any = packed(topics::TASK_EXIT_EVENT_TOPIC, &exit).unwrap();
+        assert_eq!(any.value, exit.write_to_bytes().unwrap());
+        assert!(packed(topics::TASK_UNKNOWN_TOPIC, &exit).is_err());
     }
 }
