@@ -84,9 +84,15 @@ pub fn exec(root: &Path, id: &str, opts: &ExecOpts, console: Option<UnixStream>)
     } else {
         Some(init_root(state.pid)?)
     };
+    // A caller who is not root runs rootless containers, which have a
+    // cgroup only where it could make one (container::create).
+    let cgroup = |p: &PathBuf| match nix::unistd::geteuid().is_root() {
+        true => Cgroup::new(p.clone()),
+        false => Cgroup::new(p.clone()).writable_only(),
+    };
     let cgroups = match &state.cgroup {
-        Some(p) if opts.cgroup.is_empty() => Cgroup::new(p.clone()).join_files(),
-        Some(p) => Cgroup::new(p.clone()).join_files_below(&opts.cgroup)?,
+        Some(p) if opts.cgroup.is_empty() => cgroup(p).join_files(),
+        Some(p) => cgroup(p).join_files_below(&opts.cgroup)?,
         None => Vec::new(),
     };
     let target = Target {

@@ -107,6 +107,11 @@ pub fn stage1(cfg: &InitConfig, plan: &Plan, ch: Channel) -> ! {
     })
 }
 
+fn set_dumpable(dumpable: bool) {
+    // SAFETY: prctl with PR_SET_DUMPABLE takes a plain integer.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, libc::c_ulong::from(dumpable)) };
+}
+
 fn stage1_setup(cfg: &InitConfig, plan: &Plan, ch: &Channel) -> Res<Sources> {
     // First, so init and everything it starts is in the container's
     // cgroup, and a new cgroup namespace is rooted there.
@@ -120,8 +125,7 @@ fn stage1_setup(cfg: &InitConfig, plan: &Plan, ch: &Channel) -> Res<Sources> {
     crate::cgroups::reset_cpu_affinity();
     // Until exec, /proc/<init>/exe is berth itself: keep other processes
     // (in the container, too) from opening it through /proc.
-    // SAFETY: prctl with PR_SET_DUMPABLE takes a plain integer.
-    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0) };
+    set_dumpable(false);
     if let Some(adj) = cfg.spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
         crate::procfs::Procfs::write_once("self/oom_score_adj", adj.to_string().as_bytes())
             .context("set process.oomScoreAdj")?;
@@ -129,10 +133,13 @@ fn stage1_setup(cfg: &InitConfig, plan: &Plan, ch: &Channel) -> Res<Sources> {
     // For a container in a user namespace, new or joined (a pod's), the
     // bind sources are taken as the host's root sees them, before any
     // namespace is joined, as runc opens them in its parent; for others
-    // (idmapped sources only) once the namespaces given by path are.
+    // (idmapped sources only) once the namespaces given by path are. A
+    // caller who is not root (rootless) may not clone mounts of the host's
+    // namespace: it binds its sources by path, in the container's.
     let userns = plan.new_user || plan.joins(LinuxNamespaceType::User);
-    let clone = || Sources::clone_all(&cfg.spec, &cfg.bundle, &cfg.rootfs, userns);
-    let early = userns.then(clone).transpose()?;
+    let early_clones = userns && nix::unistd::geteuid().is_root();
+    let clone = || Sources::clone_all(&cfg.spec, &cfg.bundle, &cfg.rootfs, early_clones);
+    let early = early_clones.then(clone).transpose()?;
     plan.join_all()?;
     let sources = match early {
         Some(sources) => sources,
@@ -140,7 +147,12 @@ fn stage1_setup(cfg: &InitConfig, plan: &Plan, ch: &Channel) -> Res<Sources> {
     };
     if plan.new_user {
         namespaces::unshare_flags(nix::sched::CloneFlags::CLONE_NEWUSER)?;
+        // A parent that is not root may open our uid_map only while we are
+        // dumpable (runc does the same); nothing of the container runs yet.
+        let rootless = !nix::unistd::geteuid().is_root();
+        set_dumpable(rootless);
         ask(ch, &Msg::MapIds { pid }, Msg::IdsMapped)?;
+        set_dumpable(false);
     }
     // Host root is unmapped in the container's user namespace: files it
     // made would have no owner there (EOVERFLOW). Be its root instead.

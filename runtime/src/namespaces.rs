@@ -167,6 +167,17 @@ pub fn write_id_maps(
     uids: &[LinuxIdMapping],
     gids: &[LinuxIdMapping],
 ) -> Result<(), NamespaceError> {
+    // Without CAP_SETGID over the host (rootless), the kernel takes a
+    // gid_map only once setgroups is denied in the namespace.
+    if !nix::unistd::geteuid().is_root() {
+        Procfs::write_once(&format!("{pid}/setgroups"), b"deny").map_err(|source| {
+            NamespaceError::IdMap {
+                file: "setgroups",
+                pid,
+                source,
+            }
+        })?;
+    }
     for (file, maps) in [("uid_map", uids), ("gid_map", gids)] {
         let text: String = maps
             .iter()

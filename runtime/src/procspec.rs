@@ -207,7 +207,14 @@ fn set_identity(process: &Process) -> Res<()> {
         .flatten()
         .map(|g| Gid::from_raw(*g))
         .collect();
-    nix::unistd::setgroups(&groups).context("process.user.additionalGids: setgroups")?;
+    // A rootless user namespace denies setgroups (the kernel's condition
+    // for its gid_map; init holds every cap here, so that is the one
+    // EPERM): the caller's groups stay, as with runc, and asking for
+    // others is refused by name.
+    match nix::unistd::setgroups(&groups) {
+        Err(nix::errno::Errno::EPERM) if groups.is_empty() => {}
+        r => r.context("process.user.additionalGids: setgroups")?,
+    }
     let (uid, gid) = (Uid::from_raw(user.uid()), Gid::from_raw(user.gid()));
     give_stdio_to(uid, process.terminal() == Some(true))?;
     nix::unistd::setresgid(gid, gid, gid).context("process.user.gid: setresgid")?;

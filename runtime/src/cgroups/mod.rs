@@ -215,6 +215,18 @@ fn hierarchies() -> (Version, Vec<Hierarchy>) {
     (Version::V1, hs)
 }
 
+/// Whether the caller may join `dir` (through `join_file`), or make it
+/// below its nearest ancestor that exists.
+fn may_make(dir: &Path, join_file: &str) -> bool {
+    use nix::unistd::{access, AccessFlags};
+    if dir.exists() {
+        return access(&dir.join(join_file), AccessFlags::W_OK).is_ok();
+    }
+    let mut ancestor = dir.to_path_buf();
+    while !ancestor.exists() && ancestor.pop() {}
+    access(&ancestor, AccessFlags::W_OK | AccessFlags::X_OK).is_ok()
+}
+
 fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
     std::fs::write(path, value).map_err(|source| CgroupError::Write {
         path: path.to_path_buf(),
@@ -232,6 +244,20 @@ impl Cgroup {
             version,
             hierarchies,
         }
+    }
+
+    /// Only the hierarchies where the caller may make (or join) the
+    /// cgroup: runc's rootless containers do without the others when the
+    /// config asks nothing of them.
+    pub fn writable_only(mut self) -> Cgroup {
+        let writable: Vec<bool> = self
+            .hierarchies
+            .iter()
+            .map(|h| may_make(&self.dir_in(h), h.join_file()))
+            .collect();
+        let mut keep = writable.into_iter();
+        self.hierarchies.retain(|_| keep.next().unwrap_or(false));
+        self
     }
 
     fn dir_in(&self, h: &Hierarchy) -> PathBuf {

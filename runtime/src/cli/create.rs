@@ -43,6 +43,7 @@ impl CommonOpts {
             activation_fds: berth::fds::activation(),
             preserve_fds: self.preserve_fds,
             systemd_cgroup: g.systemd_cgroup,
+            rootless: g.rootless,
         }
     }
 }

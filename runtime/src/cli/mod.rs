@@ -30,7 +30,8 @@ use std::path::PathBuf;
     disable_version_flag = true
 )]
 pub struct Cli {
-    /// Directory for container state (tmpfs recommended) [default: /run/berth]
+    /// Directory for container state (tmpfs recommended) [default: /run/berth,
+    /// or $XDG_RUNTIME_DIR/berth when not run by root]
     #[arg(long, global = true)]
     root: Option<PathBuf>,
     /// Write log records to this file instead of stderr
@@ -137,6 +138,28 @@ impl Command {
 pub struct Globals {
     pub root: PathBuf,
     pub systemd_cgroup: bool,
+    pub rootless: bool,
+}
+
+/// runc's reading of `--rootless`: true or false as given, otherwise
+/// (auto) whether the caller is not root.
+fn rootless(flag: Option<&str>) -> bool {
+    match flag {
+        Some("true") => true,
+        Some("false") => false,
+        _ => !nix::unistd::geteuid().is_root(),
+    }
+}
+
+/// runc's default `--root`: under `$XDG_RUNTIME_DIR` for a caller who is
+/// not root (who cannot write /run), else /run/berth.
+fn default_root() -> PathBuf {
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(dir) if !dir.is_empty() && !nix::unistd::geteuid().is_root() => {
+            PathBuf::from(dir).join("berth")
+        }
+        _ => "/run/berth".into(),
+    }
 }
 
 /// `berth version X.Y.Z`, commit, spec: runc's layout, which docker info
@@ -226,8 +249,9 @@ pub fn main() -> i32 {
         return 0;
     };
     let g = Globals {
-        root: cli.root.clone().unwrap_or_else(|| "/run/berth".into()),
+        root: cli.root.clone().unwrap_or_else(default_root),
         systemd_cgroup: cli.systemd_cgroup,
+        rootless: rootless(cli.rootless.as_deref()),
     };
     let root = &g.root;
     let result = match command {

@@ -34,6 +34,9 @@ pub struct CreateOpts {
     pub activation_fds: u32,
     pub preserve_fds: i32,
     pub systemd_cgroup: bool,
+    /// runc's rootless rules: a cgroup the caller may not make is done
+    /// without, when the config neither names one nor sets a limit.
+    pub rootless: bool,
 }
 
 /// Creates a container and leaves its init parked until `start`.
@@ -65,7 +68,7 @@ fn create_checked(dir: &StateDir, opts: &CreateOpts, console: Option<UnixStream>
         .as_ref()
         .and_then(|l| l.seccomp().clone());
     let seccomp = profile.as_ref().map(crate::seccomp::compile).transpose()?;
-    let cgroup = CgroupPlan::new(&bundle, &opts.id, opts.systemd_cgroup)?;
+    let cgroup = CgroupPlan::new(&bundle, opts)?;
     debug(
         &opts.id,
         &format!("bundle {} checked", bundle.path.display()),
@@ -89,23 +92,33 @@ struct CgroupPlan {
 }
 
 impl CgroupPlan {
-    fn new(bundle: &Bundle, id: &str, systemd: bool) -> Result<CgroupPlan> {
+    fn new(bundle: &Bundle, opts: &CreateOpts) -> Result<CgroupPlan> {
+        let (id, systemd) = (opts.id.as_str(), opts.systemd_cgroup);
         let linux = bundle.spec.linux().as_ref();
         let spec_path = linux.and_then(|l| l.cgroups_path().as_deref());
         let path = match systemd {
             true => cgroups::systemd_path(spec_path, id)?,
             false => cgroups::container_path(spec_path, id)?,
         };
-        let cgroup = Cgroup::new(path);
+        let mut cgroup = Cgroup::new(path);
         reusable(&cgroup)?;
         let resources = linux.and_then(|l| l.resources().clone());
-        let (pids_max, writes) = cgroup
+        let (pids_max, writes): (Vec<_>, Vec<_>) = cgroup
             .plan(resources.as_ref())?
             .into_iter()
             .partition(|w| w.file == "pids.max");
         // linux.devices only makes nodes: the rules alone give access, as
-        // with runc (clients list what a node needs in the rules).
-        let device_rules = writes::device_rules(resources.as_ref());
+        // with runc (clients list what a node needs in the rules). A
+        // rootless container has no devices cgroup of its own (runc skips
+        // them): it can only reach the nodes its user namespace may.
+        let mut device_rules = writes::device_rules(resources.as_ref());
+        if opts.rootless {
+            device_rules.clear();
+            let asked = spec_path.is_some() || !writes.is_empty() || !pids_max.is_empty();
+            if !asked && !systemd {
+                cgroup = cgroup.writable_only();
+            }
+        }
         Ok(CgroupPlan {
             cgroup,
             resources,

@@ -61,12 +61,12 @@ pub fn mount_cgroup(
             .trim_start_matches('/');
         let target = dest.join(name);
         root.make(&target, true)?;
-        super::bind(
-            root,
-            &Path::new(&e.mount_point).join(relative),
-            &target,
-            &bind,
-        )?;
+        let source = Path::new(&e.mount_point).join(relative);
+        // A rootless container has no cgroup where the caller may not
+        // make one: that hierarchy stays an empty directory.
+        if source.exists() {
+            super::bind(root, &source, &target, &bind)?;
+        }
         link_comounted(&tmpfs.path(), dest, name)?;
     }
     if opts.flags.contains(MsFlags::MS_RDONLY) {

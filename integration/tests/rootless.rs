@@ -1,0 +1,105 @@
+//! Rootless containers (issue 18, its first part): the runtime run by a
+//! user who is not root (nobody), with a bundle `spec --rootless` wrote:
+//! a user namespace mapping that user to root, no network namespace, and
+//! on this cgroup v1 host no cgroup, since none is delegated to the user.
+
+use integration::*;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const NOBODY: u32 = 65534;
+
+/// A bundle from `spec --rootless` run as nobody, whose process runs
+/// `script`; the test directory is nobody's, and so is `$XDG_RUNTIME_DIR`
+/// (`dir/xdg`), under which the runtime keeps its state by default, as
+/// runc does: `state_root` names that default.
+fn rootless(script: &str) -> Bundle {
+    let mut b = Bundle::new();
+    let xdg = b.dir.join("xdg");
+    std::fs::create_dir_all(&xdg).unwrap();
+    let chown = Command::new("chown")
+        .args(["-R", "nobody:nogroup"])
+        .arg(&b.dir)
+        .status();
+    assert!(chown.unwrap().success(), "chown the test directory");
+    std::fs::remove_file(b.path.join("config.json")).unwrap();
+    let mut spec = Command::new(runtime());
+    spec.args(["spec", "--rootless", "--bundle", s(&b.path)]);
+    b.output(as_nobody(&mut spec, &xdg)).assert_ok();
+    let mut config: Value =
+        serde_json::from_slice(&std::fs::read(b.path.join("config.json")).unwrap()).unwrap();
+    config["process"]["terminal"] = json!(false);
+    config["process"]["args"] = json!(["sh", "-c", script]);
+    let marker = b.marker();
+    config["process"]["env"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!(marker));
+    b.edit(|c| *c = config);
+    let name = runtime().file_name().unwrap();
+    b.state_root = xdg.join(name);
+    b
+}
+
+/// `cmd` as nobody (no supplementary groups), with `$XDG_RUNTIME_DIR`.
+fn as_nobody<'a>(cmd: &'a mut Command, xdg: &Path) -> &'a mut Command {
+    cmd.uid(NOBODY).gid(NOBODY).env("XDG_RUNTIME_DIR", xdg)
+}
+
+/// The runtime as nobody, with its default `--root`.
+fn rt_as_nobody(b: &Bundle, args: &[&str]) -> Out {
+    let mut cmd = Command::new(runtime());
+    cmd.args(runtime_flags()).args(args).current_dir(&b.dir);
+    b.output(as_nobody(&mut cmd, &xdg_of(b)))
+}
+
+fn xdg_of(b: &Bundle) -> PathBuf {
+    b.dir.join("xdg")
+}
+
+#[test]
+fn a_user_who_is_not_root_runs_a_container_as_root_of_its_user_namespace() {
+    let b = rootless("id -u; cat /proc/self/uid_map");
+    let out = rt_as_nobody(&b, &["run", "--bundle", s(&b.path), &b.id]);
+    out.assert_ok();
+    let lines: Vec<Vec<&str>> = out
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(lines, [vec!["0"], vec!["0", "65534", "1"]], "{out:#?}");
+    b.assert_no_leftovers();
+}
+
+#[test]
+fn a_rootless_container_keeps_its_state_under_xdg_runtime_dir_and_runs_exec() {
+    let b = rootless("sleep 1000");
+    rt_as_nobody(&b, &["create", "--bundle", s(&b.path), &b.id]).assert_ok();
+    assert!(
+        b.state_root.join(&b.id).is_dir(),
+        "no state under {}",
+        b.state_root.display()
+    );
+    rt_as_nobody(&b, &["start", &b.id]).assert_ok();
+    let out = rt_as_nobody(&b, &["exec", &b.id, "sh", "-c", "id -u; id -g"]);
+    out.assert_ok();
+    assert_eq!(
+        out.stdout.split_whitespace().collect::<Vec<_>>(),
+        ["0", "0"]
+    );
+    rt_as_nobody(&b, &["kill", &b.id, "KILL"]).assert_ok();
+    let deleted = rt_as_nobody(&b, &["delete", "--force", &b.id]);
+    deleted.assert_ok();
+    b.assert_no_leftovers();
+}
+
+#[test]
+fn a_rootless_memory_limit_without_a_delegated_cgroup_is_refused_and_leaves_nothing() {
+    let mut b = rootless("true");
+    b.set("/linux/resources", json!({"memory": {"limit": 64 << 20}}));
+    let out = rt_as_nobody(&b, &["create", "--bundle", s(&b.path), &b.id]);
+    assert_ne!(out.code, 0, "{out:#?}");
+    assert!(out.stderr.contains("cgroup"), "{out:#?}");
+    b.assert_no_leftovers();
+}
