@@ -356,7 +356,11 @@ impl Cgroup {
 
     /// v2 controllers must be enabled in every ancestor's subtree_control.
     fn enable_controllers(&self) -> Result<(), CgroupError> {
-        let mut dir = self.hierarchies[0].mount.clone();
+        // A rootless cgroup may have no hierarchy left (writable_only).
+        let Some(unified) = self.hierarchies.first() else {
+            return Ok(());
+        };
+        let mut dir = unified.mount.clone();
         for part in self.path.components().skip(1) {
             let available =
                 std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();

@@ -6,6 +6,7 @@
 
 use super::{mount_err, mountinfo, options::Parsed, remount, target::Root, RootfsError};
 use crate::error::Context;
+use nix::errno::Errno;
 use nix::mount::{mount, MsFlags};
 use std::path::Path;
 
@@ -26,32 +27,36 @@ pub fn mount_cgroup(
         .iter()
         .any(|e| e.mount_point == CGROUP_ROOT && e.fs_type == "cgroup2");
     if unified && cgroupns {
-        return mount(
+        let mounted = mount(
             Some("cgroup2"),
             &root.pin(dest)?.path(),
             Some("cgroup2"),
             opts.flags,
             None::<&str>,
-        )
-        .map_err(mount_err("cgroup2", dest, "cgroup2"));
+        );
+        match mounted {
+            // The host's cgroup2 already there (a rootless /sys is the
+            // host's, bound), or a user namespace that may not mount it:
+            // a bind mount instead, as runc falls back to.
+            Err(Errno::EBUSY | Errno::EPERM) => {}
+            r => return r.map_err(mount_err("cgroup2", dest, "cgroup2")),
+        }
     }
     let bind = Parsed {
         flags: opts.flags | MsFlags::MS_BIND,
         ..Parsed::default()
     };
     if unified {
-        return super::bind(root, &Path::new(CGROUP_ROOT).join(relative), dest, &bind);
+        let own = Path::new(CGROUP_ROOT).join(relative);
+        if !own.exists() {
+            // A rootless container without a cgroup of its own: nothing
+            // of the host's tree, as runc masks it.
+            return empty_tmpfs(root, dest, opts.flags | MsFlags::MS_RDONLY);
+        }
+        return super::bind(root, &own, dest, &bind);
     }
     let flags = opts.flags - MsFlags::MS_RDONLY;
-    let at = root.pin(dest)?;
-    mount(
-        Some("tmpfs"),
-        &at.path(),
-        Some("tmpfs"),
-        flags,
-        Some("mode=755"),
-    )
-    .map_err(mount_err("tmpfs", dest, "tmpfs"))?;
+    empty_tmpfs(root, dest, flags)?;
     // The new tmpfs: nothing else can see it, so paths under it are safe.
     let tmpfs = root.pin(dest)?;
     for e in entries.iter().filter(|e| is_hierarchy(e)) {
@@ -74,6 +79,17 @@ pub fn mount_cgroup(
             .map_err(mount_err("tmpfs", dest, "remount"))?;
     }
     Ok(())
+}
+
+fn empty_tmpfs(root: &Root, dest: &Path, flags: MsFlags) -> Result<(), RootfsError> {
+    mount(
+        Some("tmpfs"),
+        &root.pin(dest)?.path(),
+        Some("tmpfs"),
+        flags,
+        Some("mode=755"),
+    )
+    .map_err(mount_err("tmpfs", dest, "tmpfs"))
 }
 
 fn is_hierarchy(e: &mountinfo::Entry) -> bool {
