@@ -137,7 +137,8 @@ fn stage1_setup(cfg: &InitConfig, plan: &Plan, ch: &Channel) -> Res<Sources> {
     // caller who is not root (rootless) may not clone mounts of the host's
     // namespace: it binds its sources by path, in the container's.
     let userns = plan.new_user || plan.joins(LinuxNamespaceType::User);
-    let early_clones = userns && nix::unistd::geteuid().is_root();
+    let rootless = !nix::unistd::geteuid().is_root();
+    let early_clones = userns && !rootless;
     let clone = || Sources::clone_all(&cfg.spec, &cfg.bundle, &cfg.rootfs, early_clones);
     let early = early_clones.then(clone).transpose()?;
     plan.join_all()?;
@@ -149,7 +150,6 @@ fn stage1_setup(cfg: &InitConfig, plan: &Plan, ch: &Channel) -> Res<Sources> {
         namespaces::unshare_flags(nix::sched::CloneFlags::CLONE_NEWUSER)?;
         // A parent that is not root may open our uid_map only while we are
         // dumpable (runc does the same); nothing of the container runs yet.
-        let rootless = !nix::unistd::geteuid().is_root();
         set_dumpable(rootless);
         ask(ch, &Msg::MapIds { pid }, Msg::IdsMapped)?;
         set_dumpable(false);

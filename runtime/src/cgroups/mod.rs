@@ -250,13 +250,11 @@ impl Cgroup {
     /// cgroup: runc's rootless containers do without the others when the
     /// config asks nothing of them.
     pub fn writable_only(mut self) -> Cgroup {
-        let writable: Vec<bool> = self
-            .hierarchies
-            .iter()
-            .map(|h| may_make(&self.dir_in(h), h.join_file()))
+        let all = std::mem::take(&mut self.hierarchies);
+        self.hierarchies = all
+            .into_iter()
+            .filter(|h| may_make(&self.dir_in(h), h.join_file()))
             .collect();
-        let mut keep = writable.into_iter();
-        self.hierarchies.retain(|_| keep.next().unwrap_or(false));
         self
     }
 
