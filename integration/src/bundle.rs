@@ -35,10 +35,16 @@ impl Bundle {
     /// A bundle whose rootfs is a fresh copy of the cached busybox rootfs,
     /// with config.json from `<runtime> spec`, no terminal, args `true`.
     pub fn new() -> Bundle {
+        Bundle::new_under(&std::env::temp_dir())
+    }
+
+    /// [`Bundle::new`], with the test directory under `base` (a stack's
+    /// jail sees the target directory alone).
+    pub fn new_under(base: &Path) -> Bundle {
         static SEQ: AtomicUsize = AtomicUsize::new(0);
         let seq = SEQ.fetch_add(1, Ordering::Relaxed);
         let id = format!("{}-{}-{seq}", test_name(), std::process::id());
-        let dir = std::env::temp_dir().join("berth-it").join(&id);
+        let dir = base.join("berth-it").join(&id);
         let _ = std::fs::remove_dir_all(&dir);
         let path = dir.join("bundle");
         std::fs::create_dir_all(dir.join("logs")).expect("create test dir");
@@ -365,7 +371,7 @@ impl Drop for Bundle {
 }
 
 /// The lines a child writes, read by a thread as they come.
-pub fn lines_of(stdout: std::process::ChildStdout) -> Receiver<String> {
+pub fn lines_of(stdout: impl std::io::Read + Send + 'static) -> Receiver<String> {
     let (tx, lines) = mpsc::channel();
     std::thread::spawn(move || {
         BufReader::new(stdout)

@@ -223,17 +223,30 @@ pub(crate) fn rootfs_cache() -> &'static Path {
 pub(crate) fn spec_template() -> &'static Value {
     static TEMPLATE: OnceLock<Value> = OnceLock::new();
     TEMPLATE.get_or_init(|| {
-        let dir = target_dir().join(format!("spec-template.{}", std::process::id()));
+        let name = format!("spec-template.{}", std::process::id());
+        // A stack's runtime (sid's runc for the checkpoint suite) runs in
+        // its chroot, which sees none of the target directory.
+        let chroot = stack::chroot_of(runtime());
+        let dir = match &chroot {
+            Some((root, _)) => root.join("tmp").join(&name),
+            None => target_dir().join(&name),
+        };
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create spec dir");
-        exec::run(
-            Command::new(runtime())
-                .arg("spec")
-                .arg("--bundle")
-                .arg(&dir),
-            &dir,
-        )
-        .assert_ok();
+        let mut cmd = match &chroot {
+            Some((root, inside)) => {
+                let mut cmd = Command::new("chroot");
+                cmd.arg(root).arg(inside).args(["spec", "--bundle"]);
+                cmd.arg(Path::new("/tmp").join(&name));
+                cmd
+            }
+            None => {
+                let mut cmd = Command::new(runtime());
+                cmd.arg("spec").arg("--bundle").arg(&dir);
+                cmd
+            }
+        };
+        exec::run(&mut cmd, &dir).assert_ok();
         let text =
             std::fs::read_to_string(dir.join("config.json")).expect("spec wrote config.json");
         std::fs::remove_dir_all(&dir).expect("remove spec dir");

@@ -67,6 +67,41 @@ pub fn under_test() -> Result<Option<Stack>, String> {
     if suite == "host" {
         return Ok(None);
     }
+    named(suite).map(Some)
+}
+
+/// An idle jail on the chroot of `suite` (its keeper alone runs there),
+/// for scenarios that run the runtime's command line on a newer stack:
+/// CRIU that works on this kernel comes with sid. Scratch files live in
+/// `dir`, which goes with the keeper.
+pub fn idle_jail(suite: &str, dir: &Path) -> Result<crate::containerd::Keeper, String> {
+    let stack = named(suite)?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+    crate::containerd::keep(dir, dir, &[], Some(&stack))
+}
+
+impl Stack {
+    /// Where the jail finds `path`: a file of the chroot at its own path
+    /// there, anything else (the shared target directory) unchanged.
+    pub fn inside(&self, path: &Path) -> PathBuf {
+        match path.strip_prefix(&self.chroot) {
+            Ok(rest) => Path::new("/").join(rest),
+            Err(_) => path.to_owned(),
+        }
+    }
+}
+
+/// The chroot holding `path` (a stack's own runtime), and its path there.
+pub fn chroot_of(path: &Path) -> Option<(PathBuf, PathBuf)> {
+    let stacks = workspace().join(".cache/stacks");
+    let rest = path.strip_prefix(&stacks).ok()?;
+    let suite = rest.components().next()?;
+    let inside = rest.strip_prefix(suite).ok()?;
+    Some((stacks.join(suite), Path::new("/").join(inside)))
+}
+
+/// The chroot `hack/stack` built for `suite`.
+pub fn named(suite: &str) -> Result<Stack, String> {
     let chroot = workspace().join(".cache/stacks").join(suite);
     if !chroot.join("usr/bin/containerd").is_file() {
         return Err(format!(
@@ -74,7 +109,7 @@ pub fn under_test() -> Result<Option<Stack>, String> {
             chroot.display()
         ));
     }
-    Ok(Some(Stack { chroot }))
+    Ok(Stack { chroot })
 }
 
 /// Mounts the chroot's overlay with /proc, /sys (the host's cgroups bound

@@ -237,6 +237,7 @@ fn container_init(
     nix::unistd::chdir(&cfg.rootfs).context("chdir to the rootfs")?;
     hooks::run(HookKind::CreateContainer, all_hooks, &state)?;
     rootfs::pivot(&cfg.rootfs, jail)?;
+    rootfs::reopen_dev_null()?;
     rootfs::finalize(spec, jail)?;
     if let Some(console) = &cfg.console {
         let size = process

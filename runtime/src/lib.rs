@@ -9,6 +9,7 @@ pub mod cgroups;
 pub mod clock;
 pub mod container;
 pub mod control;
+pub mod criu;
 pub mod dbus;
 pub mod error;
 pub mod exec;
@@ -58,6 +59,8 @@ pub enum Error {
     Cgroup(#[from] cgroups::CgroupError),
     #[error(transparent)]
     Seccomp(#[from] seccomp::SeccompError),
+    #[error(transparent)]
+    Checkpoint(#[from] container::CheckpointError),
     /// An OS call of a verb's own (the modules wrap theirs).
     #[error(transparent)]
     Os(#[from] error::OsError),

@@ -49,7 +49,7 @@ pub struct Cli {
     /// Rootless mode: true, false or auto; with `spec`, write a rootless spec
     #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true")]
     rootless: Option<String>,
-    /// Path to criu (accepted for compatibility; checkpoint is not supported)
+    /// Path to the criu binary checkpoint and restore run [default: criu]
     #[arg(long, global = true)]
     criu: Option<String>,
     /// Print the version
@@ -97,10 +97,10 @@ enum Command {
     Events(events::Args),
     /// Print what this runtime supports (OCI features document)
     Features,
-    /// Checkpoint a running container (needs CRIU: not supported yet)
-    Checkpoint(checkpoint::Args),
-    /// Restore a container from a checkpoint (needs CRIU: not supported yet)
-    Restore(checkpoint::Args),
+    /// Checkpoint a running container with CRIU
+    Checkpoint(checkpoint::CheckpointArgs),
+    /// Restore a container from a CRIU checkpoint
+    Restore(Box<checkpoint::RestoreArgs>),
 }
 
 impl Command {
@@ -269,8 +269,8 @@ pub fn main() -> i32 {
         Command::Update(a) => update::run(root, *a),
         Command::Events(a) => events::run(root, a),
         Command::Features => features::run(),
-        Command::Checkpoint(a) => checkpoint::run("checkpoint", a),
-        Command::Restore(a) => checkpoint::run("restore", a),
+        Command::Checkpoint(a) => checkpoint::checkpoint(&g, cli.criu, a),
+        Command::Restore(a) => checkpoint::restore(&g, cli.criu, *a),
         Command::Spec(a) => spec::run(a, cli.rootless.as_deref().is_some_and(|v| v != "false")),
     };
     match result {

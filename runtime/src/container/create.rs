@@ -80,8 +80,8 @@ fn create_checked(dir: &StateDir, opts: &CreateOpts, console: Option<UnixStream>
 
 /// The container's cgroup and everything to write into it, checked
 /// before anything is created.
-struct CgroupPlan {
-    cgroup: Cgroup,
+pub(super) struct CgroupPlan {
+    pub(super) cgroup: Cgroup,
     resources: Option<LinuxResources>,
     writes: Vec<writes::Write>,
     /// pids.max, written once init is forked and parked (runc too sets
@@ -92,7 +92,7 @@ struct CgroupPlan {
 }
 
 impl CgroupPlan {
-    fn new(bundle: &Bundle, opts: &CreateOpts) -> Result<CgroupPlan> {
+    pub(super) fn new(bundle: &Bundle, opts: &CreateOpts) -> Result<CgroupPlan> {
         let (id, systemd) = (opts.id.as_str(), opts.systemd_cgroup);
         let linux = bundle.spec.linux().as_ref();
         let spec_path = linux.and_then(|l| l.cgroups_path().as_deref());
@@ -129,7 +129,7 @@ impl CgroupPlan {
         })
     }
 
-    fn create(&self) -> std::result::Result<(), cgroups::CgroupError> {
+    pub(super) fn create(&self) -> std::result::Result<(), cgroups::CgroupError> {
         self.cgroup.create(&self.writes, &self.device_rules)
     }
 
@@ -254,21 +254,7 @@ fn create_in(
     seccomp: Option<crate::seccomp::Filter>,
 ) -> Result<State> {
     let linux = bundle.spec.linux().as_ref();
-    let state = State {
-        id: opts.id.clone(),
-        pid: 0,
-        pid_start: 0,
-        phase: Phase::Creating,
-        bundle: bundle.path.clone(),
-        rootfs: bundle.rootfs.clone(),
-        created: crate::clock::now_rfc3339(),
-        annotations: bundle.spec.annotations().clone().unwrap_or_default(),
-        hooks: bundle.spec.hooks().clone(),
-        cgroup: Some(cgroup.cgroup.path.clone()),
-        seccomp: linux.and_then(|l| l.seccomp().clone()),
-        memory_policy: linux.and_then(|l| l.memory_policy().clone()),
-        dir: dir.path.clone(),
-    };
+    let state = record(dir, opts, &bundle, cgroup);
     dir.save(&state)?;
     let fifo = make_fifo(&dir.fifo_path())?;
     // Under systemd the scope (and so the cgroup) exists only once its
@@ -330,6 +316,31 @@ fn create_in(
         write_pid_file(p, pid)?;
     }
     Ok(state)
+}
+
+/// The first record of a container being made from `bundle`.
+pub(super) fn record(
+    dir: &StateDir,
+    opts: &CreateOpts,
+    bundle: &Bundle,
+    cgroup: &CgroupPlan,
+) -> State {
+    let linux = bundle.spec.linux().as_ref();
+    State {
+        id: opts.id.clone(),
+        pid: 0,
+        pid_start: 0,
+        phase: Phase::Creating,
+        bundle: bundle.path.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: crate::clock::now_rfc3339(),
+        annotations: bundle.spec.annotations().clone().unwrap_or_default(),
+        hooks: bundle.spec.hooks().clone(),
+        cgroup: Some(cgroup.cgroup.path.clone()),
+        seccomp: linux.and_then(|l| l.seccomp().clone()),
+        memory_policy: linux.and_then(|l| l.memory_policy().clone()),
+        dir: dir.path.clone(),
+    }
 }
 
 fn debug(id: &str, what: &str) {

@@ -23,6 +23,7 @@ pub enum Verb {
     Exec,
     /// `exec --ignore-paused`.
     ExecPaused,
+    Checkpoint,
 }
 
 impl Verb {
@@ -40,6 +41,7 @@ impl Verb {
             Verb::Update => &[Creating, Created, Running, Paused],
             Verb::Exec => &[Created, Running],
             Verb::ExecPaused => &[Created, Running, Paused],
+            Verb::Checkpoint => &[Running, Paused],
         }
     }
 

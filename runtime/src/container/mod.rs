@@ -12,9 +12,11 @@ use crate::state::{self, Phase, State, StateDir};
 pub use crate::state::{HookState, Status};
 use crate::tty;
 
+mod checkpoint;
 mod create;
 mod locked;
 use crate::{logging, Result};
+pub use checkpoint::{checkpoint, restore, CheckpointError, CheckpointOpts, CriuOpts, RestoreOpts};
 pub(crate) use create::write_pid_file;
 pub use create::{create, CreateOpts};
 pub use locked::{Locked, Verb};

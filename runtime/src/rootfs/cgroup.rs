@@ -59,14 +59,9 @@ pub fn mount_cgroup(
     empty_tmpfs(root, dest, flags)?;
     // The new tmpfs: nothing else can see it, so paths under it are safe.
     let tmpfs = root.pin(dest)?;
-    for e in entries.iter().filter(|e| is_hierarchy(e)) {
-        let name = e
-            .mount_point
-            .trim_start_matches(CGROUP_ROOT)
-            .trim_start_matches('/');
+    for (name, source) in hierarchies(&entries, relative) {
         let target = dest.join(name);
         root.make(&target, true)?;
-        let source = Path::new(&e.mount_point).join(relative);
         // A rootless container has no cgroup where the caller may not
         // make one: that hierarchy stays an empty directory.
         if source.exists() {
@@ -90,6 +85,38 @@ fn empty_tmpfs(root: &Root, dest: &Path, flags: MsFlags) -> Result<(), RootfsErr
         Some("mode=755"),
     )
     .map_err(mount_err("tmpfs", dest, "tmpfs"))
+}
+
+/// Each v1 hierarchy (and hybrid's `unified`) by its name under
+/// /sys/fs/cgroup, with the container's cgroup (`relative`) in it.
+fn hierarchies<'a>(
+    entries: &'a [mountinfo::Entry],
+    relative: &'a Path,
+) -> impl Iterator<Item = (&'a str, std::path::PathBuf)> + 'a {
+    entries.iter().filter(|e| is_hierarchy(e)).map(move |e| {
+        let name = e.mount_point.trim_start_matches(CGROUP_ROOT);
+        let source = Path::new(&e.mount_point).join(relative);
+        (name.trim_start_matches('/'), source)
+    })
+}
+
+/// The bind mounts a `cgroup` mount at `dest` is made of, (target, source)
+/// on the host, for the container's `cgroup`: what a checkpoint must name
+/// as external, since their sources are the host's.
+pub(crate) fn binds(dest: &Path, cgroup: &Path) -> Vec<(std::path::PathBuf, std::path::PathBuf)> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let entries = mountinfo::parse(&info);
+    let relative = cgroup.strip_prefix("/").unwrap_or(cgroup);
+    let unified = entries
+        .iter()
+        .any(|e| e.mount_point == CGROUP_ROOT && e.fs_type == "cgroup2");
+    if unified {
+        return vec![(dest.to_path_buf(), Path::new(CGROUP_ROOT).join(relative))];
+    }
+    hierarchies(&entries, relative)
+        .filter(|(_, source)| source.exists())
+        .map(|(name, source)| (dest.join(name), source))
+        .collect()
 }
 
 fn is_hierarchy(e: &mountinfo::Entry) -> bool {

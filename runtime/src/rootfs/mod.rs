@@ -3,6 +3,8 @@
 //! root (sysctls, masked and read-only paths, a read-only root).
 
 mod cgroup;
+pub(crate) use cgroup::binds as cgroup_binds;
+pub use devices::reopen_dev_null;
 mod copyup;
 mod devices;
 mod guard;

@@ -1,0 +1,294 @@
+//! Checkpoint and restore through CRIU (issue 18): the runtime's command
+//! line, run in a jail on the sid stack, whose criu 4.2 works on this
+//! kernel (Debian 12's 3.17 fails `criu check`). The bundles live under
+//! the target directory, which the jail shares. The container's stdout
+//! and stderr are pipes, as containerd and conmon give them: the restored
+//! process must write into the restoring caller's pipes.
+
+use integration::stack::{self, Stack};
+use integration::*;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::Receiver;
+
+/// A counter printing 0, 1, 2, ... to stdout, ten a second.
+const COUNTER: &str = "i=0; while :; do echo $i; i=$((i+1)); sleep 0.1; done";
+
+struct Jailed {
+    b: Bundle,
+    stack: Stack,
+    jail: Keeper,
+}
+
+/// A runtime call in the background with its stdout read line by line.
+struct Piped {
+    child: Child,
+    lines: Receiver<String>,
+}
+
+impl Jailed {
+    fn new(script: &str) -> Jailed {
+        let base = workspace().join("target");
+        let mut b = Bundle::new_under(&base);
+        b.sh(script);
+        let stack = stack::named("sid").unwrap_or_else(|e| panic!("{e}"));
+        let jail_dir = base.join("berth-jails").join(&b.id);
+        let jail = stack::idle_jail("sid", &jail_dir).unwrap_or_else(|e| panic!("{e}"));
+        Jailed { b, stack, jail }
+    }
+
+    /// The runtime with `--root` and `args`, in the jail, in the test dir.
+    fn command(&self, args: &[&str]) -> Command {
+        let outer = self.b.command();
+        let mut cmd = self.jail.program(&"sh");
+        cmd.args(["-c", "cd \"$0\" && exec \"$@\"", s(&self.b.dir)])
+            .arg(self.stack.inside(runtime()))
+            .args(outer.get_args())
+            .args(args);
+        for (k, v) in outer.get_envs() {
+            if let Some(v) = v {
+                cmd.env(k, v);
+            }
+        }
+        cmd
+    }
+
+    fn rt(&self, args: &[&str]) -> Out {
+        self.b.output(&mut self.command(args))
+    }
+
+    /// `args` with stdout and stderr pipes (stderr to the test's output),
+    /// waited for; the pipes stay with whatever the call leaves running.
+    fn piped(&self, args: &[&str]) -> Piped {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn the runtime in the jail");
+        let lines = lines_of(child.stdout.take().unwrap());
+        let errors = lines_of(child.stderr.take().unwrap());
+        std::thread::spawn(move || errors.iter().for_each(|l| eprintln!("runtime: {l}")));
+        Piped { child, lines }
+    }
+
+    /// `run -d`, its stdout a pipe of ours.
+    fn run_detached(&self) -> Receiver<String> {
+        let p = self.piped(&["run", "-d", "--bundle", s(&self.b.path), &self.b.id]);
+        assert_eq!(wait_child(p.child, "run -d"), 0, "run -d failed");
+        p.lines
+    }
+
+    /// `restore -d [flags] ID`, its stdout a pipe of ours.
+    fn restore(&self, id: &str, flags: &[&str]) -> Receiver<String> {
+        let mut args = vec!["restore", "-d", "--bundle", s(&self.b.path)];
+        args.extend_from_slice(flags);
+        args.push(id);
+        let p = self.piped(&args);
+        assert_eq!(wait_child(p.child, "restore -d"), 0, "restore -d failed");
+        p.lines
+    }
+
+    fn images(&self) -> PathBuf {
+        self.b.dir.join("images")
+    }
+
+    fn image_flag(&self) -> String {
+        format!("--image-path={}", s(&self.images()))
+    }
+
+    fn checkpoint(&self, flags: &[&str]) -> Out {
+        let image = self.image_flag();
+        let mut args = vec!["checkpoint", image.as_str()];
+        args.extend_from_slice(flags);
+        args.push(&self.b.id);
+        self.rt(&args)
+    }
+
+    fn status(&self, id: &str) -> Option<String> {
+        let out = self.rt(&["state", id]);
+        let state: Value = serde_json::from_str(&out.stdout).ok()?;
+        state["status"].as_str().map(str::to_owned)
+    }
+
+    fn kill_and_delete(&self, id: &str) {
+        self.rt(&["kill", id, "KILL"]).assert_ok();
+        poll(
+            "the container stops",
+            || self.status(id),
+            |s| s.as_deref() == Some("stopped"),
+        );
+        self.rt(&["delete", id]).assert_ok();
+    }
+}
+
+/// The next number the counter printed.
+#[track_caller]
+fn next(lines: &Receiver<String>) -> u64 {
+    let line = lines
+        .recv_timeout(DEADLINE)
+        .expect("the counter printed a line");
+    line.parse()
+        .unwrap_or_else(|_| panic!("not a count: {line:?}"))
+}
+
+/// The last number printed before the pipe closed (the process ended).
+#[track_caller]
+fn last(lines: &Receiver<String>, mut last: u64) -> u64 {
+    loop {
+        match lines.recv_timeout(DEADLINE) {
+            Ok(line) => last = line.parse().expect("a count"),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return last,
+            Err(e) => panic!("the counter's pipe never closed: {e}"),
+        }
+    }
+}
+
+/// Counts up to `n` at least, and returns the count reached.
+#[track_caller]
+fn count_to(lines: &Receiver<String>, n: u64) -> u64 {
+    loop {
+        let i = next(lines);
+        if i >= n {
+            return i;
+        }
+    }
+}
+
+#[test]
+fn a_restored_counter_goes_on_from_where_it_was_checkpointed() {
+    let j = Jailed::new(COUNTER);
+    let before = j.run_detached();
+    let seen = count_to(&before, 5);
+    j.checkpoint(&[]).assert_ok();
+    // The dump ends the container: its pipe closes, and it is gone.
+    let stopped_at = last(&before, seen);
+    assert_eq!(
+        j.status(&j.b.id),
+        None,
+        "the checkpointed container still exists"
+    );
+    let after = j.restore(&j.b.id, &[&j.image_flag()]);
+    assert_eq!(
+        next(&after),
+        stopped_at + 1,
+        "the restored counter did not go on"
+    );
+    assert_eq!(j.status(&j.b.id).as_deref(), Some("running"));
+    j.kill_and_delete(&j.b.id);
+    j.b.assert_no_leftovers();
+}
+
+#[test]
+fn leave_running_keeps_the_container_counting() {
+    let j = Jailed::new(COUNTER);
+    let lines = j.run_detached();
+    let seen = count_to(&lines, 3);
+    j.checkpoint(&["--leave-running"]).assert_ok();
+    assert_eq!(j.status(&j.b.id).as_deref(), Some("running"));
+    count_to(&lines, seen + 5);
+    assert!(
+        j.images().join("inventory.img").is_file(),
+        "no image was written"
+    );
+    j.kill_and_delete(&j.b.id);
+    j.b.assert_no_leftovers();
+}
+
+#[test]
+fn a_checkpoint_restores_under_a_new_id() {
+    let j = Jailed::new(COUNTER);
+    let before = j.run_detached();
+    let seen = count_to(&before, 3);
+    j.checkpoint(&[]).assert_ok();
+    let stopped_at = last(&before, seen);
+    let new_id = format!("{}-restored", j.b.id);
+    let after = j.restore(&new_id, &[&j.image_flag()]);
+    assert_eq!(next(&after), stopped_at + 1);
+    assert_eq!(j.status(&new_id).as_deref(), Some("running"));
+    assert_eq!(j.status(&j.b.id), None, "the old id came back");
+    j.kill_and_delete(&new_id);
+    j.b.assert_no_leftovers();
+}
+
+/// A pre-dump copies memory while the container runs; the dump after it
+/// (`--parent-path`) copies only what changed. Both need the kernel's
+/// soft-dirty tracking, which this VM's kernel lacks: there the runtime
+/// must refuse the pre-dump and leave the container running.
+#[test]
+fn a_pre_dump_then_a_dump() {
+    let j = Jailed::new(COUNTER);
+    let lines = j.run_detached();
+    let seen = count_to(&lines, 3);
+    let parent = j.b.dir.join("parent");
+    let parent_flag = format!("--image-path={}", s(&parent));
+    let tracked = j
+        .jail
+        .program(&"criu")
+        .args(["check", "--feature", "mem_dirty_track"])
+        .status()
+        .expect("run criu check")
+        .success();
+    let pre = j.rt(&["checkpoint", "--pre-dump", &parent_flag, &j.b.id]);
+    if !tracked {
+        pre.assert_failed();
+        berth_message(
+            &pre,
+            "mem_dirty_track",
+            "runc words the refusal its own way",
+        );
+        assert_eq!(j.status(&j.b.id).as_deref(), Some("running"));
+        count_to(&lines, seen + 3);
+        j.kill_and_delete(&j.b.id);
+        return;
+    }
+    pre.assert_ok();
+    assert_eq!(j.status(&j.b.id).as_deref(), Some("running"));
+    j.checkpoint(&["--parent-path=../parent"]).assert_ok();
+    let stopped_at = last(&lines, seen);
+    let after = j.restore(&j.b.id, &[&j.image_flag()]);
+    assert_eq!(next(&after), stopped_at + 1);
+    j.kill_and_delete(&j.b.id);
+}
+
+#[test]
+fn restore_from_a_missing_image_dir_fails_and_leaves_nothing() {
+    let j = Jailed::new(COUNTER);
+    let missing = j.b.dir.join("no-such-images");
+    let flag = format!("--image-path={}", s(&missing));
+    let out = j.rt(&["restore", "-d", "--bundle", s(&j.b.path), &flag, &j.b.id]);
+    out.assert_failed();
+    berth_message(&out, s(&missing), "runc reports CRIU's own error");
+    assert_eq!(j.status(&j.b.id), None);
+    j.b.assert_no_leftovers();
+}
+
+#[test]
+fn restore_of_an_id_that_exists_fails_and_leaves_it_running() {
+    let j = Jailed::new(COUNTER);
+    let lines = j.run_detached();
+    let seen = count_to(&lines, 3);
+    j.checkpoint(&["--leave-running"]).assert_ok();
+    let out = j.rt(&[
+        "restore",
+        "-d",
+        "--bundle",
+        s(&j.b.path),
+        &j.image_flag(),
+        &j.b.id,
+    ]);
+    out.assert_failed().assert_mentions("exists");
+    assert_eq!(j.status(&j.b.id).as_deref(), Some("running"));
+    count_to(&lines, seen + 3);
+    j.kill_and_delete(&j.b.id);
+    j.b.assert_no_leftovers();
+}
+
+#[test]
+fn checkpoint_of_an_unknown_id_names_it() {
+    let j = Jailed::new(COUNTER);
+    let out = j.checkpoint(&[]);
+    out.assert_failed().assert_mentions("does not exist");
+    assert!(!j.images().join("inventory.img").exists());
+}

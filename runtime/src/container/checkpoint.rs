@@ -1,0 +1,400 @@
+//! `checkpoint` and `restore` through CRIU, as runc does them: the dump
+//! names what lies outside the container (bind-mount sources, a network
+//! namespace it joined, the caller's stdio pipes) as external, so that the
+//! restore can plug in the new bundle's sources and the new caller's pipes.
+//! A dump that does not leave the container running destroys it, as runc's
+//! does (`state` then says it does not exist).
+
+use super::create::{record, CgroupPlan, CreateOpts};
+use super::{Locked, Verb};
+use crate::criu::{Criu, CriuError, Dirs};
+use crate::error::{Context, OsError};
+use crate::spec::{self, Bundle};
+use crate::state::{self, Phase, State, StateDir};
+use crate::Result;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use std::ffi::OsString;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+/// The stdio of the checkpointed init, as runc records it: what
+/// /proc/PID/fd/0..2 linked to. A pipe among them is plugged into the
+/// restoring caller's own fd of that number.
+const DESCRIPTORS: &str = "descriptors.json";
+
+/// The namespace types a container may join by path, and CRIU's key for
+/// one that is external (runc's names, so that images move between them).
+const EXTERNAL_NAMESPACES: [(LinuxNamespaceType, &str, &str); 2] = [
+    (LinuxNamespaceType::Network, "net", "extRootNetNS"),
+    (LinuxNamespaceType::Pid, "pid", "extRootPidNS"),
+];
+
+/// What dump and restore share: where the images go and CRIU's options.
+pub struct CriuOpts {
+    pub criu: Option<String>,
+    pub image_path: PathBuf,
+    pub work_path: Option<PathBuf>,
+    pub tcp_established: bool,
+    pub ext_unix_sk: bool,
+    pub shell_job: bool,
+    pub file_locks: bool,
+    pub manage_cgroups_mode: Option<String>,
+    pub empty_ns: Vec<String>,
+    pub auto_dedup: bool,
+    pub lazy_pages: bool,
+}
+
+pub struct CheckpointOpts {
+    pub criu: CriuOpts,
+    pub parent_path: Option<PathBuf>,
+    pub leave_running: bool,
+    pub pre_dump: bool,
+    pub tcp_skip_in_flight: bool,
+    pub link_remap: bool,
+    pub page_server: Option<String>,
+    pub status_fd: Option<i32>,
+}
+
+pub struct RestoreOpts {
+    pub criu: CriuOpts,
+    pub create: CreateOpts,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("{verb} {id}: {source}")]
+    Criu {
+        verb: &'static str,
+        id: String,
+        source: CriuError,
+    },
+    #[error("--manage-cgroups-mode {0}: expected soft, full, strict or ignore")]
+    CgroupsMode(String),
+    #[error("--empty-ns {0}: only network may be left empty")]
+    EmptyNs(String),
+    #[error("--page-server {0}: expected ADDRESS:PORT")]
+    PageServer(String),
+    #[error("restore {id}: {path} holds no checkpoint (no inventory.img)")]
+    NoImage { id: String, path: PathBuf },
+    #[error("restore {id}: criu restored no process ({0})", .path.display())]
+    NoPid { id: String, path: PathBuf },
+}
+
+impl CriuOpts {
+    fn dirs(&self) -> Dirs<'_> {
+        Dirs {
+            images: &self.image_path,
+            work: self.work_path.as_deref().unwrap_or(&self.image_path),
+        }
+    }
+
+    /// The flags dump and restore take alike.
+    fn args(&self) -> std::result::Result<Vec<OsString>, CheckpointError> {
+        let mut args: Vec<OsString> = Vec::new();
+        let flags = [
+            (self.tcp_established, "--tcp-established"),
+            (self.ext_unix_sk, "--ext-unix-sk"),
+            (self.shell_job, "--shell-job"),
+            (self.file_locks, "--file-locks"),
+            (self.auto_dedup, "--auto-dedup"),
+            (self.lazy_pages, "--lazy-pages"),
+        ];
+        args.extend(flags.iter().filter(|f| f.0).map(|f| f.1.into()));
+        args.push(match &self.manage_cgroups_mode {
+            None => "--manage-cgroups".into(),
+            Some(m) if ["soft", "full", "strict", "ignore"].contains(&m.as_str()) => {
+                format!("--manage-cgroups={m}").into()
+            }
+            Some(m) => return Err(CheckpointError::CgroupsMode(m.clone())),
+        });
+        for ns in &self.empty_ns {
+            match ns.as_str() {
+                "network" | "net" => args.extend(["--empty-ns".into(), "net".into()]),
+                _ => return Err(CheckpointError::EmptyNs(ns.clone())),
+            }
+        }
+        Ok(args)
+    }
+}
+
+/// Dumps a running container into `image_path`; unless `leave_running`
+/// (or a pre-dump), its processes end with the dump and it is deleted.
+pub fn checkpoint(root: &Path, id: &str, opts: &CheckpointOpts) -> Result<()> {
+    let c = Locked::open(root, id, Verb::Checkpoint)?;
+    let bundle = spec::load(&c.state.bundle)?;
+    let criu = Criu::new(opts.criu.criu.as_deref());
+    let failed = |source| CheckpointError::Criu {
+        verb: "checkpoint",
+        id: id.to_owned(),
+        source,
+    };
+    let tracked = opts.pre_dump || opts.parent_path.is_some();
+    if tracked {
+        let flag = if opts.pre_dump {
+            "--pre-dump"
+        } else {
+            "--parent-path"
+        };
+        criu.require(flag, "mem_dirty_track").map_err(failed)?;
+    }
+    if opts.criu.lazy_pages {
+        criu.require("--lazy-pages", "uffd-noncoop")
+            .map_err(failed)?;
+    }
+    let dirs = opts.criu.dirs();
+    for dir in [dirs.images, dirs.work] {
+        std::fs::create_dir_all(dir).context(format!("create {}", dir.display()))?;
+    }
+    let pid = c.state.pid;
+    write_descriptors(pid, dirs.images)?;
+    let mut args = opts.criu.args()?;
+    args.extend(["--tree".into(), pid.to_string().into()]);
+    args.extend(["--root".into(), c.state.rootfs.clone().into()]);
+    args.extend(dump_flags(opts)?);
+    let cgroup = c.state.cgroup.clone().unwrap_or_default();
+    for (dest, _) in external_mounts(&bundle.spec, &cgroup) {
+        args.extend(["--external".into(), format!("mnt[{dest}]:{dest}").into()]);
+    }
+    for (ns, kind, key) in external_namespaces(&bundle.spec) {
+        let ino = namespace_inode(&ns)?;
+        args.extend(["--external".into(), format!("{kind}[{ino}]:{key}").into()]);
+    }
+    if tracked {
+        args.push("--track-mem".into());
+    }
+    let action = if opts.pre_dump { "pre-dump" } else { "dump" };
+    let inherit: Vec<i32> = opts.status_fd.into_iter().collect();
+    criu.run(action, &dirs, &args, &inherit).map_err(failed)?;
+    crate::logging::debug(&format!("checkpoint {id}: criu {action} done"));
+    if opts.leave_running || opts.pre_dump {
+        return Ok(());
+    }
+    drop(c);
+    super::delete(root, id, true)
+}
+
+/// The flags only a dump takes.
+fn dump_flags(opts: &CheckpointOpts) -> std::result::Result<Vec<OsString>, CheckpointError> {
+    let mut args: Vec<OsString> = Vec::new();
+    let flags = [
+        (opts.leave_running, "--leave-running"),
+        (opts.tcp_skip_in_flight, "--tcp-skip-in-flight"),
+        (opts.link_remap, "--link-remap"),
+    ];
+    args.extend(flags.iter().filter(|f| f.0).map(|f| f.1.into()));
+    if let Some(parent) = &opts.parent_path {
+        args.extend(["--prev-images-dir".into(), parent.clone().into()]);
+    }
+    if let Some(server) = &opts.page_server {
+        let (address, port) = server
+            .rsplit_once(':')
+            .filter(|(a, p)| !a.is_empty() && p.parse::<u16>().is_ok())
+            .ok_or_else(|| CheckpointError::PageServer(server.clone()))?;
+        args.extend(["--page-server".into(), "--address".into(), address.into()]);
+        args.extend(["--port".into(), port.into()]);
+    }
+    if let Some(fd) = opts.status_fd {
+        args.extend(["--status-fd".into(), fd.to_string().into()]);
+    }
+    Ok(args)
+}
+
+/// Restores a container from `image_path` under a new (or the old) id,
+/// from the bundle given: the cgroup is made from its config, the rootfs
+/// and bind-mount sources are its, and the restored init becomes berth's
+/// child (CRIU's restore-sibling), so that `restore` without `--detach`
+/// can wait for it as `run` does.
+pub fn restore(opts: &RestoreOpts) -> Result<State> {
+    let id = &opts.create.id;
+    state::validate_id(id)?;
+    let images = &opts.criu.image_path;
+    if !images.join("inventory.img").is_file() {
+        return Err(CheckpointError::NoImage {
+            id: id.clone(),
+            path: images.clone(),
+        }
+        .into());
+    }
+    let (dir, dead) = StateDir::create(&opts.create.root, id)?;
+    if let Some(dead) = dead {
+        super::end_dead_create(&dead)?;
+        dir.clear()?;
+    }
+    restore_in(&dir, opts).inspect_err(|_| {
+        let _ = dir.remove();
+    })
+}
+
+fn restore_in(dir: &StateDir, opts: &RestoreOpts) -> Result<State> {
+    let bundle = spec::load(&opts.create.bundle)?;
+    let cgroup = CgroupPlan::new(&bundle, &opts.create)?;
+    let mut state = record(dir, &opts.create, &bundle, &cgroup);
+    dir.save(&state)?;
+    cgroup.create()?;
+    let restored = run_restore(dir, opts, &bundle, &cgroup).inspect_err(|_| {
+        let _ = cgroup.cgroup.destroy();
+    })?;
+    state.pid = restored;
+    state.pid_start = super::start_time(restored).unwrap_or_default();
+    state.phase = Phase::Running;
+    dir.save(&state)?;
+    if let Some(p) = &opts.create.pid_file {
+        super::write_pid_file(p, restored)?;
+    }
+    Ok(state)
+}
+
+/// Runs `criu restore` from a private mount namespace of berth's, where
+/// the rootfs is bound onto itself (CRIU wants its root to be a mount
+/// point): the host's mount table never sees it, whatever happens to
+/// berth. Returns the restored init's pid.
+fn run_restore(
+    dir: &StateDir,
+    opts: &RestoreOpts,
+    bundle: &Bundle,
+    cgroup: &CgroupPlan,
+) -> Result<i32> {
+    let id = &opts.create.id;
+    private_root(&bundle.rootfs)?;
+    let mut args = opts.criu.args()?;
+    let pidfile = dir.path.join("restored.pid");
+    args.extend(["--root".into(), bundle.rootfs.clone().into()]);
+    args.extend(["--restore-detached".into(), "--restore-sibling".into()]);
+    args.extend(["--pidfile".into(), pidfile.clone().into()]);
+    args.extend(["--cgroup-root".into(), cgroup.cgroup.path.clone().into()]);
+    for (dest, source) in external_mounts(&bundle.spec, &cgroup.cgroup.path) {
+        args.extend(["--external".into(), format!("mnt[{dest}]:{source}").into()]);
+    }
+    let namespaces = open_external_namespaces(&bundle.spec)?;
+    let mut inherit: Vec<i32> = Vec::new();
+    for (fd, key) in &namespaces {
+        args.extend([
+            "--inherit-fd".into(),
+            format!("fd[{}]:{key}", fd.as_raw_fd()).into(),
+        ]);
+        inherit.push(fd.as_raw_fd());
+    }
+    let stdio = piped_stdio(&opts.criu.image_path)?;
+    for (fd, pipe) in &stdio {
+        let fd = fd.as_raw_fd();
+        args.extend(["--inherit-fd".into(), format!("fd[{fd}]:{pipe}").into()]);
+        inherit.push(fd);
+    }
+    let criu = Criu::new(opts.criu.criu.as_deref());
+    let ran = criu.run("restore", &opts.criu.dirs(), &args, &inherit);
+    ran.map_err(|source| CheckpointError::Criu {
+        verb: "restore",
+        id: id.clone(),
+        source,
+    })?;
+    let text = std::fs::read_to_string(&pidfile).unwrap_or_default();
+    let _ = std::fs::remove_file(&pidfile);
+    let no_pid = || CheckpointError::NoPid {
+        id: id.clone(),
+        path: pidfile.clone(),
+    };
+    Ok(text.trim().parse().map_err(|_| no_pid())?)
+}
+
+/// Moves berth into a mount namespace of its own, where mounts of the
+/// host still arrive but none of berth's leave, and binds `rootfs` onto
+/// itself there.
+fn private_root(rootfs: &Path) -> Result<()> {
+    use nix::mount::{mount, MsFlags};
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+        .context("unshare a mount namespace for criu")?;
+    let none: Option<&str> = None;
+    mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_SLAVE, none)
+        .context("make / a slave mount in criu's namespace")?;
+    let rec_bind = MsFlags::MS_BIND | MsFlags::MS_REC;
+    mount(Some(rootfs), rootfs, none, rec_bind, none)
+        .context(format!("bind {} onto itself", rootfs.display()))?;
+    Ok(())
+}
+
+/// The mounts whose sources lie outside the container, which CRIU keeps
+/// out of the images: (destination, source) of the config's bind mounts
+/// and of the binds a `cgroup` mount is made of (of `cgroup`).
+fn external_mounts(spec: &Spec, cgroup: &Path) -> Vec<(String, String)> {
+    let mounts = spec.mounts().as_deref().unwrap_or_default();
+    let text = |p: &Path| p.to_string_lossy().into_owned();
+    let mut external = Vec::new();
+    for m in mounts {
+        let dest = m.destination();
+        if m.typ().as_deref() == Some("cgroup") {
+            let binds = crate::rootfs::cgroup_binds(dest, cgroup);
+            external.extend(binds.iter().map(|(d, s)| (text(d), text(s))));
+        } else if let Some(source) = m.source().as_ref().filter(|_| crate::rootfs::is_bind(m)) {
+            external.push((text(dest), text(source)));
+        }
+    }
+    external
+}
+
+/// The namespaces the config joins by path, with CRIU's kind and key for
+/// each.
+fn external_namespaces(spec: &Spec) -> Vec<(PathBuf, &'static str, &'static str)> {
+    let namespaces = spec.linux().as_ref().and_then(|l| l.namespaces().clone());
+    let namespaces = namespaces.unwrap_or_default();
+    EXTERNAL_NAMESPACES
+        .iter()
+        .filter_map(|(typ, kind, key)| {
+            let ns = namespaces.iter().find(|n| n.typ() == *typ)?;
+            Some((ns.path().clone()?, *kind, *key))
+        })
+        .collect()
+}
+
+fn open_external_namespaces(spec: &Spec) -> Result<Vec<(OwnedFd, &'static str)>> {
+    external_namespaces(spec)
+        .into_iter()
+        .map(|(path, _, key)| {
+            let fd =
+                std::fs::File::open(&path).context(format!("open namespace {}", path.display()))?;
+            Ok((OwnedFd::from(fd), key))
+        })
+        .collect()
+}
+
+fn namespace_inode(path: &Path) -> std::result::Result<u64, OsError> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).context(format!("stat namespace {}", path.display()))?;
+    Ok(m.ino())
+}
+
+/// Records where init's stdio led, in runc's format (a JSON list).
+fn write_descriptors(pid: i32, images: &Path) -> Result<()> {
+    let links: Vec<String> = (0..3)
+        .map(|fd| {
+            let link = std::fs::read_link(format!("/proc/{pid}/fd/{fd}"));
+            link.map_or_else(|_| "/dev/null".into(), |l| l.to_string_lossy().into_owned())
+        })
+        .collect();
+    let path = images.join(DESCRIPTORS);
+    let text = serde_json::to_vec(&links).expect("strings serialise");
+    std::fs::write(&path, text).context(format!("write {}", path.display()))?;
+    Ok(())
+}
+
+/// For each stdio fd of the checkpointed init that was a pipe, a copy of
+/// berth's own fd of that number (criu's stdio is not berth's) and the
+/// pipe CRIU knows it by.
+fn piped_stdio(images: &Path) -> Result<Vec<(OwnedFd, String)>> {
+    use std::os::fd::AsFd;
+    let text = std::fs::read(images.join(DESCRIPTORS)).unwrap_or_default();
+    let links: Vec<String> = serde_json::from_slice(&text).unwrap_or_default();
+    let mut piped = Vec::new();
+    for (n, link) in links
+        .into_iter()
+        .enumerate()
+        .filter(|(_, l)| l.starts_with("pipe:"))
+    {
+        let copy = match n {
+            0 => std::io::stdin().as_fd().try_clone_to_owned(),
+            1 => std::io::stdout().as_fd().try_clone_to_owned(),
+            _ => std::io::stderr().as_fd().try_clone_to_owned(),
+        };
+        piped.push((copy.context(format!("duplicate fd {n} for criu"))?, link));
+    }
+    Ok(piped)
+}
