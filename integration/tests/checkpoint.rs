@@ -292,3 +292,91 @@ fn checkpoint_of_an_unknown_id_names_it() {
     out.assert_failed().assert_mentions("does not exist");
     assert!(!j.images().join("inventory.img").exists());
 }
+
+/// The caller's end of `--console-socket`: the pty master it receives,
+/// written to and read from.
+struct Terminal {
+    path: PathBuf,
+    master: Receiver<std::fs::File>,
+}
+
+impl Terminal {
+    fn listen(path: PathBuf) -> Terminal {
+        let listener = std::os::unix::net::UnixListener::bind(&path).expect("bind console socket");
+        let (tx, master) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let (conn, _) = listener.accept().expect("accept console connection");
+            let (_, fd) = receive_fd(&conn, &mut [0u8; 4096], "the console socket");
+            let _ = tx.send(std::fs::File::from(fd));
+        });
+        Terminal { path, master }
+    }
+
+    /// Types `line` into the terminal and waits until `reply` appears.
+    #[track_caller]
+    fn exchange(&self, line: &str, reply: &str) {
+        use std::io::{Read, Write};
+        let mut master = self
+            .master
+            .recv_timeout(DEADLINE)
+            .expect("a pty master arrived");
+        master.write_all(format!("{line}\n").as_bytes()).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut reader = master.try_clone().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 1024];
+            while let Ok(n @ 1..) = reader.read(&mut buf) {
+                if tx
+                    .send(String::from_utf8_lossy(&buf[..n]).into_owned())
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        });
+        let mut seen = String::new();
+        while !seen.contains(reply) {
+            match rx.recv_timeout(DEADLINE) {
+                Ok(text) => seen += &text,
+                Err(e) => panic!("the terminal never showed {reply:?} ({e}); it showed {seen:?}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn a_container_with_a_terminal_is_restored_onto_a_new_one() {
+    let mut j = Jailed::new("while read l; do echo \"got $l\"; done");
+    j.b.set("/process/terminal", json!(true));
+    let first = Terminal::listen(j.b.dir.join("first.sock"));
+    let bundle = s(&j.b.path).to_owned();
+    let socket = s(&first.path).to_owned();
+    j.rt(&[
+        "run",
+        "-d",
+        "--console-socket",
+        &socket,
+        "--bundle",
+        &bundle,
+        &j.b.id,
+    ])
+    .assert_ok();
+    first.exchange("one", "got one");
+    j.checkpoint(&[]).assert_ok();
+    let second = Terminal::listen(j.b.dir.join("second.sock"));
+    let socket = s(&second.path).to_owned();
+    let image = j.image_flag();
+    let restore = [
+        "restore",
+        "-d",
+        "--console-socket",
+        &socket,
+        "--bundle",
+        &bundle,
+    ];
+    j.rt(&[&restore[..], &[&image, &j.b.id]].concat())
+        .assert_ok();
+    second.exchange("two", "got two");
+    j.kill_and_delete(&j.b.id);
+    j.b.assert_no_leftovers();
+}

@@ -57,16 +57,6 @@ fn an_unknown_command_is_named() {
 }
 
 #[test]
-fn checkpoint_is_refused_naming_the_container() {
-    berth_only!("runc checkpoints with CRIU; berth does not yet");
-    let b = Bundle::new();
-    let out = b.rt(&["checkpoint", "--image-path", s(&b.dir), "some-id"]);
-    out.assert_failed()
-        .assert_mentions("some-id")
-        .assert_mentions("CRIU");
-}
-
-#[test]
 fn help_lists_the_commands() {
     let out = Bundle::new().rt(&["--help"]);
     for command in [

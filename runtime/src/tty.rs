@@ -45,20 +45,18 @@ pub fn setup_console(
     size: Option<(u16, u16)>,
     bind_console: bool,
 ) -> Result<(), TtyError> {
-    let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
-        .context("open /dev/ptmx")?;
-    grantpt(&master).context("grantpt")?;
-    unlockpt(&master).context("unlockpt")?;
-    let name = ptsname_r(&master).context("ptsname")?;
-    let slave = open_peer(&master, &name)?;
+    let Pty {
+        master,
+        slave,
+        name,
+    } = Pty::open()?;
     if let Some((rows, cols)) = size {
         set_size(slave.as_raw_fd(), rows, cols).context("set the console size")?;
     }
     if bind_console {
         mount_console(&slave)?;
     }
-    fdpass::send(socket, name.as_bytes(), Some(master.as_raw_fd()))
-        .context("send the pty master")?;
+    send_master(socket, &master, &name)?;
     drop(master);
     // SAFETY: TIOCSCTTY takes an int argument; slave is a valid tty fd.
     nix::errno::Errno::result(unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) })
@@ -67,6 +65,44 @@ pub fn setup_console(
     nix::unistd::dup2_stdout(&slave).context("dup the pty to stdout")?;
     nix::unistd::dup2_stderr(&slave).context("dup the pty to stderr")?;
     Ok(())
+}
+
+/// A new pty from the /dev/ptmx of the caller's mount namespace.
+pub struct Pty {
+    pub master: OwnedFd,
+    pub slave: OwnedFd,
+    pub name: String,
+}
+
+impl Pty {
+    pub fn open() -> Result<Pty, TtyError> {
+        let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
+            .context("open /dev/ptmx")?;
+        grantpt(&master).context("grantpt")?;
+        unlockpt(&master).context("unlockpt")?;
+        let name = ptsname_r(&master).context("ptsname")?;
+        let slave = open_peer(&master, &name)?;
+        // SAFETY: into_raw_fd hands over the fd PtyMaster owned.
+        let master = unsafe { OwnedFd::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(master)) };
+        Ok(Pty {
+            master,
+            slave,
+            name,
+        })
+    }
+}
+
+/// Sends a pty master to a console socket with its name, as runc does.
+pub fn send_master(socket: &UnixStream, master: &impl AsRawFd, name: &str) -> Result<(), TtyError> {
+    fdpass::send(socket, name.as_bytes(), Some(master.as_raw_fd()))
+        .context("send the pty master")?;
+    Ok(())
+}
+
+/// Whether a file is a Unix 98 pty slave, by its stat.
+pub fn is_pty_slave(st: &nix::sys::stat::FileStat) -> bool {
+    let major = nix::sys::stat::major(st.st_rdev);
+    st.st_mode & libc::S_IFMT == libc::S_IFCHR && UNIX98_PTY_SLAVE_MAJORS.contains(&major)
 }
 
 /// The slave of `master`, asked of the master itself (TIOCGPTPEER, Linux
@@ -86,8 +122,7 @@ fn open_peer(master: &impl AsRawFd, name: &str) -> Result<OwnedFd, TtyError> {
         Err(e) => return Err(OsError::new("open the pty slave", e).into()),
     };
     let st = nix::sys::stat::fstat(&slave).context("stat the pty slave")?;
-    let major = nix::sys::stat::major(st.st_rdev);
-    if st.st_mode & libc::S_IFMT != libc::S_IFCHR || !UNIX98_PTY_SLAVE_MAJORS.contains(&major) {
+    if !is_pty_slave(&st) {
         return Err(TtyError::NotPty(name.to_string()));
     }
     Ok(slave)

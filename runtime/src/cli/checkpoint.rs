@@ -1,7 +1,7 @@
 //! `berth checkpoint` and `berth restore`, with runc's flags, over CRIU.
 
 use super::create::CommonOpts;
-use super::foreground::Foreground;
+use super::foreground::{console_pair, Foreground};
 use super::Globals;
 use berth::container::{self, CheckpointOpts, CriuOpts, RestoreOpts};
 use std::path::PathBuf;
@@ -135,8 +135,9 @@ pub fn restore(g: &Globals, criu: Option<String>, a: RestoreArgs) -> anyhow::Res
     if !a.detach && !a.no_subreaper {
         nix::sys::prctl::set_child_subreaper(true)?;
     }
-    let fg = Foreground::attach(None)?;
-    let state = container::restore(&opts)?;
+    let (ours, theirs) = console_pair(a.detach, &a.opts.console_socket)?;
+    let state = container::restore(&opts, theirs)?;
+    let fg = Foreground::attach(ours)?;
     if a.detach {
         return Ok(0);
     }

@@ -22,6 +22,14 @@ use std::path::{Path, PathBuf};
 /// restoring caller's own fd of that number.
 const DESCRIPTORS: &str = "descriptors.json";
 
+/// CRIU's key for the container's terminal, which the dump names as
+/// external (its master is the console socket's caller's): the restore
+/// plugs a new pty's slave in under that key.
+const TERMINAL: &str = "berth-terminal";
+
+/// Where init's terminal is bound too (in a mount namespace of its own).
+const CONSOLE: &str = "/dev/console";
+
 /// The namespace types a container may join by path, and CRIU's key for
 /// one that is external (runc's names, so that images move between them).
 const EXTERNAL_NAMESPACES: [(LinuxNamespaceType, &str, &str); 2] = [
@@ -60,6 +68,9 @@ pub struct RestoreOpts {
     pub create: CreateOpts,
 }
 
+/// The terminal a restored process gets, when its config asks for one.
+type Console = Option<std::os::unix::net::UnixStream>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
     #[error("{verb} {id}: {source}")]
@@ -76,6 +87,8 @@ pub enum CheckpointError {
     PageServer(String),
     #[error("restore {id}: {path} holds no checkpoint (no inventory.img)")]
     NoImage { id: String, path: PathBuf },
+    #[error("restore {id}: process.terminal is true, but {path} records no terminal")]
+    NoTerminal { id: String, path: PathBuf },
     #[error("restore {id}: criu restored no process ({0})", .path.display())]
     NoPid { id: String, path: PathBuf },
 }
@@ -148,6 +161,16 @@ pub fn checkpoint(root: &Path, id: &str, opts: &CheckpointOpts) -> Result<()> {
     let pid = c.state.pid;
     write_descriptors(pid, dirs.images)?;
     let mut args = opts.criu.args()?;
+    if let Some(key) = terminal_key(pid, dirs.images)? {
+        args.extend(["--external".into(), key.into()]);
+        // init's /dev/console is a bind of the same pty slave.
+        if console_bound(pid) {
+            args.extend([
+                "--external".into(),
+                format!("mnt[{CONSOLE}]:{CONSOLE}").into(),
+            ]);
+        }
+    }
     args.extend(["--tree".into(), pid.to_string().into()]);
     args.extend(["--root".into(), c.state.rootfs.clone().into()]);
     args.extend(dump_flags(opts)?);
@@ -204,7 +227,7 @@ fn dump_flags(opts: &CheckpointOpts) -> std::result::Result<Vec<OsString>, Check
 /// and bind-mount sources are its, and the restored init becomes berth's
 /// child (CRIU's restore-sibling), so that `restore` without `--detach`
 /// can wait for it as `run` does.
-pub fn restore(opts: &RestoreOpts) -> Result<State> {
+pub fn restore(opts: &RestoreOpts, console: Console) -> Result<State> {
     let id = &opts.create.id;
     state::validate_id(id)?;
     let images = &opts.criu.image_path;
@@ -220,18 +243,20 @@ pub fn restore(opts: &RestoreOpts) -> Result<State> {
         super::end_dead_create(&dead)?;
         dir.clear()?;
     }
-    restore_in(&dir, opts).inspect_err(|_| {
+    restore_in(&dir, opts, console).inspect_err(|_| {
         let _ = dir.remove();
     })
 }
 
-fn restore_in(dir: &StateDir, opts: &RestoreOpts) -> Result<State> {
+fn restore_in(dir: &StateDir, opts: &RestoreOpts, console: Console) -> Result<State> {
     let bundle = spec::load(&opts.create.bundle)?;
+    let terminal = bundle.spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
+    let console = super::console_for(terminal, console, opts.create.console_socket.as_deref())?;
     let cgroup = CgroupPlan::new(&bundle, &opts.create)?;
     let mut state = record(dir, &opts.create, &bundle, &cgroup);
     dir.save(&state)?;
     cgroup.create()?;
-    let restored = run_restore(dir, opts, &bundle, &cgroup).inspect_err(|_| {
+    let restored = run_restore(dir, opts, &bundle, &cgroup, console).inspect_err(|_| {
         let _ = cgroup.cgroup.destroy();
     })?;
     state.pid = restored;
@@ -253,6 +278,7 @@ fn run_restore(
     opts: &RestoreOpts,
     bundle: &Bundle,
     cgroup: &CgroupPlan,
+    console: Console,
 ) -> Result<i32> {
     let id = &opts.create.id;
     private_root(&bundle.rootfs)?;
@@ -280,6 +306,16 @@ fn run_restore(
         args.extend(["--inherit-fd".into(), format!("fd[{fd}]:{pipe}").into()]);
         inherit.push(fd);
     }
+    let pty = match console {
+        Some(socket) => Some(new_terminal(&socket, id, &opts.criu.image_path)?),
+        None => None,
+    };
+    if let Some((slave, name, key)) = &pty {
+        let fd = slave.as_raw_fd();
+        args.extend(["--inherit-fd".into(), format!("fd[{fd}]:{key}").into()]);
+        args.extend(["--external".into(), format!("mnt[{CONSOLE}]:{name}").into()]);
+        inherit.push(fd);
+    }
     let criu = Criu::new(opts.criu.criu.as_deref());
     let ran = criu.run("restore", &opts.criu.dirs(), &args, &inherit);
     ran.map_err(|source| CheckpointError::Criu {
@@ -294,6 +330,25 @@ fn run_restore(
         path: pidfile.clone(),
     };
     Ok(text.trim().parse().map_err(|_| no_pid())?)
+}
+
+/// A new pty for the restored process: its master goes to the console
+/// socket; returns its slave, its name (the new /dev/console's source)
+/// and the key the dump gave the old one.
+fn new_terminal(
+    socket: &std::os::unix::net::UnixStream,
+    id: &str,
+    images: &Path,
+) -> Result<(OwnedFd, String, String)> {
+    let path = images.join(TERMINAL);
+    let no_terminal = || CheckpointError::NoTerminal {
+        id: id.to_owned(),
+        path: path.clone(),
+    };
+    let key = std::fs::read_to_string(&path).map_err(|_| no_terminal())?;
+    let pty = crate::tty::Pty::open().map_err(super::ContainerError::from)?;
+    crate::tty::send_master(socket, &pty.master, &pty.name).map_err(super::ContainerError::from)?;
+    Ok((pty.slave, pty.name, key.trim().to_owned()))
 }
 
 /// Moves berth into a mount namespace of its own, where mounts of the
@@ -374,6 +429,31 @@ fn write_descriptors(pid: i32, images: &Path) -> Result<()> {
     let text = serde_json::to_vec(&links).expect("strings serialise");
     std::fs::write(&path, text).context(format!("write {}", path.display()))?;
     Ok(())
+}
+
+/// CRIU's key for init's terminal, if its stdio is a pty slave
+/// (`tty[RDEV:DEV]`), recorded in the images for the restore.
+fn terminal_key(pid: i32, images: &Path) -> Result<Option<String>> {
+    for fd in 0..3 {
+        let link = format!("/proc/{pid}/fd/{fd}");
+        let Ok(st) = nix::sys::stat::stat(link.as_str()) else {
+            continue;
+        };
+        if crate::tty::is_pty_slave(&st) {
+            let key = format!("tty[{:x}:{:x}]", st.st_rdev, st.st_dev);
+            let path = images.join(TERMINAL);
+            std::fs::write(&path, &key).context(format!("write {}", path.display()))?;
+            return Ok(Some(key));
+        }
+    }
+    Ok(None)
+}
+
+/// Whether init's /dev/console is a mount (the terminal bound there).
+fn console_bound(pid: i32) -> bool {
+    let info = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap_or_default();
+    let mounts = crate::rootfs::mountinfo::parse(&info);
+    mounts.iter().any(|m| m.mount_point == CONSOLE)
 }
 
 /// For each stdio fd of the checkpointed init that was a pipe, a copy of
