@@ -14,6 +14,7 @@ mod docker;
 pub mod docs;
 mod engine;
 pub mod engine_scenarios;
+mod events;
 mod exec;
 mod host;
 mod leftovers;
@@ -28,6 +29,7 @@ pub use containerd::{containerd, private_containerd, Containerd, Keeper, Task, I
 pub use cri::{cri, Cri, Ctr, Handler, Input, Pod, CRI_IMAGE, PAUSE_IMAGE, POD_SUBNET};
 pub use docker::{docker, Docker};
 pub use engine::{Container, Engine};
+pub use events::Events;
 pub use exec::{
     give_fd3, poll, receive_fd, run as run_command, run_with_stdin, wait as wait_child, Out,
     DEADLINE,
@@ -164,7 +166,7 @@ macro_rules! or_skip {
 
 /// A name no other container of this test run has: the test's name, the
 /// test process and a sequence number.
-pub(crate) fn unique_name() -> String {
+pub fn unique_name() -> String {
     static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let pid = std::process::id();

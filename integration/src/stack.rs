@@ -77,7 +77,17 @@ pub fn under_test() -> Result<Option<Stack>, String> {
 pub fn idle_jail(suite: &str, dir: &Path) -> Result<crate::containerd::Keeper, String> {
     let stack = named(suite)?;
     std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
-    crate::containerd::keep(dir, dir, &[], Some(&stack))
+    let keeper = crate::containerd::keep(dir, dir, &[], Some(&stack))?;
+    // The jail counts as entered once its root is the chroot's, a moment
+    // before the old root is unmounted: a runtime that reads its mount
+    // table then finds /sys under /.old.
+    let jail = keeper.jail.as_ref().expect("a stack's keeper has a jail");
+    let old_root_gone = || {
+        let info = std::fs::read_to_string(jail.mountinfo()).unwrap_or_default();
+        !info.lines().any(|l| l.contains(" /.old"))
+    };
+    crate::exec::poll("the jail's old root goes", old_root_gone, |gone| *gone);
+    Ok(keeper)
 }
 
 impl Stack {

@@ -9,17 +9,21 @@ pub(crate) mod tests;
 use crate::bundle::{self, Bundle};
 use crate::events::Events;
 use crate::io::{self, Stdio3, StdioPaths};
+use crate::options::CheckpointOptions;
 use crate::options::{self, OptionsError};
 use crate::process::{Process, ProcessError, Step};
 use crate::reaper::{Exit, Reaper};
 use crate::rootfs::{self, MountError};
-use crate::runtime_cli::{CreateOptions, ExecOptions, GlobalOptions, Runtime, RuntimeError};
+use crate::runtime_cli::{
+    CheckpointArgs, CreateOptions, ExecOptions, GlobalOptions, RestoreOptions, Runtime,
+    RuntimeError,
+};
 use crate::tty::{Console, ConsoleSocket, TtyError};
 use crate::{oom, stats};
 use containerd_shim::api::{CreateTaskRequest, ExecProcessRequest};
 use containerd_shim::protos::events::task::{
-    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskIO, TaskOOM, TaskPaused,
-    TaskResumed, TaskStart,
+    TaskCheckpointed, TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskIO, TaskOOM,
+    TaskPaused, TaskResumed, TaskStart,
 };
 use containerd_shim::protos::shim::oci::Options;
 use containerd_shim::protos::topics;
@@ -58,6 +62,8 @@ pub enum ContainerError {
     /// ": not found" it would add to a NotFound.
     #[error("process {0} already finished: not found")]
     Finished(String),
+    #[error("container {0} is not running")]
+    NotRunning(String),
     #[error(transparent)]
     Signal(nix::Error),
     #[error(transparent)]
@@ -101,7 +107,18 @@ pub struct Container {
     /// Whether init's exit must end the container's other processes: the
     /// kernel does that only in a pid namespace init owns.
     kill_all_on_exit: bool,
+    /// A task created from a checkpoint: Start restores init from it, as
+    /// containerd's runc shim does, instead of releasing a parked one.
+    restore_from: Option<Checkpoint>,
     shared: Arc<Shared>,
+}
+
+/// Where a task's checkpoint images are, and how to restore them.
+struct Checkpoint {
+    image_path: std::path::PathBuf,
+    /// The options' `CriuWorkPath`, else the image directory.
+    work_path: std::path::PathBuf,
+    no_pivot: bool,
 }
 
 /// Whether the bundle's container has no pid namespace of its own (it has
@@ -143,9 +160,21 @@ impl Container {
             // a client's FIFOs are then left as they are.
             io_ids: Some((options.io_uid, options.io_gid)).filter(|ids| *ids != (0, 0)),
             oom: OnceLock::new(),
+            restore_from: (!req.checkpoint.is_empty()).then(|| Checkpoint {
+                image_path: req.checkpoint.clone().into(),
+                work_path: match options.criu_work_path.as_str() {
+                    "" => req.checkpoint.clone().into(),
+                    work => work.into(),
+                },
+                no_pivot: options.no_pivot_root,
+            }),
             shared: Arc::clone(shared),
         });
-        if let Err(e) = container.create_init(&options) {
+        let created = match container.restore_from {
+            Some(_) => Ok(()),
+            None => container.create_init(&options).map(drop),
+        };
+        if let Err(e) = created {
             container.unmount_rootfs();
             return Err(e.into());
         }
@@ -165,6 +194,67 @@ impl Container {
             };
             self.runtime.create(&self.id, &create, stdio)
         })
+    }
+
+    fn restore_init(self: &Arc<Self>, c: &Checkpoint) -> Result<u32, StartError> {
+        let pid_file = self.bundle.init_pid_file();
+        self.spawn(&self.init, &pid_file, |console_socket, stdio| {
+            let restore = RestoreOptions {
+                bundle: self.bundle.dir(),
+                pid_file: &pid_file,
+                image_path: &c.image_path,
+                work_path: &c.work_path,
+                console_socket,
+                no_pivot: c.no_pivot,
+            };
+            self.runtime.restore(&self.id, &restore, stdio)
+        })
+    }
+
+    /// `RT checkpoint` of init into `path` (or the options' image path);
+    /// CRIU's work files go to a directory of the bundle unless the
+    /// options name one, and its log stays in the bundle when it fails.
+    pub fn checkpoint(
+        &self,
+        path: &str,
+        options: &CheckpointOptions,
+    ) -> Result<(), ContainerError> {
+        if !self.init.is_running() || self.init.has_exited() {
+            return Err(ContainerError::NotRunning(self.id.clone()));
+        }
+        let image = match path {
+            "" => Path::new(&options.image_path),
+            path => Path::new(path),
+        };
+        let work = match options.work_path.as_str() {
+            "" => self.bundle.dir().join("criu-work"),
+            work => work.into(),
+        };
+        let args = CheckpointArgs {
+            image_path: image,
+            work_path: &work,
+            options,
+        };
+        let done = self.runtime.checkpoint(&self.id, &args);
+        if done.is_err() {
+            let _ = std::fs::copy(
+                work.join("dump.log"),
+                self.bundle.dir().join("criu-dump.log"),
+            );
+        }
+        if options.work_path.is_empty() {
+            let _ = std::fs::remove_dir_all(&work);
+        }
+        done?;
+        self.publish(
+            topics::TASK_CHECKPOINTED_EVENT_TOPIC,
+            Box::new(TaskCheckpointed {
+                container_id: self.id.clone(),
+                checkpoint: path_str(image).to_owned(),
+                ..Default::default()
+            }),
+        );
+        Ok(())
     }
 
     fn publish_created(&self, req: &CreateTaskRequest) {
@@ -230,9 +320,15 @@ impl Container {
         self.start_init()
     }
 
-    /// `RT start`: releases init.
-    fn start_init(&self) -> Result<u32, ContainerError> {
+    /// `RT start`: releases init, or `RT restore` brings it back from the
+    /// task's checkpoint.
+    fn start_init(self: &Arc<Self>) -> Result<u32, ContainerError> {
         let run = || {
+            if let Some(checkpoint) = &self.restore_from {
+                let pid = self.restore_init(checkpoint)?;
+                self.watch_oom(pid);
+                return Ok(pid);
+            }
             // Before init runs (its cgroup is the one `RT create` put it
             // in): a kill at once is still counted, and its event goes out
             // before the exit, which containerd reads as "OOMKilled" only
@@ -412,8 +508,11 @@ impl Container {
         // runs after every shim disconnects, clean or not, need not ask the
         // runtime again (that call was a third of a `ctr run --rm`'s tail).
         self.bundle.forget_runtime();
-        // A task deleted before it started was killed by `delete --force`.
-        self.init.wait();
+        // A task deleted before it started was killed by `delete --force`
+        // (one to be restored has no process yet).
+        if self.init.pid() != 0 {
+            self.init.wait();
+        }
         let exit = self.init.delete()?;
         self.unmount_rootfs();
         let pid = self.init.pid();

@@ -85,6 +85,7 @@ fn event_type(topic: &str) -> Option<&'static str> {
         topics::TASK_EXEC_STARTED_EVENT_TOPIC => "containerd.events.TaskExecStarted",
         topics::TASK_PAUSED_EVENT_TOPIC => "containerd.events.TaskPaused",
         topics::TASK_RESUMED_EVENT_TOPIC => "containerd.events.TaskResumed",
+        topics::TASK_CHECKPOINTED_EVENT_TOPIC => "containerd.events.TaskCheckpointed",
         _ => return None,
     })
 }

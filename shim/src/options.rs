@@ -20,6 +20,8 @@ const RUNC_OPTIONS: &str = "containerd.runc.v1.Options";
 const CRI_OPTIONS: &str = "runtimeoptions.v1.Options";
 /// The type URL of runc v1's task options.
 const LEGACY_OPTIONS: &str = "containerd.linux.runc.CreateOptions";
+/// The type URL of a checkpoint's options (runctypes' runc.proto).
+const CHECKPOINT_OPTIONS: &str = "containerd.runc.v1.CheckpointOptions";
 
 #[derive(Debug, thiserror::Error)]
 pub enum OptionsError {
@@ -27,6 +29,55 @@ pub enum OptionsError {
     Decode(#[from] protobuf::Error),
     #[error("runtime options of type {0:?}: expected {RUNC_OPTIONS}")]
     Type(String),
+    #[error("checkpoint options of type {0:?}: expected {CHECKPOINT_OPTIONS}")]
+    CheckpointType(String),
+}
+
+/// `containerd.runc.v1.CheckpointOptions`, which the crate's protos lack.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CheckpointOptions {
+    /// Stop the container with the dump (`ctr task checkpoint --exit`).
+    pub exit: bool,
+    pub open_tcp: bool,
+    pub external_unix_sockets: bool,
+    pub terminal: bool,
+    pub file_locks: bool,
+    pub empty_namespaces: Vec<String>,
+    pub cgroups_mode: String,
+    pub image_path: String,
+    pub work_path: String,
+}
+
+/// The checkpoint options `any` holds (the defaults when there are none).
+pub fn checkpoint_from_any(any: Option<&Any>) -> Result<CheckpointOptions, OptionsError> {
+    match any {
+        None => Ok(CheckpointOptions::default()),
+        Some(any) if any.type_url.is_empty() && any.value.is_empty() => {
+            Ok(CheckpointOptions::default())
+        }
+        Some(any) if any.type_url.ends_with(CHECKPOINT_OPTIONS) => Ok(checkpoint_from(&any.value)?),
+        Some(any) => Err(OptionsError::CheckpointType(any.type_url.clone())),
+    }
+}
+
+fn checkpoint_from(bytes: &[u8]) -> protobuf::Result<CheckpointOptions> {
+    let mut opts = CheckpointOptions::default();
+    let mut is = CodedInputStream::from_bytes(bytes);
+    while let Some(tag) = is.read_raw_tag_or_eof()? {
+        match tag >> 3 {
+            1 => opts.exit = is.read_bool()?,
+            2 => opts.open_tcp = is.read_bool()?,
+            3 => opts.external_unix_sockets = is.read_bool()?,
+            4 => opts.terminal = is.read_bool()?,
+            5 => opts.file_locks = is.read_bool()?,
+            6 => opts.empty_namespaces.push(is.read_string()?),
+            7 => opts.cgroups_mode = is.read_string()?,
+            8 => opts.image_path = is.read_string()?,
+            9 => opts.work_path = is.read_string()?,
+            _ => protobuf::rt::skip_field_for_tag(tag, &mut is)?,
+        }
+    }
+    Ok(opts)
 }
 
 /// The options `any` holds (the defaults when containerd sent none).
@@ -152,5 +203,32 @@ mod tests {
         };
         let err = from_any(Some(&other)).unwrap_err().to_string();
         assert!(err.contains("io.example.Options"), "{err}");
+    }
+
+    #[test]
+    fn checkpoint_options_are_read_by_their_field_numbers() {
+        // {exit: true, empty_namespaces: ["network"], cgroups_mode: "soft", work_path: "/w"}
+        let any = Any {
+            type_url: CHECKPOINT_OPTIONS.into(),
+            value: b"\x08\x01\x32\x07network\x3a\x04soft\x4a\x02/w".to_vec(),
+            ..Default::default()
+        };
+        let want = CheckpointOptions {
+            exit: true,
+            empty_namespaces: vec!["network".into()],
+            cgroups_mode: "soft".into(),
+            work_path: "/w".into(),
+            ..Default::default()
+        };
+        assert_eq!(checkpoint_from_any(Some(&any)).unwrap(), want);
+        assert_eq!(
+            checkpoint_from_any(None).unwrap(),
+            CheckpointOptions::default()
+        );
+        let other = Any {
+            type_url: RUNC_OPTIONS.into(),
+            ..Default::default()
+        };
+        assert!(checkpoint_from_any(Some(&other)).is_err());
     }
 }

@@ -4,6 +4,7 @@
 //! turned into the last error line the runtime logged.
 
 use crate::io::Stdio3;
+use crate::options::CheckpointOptions;
 use crate::reaper::Reaper;
 use containerd_shim::protos::shim::oci::Options;
 use serde::{Deserialize, Serialize};
@@ -83,6 +84,24 @@ pub struct CreateOptions<'a> {
     pub no_new_keyring: bool,
 }
 
+/// `checkpoint`'s options, as containerd's runc shim passes them.
+pub struct CheckpointArgs<'a> {
+    pub image_path: &'a Path,
+    pub work_path: &'a Path,
+    pub options: &'a CheckpointOptions,
+}
+
+/// `restore`'s: detached, no subreaper (the shim reaps), as containerd's
+/// runc shim restores.
+pub struct RestoreOptions<'a> {
+    pub bundle: &'a Path,
+    pub pid_file: &'a Path,
+    pub image_path: &'a Path,
+    pub work_path: &'a Path,
+    pub console_socket: Option<&'a Path>,
+    pub no_pivot: bool,
+}
+
 /// `exec`'s options (it always detaches: the shim reaps the process).
 pub struct ExecOptions<'a> {
     /// The runtime-spec process, as JSON.
@@ -107,6 +126,11 @@ struct Call {
 impl Call {
     fn arg(mut self, arg: impl AsRef<OsStr>) -> Call {
         self.cmd.arg(arg);
+        self
+    }
+
+    fn args(mut self, args: &[&str]) -> Call {
+        self.cmd.args(args);
         self
     }
 
@@ -185,6 +209,48 @@ impl Runtime {
             .arg("--detach")
             .arg("--pid-file")
             .arg(o.pid_file)
+            .option("--console-socket", o.console_socket)
+            .arg(id);
+        self.run(call, Io::Process(stdio)).map(drop)
+    }
+
+    /// `checkpoint`; unless `exit`, the container keeps running.
+    pub fn checkpoint(&self, id: &str, a: &CheckpointArgs) -> Result<(), RuntimeError> {
+        let o = a.options;
+        let mut call = self
+            .call("checkpoint")
+            .arg("--image-path")
+            .arg(a.image_path)
+            .arg("--work-path")
+            .arg(a.work_path)
+            .flag(!o.exit, "--leave-running")
+            .flag(o.open_tcp, "--tcp-established")
+            .flag(o.external_unix_sockets, "--ext-unix-sk")
+            .flag(o.terminal, "--shell-job")
+            .flag(o.file_locks, "--file-locks");
+        for ns in &o.empty_namespaces {
+            call = call.arg("--empty-ns").arg(ns);
+        }
+        if !o.cgroups_mode.is_empty() {
+            call = call.arg("--manage-cgroups-mode").arg(&o.cgroups_mode);
+        }
+        self.run(call.arg(id), Io::Capture).map(drop)
+    }
+
+    /// `restore --detach`: init comes back with the given stdio.
+    pub fn restore(&self, id: &str, o: &RestoreOptions, stdio: Stdio3) -> Result<(), RuntimeError> {
+        let call = self
+            .call("restore")
+            .arg("--image-path")
+            .arg(o.image_path)
+            .arg("--work-path")
+            .arg(o.work_path)
+            .arg("--bundle")
+            .arg(o.bundle)
+            .arg("--pid-file")
+            .arg(o.pid_file)
+            .args(&["--detach", "--no-subreaper"])
+            .flag(o.no_pivot, "--no-pivot")
             .option("--console-socket", o.console_socket)
             .arg(id);
         self.run(call, Io::Process(stdio)).map(drop)

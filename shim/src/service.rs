@@ -1,10 +1,10 @@
 //! The Task service containerd calls: each method finds the container,
 //! calls it, and answers in containerd's terms. Errors become ttrpc codes
 //! in one place, [`code`]: NotFound for what is gone, FailedPrecondition
-//! for a step the task's state refuses, Unimplemented for what berth does
-//! not do.
+//! for a step the task's state refuses.
 
 use crate::container::{path_str, Container, ContainerError, Shared};
+use crate::options;
 use crate::process::{self, ProcessError};
 use containerd_shim::api::{self, Empty};
 use containerd_shim::protos::shim::oci::ProcessDetails;
@@ -22,8 +22,6 @@ enum TaskError {
     NotFound(String),
     #[error("container {0} already exists")]
     Exists(String),
-    #[error("berth does not checkpoint")]
-    Checkpoint,
     #[error(transparent)]
     Encode(containerd_shim::Error),
     #[error(transparent)]
@@ -36,12 +34,12 @@ fn code(e: &TaskError) -> Code {
     match e {
         TaskError::NotFound(_) => Code::NOT_FOUND,
         TaskError::Exists(_) => Code::ALREADY_EXISTS,
-        TaskError::Checkpoint => Code::UNIMPLEMENTED,
         TaskError::Encode(_) => Code::UNKNOWN,
         TaskError::Container(e) => match e {
             C::ExecNotFound { .. } | C::Finished(_) | C::Signal(_) => Code::NOT_FOUND,
             C::ExecExists(_) => Code::ALREADY_EXISTS,
             C::NotCreated(_)
+            | C::NotRunning(_)
             | C::Process(ProcessError::Refused { .. } | ProcessError::NoTerminal) => {
                 Code::FAILED_PRECONDITION
             }
@@ -240,9 +238,12 @@ impl containerd_shim::Task for Service {
     fn checkpoint(
         &self,
         _ctx: &TtrpcContext,
-        _req: api::CheckpointTaskRequest,
+        req: api::CheckpointTaskRequest,
     ) -> TtrpcResult<Empty> {
-        Err(TaskError::Checkpoint.into())
+        let options =
+            options::checkpoint_from_any(req.options.as_ref()).map_err(ContainerError::from)?;
+        self.container(&req.id)?.checkpoint(&req.path, &options)?;
+        Ok(Empty::new())
     }
 
     fn exec(&self, _ctx: &TtrpcContext, req: api::ExecProcessRequest) -> TtrpcResult<Empty> {

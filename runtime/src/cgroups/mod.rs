@@ -518,6 +518,12 @@ impl Cgroup {
         )))
     }
 
+    /// The directory whose freezer holds the container (v1's freezer
+    /// hierarchy, or the cgroup2 one), if it exists.
+    pub fn freezer_dir(&self) -> Option<PathBuf> {
+        self.dir_of("freezer").ok().filter(|d| d.is_dir())
+    }
+
     /// OOM kills so far: v1 `memory.oom_control`, v2 `memory.events`.
     pub fn oom_kills(&self) -> u64 {
         self.dir_of("memory")

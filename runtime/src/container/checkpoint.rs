@@ -159,8 +159,11 @@ pub fn checkpoint(root: &Path, id: &str, opts: &CheckpointOpts) -> Result<()> {
         std::fs::create_dir_all(dir).context(format!("create {}", dir.display()))?;
     }
     let pid = c.state.pid;
-    write_descriptors(pid, dirs.images)?;
+    let external_stdio = write_descriptors(pid, dirs.images)?;
     let mut args = opts.criu.args()?;
+    for key in external_stdio {
+        args.extend(["--external".into(), key.into()]);
+    }
     if let Some(key) = terminal_key(pid, dirs.images)? {
         args.extend(["--external".into(), key.into()]);
         // init's /dev/console is a bind of the same pty slave.
@@ -175,6 +178,11 @@ pub fn checkpoint(root: &Path, id: &str, opts: &CheckpointOpts) -> Result<()> {
     args.extend(["--root".into(), c.state.rootfs.clone().into()]);
     args.extend(dump_flags(opts)?);
     let cgroup = c.state.cgroup.clone().unwrap_or_default();
+    // As runc: CRIU freezes the container through its freezer, which also
+    // lets it dump one that is paused (containerd pauses before a dump).
+    if let Some(freezer) = crate::cgroups::Cgroup::new(cgroup.clone()).freezer_dir() {
+        args.extend(["--freeze-cgroup".into(), freezer.into()]);
+    }
     for (dest, _) in external_mounts(&bundle.spec, &cgroup) {
         args.extend(["--external".into(), format!("mnt[{dest}]:{dest}").into()]);
     }
@@ -300,7 +308,7 @@ fn run_restore(
         ]);
         inherit.push(fd.as_raw_fd());
     }
-    let stdio = piped_stdio(&opts.criu.image_path)?;
+    let stdio = inherited_stdio(&opts.criu.image_path)?;
     for (fd, pipe) in &stdio {
         let fd = fd.as_raw_fd();
         args.extend(["--inherit-fd".into(), format!("fd[{fd}]:{pipe}").into()]);
@@ -417,18 +425,53 @@ fn namespace_inode(path: &Path) -> std::result::Result<u64, OsError> {
     Ok(m.ino())
 }
 
-/// Records where init's stdio led, in runc's format (a JSON list).
-fn write_descriptors(pid: i32, images: &Path) -> Result<()> {
-    let links: Vec<String> = (0..3)
-        .map(|fd| {
-            let link = std::fs::read_link(format!("/proc/{pid}/fd/{fd}"));
-            link.map_or_else(|_| "/dev/null".into(), |l| l.to_string_lossy().into_owned())
-        })
-        .collect();
+/// Records where init's stdio led, in runc's format (a JSON list of what
+/// /proc/PID/fd/N links to). A file on a mount outside the container
+/// (containerd's FIFOs, which berth's shim hands over as they are) is
+/// recorded under CRIU's key for it, `file[MNT_ID:INODE]`, instead; those
+/// keys are returned, for the dump to name as external.
+fn write_descriptors(pid: i32, images: &Path) -> Result<Vec<String>> {
+    let inside = mount_ids(pid);
+    let entries: Vec<String> = (0..3).map(|fd| stdio_entry(pid, fd, &inside)).collect();
     let path = images.join(DESCRIPTORS);
-    let text = serde_json::to_vec(&links).expect("strings serialise");
+    let text = serde_json::to_vec(&entries).expect("strings serialise");
     std::fs::write(&path, text).context(format!("write {}", path.display()))?;
-    Ok(())
+    Ok(entries
+        .into_iter()
+        .filter(|e| e.starts_with("file["))
+        .collect())
+}
+
+fn stdio_entry(pid: i32, fd: i32, inside: &[u64]) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let fd_path = format!("/proc/{pid}/fd/{fd}");
+    let Ok(link) = std::fs::read_link(&fd_path) else {
+        return "/dev/null".into();
+    };
+    let link = link.to_string_lossy().into_owned();
+    if ["pipe:", "socket:", "anon_inode:"]
+        .iter()
+        .any(|p| link.starts_with(p))
+    {
+        return link;
+    }
+    let fdinfo = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).unwrap_or_default();
+    let mnt_id = fdinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("mnt_id:")?.trim().parse().ok());
+    let inode = std::fs::metadata(&fd_path).map(|m| m.ino());
+    match (mnt_id, inode) {
+        (Some(mnt), Ok(ino)) if !inside.contains(&mnt) => format!("file[{mnt:x}:{ino:x}]"),
+        _ => link,
+    }
+}
+
+/// The ids of the mounts in `pid`'s mount namespace.
+fn mount_ids(pid: i32) -> Vec<u64> {
+    let info = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap_or_default();
+    info.lines()
+        .filter_map(|l| l.split(' ').next()?.parse().ok())
+        .collect()
 }
 
 /// CRIU's key for init's terminal, if its stdio is a pty slave
@@ -456,25 +499,26 @@ fn console_bound(pid: i32) -> bool {
     mounts.iter().any(|m| m.mount_point == CONSOLE)
 }
 
-/// For each stdio fd of the checkpointed init that was a pipe, a copy of
-/// berth's own fd of that number (criu's stdio is not berth's) and the
-/// pipe CRIU knows it by.
-fn piped_stdio(images: &Path) -> Result<Vec<(OwnedFd, String)>> {
+/// For each stdio fd of the checkpointed init that was a pipe or an
+/// external file, a copy of berth's own fd of that number (criu's stdio
+/// is not berth's) and the key CRIU knows it by.
+fn inherited_stdio(images: &Path) -> Result<Vec<(OwnedFd, String)>> {
     use std::os::fd::AsFd;
     let text = std::fs::read(images.join(DESCRIPTORS)).unwrap_or_default();
-    let links: Vec<String> = serde_json::from_slice(&text).unwrap_or_default();
-    let mut piped = Vec::new();
-    for (n, link) in links
+    let entries: Vec<String> = serde_json::from_slice(&text).unwrap_or_default();
+    let inherited = |e: &String| e.starts_with("pipe:") || e.starts_with("file[");
+    let mut stdio = Vec::new();
+    for (n, entry) in entries
         .into_iter()
         .enumerate()
-        .filter(|(_, l)| l.starts_with("pipe:"))
+        .filter(|(_, e)| inherited(e))
     {
         let copy = match n {
             0 => std::io::stdin().as_fd().try_clone_to_owned(),
             1 => std::io::stdout().as_fd().try_clone_to_owned(),
             _ => std::io::stderr().as_fd().try_clone_to_owned(),
         };
-        piped.push((copy.context(format!("duplicate fd {n} for criu"))?, link));
+        stdio.push((copy.context(format!("duplicate fd {n} for criu"))?, entry));
     }
-    Ok(piped)
+    Ok(stdio)
 }

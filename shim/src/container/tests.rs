@@ -29,6 +29,7 @@ pub(crate) fn container(dir: &Path) -> (Arc<Container>, Receiver<Event>) {
         io_ids: None,
         oom: OnceLock::new(),
         kill_all_on_exit: false,
+        restore_from: None,
         shared,
     });
     start(&c.init, 4242);
