@@ -2,7 +2,7 @@
 //! `$BERTH_STACK` names (sid: its criu 4.2 works on this kernel, Debian
 //! 12's 3.17 fails `criu check`): the runtime's command line run in a jail
 //! on it, then containerd's checkpoints through `ctr` and the shim under
-//! test (`$BERTH_SHIM`). The bundles live under the target directory,
+//! test (`$BERTH_SHIM`), and podman's (`$BERTH_PODMAN`). The bundles live under the target directory,
 //! which the jail shares. The container's stdout and stderr are pipes, as
 //! containerd and conmon give them: the restored process must write into
 //! the restoring caller's pipes.
@@ -33,11 +33,7 @@ impl Jailed {
         let base = workspace().join("target");
         let mut b = Bundle::new_under(&base);
         b.sh(script);
-        let suite = stack::engines().unwrap_or_else(|e| panic!("{e}")).suite;
-        assert_ne!(
-            suite, "host",
-            "CRIU does not work with Debian 12's: set BERTH_STACK=sid"
-        );
+        let suite = stack_suite();
         let stack = stack::named(suite).unwrap_or_else(|e| panic!("{e}"));
         let jail_dir = base.join("berth-jails").join(&b.id);
         let jail = stack::idle_jail(suite, &jail_dir).unwrap_or_else(|e| panic!("{e}"));
@@ -216,6 +212,22 @@ fn a_checkpoint_restores_under_a_new_id() {
     assert_eq!(j.status(&new_id).as_deref(), Some("running"));
     assert_eq!(j.status(&j.b.id), None, "the old id came back");
     j.kill_and_delete(&new_id);
+    j.b.assert_no_leftovers();
+}
+
+/// A paused container (containerd pauses one before its dump) is dumped
+/// through its freezer, and the restored one counts on.
+#[test]
+fn a_paused_container_is_checkpointed_and_restored() {
+    let j = Jailed::new(COUNTER);
+    let before = j.run_detached();
+    let seen = count_to(&before, 3);
+    j.rt(&["pause", &j.b.id]).assert_ok();
+    j.checkpoint(&[]).assert_ok();
+    let stopped_at = last(&before, seen);
+    let after = j.restore(&j.b.id, &[&j.image_flag()]);
+    assert_eq!(next(&after), stopped_at + 1);
+    j.kill_and_delete(&j.b.id);
     j.b.assert_no_leftovers();
 }
 
@@ -406,19 +418,26 @@ fn count_of(t: &Task) -> Option<u64> {
     out.stdout.trim().parse().ok()
 }
 
+/// Polls `count` until the counter has reached `at_least`; returns it.
 #[track_caller]
-fn wait_count(t: &Task, at_least: u64) -> u64 {
-    let what = format!("{} never counted to {at_least}", t.id);
-    let count = poll(&what, || count_of(t), |n| n.is_some_and(|n| n >= at_least));
-    count.unwrap()
+fn wait_count(name: &str, count: impl FnMut() -> Option<u64>, at_least: u64) -> u64 {
+    let what = format!("{name} never counted to {at_least}");
+    let reached = poll(&what, count, |n| n.is_some_and(|n| n >= at_least));
+    reached.unwrap()
 }
 
-fn containerd_for_checkpoints() -> Containerd {
+/// The stack the suite runs on: CRIU does not work with Debian 12's.
+fn stack_suite() -> &'static str {
     let suite = stack::engines().unwrap_or_else(|e| panic!("{e}")).suite;
     assert_ne!(
         suite, "host",
-        "CRIU does not work with Debian 12's: set BERTH_STACK=sid"
+        "CRIU fails on this kernel with Debian 12's: set BERTH_STACK=sid"
     );
+    suite
+}
+
+fn containerd_for_checkpoints() -> Containerd {
+    stack_suite();
     private_containerd().unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -432,7 +451,7 @@ fn ctr_checkpoints_a_task_into_an_image_and_restores_it_live() {
     let events = Events::watch(&ctd);
     let t = ctd.task();
     t.run_detached(&[], &SHM_COUNTER);
-    let before = wait_count(&t, 10);
+    let before = wait_count(&t.id, || count_of(&t), 10);
     let image = format!("checkpoint/{}:1", t.id);
     ctd.ctr(&["containers", "checkpoint", "--task", &t.id, &image])
         .assert_ok();
@@ -443,7 +462,7 @@ fn ctr_checkpoints_a_task_into_an_image_and_restores_it_live() {
         Ok("runc") => eprintln!("stock shim: /tasks/checkpointed sent: {checkpointed}"),
         _ => assert!(checkpointed, "no /tasks/checkpointed event: {topics:?}"),
     }
-    wait_count(&t, before + 5);
+    wait_count(&t.id, || count_of(&t), before + 5);
     t.task("kill", &["-s", "KILL"], &[]).assert_ok();
     t.wait_status("STOPPED");
     t.delete();
@@ -468,7 +487,7 @@ fn ctr_checkpoint_with_exit_stops_the_task() {
     let ctd = containerd_for_checkpoints();
     let t = ctd.task();
     t.run_detached(&[], &SHM_COUNTER);
-    wait_count(&t, 3);
+    wait_count(&t.id, || count_of(&t), 3);
     let dir = workspace()
         .join("target/berth-it")
         .join(format!("{}.images", t.id));
@@ -483,4 +502,66 @@ fn ctr_checkpoint_with_exit_stops_the_task() {
     t.delete();
     let _ = std::fs::remove_dir_all(&dir);
     t.assert_no_leftovers();
+}
+
+/// The count a podman container's counter has reached.
+fn podman_count(c: &Container) -> Option<u64> {
+    let out = c.verb("exec", &[], &["cat", "/dev/shm/n"]);
+    out.stdout.trim().parse().ok()
+}
+
+fn podman_for_checkpoints() -> &'static Podman {
+    stack_suite();
+    podman().unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// `podman container checkpoint` stops the container with the dump;
+/// `podman container restore` brings it back under its name, counting on
+/// from where it was; with `--leave-running` it keeps running.
+#[test]
+fn podman_checkpoints_and_restores_a_container() {
+    let p = podman_for_checkpoints();
+    let c = p.container();
+    c.run_detached(&[], &SHM_COUNTER);
+    wait_count(&c.name, || podman_count(&c), 3);
+    p.cli(&["container", "checkpoint", "--leave-running", &c.name])
+        .assert_ok();
+    assert_eq!(c.inspect("{{.State.Status}}"), "running");
+    let before = wait_count(&c.name, || podman_count(&c), 10);
+    p.cli(&["container", "checkpoint", &c.name]).assert_ok();
+    assert_eq!(c.inspect("{{.State.Status}}"), "exited");
+    p.cli(&["container", "restore", &c.name]).assert_ok();
+    assert_eq!(c.inspect("{{.State.Status}}"), "running");
+    let after = podman_count(&c).expect("the restored counter counts");
+    assert!(
+        after >= before,
+        "the restored counter began again: {after} < {before}"
+    );
+    c.remove();
+}
+
+/// An exported checkpoint restores as a new container (`--import --name`).
+#[test]
+fn podman_restores_an_exported_checkpoint_as_a_new_container() {
+    let p = podman_for_checkpoints();
+    let c = p.container();
+    c.run_detached(&[], &SHM_COUNTER);
+    let before = wait_count(&c.name, || podman_count(&c), 5);
+    let archive = p.dir.join(format!("{}.tar.gz", c.name));
+    let export = format!("--export={}", s(&archive));
+    p.cli(&["container", "checkpoint", &export, &c.name])
+        .assert_ok();
+    let copy = Container::new(p);
+    let import = format!("--import={}", s(&archive));
+    let name = format!("--name={}", copy.name);
+    p.cli(&["container", "restore", &import, &name]).assert_ok();
+    assert_eq!(copy.inspect("{{.State.Status}}"), "running");
+    let after = podman_count(&copy).expect("the restored counter counts");
+    assert!(
+        after >= before,
+        "the restored counter began again: {after} < {before}"
+    );
+    copy.remove();
+    c.remove();
+    let _ = std::fs::remove_file(&archive);
 }

@@ -119,16 +119,17 @@ impl Criu {
 }
 
 /// The last line of a CRIU log that reports an error ("Error (criu/...):
-/// ..."), trimmed of its source position, before the one that says what
-/// CRIU gave up ("Dumping FAILED."): the earlier ones may be complaints it
-/// got past.
+/// ..."), trimmed of its source position, before the one that says CRIU
+/// gave up ("Restoring FAILED."): earlier ones may be complaints it got
+/// past, later ones come of its cleaning up.
 fn cause(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
-    let mut messages = text.lines().filter_map(|l| {
+    let messages = text.lines().filter_map(|l| {
         let (_, rest) = l.split_once("Error (")?;
         Some(rest.split_once("): ").map_or(rest, |(_, msg)| msg).trim())
     });
-    let cause = messages.rfind(|m| !m.ends_with("FAILED."));
+    let before_giving_up = messages.take_while(|m| !m.ends_with("FAILED."));
+    let cause = before_giving_up.last();
     cause.unwrap_or("no error in its log").to_owned()
 }
 
@@ -147,6 +148,7 @@ mod tests {
              (00.002) Error (criu/util.c:1534): rlimit: first\n\
              (00.002) Error (criu/mount.c:381): mnt: second\n\
              (00.003) Error (criu/cr-dump.c:2): Dumping FAILED.\n\
+             (00.003) Error (criu/cgroup.c:2): cg: cleaning up\n\
              (00.004) Unlock network\n",
         )
         .unwrap();

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 pub struct Shared {
     /// Directory for CRIU's image files [default: ./checkpoint]
     #[arg(long)]
-    image_path: Option<PathBuf>,
+    pub(super) image_path: Option<PathBuf>,
     /// Directory for CRIU's work files and log [default: the image path]
     #[arg(long)]
     work_path: Option<PathBuf>,
@@ -63,13 +63,13 @@ impl Shared {
 #[derive(clap::Args)]
 pub struct CheckpointArgs {
     #[command(flatten)]
-    shared: Shared,
+    pub(super) shared: Shared,
     /// Directory of the previous (pre-dump) images, relative to the image path
     #[arg(long)]
     parent_path: Option<PathBuf>,
     /// Leave the container running after the checkpoint
     #[arg(long)]
-    leave_running: bool,
+    pub(super) leave_running: bool,
     /// Dump memory only, leaving the container running
     #[arg(long)]
     pre_dump: bool,

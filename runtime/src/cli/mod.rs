@@ -179,13 +179,16 @@ fn help(shown: &str) -> String {
     format!("NAME:\n   {shown} - {{about}}\n\nUSAGE:\n   {{usage}}\n\n{{all-args}}")
 }
 
+/// A flag given twice counts once, the last value winning, as with runc's
+/// command line (podman passes `checkpoint --leave-running` twice).
 fn command() -> clap::Command {
     use clap::CommandFactory;
     Cli::command()
         .help_template(help("berth"))
+        .args_override_self(true)
         .mut_subcommands(|s| {
             let shown = format!("berth {}", s.get_name());
-            s.help_template(help(&shown))
+            s.help_template(help(&shown)).args_override_self(true)
         })
 }
 
@@ -359,6 +362,26 @@ mod tests {
         let cli = parse(&["--rootless=auto", "state", "c", "--root", "/r"]);
         assert_eq!(cli.root, Some("/r".into()));
         assert_eq!(cli.rootless.as_deref(), Some("auto"));
+    }
+
+    #[test]
+    fn a_repeated_flag_counts_once() {
+        let m = command().try_get_matches_from([
+            "berth",
+            "checkpoint",
+            "--leave-running",
+            "--leave-running",
+            "--image-path=/a",
+            "--image-path=/b",
+            "c",
+        ]);
+        use clap::FromArgMatches;
+        let Some(Command::Checkpoint(a)) = Cli::from_arg_matches(&m.unwrap()).unwrap().command
+        else {
+            panic!("not checkpoint")
+        };
+        assert!(a.leave_running);
+        assert_eq!(a.shared.image_path, Some(PathBuf::from("/b")));
     }
 
     #[test]

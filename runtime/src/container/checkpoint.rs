@@ -79,6 +79,8 @@ pub enum CheckpointError {
         id: String,
         source: CriuError,
     },
+    #[error(transparent)]
+    Rootfs(#[from] crate::rootfs::RootfsError),
     #[error("--manage-cgroups-mode {0}: expected soft, full, strict or ignore")]
     CgroupsMode(String),
     #[error("--empty-ns {0}: only network may be left empty")]
@@ -289,6 +291,8 @@ fn run_restore(
     console: Console,
 ) -> Result<i32> {
     let id = &opts.create.id;
+    let mounts = external_mounts(&bundle.spec, &cgroup.cgroup.path);
+    crate::rootfs::make_mount_points(&bundle.rootfs, &mounts).map_err(CheckpointError::from)?;
     private_root(&bundle.rootfs)?;
     let mut args = opts.criu.args()?;
     let pidfile = dir.path.join("restored.pid");
@@ -296,7 +300,7 @@ fn run_restore(
     args.extend(["--restore-detached".into(), "--restore-sibling".into()]);
     args.extend(["--pidfile".into(), pidfile.clone().into()]);
     args.extend(["--cgroup-root".into(), cgroup.cgroup.path.clone().into()]);
-    for (dest, source) in external_mounts(&bundle.spec, &cgroup.cgroup.path) {
+    for (dest, source) in &mounts {
         args.extend(["--external".into(), format!("mnt[{dest}]:{source}").into()]);
     }
     let namespaces = open_external_namespaces(&bundle.spec)?;

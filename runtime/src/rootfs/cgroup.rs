@@ -20,12 +20,7 @@ pub fn mount_cgroup(
     cgroup: &Path,
     cgroupns: bool,
 ) -> Result<(), RootfsError> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let entries = mountinfo::parse(&info);
-    let relative = cgroup.strip_prefix("/").unwrap_or(cgroup);
-    let unified = entries
-        .iter()
-        .any(|e| e.mount_point == CGROUP_ROOT && e.fs_type == "cgroup2");
+    let (entries, relative, unified) = host_view(cgroup);
     if unified && cgroupns {
         let mounted = mount(
             Some("cgroup2"),
@@ -87,6 +82,18 @@ fn empty_tmpfs(root: &Root, dest: &Path, flags: MsFlags) -> Result<(), RootfsErr
     .map_err(mount_err("tmpfs", dest, "tmpfs"))
 }
 
+/// The host's mounts, the container's `cgroup` relative to a hierarchy's
+/// root, and whether /sys/fs/cgroup is cgroup2 itself.
+fn host_view(cgroup: &Path) -> (Vec<mountinfo::Entry>, &Path, bool) {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let entries = mountinfo::parse(&info);
+    let relative = cgroup.strip_prefix("/").unwrap_or(cgroup);
+    let unified = entries
+        .iter()
+        .any(|e| e.mount_point == CGROUP_ROOT && e.fs_type == "cgroup2");
+    (entries, relative, unified)
+}
+
 /// Each v1 hierarchy (and hybrid's `unified`) by its name under
 /// /sys/fs/cgroup, with the container's cgroup (`relative`) in it.
 fn hierarchies<'a>(
@@ -104,12 +111,7 @@ fn hierarchies<'a>(
 /// on the host, for the container's `cgroup`: what a checkpoint must name
 /// as external, since their sources are the host's.
 pub(crate) fn binds(dest: &Path, cgroup: &Path) -> Vec<(std::path::PathBuf, std::path::PathBuf)> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let entries = mountinfo::parse(&info);
-    let relative = cgroup.strip_prefix("/").unwrap_or(cgroup);
-    let unified = entries
-        .iter()
-        .any(|e| e.mount_point == CGROUP_ROOT && e.fs_type == "cgroup2");
+    let (entries, relative, unified) = host_view(cgroup);
     if unified {
         return vec![(dest.to_path_buf(), Path::new(CGROUP_ROOT).join(relative))];
     }

@@ -163,6 +163,19 @@ pub fn prepare(ctx: &Ctx) -> Result<(), RootfsError> {
 }
 
 /// This process's /proc/self/mountinfo.
+/// Makes the mount points of `mounts` ((destination, source) pairs) in
+/// the rootfs, a directory for a directory source, else a file, as runc
+/// does before a restore: CRIU mounts onto them but makes none, and a
+/// rootfs restored elsewhere (podman's exported checkpoints) lacks them.
+pub fn make_mount_points(rootfs: &Path, mounts: &[(String, String)]) -> Result<(), RootfsError> {
+    let root = Root::open(rootfs)?;
+    for (dest, source) in mounts {
+        let inside = Path::new(dest).strip_prefix("/").unwrap_or(Path::new(dest));
+        root.make(&rootfs.join(inside), Path::new(source).is_dir())?;
+    }
+    Ok(())
+}
+
 pub(crate) fn own_mountinfo() -> Result<String, RootfsError> {
     let file = "/proc/self/mountinfo";
     Ok(std::fs::read_to_string(file).context(format!("read {file}"))?)
