@@ -565,3 +565,32 @@ fn podman_restores_an_exported_checkpoint_as_a_new_container() {
     c.remove();
     let _ = std::fs::remove_file(&archive);
 }
+
+/// Kubernetes' forensic checkpoint (`kubectl checkpoint`, the kubelet's
+/// CheckpointContainer through containerd's CRI): an archive of the
+/// running container, which keeps running.
+#[test]
+fn the_cri_checkpoints_a_running_container_into_an_archive() {
+    stack_suite();
+    let c = cri().unwrap_or_else(|e| panic!("{e}"));
+    let pod = c.pod();
+    let ctr = pod.run(&SHM_COUNTER);
+    let count = || ctr.exec(&["cat", "/dev/shm/n"]).stdout.trim().parse().ok();
+    let before = wait_count(&ctr.id, count, 3);
+    let archive = workspace()
+        .join("target/berth-it")
+        .join(format!("{}.tar", ctr.id));
+    let request = k8s_cri::v1::CheckpointContainerRequest {
+        container_id: ctr.id.clone(),
+        location: s(&archive).to_owned(),
+        timeout: DEADLINE.as_secs() as i64,
+    };
+    c.call(c.runtime().checkpoint_container(request))
+        .expect("CheckpointContainer");
+    let size = std::fs::metadata(&archive).map(|m| m.len()).unwrap_or(0);
+    let _ = std::fs::remove_file(&archive);
+    assert!(size > 0, "no archive at {}", archive.display());
+    wait_count(&ctr.id, count, before + 5);
+    pod.stop_and_remove();
+    pod.assert_no_leftovers();
+}
