@@ -35,6 +35,20 @@ fn args_are_passed_verbatim() {
     assert_eq!(b.run().assert_ok().stdout, "<a b><><*>");
 }
 
+/// A caller's /dev/null on stdin becomes the container's own: an fd of
+/// the host's /dev would keep a mount of the host's in the container's
+/// hands, and CRIU cannot dump it.
+#[test]
+fn stdin_from_the_hosts_dev_null_is_the_containers_own() {
+    berth_only!("runc (1.1 and 1.3) reopens it only for a detached run");
+    let mut b = Bundle::new();
+    let out = b.run_sh(
+        "m=$(awk '/^mnt_id/ {print $2}' /proc/self/fdinfo/0); \
+         awk -v m=\"$m\" '$1 == m {n++} END {print n ? \"inside\" : \"outside\"}' /proc/self/mountinfo",
+    );
+    assert_eq!(out, "inside\n", "stdin's mount is not the container's");
+}
+
 #[test]
 fn env_is_set() {
     let mut b = Bundle::new();
