@@ -24,7 +24,7 @@ trap 'rm -rf "$WORK"' EXIT
 ROOT=$WORK/root
 mkdir -p "$OUT"
 
-PKGS="systemd,systemd-sysv,dbus,udev,kmod,iproute2,procps,util-linux,mount,containerd,runc,iptables,ca-certificates,busybox-static"
+PKGS="systemd,systemd-sysv,dbus,udev,kmod,iproute2,procps,util-linux,mount,containerd,runc,iptables,ca-certificates,busybox-static,uidmap"
 [ -n "$EXTRA_PKGS" ] && PKGS="$PKGS,$EXTRA_PKGS"
 
 # The kernel package is unpacked (not installed) so initramfs-tools and its big
@@ -56,6 +56,8 @@ printf '127.0.0.1 localhost vmguest\n::1 localhost\n' > "$ROOT/etc/hosts"
 # fixed machine-id => no ConditionFirstBoot units (systemd-firstboot would prompt on the console)
 tr -d - < /proc/sys/kernel/random/uuid > "$ROOT/etc/machine-id"
 passwd -R "$ROOT" -d root >/dev/null
+# newuidmap reads these; the rootless scenarios cover them with their own
+touch "$ROOT/etc/subuid" "$ROOT/etc/subgid"
 # Units masked for a fast, quiet boot under TCG (each process start costs ~0.1-1 s there).
 # KEEP_LOGIND=1 keeps systemd-logind (needed for user sessions / rootless systemd --user tests).
 MASK="getty.target serial-getty@ttyS0.service getty@tty1.service systemd-firstboot.service

@@ -103,3 +103,58 @@ fn a_rootless_memory_limit_without_a_delegated_cgroup_is_refused_and_leaves_noth
     assert!(out.stderr.contains("cgroup"), "{out:#?}");
     b.assert_no_leftovers();
 }
+
+/// `run` as nobody of a bundle mapping nobody and 65536 ids from 200000,
+/// in a private mount namespace whose /etc/subuid and /etc/subgid (they
+/// cover the host's) say `granted`.
+fn run_with_ranges(script: &str, granted: &str) -> (Bundle, Out) {
+    let mut b = rootless(script);
+    let maps = json!([
+        {"containerID": 0, "hostID": NOBODY, "size": 1},
+        {"containerID": 1, "hostID": 200000, "size": 65536}
+    ]);
+    b.set("/linux/uidMappings", maps.clone());
+    b.set("/linux/gidMappings", maps);
+    let ranges = b.dir.join("subid");
+    std::fs::write(&ranges, granted).unwrap();
+    let script = "mount --bind \"$0\" /etc/subuid && mount --bind \"$0\" /etc/subgid && \
+                  exec setpriv --reuid=65534 --regid=65534 --clear-groups \"$@\"";
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-m", "--propagation", "private", "sh", "-c", script])
+        .arg(&ranges)
+        .arg("env")
+        .arg(format!("XDG_RUNTIME_DIR={}", s(&xdg_of(&b))))
+        .arg(runtime())
+        .args(runtime_flags())
+        .args(["run", "--bundle", s(&b.path), &b.id])
+        .current_dir(&b.dir);
+    let out = b.output(&mut cmd);
+    (b, out)
+}
+
+/// Ranges beyond the caller's own id come from /etc/subuid and
+/// /etc/subgid through newuidmap and newgidmap, as with runc.
+#[test]
+fn subordinate_ranges_are_mapped_through_newuidmap_and_newgidmap() {
+    let script = "cat /proc/self/uid_map /proc/self/gid_map";
+    let (b, out) = run_with_ranges(script, "nobody:200000:65536\n");
+    out.assert_ok();
+    let lines: Vec<Vec<&str>> = out
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let want = [vec!["0", "65534", "1"], vec!["1", "200000", "65536"]];
+    assert_eq!(lines, [&want[..], &want[..]].concat(), "{out:#?}");
+    b.assert_no_leftovers();
+}
+
+/// Ranges /etc/subuid does not grant are refused, naming the helper, and
+/// nothing is left.
+#[test]
+fn ranges_the_user_was_not_granted_are_refused_and_leave_nothing() {
+    let (b, out) = run_with_ranges("true", "nobody:300000:10\n");
+    out.assert_failed();
+    berth_message(&out, "newuidmap", "runc words the refusal its own way");
+    b.assert_no_leftovers();
+}

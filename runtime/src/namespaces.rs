@@ -31,6 +31,14 @@ pub enum NamespaceError {
         pid: i32,
         source: std::io::Error,
     },
+    /// An unprivileged caller maps more than its own id only through the
+    /// setuid helpers of shadow's uidmap package, from /etc/subuid.
+    #[error("{helper} for pid {pid}: {why} (an unprivileged user maps ranges beyond its own id only through newuidmap/newgidmap, from /etc/subuid and /etc/subgid)")]
+    IdHelper {
+        helper: &'static str,
+        pid: i32,
+        why: String,
+    },
     #[error("linux.timeOffsets: cannot write timens_offsets: {0}")]
     TimeOffsets(std::io::Error),
     #[error("cannot make a user namespace to idmap with: {0}")]
@@ -161,15 +169,24 @@ pub fn write_time_offsets(
         .map_err(NamespaceError::TimeOffsets)
 }
 
-/// Writes uid_map and gid_map of a process in a fresh user namespace.
+/// Writes uid_map and gid_map of a process in a fresh user namespace. An
+/// unprivileged caller may write only a map of its own id; other maps go
+/// through newuidmap and newgidmap, as runc's rootless containers do.
 pub fn write_id_maps(
     pid: i32,
     uids: &[LinuxIdMapping],
     gids: &[LinuxIdMapping],
 ) -> Result<(), NamespaceError> {
-    // Without CAP_SETGID over the host (rootless), the kernel takes a
-    // gid_map only once setgroups is denied in the namespace.
-    if !nix::unistd::geteuid().is_root() {
+    let rootless = !nix::unistd::geteuid().is_root();
+    let own = |maps: &[LinuxIdMapping], id: u32| {
+        matches!(maps, [m] if m.size() == 1 && m.host_id() == id)
+    };
+    let uid_helper = rootless && !own(uids, nix::unistd::geteuid().as_raw());
+    let gid_helper = rootless && !own(gids, nix::unistd::getegid().as_raw());
+    // Without CAP_SETGID over the host, the kernel takes a gid_map written
+    // directly only once setgroups is denied in the namespace (newgidmap,
+    // setuid root, needs no such thing).
+    if rootless && !gid_helper && !gids.is_empty() {
         Procfs::write_once(&format!("{pid}/setgroups"), b"deny").map_err(|source| {
             NamespaceError::IdMap {
                 file: "setgroups",
@@ -178,15 +195,45 @@ pub fn write_id_maps(
             }
         })?;
     }
-    for (file, maps) in [("uid_map", uids), ("gid_map", gids)] {
-        let text: String = maps
-            .iter()
-            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
-            .collect();
-        Procfs::write_once(&format!("{pid}/{file}"), text.as_bytes())
-            .map_err(|source| NamespaceError::IdMap { file, pid, source })?;
+    for (file, maps, helper) in [
+        ("uid_map", uids, uid_helper.then_some("newuidmap")),
+        ("gid_map", gids, gid_helper.then_some("newgidmap")),
+    ] {
+        match helper {
+            Some(helper) => map_through(helper, pid, maps)?,
+            None => write_map(pid, file, maps)?,
+        }
     }
     Ok(())
+}
+
+fn write_map(pid: i32, file: &'static str, maps: &[LinuxIdMapping]) -> Result<(), NamespaceError> {
+    let text: String = maps
+        .iter()
+        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+        .collect();
+    Procfs::write_once(&format!("{pid}/{file}"), text.as_bytes())
+        .map_err(|source| NamespaceError::IdMap { file, pid, source })
+}
+
+/// `newuidmap PID ID HOST-ID SIZE...` (or newgidmap): checks the ranges
+/// against /etc/subuid (/etc/subgid) and writes the map.
+fn map_through(helper: &'static str, pid: i32, maps: &[LinuxIdMapping]) -> Result<(), NamespaceError> {
+    let failed = |why: String| NamespaceError::IdHelper { helper, pid, why };
+    let mut cmd = std::process::Command::new(helper);
+    cmd.arg(pid.to_string());
+    for m in maps {
+        cmd.args([m.container_id(), m.host_id(), m.size()].map(|n| n.to_string()));
+    }
+    let out = cmd.stdin(std::process::Stdio::null()).output();
+    let out = out.map_err(|e| failed(format!("cannot run it: {e}")))?;
+    match out.status.success() {
+        true => Ok(()),
+        false => {
+            let said = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+            Err(failed(format!("{} ({said})", out.status)))
+        }
+    }
 }
 
 /// A user namespace with `uids` and `gids` mapped, held by its descriptor
