@@ -178,9 +178,7 @@ pub fn write_id_maps(
     gids: &[LinuxIdMapping],
 ) -> Result<(), NamespaceError> {
     let rootless = !nix::unistd::geteuid().is_root();
-    let own = |maps: &[LinuxIdMapping], id: u32| {
-        matches!(maps, [m] if m.size() == 1 && m.host_id() == id)
-    };
+    let own = |maps: &[LinuxIdMapping], id: u32| matches!(maps, [m] if m.size() == 1 && m.host_id() == id);
     let uid_helper = rootless && !own(uids, nix::unistd::geteuid().as_raw());
     let gid_helper = rootless && !own(gids, nix::unistd::getegid().as_raw());
     // Without CAP_SETGID over the host, the kernel takes a gid_map written
@@ -218,7 +216,11 @@ fn write_map(pid: i32, file: &'static str, maps: &[LinuxIdMapping]) -> Result<()
 
 /// `newuidmap PID ID HOST-ID SIZE...` (or newgidmap): checks the ranges
 /// against /etc/subuid (/etc/subgid) and writes the map.
-fn map_through(helper: &'static str, pid: i32, maps: &[LinuxIdMapping]) -> Result<(), NamespaceError> {
+fn map_through(
+    helper: &'static str,
+    pid: i32,
+    maps: &[LinuxIdMapping],
+) -> Result<(), NamespaceError> {
     let failed = |why: String| NamespaceError::IdHelper { helper, pid, why };
     let mut cmd = std::process::Command::new(helper);
     cmd.arg(pid.to_string());
