@@ -77,17 +77,7 @@ pub fn under_test() -> Result<Option<Stack>, String> {
 pub fn idle_jail(suite: &str, dir: &Path) -> Result<crate::containerd::Keeper, String> {
     let stack = named(suite)?;
     std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
-    let keeper = crate::containerd::keep(dir, dir, &[], Some(&stack))?;
-    // The jail counts as entered once its root is the chroot's, a moment
-    // before the old root is unmounted: a runtime that reads its mount
-    // table then finds /sys under /.old.
-    let jail = keeper.jail.as_ref().expect("a stack's keeper has a jail");
-    let old_root_gone = || {
-        let info = std::fs::read_to_string(jail.mountinfo()).unwrap_or_default();
-        !info.lines().any(|l| l.contains(" /.old"))
-    };
-    crate::exec::poll("the jail's old root goes", old_root_gone, |gone| *gone);
-    Ok(keeper)
+    crate::containerd::keep(dir, dir, &[], Some(&stack))
 }
 
 impl Stack {
@@ -178,7 +168,9 @@ pub struct Jail {
 
 impl Jail {
     /// The jail whose `unshare` process is `unshare`: its only child, once
-    /// it has entered the chroot (its root is no longer ours).
+    /// it has entered the chroot (its root is no longer ours) and let go
+    /// of the old root (until then, a runtime that reads the jail's mount
+    /// table finds /sys under /.old).
     pub(crate) fn of(unshare: u32) -> Result<Jail, String> {
         let children = format!("/proc/{unshare}/task/{unshare}/children");
         let ours = root_id(Path::new("/"));
@@ -186,7 +178,9 @@ impl Jail {
             let text = std::fs::read_to_string(&children).ok()?;
             let init = text.split_whitespace().next()?.parse().ok()?;
             let root = root_id(Path::new(&format!("/proc/{init}/root")));
-            (root.is_some() && root != ours).then_some(init)
+            let mounts = std::fs::read_to_string(format!("/proc/{init}/mountinfo")).ok()?;
+            let old_root = mounts.lines().any(|l| l.contains(" /.old"));
+            (root.is_some() && root != ours && !old_root).then_some(init)
         };
         let start = std::time::Instant::now();
         loop {

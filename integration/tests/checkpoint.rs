@@ -305,6 +305,22 @@ fn restore_of_an_id_that_exists_fails_and_leaves_it_running() {
 }
 
 #[test]
+fn a_missing_criu_is_named_and_the_container_runs_on() {
+    berth_only!("runc 1.3 ignores --criu, with a warning, and runs criu from PATH");
+    let j = Jailed::new(COUNTER);
+    let lines = j.run_detached();
+    let seen = count_to(&lines, 3);
+    let image = j.image_flag();
+    let out = j.rt(&["--criu", "/no/such/criu", "checkpoint", &image, &j.b.id]);
+    out.assert_failed();
+    berth_message(&out, "/no/such/criu", "runc words it its own way");
+    assert_eq!(j.status(&j.b.id).as_deref(), Some("running"));
+    count_to(&lines, seen + 3);
+    j.kill_and_delete(&j.b.id);
+    j.b.assert_no_leftovers();
+}
+
+#[test]
 fn checkpoint_of_an_unknown_id_names_it() {
     let j = Jailed::new(COUNTER);
     let out = j.checkpoint(&[]);
