@@ -283,6 +283,27 @@ fn restore_from_a_missing_image_dir_fails_and_leaves_nothing() {
     j.b.assert_no_leftovers();
 }
 
+/// CRIU's own failure (images it cannot read) is reported, and the
+/// restore leaves no state, cgroup or process behind.
+#[test]
+fn restore_from_a_corrupt_image_fails_and_leaves_nothing() {
+    let j = Jailed::new(COUNTER);
+    std::fs::create_dir_all(j.images()).unwrap();
+    std::fs::write(j.images().join("inventory.img"), b"not an image").unwrap();
+    let out = j.rt(&[
+        "restore",
+        "-d",
+        "--bundle",
+        s(&j.b.path),
+        &j.image_flag(),
+        &j.b.id,
+    ]);
+    out.assert_failed();
+    berth_message(&out, "restore.log", "runc words it its own way");
+    assert_eq!(j.status(&j.b.id), None);
+    j.b.assert_no_leftovers();
+}
+
 #[test]
 fn restore_of_an_id_that_exists_fails_and_leaves_it_running() {
     let j = Jailed::new(COUNTER);
