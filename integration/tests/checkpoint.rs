@@ -231,6 +231,30 @@ fn a_paused_container_is_checkpointed_and_restored() {
     j.b.assert_no_leftovers();
 }
 
+/// Whatever CRIU's cgroup mode (`ignore` leaves cgroups to the runtime),
+/// the restored process is in the container's cgroup, never the caller's.
+#[test]
+fn a_restored_process_is_in_the_containers_cgroup_whatever_the_mode() {
+    let j = Jailed::new(COUNTER);
+    let before = j.run_detached();
+    count_to(&before, 3);
+    j.checkpoint(&[]).assert_ok();
+    let after = j.restore(&j.b.id, &[&j.image_flag(), "--manage-cgroups-mode=ignore"]);
+    next(&after);
+    let out = j.rt(&["state", &j.b.id]);
+    let state: Value = serde_json::from_str(&out.assert_ok().stdout).unwrap();
+    let pid = state["pid"].as_i64().expect("a pid") as libc::pid_t;
+    let host = j.jail.host_pid(pid).expect("the restored init on the host");
+    let cgroups = std::fs::read_to_string(format!("/proc/{host}/cgroup")).unwrap();
+    let memory = cgroups
+        .lines()
+        .find(|l| l.contains(":memory:") || l.starts_with("0::"));
+    let memory = memory.expect("a memory cgroup line");
+    assert!(memory.contains(&j.b.id), "the restored init is in {memory}");
+    j.kill_and_delete(&j.b.id);
+    j.b.assert_no_leftovers();
+}
+
 /// A pre-dump copies memory while the container runs; the dump after it
 /// (`--parent-path`) copies only what changed. Both need the kernel's
 /// soft-dirty tracking, which this VM's kernel lacks: there the runtime

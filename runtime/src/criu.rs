@@ -69,12 +69,16 @@ impl Criu {
     /// Runs `criu ACTION -D images -W work -o ACTION.log -v4 ARGS`. The
     /// fds in `inherit` (CRIU's `--inherit-fd fd[N]`) stay open in criu
     /// at their own numbers; every other fd of berth is close-on-exec.
+    /// criu first writes `0` to each of `join` (a container's cgroup
+    /// files), so that what it restores starts in the container's cgroup
+    /// whatever its cgroup mode, never in the caller's.
     pub fn run(
         &self,
         action: &'static str,
         dirs: &Dirs,
         args: &[OsString],
         inherit: &[i32],
+        join: &[std::fs::File],
     ) -> Result<(), CriuError> {
         let log_name = format!("{}.log", action.trim_start_matches("pre-"));
         let mut cmd = Command::new(&self.binary);
@@ -89,10 +93,16 @@ impl Criu {
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         let kept = inherit.to_vec();
-        // SAFETY: the closure only clears FD_CLOEXEC with fcntl, which is
+        let join: Vec<i32> = join.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect();
+        // SAFETY: the closure only calls write and fcntl, which are
         // async-signal-safe, on fds berth holds open.
         unsafe {
             cmd.pre_exec(move || {
+                for &fd in &join {
+                    if libc::write(fd, b"0".as_ptr().cast(), 1) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
                 for &fd in &kept {
                     if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
                         return Err(std::io::Error::last_os_error());

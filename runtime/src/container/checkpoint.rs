@@ -197,7 +197,8 @@ pub fn checkpoint(root: &Path, id: &str, opts: &CheckpointOpts) -> Result<()> {
     }
     let action = if opts.pre_dump { "pre-dump" } else { "dump" };
     let inherit: Vec<i32> = opts.status_fd.into_iter().collect();
-    criu.run(action, &dirs, &args, &inherit).map_err(failed)?;
+    criu.run(action, &dirs, &args, &inherit, &[])
+        .map_err(failed)?;
     crate::logging::debug(&format!("checkpoint {id}: criu {action} done"));
     if opts.leave_running || opts.pre_dump {
         return Ok(());
@@ -328,8 +329,9 @@ fn run_restore(
         args.extend(["--external".into(), format!("mnt[{CONSOLE}]:{name}").into()]);
         inherit.push(fd);
     }
+    let join = open_join_files(&cgroup.cgroup)?;
     let criu = Criu::new(opts.criu.criu.as_deref());
-    let ran = criu.run("restore", &opts.criu.dirs(), &args, &inherit);
+    let ran = criu.run("restore", &opts.criu.dirs(), &args, &inherit, &join);
     ran.map_err(|source| CheckpointError::Criu {
         verb: "restore",
         id: id.clone(),
@@ -361,6 +363,19 @@ fn new_terminal(
     let pty = crate::tty::Pty::open().map_err(super::ContainerError::from)?;
     crate::tty::send_master(socket, &pty.master, &pty.name).map_err(super::ContainerError::from)?;
     Ok((pty.slave, pty.name, key.trim().to_owned()))
+}
+
+/// The container's cgroup files criu joins before it restores.
+fn open_join_files(cgroup: &crate::cgroups::Cgroup) -> Result<Vec<std::fs::File>> {
+    let open = |path: &PathBuf| {
+        let file = std::fs::OpenOptions::new().write(true).open(path);
+        file.context(format!("open {}", path.display()))
+    };
+    Ok(cgroup
+        .join_files()
+        .iter()
+        .map(open)
+        .collect::<std::result::Result<_, _>>()?)
 }
 
 /// Moves berth into a mount namespace of its own, where mounts of the
