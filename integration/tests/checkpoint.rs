@@ -255,6 +255,23 @@ fn a_restored_process_is_in_the_containers_cgroup_whatever_the_mode() {
     j.b.assert_no_leftovers();
 }
 
+/// `--parent-path` is relative to the image path and must exist there.
+#[test]
+fn a_bad_parent_path_is_refused_naming_the_flag() {
+    let j = Jailed::new(COUNTER);
+    let lines = j.run_detached();
+    let seen = count_to(&lines, 3);
+    let absolute = format!("--parent-path={}", s(&j.b.dir.join("parent")));
+    for parent in [absolute.as_str(), "--parent-path=../no-such-parent"] {
+        let out = j.checkpoint(&[parent]);
+        out.assert_failed().assert_mentions("--parent-path");
+    }
+    assert_eq!(j.status(&j.b.id).as_deref(), Some("running"));
+    count_to(&lines, seen + 3);
+    j.kill_and_delete(&j.b.id);
+    j.b.assert_no_leftovers();
+}
+
 /// A pre-dump copies memory while the container runs; the dump after it
 /// (`--parent-path`) copies only what changed. Both need the kernel's
 /// soft-dirty tracking, which this VM's kernel lacks: there the runtime

@@ -85,6 +85,8 @@ pub enum CheckpointError {
     CgroupsMode(String),
     #[error("--empty-ns {0}: only network may be left empty")]
     EmptyNs(String),
+    #[error("--parent-path {}: {why}", .path.display())]
+    ParentPath { path: PathBuf, why: &'static str },
     #[error("--page-server {0}: expected ADDRESS:PORT")]
     PageServer(String),
     #[error("restore {id}: {path} holds no checkpoint (no inventory.img)")]
@@ -143,6 +145,9 @@ pub fn checkpoint(root: &Path, id: &str, opts: &CheckpointOpts) -> Result<()> {
         id: id.to_owned(),
         source,
     };
+    if let Some(parent) = &opts.parent_path {
+        check_parent(parent, &opts.criu.image_path)?;
+    }
     let tracked = opts.pre_dump || opts.parent_path.is_some();
     if tracked {
         let flag = if opts.pre_dump {
@@ -205,6 +210,22 @@ pub fn checkpoint(root: &Path, id: &str, opts: &CheckpointOpts) -> Result<()> {
     }
     drop(c);
     super::delete(root, id, true)
+}
+
+/// A parent (pre-dump) image directory is named relative to the image
+/// path, as CRIU links it from there, and must exist (runc's rules).
+fn check_parent(parent: &Path, images: &Path) -> std::result::Result<(), CheckpointError> {
+    let bad = |why| CheckpointError::ParentPath {
+        path: parent.to_path_buf(),
+        why,
+    };
+    if parent.is_absolute() {
+        return Err(bad("must be relative to --image-path"));
+    }
+    if !images.join(parent).is_dir() {
+        return Err(bad("no such directory relative to --image-path"));
+    }
+    Ok(())
 }
 
 /// The flags only a dump takes.
