@@ -40,6 +40,15 @@ impl Jailed {
         Jailed { b, stack, jail }
     }
 
+    /// A [`COUNTER`] run detached, its stdout, and a count it reached
+    /// (`at_least`).
+    fn counting(at_least: u64) -> (Jailed, Receiver<String>, u64) {
+        let j = Jailed::new(COUNTER);
+        let lines = j.run_detached();
+        let seen = count_to(&lines, at_least);
+        (j, lines, seen)
+    }
+
     /// The runtime with `--root` and `args`, in the jail, in the test dir.
     fn command(&self, args: &[&str]) -> Command {
         let outer = self.b.command();
@@ -115,6 +124,35 @@ impl Jailed {
         state["status"].as_str().map(str::to_owned)
     }
 
+    /// Asserts that the container still runs and counts past `seen`.
+    #[track_caller]
+    fn runs_on(&self, lines: &Receiver<String>, seen: u64) {
+        assert_eq!(self.status(&self.b.id).as_deref(), Some("running"));
+        count_to(lines, seen + 3);
+    }
+
+    /// After a dump that ended the container: restores it as `id` (with
+    /// `flags`) and asserts that the counter goes on from the last number
+    /// it printed before (`seen` at least) through the new pipe.
+    #[track_caller]
+    fn goes_on(&self, lines: &Receiver<String>, seen: u64, id: &str, flags: &[&str]) {
+        let stopped_at = last(lines, seen);
+        let image = self.image_flag();
+        let after = self.restore(id, &[&[image.as_str()], flags].concat());
+        assert_eq!(
+            next(&after),
+            stopped_at + 1,
+            "the restored counter did not go on"
+        );
+    }
+
+    /// Kills and deletes `id`, then checks nothing of the test is left.
+    #[track_caller]
+    fn end(&self, id: &str) {
+        self.kill_and_delete(id);
+        self.b.assert_no_leftovers();
+    }
+
     fn kill_and_delete(&self, id: &str) {
         self.rt(&["kill", id, "KILL"]).assert_ok();
         poll(
@@ -161,33 +199,19 @@ fn count_to(lines: &Receiver<String>, n: u64) -> u64 {
 
 #[test]
 fn a_restored_counter_goes_on_from_where_it_was_checkpointed() {
-    let j = Jailed::new(COUNTER);
-    let before = j.run_detached();
-    let seen = count_to(&before, 5);
+    let (j, before, seen) = Jailed::counting(5);
     j.checkpoint(&[]).assert_ok();
-    // The dump ends the container: its pipe closes, and it is gone.
-    let stopped_at = last(&before, seen);
-    assert_eq!(
-        j.status(&j.b.id),
-        None,
-        "the checkpointed container still exists"
-    );
-    let after = j.restore(&j.b.id, &[&j.image_flag()]);
-    assert_eq!(
-        next(&after),
-        stopped_at + 1,
-        "the restored counter did not go on"
-    );
+    // The dump ends the container: it is gone (and its pipe closes).
+    let gone = j.status(&j.b.id);
+    assert_eq!(gone, None, "the checkpointed container still exists");
+    j.goes_on(&before, seen, &j.b.id, &[]);
     assert_eq!(j.status(&j.b.id).as_deref(), Some("running"));
-    j.kill_and_delete(&j.b.id);
-    j.b.assert_no_leftovers();
+    j.end(&j.b.id);
 }
 
 #[test]
 fn leave_running_keeps_the_container_counting() {
-    let j = Jailed::new(COUNTER);
-    let lines = j.run_detached();
-    let seen = count_to(&lines, 3);
+    let (j, lines, seen) = Jailed::counting(3);
     j.checkpoint(&["--leave-running"]).assert_ok();
     assert_eq!(j.status(&j.b.id).as_deref(), Some("running"));
     count_to(&lines, seen + 5);
@@ -195,40 +219,29 @@ fn leave_running_keeps_the_container_counting() {
         j.images().join("inventory.img").is_file(),
         "no image was written"
     );
-    j.kill_and_delete(&j.b.id);
-    j.b.assert_no_leftovers();
+    j.end(&j.b.id);
 }
 
 #[test]
 fn a_checkpoint_restores_under_a_new_id() {
-    let j = Jailed::new(COUNTER);
-    let before = j.run_detached();
-    let seen = count_to(&before, 3);
+    let (j, before, seen) = Jailed::counting(3);
     j.checkpoint(&[]).assert_ok();
-    let stopped_at = last(&before, seen);
     let new_id = format!("{}-restored", j.b.id);
-    let after = j.restore(&new_id, &[&j.image_flag()]);
-    assert_eq!(next(&after), stopped_at + 1);
+    j.goes_on(&before, seen, &new_id, &[]);
     assert_eq!(j.status(&new_id).as_deref(), Some("running"));
     assert_eq!(j.status(&j.b.id), None, "the old id came back");
-    j.kill_and_delete(&new_id);
-    j.b.assert_no_leftovers();
+    j.end(&new_id);
 }
 
 /// A paused container (containerd pauses one before its dump) is dumped
 /// through its freezer, and the restored one counts on.
 #[test]
 fn a_paused_container_is_checkpointed_and_restored() {
-    let j = Jailed::new(COUNTER);
-    let before = j.run_detached();
-    let seen = count_to(&before, 3);
+    let (j, before, seen) = Jailed::counting(3);
     j.rt(&["pause", &j.b.id]).assert_ok();
     j.checkpoint(&[]).assert_ok();
-    let stopped_at = last(&before, seen);
-    let after = j.restore(&j.b.id, &[&j.image_flag()]);
-    assert_eq!(next(&after), stopped_at + 1);
-    j.kill_and_delete(&j.b.id);
-    j.b.assert_no_leftovers();
+    j.goes_on(&before, seen, &j.b.id, &[]);
+    j.end(&j.b.id);
 }
 
 /// Whatever CRIU's cgroup mode (`ignore` leaves cgroups to the runtime),
@@ -251,25 +264,20 @@ fn a_restored_process_is_in_the_containers_cgroup_whatever_the_mode() {
         .find(|l| l.contains(":memory:") || l.starts_with("0::"));
     let memory = memory.expect("a memory cgroup line");
     assert!(memory.contains(&j.b.id), "the restored init is in {memory}");
-    j.kill_and_delete(&j.b.id);
-    j.b.assert_no_leftovers();
+    j.end(&j.b.id);
 }
 
 /// `--parent-path` is relative to the image path and must exist there.
 #[test]
 fn a_bad_parent_path_is_refused_naming_the_flag() {
-    let j = Jailed::new(COUNTER);
-    let lines = j.run_detached();
-    let seen = count_to(&lines, 3);
+    let (j, lines, seen) = Jailed::counting(3);
     let absolute = format!("--parent-path={}", s(&j.b.dir.join("parent")));
     for parent in [absolute.as_str(), "--parent-path=../no-such-parent"] {
         let out = j.checkpoint(&[parent]);
         out.assert_failed().assert_mentions("--parent-path");
     }
-    assert_eq!(j.status(&j.b.id).as_deref(), Some("running"));
-    count_to(&lines, seen + 3);
-    j.kill_and_delete(&j.b.id);
-    j.b.assert_no_leftovers();
+    j.runs_on(&lines, seen);
+    j.end(&j.b.id);
 }
 
 /// A pre-dump copies memory while the container runs; the dump after it
@@ -278,9 +286,7 @@ fn a_bad_parent_path_is_refused_naming_the_flag() {
 /// must refuse the pre-dump and leave the container running.
 #[test]
 fn a_pre_dump_then_a_dump() {
-    let j = Jailed::new(COUNTER);
-    let lines = j.run_detached();
-    let seen = count_to(&lines, 3);
+    let (j, lines, seen) = Jailed::counting(3);
     let parent = j.b.dir.join("parent");
     let parent_flag = format!("--image-path={}", s(&parent));
     let tracked = j
@@ -298,17 +304,14 @@ fn a_pre_dump_then_a_dump() {
             "mem_dirty_track",
             "runc words the refusal its own way",
         );
-        assert_eq!(j.status(&j.b.id).as_deref(), Some("running"));
-        count_to(&lines, seen + 3);
-        j.kill_and_delete(&j.b.id);
+        j.runs_on(&lines, seen);
+        j.end(&j.b.id);
         return;
     }
     pre.assert_ok();
     assert_eq!(j.status(&j.b.id).as_deref(), Some("running"));
     j.checkpoint(&["--parent-path=../parent"]).assert_ok();
-    let stopped_at = last(&lines, seen);
-    let after = j.restore(&j.b.id, &[&j.image_flag()]);
-    assert_eq!(next(&after), stopped_at + 1);
+    j.goes_on(&lines, seen, &j.b.id, &[]);
     j.kill_and_delete(&j.b.id);
 }
 
@@ -347,9 +350,7 @@ fn restore_from_a_corrupt_image_fails_and_leaves_nothing() {
 
 #[test]
 fn restore_of_an_id_that_exists_fails_and_leaves_it_running() {
-    let j = Jailed::new(COUNTER);
-    let lines = j.run_detached();
-    let seen = count_to(&lines, 3);
+    let (j, lines, seen) = Jailed::counting(3);
     j.checkpoint(&["--leave-running"]).assert_ok();
     let out = j.rt(&[
         "restore",
@@ -360,26 +361,20 @@ fn restore_of_an_id_that_exists_fails_and_leaves_it_running() {
         &j.b.id,
     ]);
     out.assert_failed().assert_mentions("exists");
-    assert_eq!(j.status(&j.b.id).as_deref(), Some("running"));
-    count_to(&lines, seen + 3);
-    j.kill_and_delete(&j.b.id);
-    j.b.assert_no_leftovers();
+    j.runs_on(&lines, seen);
+    j.end(&j.b.id);
 }
 
 #[test]
 fn a_missing_criu_is_named_and_the_container_runs_on() {
     berth_only!("runc 1.3 ignores --criu, with a warning, and runs criu from PATH");
-    let j = Jailed::new(COUNTER);
-    let lines = j.run_detached();
-    let seen = count_to(&lines, 3);
+    let (j, lines, seen) = Jailed::counting(3);
     let image = j.image_flag();
     let out = j.rt(&["--criu", "/no/such/criu", "checkpoint", &image, &j.b.id]);
     out.assert_failed();
     berth_message(&out, "/no/such/criu", "runc words it its own way");
-    assert_eq!(j.status(&j.b.id).as_deref(), Some("running"));
-    count_to(&lines, seen + 3);
-    j.kill_and_delete(&j.b.id);
-    j.b.assert_no_leftovers();
+    j.runs_on(&lines, seen);
+    j.end(&j.b.id);
 }
 
 #[test]
@@ -474,8 +469,7 @@ fn a_container_with_a_terminal_is_restored_onto_a_new_one() {
     j.rt(&[&restore[..], &[&image, &j.b.id]].concat())
         .assert_ok();
     second.exchange("two", "got two");
-    j.kill_and_delete(&j.b.id);
-    j.b.assert_no_leftovers();
+    j.end(&j.b.id);
 }
 
 /// A counter ctr runs, keeping its count in /dev/shm (a tmpfs of the

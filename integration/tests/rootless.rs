@@ -54,6 +54,12 @@ fn rt_as_nobody(b: &Bundle, args: &[&str]) -> Out {
     b.output(as_nobody(&mut cmd, &xdg_of(b)))
 }
 
+/// The words of each line the runtime printed.
+fn words(out: &Out) -> Vec<Vec<&str>> {
+    let lines = out.stdout.lines();
+    lines.map(|l| l.split_whitespace().collect()).collect()
+}
+
 fn xdg_of(b: &Bundle) -> PathBuf {
     b.dir.join("xdg")
 }
@@ -63,11 +69,7 @@ fn a_user_who_is_not_root_runs_a_container_as_root_of_its_user_namespace() {
     let b = rootless("id -u; cat /proc/self/uid_map");
     let out = rt_as_nobody(&b, &["run", "--bundle", s(&b.path), &b.id]);
     out.assert_ok();
-    let lines: Vec<Vec<&str>> = out
-        .stdout
-        .lines()
-        .map(|l| l.split_whitespace().collect())
-        .collect();
+    let lines = words(&out);
     assert_eq!(lines, [vec!["0"], vec!["0", "65534", "1"]], "{out:#?}");
     b.assert_no_leftovers();
 }
@@ -139,11 +141,7 @@ fn subordinate_ranges_are_mapped_through_newuidmap_and_newgidmap() {
     let script = "cat /proc/self/uid_map /proc/self/gid_map";
     let (b, out) = run_with_ranges(script, "nobody:200000:65536\n");
     out.assert_ok();
-    let lines: Vec<Vec<&str>> = out
-        .stdout
-        .lines()
-        .map(|l| l.split_whitespace().collect())
-        .collect();
+    let lines = words(&out);
     let want = [vec!["0", "65534", "1"], vec!["1", "200000", "65536"]];
     assert_eq!(lines, [&want[..], &want[..]].concat(), "{out:#?}");
     b.assert_no_leftovers();
