@@ -245,7 +245,12 @@ fn dump_flags(opts: &CheckpointOpts) -> std::result::Result<Vec<OsString>, Check
             .rsplit_once(':')
             .filter(|(a, p)| !a.is_empty() && p.parse::<u16>().is_ok())
             .ok_or_else(|| CheckpointError::PageServer(server.clone()))?;
-        args.extend(["--page-server".into(), "--address".into(), address.into()]);
+        // A lazy dump serves its pages itself, at the address; otherwise
+        // it sends them to the page server there.
+        if !opts.criu.lazy_pages {
+            args.push("--page-server".into());
+        }
+        args.extend(["--address".into(), address.into()]);
         args.extend(["--port".into(), port.into()]);
     }
     if let Some(fd) = opts.status_fd {
