@@ -178,9 +178,14 @@ pub fn write_id_maps(
     gids: &[LinuxIdMapping],
 ) -> Result<(), NamespaceError> {
     let rootless = !nix::unistd::geteuid().is_root();
-    let own = |maps: &[LinuxIdMapping], id: u32| matches!(maps, [m] if m.size() == 1 && m.host_id() == id);
-    let uid_helper = rootless && !own(uids, nix::unistd::geteuid().as_raw());
-    let gid_helper = rootless && !own(gids, nix::unistd::getegid().as_raw());
+    // No map, or one of the caller's own id alone, is written directly.
+    let direct = |maps: &[LinuxIdMapping], id: u32| match maps {
+        [] => true,
+        [m] => m.size() == 1 && m.host_id() == id,
+        _ => false,
+    };
+    let uid_helper = rootless && !direct(uids, nix::unistd::geteuid().as_raw());
+    let gid_helper = rootless && !direct(gids, nix::unistd::getegid().as_raw());
     // Without CAP_SETGID over the host, the kernel takes a gid_map written
     // directly only once setgroups is denied in the namespace (newgidmap,
     // setuid root, needs no such thing).
