@@ -1,6 +1,6 @@
 //! Driving the `criu` binary through its command line: `dump`, `pre-dump`,
 //! `restore` and `check --feature`. CRIU writes its own log into the work
-//! directory; a failure is reported with that log's last error line and
+//! directory; a failure is reported with the cause that log gives and
 //! its path, so that the caller sees why without digging.
 
 use std::ffi::OsString;
@@ -78,7 +78,7 @@ impl Criu {
         dirs: &Dirs,
         args: &[OsString],
         inherit: &[i32],
-        join: &[std::fs::File],
+        join: &[std::os::fd::OwnedFd],
     ) -> Result<(), CriuError> {
         let log_name = format!("{}.log", action.trim_start_matches("pre-"));
         let mut cmd = Command::new(&self.binary);

@@ -133,7 +133,9 @@ impl process::Parent for ExecParent {
     }
 }
 
-fn open_for_writing(files: Vec<PathBuf>) -> Result<Vec<(PathBuf, OwnedFd)>> {
+/// Opens a cgroup's join files, before the fork of the process that
+/// writes itself into them (an exec'd process, or criu for a restore).
+pub(crate) fn open_for_writing(files: Vec<PathBuf>) -> Result<Vec<(PathBuf, OwnedFd)>> {
     files
         .into_iter()
         .map(|path| {

@@ -62,9 +62,8 @@ pub fn checkpoint_from_any(any: Option<&Any>) -> Result<CheckpointOptions, Optio
 
 fn checkpoint_from(bytes: &[u8]) -> protobuf::Result<CheckpointOptions> {
     let mut opts = CheckpointOptions::default();
-    let mut is = CodedInputStream::from_bytes(bytes);
-    while let Some(tag) = is.read_raw_tag_or_eof()? {
-        match tag >> 3 {
+    each_field(bytes, |field, is| {
+        match field {
             1 => opts.exit = is.read_bool()?,
             2 => opts.open_tcp = is.read_bool()?,
             3 => opts.external_unix_sockets = is.read_bool()?,
@@ -74,9 +73,10 @@ fn checkpoint_from(bytes: &[u8]) -> protobuf::Result<CheckpointOptions> {
             7 => opts.cgroups_mode = is.read_string()?,
             8 => opts.image_path = is.read_string()?,
             9 => opts.work_path = is.read_string()?,
-            _ => protobuf::rt::skip_field_for_tag(tag, &mut is)?,
+            _ => return Ok(false),
         }
-    }
+        Ok(true)
+    })?;
     Ok(opts)
 }
 
@@ -99,9 +99,8 @@ pub fn from_any(any: Option<&Any>) -> Result<Options, OptionsError> {
 /// runc v1) does not apply here.
 fn from_legacy(bytes: &[u8]) -> protobuf::Result<Options> {
     let mut opts = Options::default();
-    let mut is = CodedInputStream::from_bytes(bytes);
-    while let Some(tag) = is.read_raw_tag_or_eof()? {
-        match tag >> 3 {
+    each_field(bytes, |field, is| {
+        match field {
             1 => opts.no_pivot_root = is.read_bool()?,
             8 => opts.no_new_keyring = is.read_bool()?,
             9 => opts.shim_cgroup = is.read_string()?,
@@ -109,10 +108,26 @@ fn from_legacy(bytes: &[u8]) -> protobuf::Result<Options> {
             11 => opts.io_gid = is.read_uint32()?,
             12 => opts.criu_work_path = is.read_string()?,
             13 => opts.criu_image_path = is.read_string()?,
-            _ => protobuf::rt::skip_field_for_tag(tag, &mut is)?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    })?;
+    Ok(opts)
+}
+
+/// Reads a message field by field: `read` takes the field it knows (by
+/// number) and says so; the others are skipped.
+fn each_field(
+    bytes: &[u8],
+    mut read: impl FnMut(u32, &mut CodedInputStream) -> protobuf::Result<bool>,
+) -> protobuf::Result<()> {
+    let mut is = CodedInputStream::from_bytes(bytes);
+    while let Some(tag) = is.read_raw_tag_or_eof()? {
+        if !read(tag >> 3, &mut is)? {
+            protobuf::rt::skip_field_for_tag(tag, &mut is)?;
         }
     }
-    Ok(opts)
+    Ok(())
 }
 
 /// The `Any` a serialized stdin holds (None when stdin was empty).

@@ -18,8 +18,8 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// The stdio of the checkpointed init, as runc records it: what
-/// /proc/PID/fd/0..2 linked to. A pipe among them is plugged into the
-/// restoring caller's own fd of that number.
+/// /proc/PID/fd/0..2 linked to. A pipe or external file among them is
+/// plugged into the restoring caller's own fd of that number.
 const DESCRIPTORS: &str = "descriptors.json";
 
 /// CRIU's key for the container's terminal, which the dump names as
@@ -166,7 +166,8 @@ pub fn checkpoint(root: &Path, id: &str, opts: &CheckpointOpts) -> Result<()> {
         std::fs::create_dir_all(dir).context(format!("create {}", dir.display()))?;
     }
     let pid = c.state.pid;
-    let external_stdio = write_descriptors(pid, dirs.images)?;
+    let mounts = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap_or_default();
+    let external_stdio = write_descriptors(pid, &mounts, dirs.images)?;
     let mut args = opts.criu.args()?;
     for key in external_stdio {
         args.extend(["--external".into(), key.into()]);
@@ -174,7 +175,7 @@ pub fn checkpoint(root: &Path, id: &str, opts: &CheckpointOpts) -> Result<()> {
     if let Some(key) = terminal_key(pid, dirs.images)? {
         args.extend(["--external".into(), key.into()]);
         // init's /dev/console is a bind of the same pty slave.
-        if console_bound(pid) {
+        if console_bound(&mounts) {
             args.extend([
                 "--external".into(),
                 format!("mnt[{CONSOLE}]:{CONSOLE}").into(),
@@ -355,7 +356,8 @@ fn run_restore(
         args.extend(["--external".into(), format!("mnt[{CONSOLE}]:{name}").into()]);
         inherit.push(fd);
     }
-    let join = open_join_files(&cgroup.cgroup)?;
+    let join = crate::exec::open_for_writing(cgroup.cgroup.join_files())?;
+    let join: Vec<OwnedFd> = join.into_iter().map(|(_, fd)| fd).collect();
     let criu = Criu::new(opts.criu.criu.as_deref());
     let ran = criu.run("restore", &opts.criu.dirs(), &args, &inherit, &join);
     ran.map_err(|source| CheckpointError::Criu {
@@ -389,19 +391,6 @@ fn new_terminal(
     let pty = crate::tty::Pty::open().map_err(super::ContainerError::from)?;
     crate::tty::send_master(socket, &pty.master, &pty.name).map_err(super::ContainerError::from)?;
     Ok((pty.slave, pty.name, key.trim().to_owned()))
-}
-
-/// The container's cgroup files criu joins before it restores.
-fn open_join_files(cgroup: &crate::cgroups::Cgroup) -> Result<Vec<std::fs::File>> {
-    let open = |path: &PathBuf| {
-        let file = std::fs::OpenOptions::new().write(true).open(path);
-        file.context(format!("open {}", path.display()))
-    };
-    Ok(cgroup
-        .join_files()
-        .iter()
-        .map(open)
-        .collect::<std::result::Result<_, _>>()?)
 }
 
 /// Moves berth into a mount namespace of its own, where mounts of the
@@ -475,8 +464,8 @@ fn namespace_inode(path: &Path) -> std::result::Result<u64, OsError> {
 /// (containerd's FIFOs, which berth's shim hands over as they are) is
 /// recorded under CRIU's key for it, `file[MNT_ID:INODE]`, instead; those
 /// keys are returned, for the dump to name as external.
-fn write_descriptors(pid: i32, images: &Path) -> Result<Vec<String>> {
-    let inside = mount_ids(pid);
+fn write_descriptors(pid: i32, mounts: &str, images: &Path) -> Result<Vec<String>> {
+    let inside = mount_ids(mounts);
     let entries: Vec<String> = (0..3).map(|fd| stdio_entry(pid, fd, &inside)).collect();
     let path = images.join(DESCRIPTORS);
     let text = serde_json::to_vec(&entries).expect("strings serialise");
@@ -511,10 +500,10 @@ fn stdio_entry(pid: i32, fd: i32, inside: &[u64]) -> String {
     }
 }
 
-/// The ids of the mounts in `pid`'s mount namespace.
-fn mount_ids(pid: i32) -> Vec<u64> {
-    let info = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap_or_default();
-    info.lines()
+/// The ids of the mounts of a mount table (`/proc/PID/mountinfo`).
+fn mount_ids(mounts: &str) -> Vec<u64> {
+    mounts
+        .lines()
         .filter_map(|l| l.split(' ').next()?.parse().ok())
         .collect()
 }
@@ -537,11 +526,11 @@ fn terminal_key(pid: i32, images: &Path) -> Result<Option<String>> {
     Ok(None)
 }
 
-/// Whether init's /dev/console is a mount (the terminal bound there).
-fn console_bound(pid: i32) -> bool {
-    let info = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap_or_default();
-    let mounts = crate::rootfs::mountinfo::parse(&info);
-    mounts.iter().any(|m| m.mount_point == CONSOLE)
+/// Whether init's mount table has a mount at /dev/console (the terminal
+/// bound there).
+fn console_bound(mounts: &str) -> bool {
+    let entries = crate::rootfs::mountinfo::parse(mounts);
+    entries.iter().any(|m| m.mount_point == CONSOLE)
 }
 
 /// For each stdio fd of the checkpointed init that was a pipe or an

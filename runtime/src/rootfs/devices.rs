@@ -181,14 +181,14 @@ fn links(root: &Root) -> Result<(), RootfsError> {
     Ok(())
 }
 
-/// Points stdio that is the host's /dev/null at the container's own, as
-/// runc does once it is in the new root: an fd of the host's /dev would
-/// keep a mount of the host's in the container's hands, and CRIU cannot
-/// dump an fd whose mount is not in the container. A container without
-/// a /dev/null of its own keeps the host's.
+/// Points stdio that is the host's /dev/null at the container's own, once
+/// in the new root (runc does so for a detached container alone): an fd
+/// of the host's /dev would keep a mount of the host's in the container's
+/// hands, and CRIU cannot dump an fd whose mount is not in the container.
+/// A container without a /dev/null of its own keeps the host's.
 pub fn reopen_dev_null() -> Result<(), RootfsError> {
     use std::os::fd::AsRawFd;
-    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let Ok(own) = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -201,7 +201,6 @@ pub fn reopen_dev_null() -> Result<(), RootfsError> {
         .context("stat the container's /dev/null")?
         .rdev();
     for fd in 0..3 {
-        use std::os::unix::fs::FileTypeExt;
         let stat = std::fs::metadata(format!("/proc/self/fd/{fd}"));
         if stat.is_ok_and(|s| s.file_type().is_char_device() && s.rdev() == rdev) {
             // SAFETY: dup2 of an fd berth holds onto a stdio number.

@@ -162,7 +162,6 @@ pub fn prepare(ctx: &Ctx) -> Result<(), RootfsError> {
     Ok(())
 }
 
-/// This process's /proc/self/mountinfo.
 /// Makes the mount points of `mounts` ((destination, source) pairs) in
 /// the rootfs, a directory for a directory source, else a file, as runc
 /// does before a restore: CRIU mounts onto them but makes none, and a
@@ -176,6 +175,7 @@ pub fn make_mount_points(rootfs: &Path, mounts: &[(String, String)]) -> Result<(
     Ok(())
 }
 
+/// This process's /proc/self/mountinfo.
 pub(crate) fn own_mountinfo() -> Result<String, RootfsError> {
     let file = "/proc/self/mountinfo";
     Ok(std::fs::read_to_string(file).context(format!("read {file}"))?)
