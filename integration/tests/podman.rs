@@ -73,9 +73,9 @@ fn pause_freezes_the_container_and_unpause_thaws_it() {
 fn a_memory_limit_reaches_the_containers_cgroup() {
     let p = podman_or_skip!();
     let c = p.container();
-    c.run_detached(&["-m", "64m"], &SLEEPER);
+    c.run_detached(&["-m", "256m"], &SLEEPER);
     let limit = CgroupOf::pid(c.pid()).read(("memory", "memory.limit_in_bytes"), "memory.max");
-    assert_eq!(limit, (64 << 20).to_string());
+    assert_eq!(limit, (256 << 20).to_string());
     c.remove();
 }
 
