@@ -35,7 +35,7 @@ pub use exec::{
     DEADLINE,
 };
 pub use host::{ns_inode, NsFile};
-pub use podman::{podman, Podman};
+pub use podman::{podman, rootless_podman, Podman, ROOTLESS_USER, SUBORDINATE};
 pub use serde_json::{json, Value};
 
 use std::path::{Path, PathBuf};

@@ -9,8 +9,13 @@
 //!   (the snippet of `docs/install.md`), and `--runtime berth` picks it;
 //! - `path`: `--runtime` gives the berth binary's path;
 //! - `runc`: the stack's runc, to prove the scenarios honest.
+//!
+//! [`rootless_podman`] is the same podman run by a user who is not root
+//! (nobody, with subordinate ids from [`SUBORDINATE`]), as rootless podman
+//! users run it: in a user namespace of its own, through newuidmap and
+//! newgidmap, with pasta's network, and on this cgroup v1 host no cgroup.
 
-use crate::containerd::{keep, need_root_and, Keeper};
+use crate::containerd::{keep, logs_in, need_root_and, Keeper};
 use crate::docs::snippet;
 use crate::engine::{import_image, Engine};
 use crate::stack;
@@ -28,13 +33,26 @@ pub struct Podman {
     /// The jail's pid 1 (no daemon to keep); its stdin open for the life
     /// of the test process.
     keeper: Keeper,
+    /// Whether podman runs as [`ROOTLESS_USER`].
+    rootless: bool,
 }
+
+/// Who runs the rootless podman, and the first of the 65536 subordinate
+/// ids the jail's /etc/subuid and /etc/subgid grant them.
+pub const ROOTLESS_USER: u32 = 65534;
+pub const SUBORDINATE: u32 = 200000;
 
 /// The suite's podman, or why there is none. Under `CI=true` a missing
 /// prerequisite panics; otherwise the caller skips, printing the reason.
 pub fn podman() -> Result<&'static Podman, String> {
     static PODMAN: OnceLock<Result<Podman, String>> = OnceLock::new();
-    crate::prerequisite(&PODMAN, start)
+    crate::prerequisite(&PODMAN, || start(false))
+}
+
+/// The suite's rootless podman, or why there is none (as [`podman`]).
+pub fn rootless_podman() -> Result<&'static Podman, String> {
+    static PODMAN: OnceLock<Result<Podman, String>> = OnceLock::new();
+    crate::prerequisite(&PODMAN, || start(true))
 }
 
 /// Skips the calling test, saying why, when there is no podman (and fails
@@ -46,14 +64,32 @@ macro_rules! podman_or_skip {
     };
 }
 
-fn start() -> Result<Podman, String> {
+/// As [`podman_or_skip`], for the rootless podman.
+#[macro_export]
+macro_rules! rootless_podman_or_skip {
+    () => {
+        $crate::or_skip!($crate::rootless_podman())
+    };
+}
+
+/// What the jail's root sets up for a rootless podman: the user's
+/// subordinate ids, and a /dev/net/tun of the jail's own that any user
+/// may open (pasta needs it; the host's is root's alone).
+const ROOTLESS_SETUP: &str = r#"echo "$1:$2:65536" >/etc/subuid && cp /etc/subuid /etc/subgid &&
+mount -t tmpfs -o mode=755 tmpfs /dev/net && mknod -m 666 /dev/net/tun c 10 200 &&
+chown -R "$1:$1" "$3""#;
+
+fn start(rootless: bool) -> Result<Podman, String> {
     need_root_and(&["tar", "script", "unshare", "nsenter"])?;
     let Some(stack) = stack::under_test()? else {
         return Err("podman runs on a newer stack: set BERTH_STACK=trixie or sid".into());
     };
     let dir = target_dir().join(format!("podman-it.{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("podman")).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for sub in ["podman", "home", "xdg"] {
+        let made = std::fs::create_dir_all(dir.join(sub));
+        made.map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
     let built = crate::build_dir();
     let conf = snippet("podman-containers-conf", &built);
     std::fs::write(dir.join("containers.conf"), conf).map_err(|e| e.to_string())?;
@@ -68,13 +104,24 @@ fn start() -> Result<Podman, String> {
         return Err(format!("{} not found: run `cargo build`", binary.display()));
     }
     let keeper = keep(&dir, &built, &[], Some(&stack))?;
+    if rootless {
+        let mut setup = keeper.program(&"sh");
+        setup.args(["-c", ROOTLESS_SETUP, "setup"]);
+        setup.args([ROOTLESS_USER, SUBORDINATE].map(|id| id.to_string()));
+        crate::exec::run(setup.arg(&dir), &logs_in(&dir)).assert_ok();
+    }
     let name = binary.file_name().unwrap_or_default().to_string_lossy();
+    let runtime_root = match rootless {
+        true => dir.join("xdg"),
+        false => PathBuf::from("/run"),
+    };
     let p = Podman {
-        runtime_root: PathBuf::from("/run").join(&*name),
+        runtime_root: runtime_root.join(&*name),
         dir,
         runtime,
         binary,
         keeper,
+        rootless,
     };
     import_image(&p);
     Ok(p)
@@ -90,7 +137,18 @@ impl Engine for Podman {
         );
         let store = self.dir.join("podman");
         let quiet = "PODMAN_IGNORE_CGROUPSV1_WARNING=1".to_owned();
-        argv.extend(["env".to_owned(), conf, quiet, "podman".to_owned()]);
+        if self.rootless {
+            let id = ROOTLESS_USER.to_string();
+            let (uid, gid) = (format!("--reuid={id}"), format!("--regid={id}"));
+            argv.extend(["setpriv".to_owned(), uid, gid, "--clear-groups".to_owned()]);
+            argv.extend(["env".to_owned(), "USER=nobody".to_owned()]);
+            for (var, sub) in [("HOME", "home"), ("XDG_RUNTIME_DIR", "xdg")] {
+                argv.push(format!("{var}={}", self.dir.join(sub).display()));
+            }
+        } else {
+            argv.push("env".to_owned());
+        }
+        argv.extend([conf, quiet, "podman".to_owned()]);
         for (flag, value) in [
             ("--root", store.join("root").display().to_string()),
             ("--runroot", store.join("run").display().to_string()),

@@ -29,6 +29,9 @@ pub struct ExecOpts {
     pub cgroup: Vec<String>,
     /// `--exec-wait-fifo`: a fifo (opened O_PATH) the process waits on.
     pub wait_fifo: Option<OwnedFd>,
+    /// `--rootless`: the container has a cgroup only where the caller
+    /// could make one (container::create).
+    pub rootless: bool,
 }
 
 /// Namespaces in the order they are joined: the user namespace first (it
@@ -84,11 +87,9 @@ pub fn exec(root: &Path, id: &str, opts: &ExecOpts, console: Option<UnixStream>)
     } else {
         Some(init_root(state.pid)?)
     };
-    // A caller who is not root runs rootless containers, which have a
-    // cgroup only where it could make one (container::create).
-    let cgroup = |p: &PathBuf| match nix::unistd::geteuid().is_root() {
-        true => Cgroup::new(p.clone()),
-        false => Cgroup::new(p.clone()).writable_only(),
+    let cgroup = |p: &PathBuf| match opts.rootless {
+        false => Cgroup::new(p.clone()),
+        true => Cgroup::new(p.clone()).writable_only(),
     };
     let cgroups = match &state.cgroup {
         Some(p) if opts.cgroup.is_empty() => cgroup(p).join_files(),

@@ -207,7 +207,11 @@ fn container_init(
         field: "config.json: process".into(),
         why: "missing".into(),
     })?;
-    let userns = plan.new_user || spec_has(spec, LinuxNamespaceType::User);
+    // Rootless podman runs berth as root of a user namespace of its own
+    // and gives the container none: mknod is just as refused there.
+    let userns = plan.new_user
+        || spec_has(spec, LinuxNamespaceType::User)
+        || namespaces::in_user_namespace();
     let jail = rootfs::Jail::new(spec_has(spec, LinuxNamespaceType::Mount), cfg.no_pivot);
     // Without a mount namespace of its own, a bind would land in the caller's.
     let bind_console = cfg.console.is_some() && jail != rootfs::Jail::Chroot;

@@ -169,6 +169,13 @@ pub fn write_time_offsets(
         .map_err(NamespaceError::TimeOffsets)
 }
 
+/// Whether berth runs in a user namespace other than the host's (rootless
+/// podman runs its runtime as root of one): the host's maps every id.
+pub fn in_user_namespace() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map")
+        .is_ok_and(|map| map.split_whitespace().ne(["0", "0", "4294967295"]))
+}
+
 /// Writes uid_map and gid_map of a process in a fresh user namespace. An
 /// unprivileged caller may write only a map of its own id; other maps go
 /// through newuidmap and newgidmap, as runc's rootless containers do.

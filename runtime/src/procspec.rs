@@ -192,6 +192,23 @@ fn set_rlimits(process: &Process) -> Res<()> {
     Ok(())
 }
 
+/// setres[ug]id's error: EINVAL means the id has no mapping in this user
+/// namespace, which runc says in so many words.
+fn unmapped(field: &'static str, id: u32) -> impl FnOnce(nix::errno::Errno) -> SetupError {
+    move |errno| match errno {
+        nix::errno::Errno::EINVAL => SetupError::Field {
+            field: field.into(),
+            why: format!("{id} is not mapped in the user namespace"),
+        },
+        e => OsError::new(format!("{field}: {id}"), e).into(),
+    }
+}
+
+/// Whether this user namespace denies setgroups(2) for good.
+fn setgroups_denied() -> bool {
+    std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny")
+}
+
 /// Switches to the process's user and capabilities, in runc's order.
 fn set_identity(process: &Process) -> Res<()> {
     let caps = process.capabilities().as_ref();
@@ -208,17 +225,18 @@ fn set_identity(process: &Process) -> Res<()> {
         .map(|g| Gid::from_raw(*g))
         .collect();
     // A rootless user namespace denies setgroups (the kernel's condition
-    // for its gid_map; init holds every cap here, so that is the one
-    // EPERM): the caller's groups stay, as with runc, and asking for
-    // others is refused by name.
+    // for its gid_map written by its unprivileged owner; init holds every
+    // cap here, so that is the one EPERM): the caller's groups stay, as
+    // with runc, which drops the groups asked for there (rootless podman
+    // asks for some on exec).
     match nix::unistd::setgroups(&groups) {
-        Err(nix::errno::Errno::EPERM) if groups.is_empty() => {}
+        Err(nix::errno::Errno::EPERM) if setgroups_denied() => {}
         r => r.context("process.user.additionalGids: setgroups")?,
     }
     let (uid, gid) = (Uid::from_raw(user.uid()), Gid::from_raw(user.gid()));
     give_stdio_to(uid, process.terminal() == Some(true))?;
-    nix::unistd::setresgid(gid, gid, gid).context("process.user.gid: setresgid")?;
-    nix::unistd::setresuid(uid, uid, uid).context("process.user.uid: setresuid")?;
+    nix::unistd::setresgid(gid, gid, gid).map_err(unmapped("process.user.gid", user.gid()))?;
+    nix::unistd::setresuid(uid, uid, uid).map_err(unmapped("process.user.uid", user.uid()))?;
     // SAFETY: as above.
     unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0) };
     if let Some(c) = caps {

@@ -73,7 +73,8 @@ pub struct Args {
     pub command: Vec<String>,
 }
 
-pub fn run(root: &Path, a: Args) -> anyhow::Result<i32> {
+pub fn run(g: &super::Globals, a: Args) -> anyhow::Result<i32> {
+    let root = &g.root;
     let mut process: Process = match &a.process {
         Some(file) => read_process(file)?,
         None => from_flags(root, &a)?,
@@ -99,6 +100,7 @@ pub fn run(root: &Path, a: Args) -> anyhow::Result<i32> {
         ignore_paused: a.ignore_paused,
         cgroup: a.cgroup.clone(),
         wait_fifo: a.exec_wait_fifo.as_deref().map(open_fifo).transpose()?,
+        rootless: g.rootless,
     };
     let pid = exec::exec(root, &a.id, &opts, theirs)?;
     if let Some(socket) = &a.pidfd_socket {

@@ -19,7 +19,7 @@ mod start;
 mod state;
 mod update;
 
-use berth::logging;
+use berth::{logging, namespaces};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -142,22 +142,28 @@ pub struct Globals {
 }
 
 /// runc's reading of `--rootless`: true or false as given, otherwise
-/// (auto) whether the caller is not root.
+/// (auto) whether the caller is not root of the host: not root, or root
+/// of a user namespace (rootless podman's runtime), which has no say over
+/// the host's cgroups.
 fn rootless(flag: Option<&str>) -> bool {
     match flag {
         Some("true") => true,
         Some("false") => false,
-        _ => !nix::unistd::geteuid().is_root(),
+        _ => !nix::unistd::geteuid().is_root() || namespaces::in_user_namespace(),
     }
 }
 
 /// runc's default `--root`: under `$XDG_RUNTIME_DIR` for a caller who is
-/// not root (who cannot write /run), else /run/berth.
+/// not root (who cannot write /run), or who is root of a user namespace
+/// on behalf of a user (`$USER` unset or not root), else /run/berth.
 fn default_root() -> PathBuf {
+    let for_a_user = || {
+        !nix::unistd::geteuid().is_root()
+            || namespaces::in_user_namespace()
+                && std::env::var_os("USER").is_none_or(|user| user != "root")
+    };
     match std::env::var_os("XDG_RUNTIME_DIR") {
-        Some(dir) if !dir.is_empty() && !nix::unistd::geteuid().is_root() => {
-            PathBuf::from(dir).join("berth")
-        }
+        Some(dir) if !dir.is_empty() && for_a_user() => PathBuf::from(dir).join("berth"),
         _ => "/run/berth".into(),
     }
 }
@@ -261,7 +267,7 @@ pub fn main() -> i32 {
         Command::Create(a) => create::run(&g, a),
         Command::Start(a) => start::run(root, a),
         Command::Run(a) => run::run(&g, a),
-        Command::Exec(a) => exec::run(root, *a),
+        Command::Exec(a) => exec::run(&g, *a),
         Command::State(a) => state::run(root, a),
         Command::Kill(a) => kill::run(root, a),
         Command::Delete(a) => delete::run(root, a),

@@ -85,6 +85,8 @@ pub struct Ctx<'a> {
     pub spec: &'a Spec,
     pub rootfs: &'a Path,
     pub bundle: &'a Path,
+    /// Whether the container runs in a user namespace (its own, or the
+    /// one berth runs in): devices are bound, not made.
     pub userns: bool,
     /// The container's cgroup path, shown by a `cgroup` mount.
     pub cgroup: &'a Path,
