@@ -156,3 +156,27 @@ fn ranges_the_user_was_not_granted_are_refused_and_leave_nothing() {
     berth_message(&out, "newuidmap", "runc words the refusal its own way");
     b.assert_no_leftovers();
 }
+
+/// Without a cgroup, what acts through one (pause, ps, update) is refused
+/// naming the cgroup, and the container runs on.
+#[test]
+fn pause_ps_and_update_without_a_delegated_cgroup_are_refused() {
+    let b = rootless("sleep 1000");
+    rt_as_nobody(&b, &["run", "-d", "--bundle", s(&b.path), &b.id]).assert_ok();
+    for verb in [
+        &["pause"][..],
+        &["ps"],
+        &["update", "--memory", "100000000"],
+    ] {
+        let out = rt_as_nobody(&b, &[verb, &[&b.id]].concat());
+        assert_ne!(out.code, 0, "{verb:?}: {out:#?}");
+        assert!(out.stderr.contains("cgroup"), "{verb:?}: {out:#?}");
+    }
+    let state = rt_as_nobody(&b, &["state", &b.id]);
+    assert!(
+        state.assert_ok().stdout.contains("\"running\""),
+        "{state:#?}"
+    );
+    rt_as_nobody(&b, &["delete", "--force", &b.id]).assert_ok();
+    b.assert_no_leftovers();
+}

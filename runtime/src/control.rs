@@ -9,12 +9,12 @@ use crate::Result;
 use oci_spec::runtime::LinuxResources;
 use std::path::Path;
 
+/// The container's cgroup, where it has one: a rootless container has
+/// none in a hierarchy that was not delegated (container::create).
 fn cgroup_of(s: &State) -> Result<Cgroup> {
-    let path = s
-        .cgroup
-        .clone()
-        .ok_or_else(|| ContainerError::NoCgroup(s.id.clone()))?;
-    Ok(Cgroup::new(path))
+    let exists = |cg: &Cgroup| cg.dirs().iter().any(|d| d.is_dir());
+    let cgroup = s.cgroup.clone().map(Cgroup::new).filter(exists);
+    Ok(cgroup.ok_or_else(|| ContainerError::NoCgroup(s.id.clone()))?)
 }
 
 pub fn pause(root: &Path, id: &str) -> Result<()> {

@@ -48,7 +48,9 @@ pub enum ContainerError {
     NoConsoleSocket,
     #[error(transparent)]
     Tty(#[from] tty::TtyError),
-    #[error("container \"{0}\": has no cgroup")]
+    #[error(
+        "container \"{0}\": has no cgroup (a rootless container has none where none was delegated)"
+    )]
     NoCgroup(String),
 }
 
