@@ -24,7 +24,7 @@ trap 'rm -rf "$WORK"' EXIT
 ROOT=$WORK/root
 mkdir -p "$OUT"
 
-PKGS="systemd,systemd-sysv,dbus,udev,kmod,iproute2,procps,util-linux,mount,containerd,runc,iptables,ca-certificates,busybox-static,uidmap"
+PKGS="systemd,systemd-sysv,dbus,udev,kmod,iproute2,procps,util-linux,mount,containerd,runc,iptables,ca-certificates,busybox-static,uidmap,dbus-user-session"
 [ -n "$EXTRA_PKGS" ] && PKGS="$PKGS,$EXTRA_PKGS"
 
 # The kernel package is unpacked (not installed) so initramfs-tools and its big

@@ -3,6 +3,7 @@
 use crate::bundle::{s, Bundle};
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// A killed process takes a moment to disappear from /proc.
@@ -37,6 +38,9 @@ impl Bundle {
                 .iter()
                 .map(|p| format!("cgroup: {}", p.display())),
         );
+        if crate::systemd_cgroup() {
+            found.extend(units_named(&self.id, &mut Command::new("systemctl")));
+        }
         found
     }
 
@@ -123,6 +127,22 @@ pub(crate) fn cgroups_named(id: &str) -> Vec<PathBuf> {
         found.extend(level.iter().filter(|d| names_us(d)).cloned());
     }
     found
+}
+
+/// The units `systemctl` (a command of it, for one manager or another)
+/// still has loaded whose name has `id` in it: a scope systemd keeps,
+/// active or failed, after its container went.
+pub fn units_named(id: &str, systemctl: &mut Command) -> Vec<String> {
+    let pattern = format!("*{id}*");
+    let listed = systemctl
+        .args(["list-units", "--all", "--plain", "--no-legend", &pattern])
+        .output();
+    let out = listed.unwrap_or_else(|e| panic!("run systemctl: {e}"));
+    let units = String::from_utf8_lossy(&out.stdout);
+    units
+        .lines()
+        .map(|l| format!("systemd unit: {l}"))
+        .collect()
 }
 
 /// Mount points whose path names `id`, in the mount namespace whose

@@ -17,7 +17,7 @@ pub mod engine_scenarios;
 mod events;
 mod exec;
 mod host;
-mod leftovers;
+pub mod leftovers;
 mod netns;
 mod podman;
 pub mod stack;

@@ -2,7 +2,8 @@
 //! scope: EXTERNAL auth, marshalling of the few types the Manager's
 //! StartTransientUnit takes, and reading the reply or error. berth talks
 //! to systemd's private socket (no bus daemon, no Hello) when it exists,
-//! else to the system bus.
+//! else to the system bus; a rootless caller talks to its own user
+//! manager's private socket, as `systemctl --user` does.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -13,8 +14,11 @@ const SYSTEM_BUS: &str = "/run/dbus/system_bus_socket";
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbusError {
-    #[error("D-Bus: connect to systemd ({PRIVATE} or {SYSTEM_BUS}): {0}")]
-    Connect(std::io::Error),
+    #[error("D-Bus: connect to systemd at {path}: {source}")]
+    Connect {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("D-Bus: {0}")]
     Io(#[from] std::io::Error),
     #[error("D-Bus: authentication refused: {0}")]
@@ -278,11 +282,33 @@ pub struct Connection {
     serial: u32,
 }
 
+/// The user manager's private socket: under `$XDG_RUNTIME_DIR`, else
+/// under logind's /run/user/UID, where `systemd --user` puts it.
+fn user_manager_socket() -> String {
+    let logind = format!("/run/user/{}", nix::unistd::geteuid());
+    let dirs = std::env::var("XDG_RUNTIME_DIR").into_iter().chain([logind]);
+    let sockets: Vec<String> = dirs.map(|d| format!("{d}/systemd/private")).collect();
+    let found = sockets.iter().find(|s| Path::new(s).exists());
+    found.unwrap_or(&sockets[0]).clone()
+}
+
 impl Connection {
-    pub fn system() -> Result<Connection, DbusError> {
+    /// The system's systemd, or (`user`) the caller's own user manager.
+    pub fn systemd(user: bool) -> Result<Connection, DbusError> {
+        if user {
+            return Connection::open(&user_manager_socket(), true);
+        }
         let private = Path::new(PRIVATE).exists();
-        let path = if private { PRIVATE } else { SYSTEM_BUS };
-        let stream = UnixStream::connect(path).map_err(DbusError::Connect)?;
+        Connection::open(if private { PRIVATE } else { SYSTEM_BUS }, private)
+    }
+
+    /// Connects and authenticates; a bus (not a private socket) wants a
+    /// Hello first.
+    fn open(path: &str, private: bool) -> Result<Connection, DbusError> {
+        let stream = UnixStream::connect(path).map_err(|source| DbusError::Connect {
+            path: path.to_owned(),
+            source,
+        })?;
         let mut c = Connection {
             stream: BufReader::new(stream),
             serial: 0,

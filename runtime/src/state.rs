@@ -69,6 +69,9 @@ pub struct State {
     /// The container's cgroup path, relative to each hierarchy's root.
     #[serde(default)]
     pub cgroup: Option<PathBuf>,
+    /// The systemd manager whose scope that cgroup is (`--systemd-cgroup`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<crate::cgroups::systemd::Manager>,
     /// `linux.seccomp`, which exec'd processes get too.
     #[serde(default)]
     pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
@@ -360,6 +363,7 @@ mod tests {
             annotations: HashMap::new(),
             hooks: None,
             cgroup: None,
+            scope: None,
             seccomp: None,
             memory_policy: None,
             dir: PathBuf::new(),

@@ -109,19 +109,43 @@ pub fn reset_cpu_affinity() {
 
 /// The cgroup path under the systemd driver: `slice:prefix:name` only
 /// (default `system.slice:berth:<id>`), as runc requires.
-pub fn systemd_path(spec_path: Option<&Path>, id: &str) -> Result<PathBuf, CgroupError> {
+/// The cgroup of a container's scope: the system manager's slice, or for a
+/// rootless caller (`user`, its uid) a slice of its user manager (runc's
+/// default slice for it is user.slice).
+pub fn systemd_path(
+    spec_path: Option<&Path>,
+    id: &str,
+    user: Option<u32>,
+) -> Result<PathBuf, CgroupError> {
     let p = spec_path
         .map(|p| p.to_string_lossy().to_string())
         .unwrap_or_default();
-    if p.is_empty() {
-        return container_path(Some(Path::new(&format!("system.slice:berth:{id}"))), id);
-    }
+    let default_slice = if user.is_some() {
+        "user.slice"
+    } else {
+        "system.slice"
+    };
+    let p = match p.is_empty() {
+        true => format!("{default_slice}:berth:{id}"),
+        false if p.starts_with(':') => format!("{default_slice}{p}"),
+        false => p,
+    };
     if p.starts_with('/') || p.split(':').count() != 3 {
         return Err(CgroupError::Invalid(format!(
             "linux.cgroupsPath: {p:?}: with --systemd-cgroup it must be \"slice:prefix:name\""
         )));
     }
-    container_path(Some(Path::new(&p)), id)
+    let path = container_path(Some(Path::new(&p)), id)?;
+    Ok(match user {
+        Some(uid) => user_manager_cgroup(uid).join(path.strip_prefix("/").unwrap_or(&path)),
+        None => path,
+    })
+}
+
+/// Where logind starts a user's manager (user@UID.service), under which
+/// its slices and scopes live.
+fn user_manager_cgroup(uid: u32) -> PathBuf {
+    PathBuf::from(format!("/user.slice/user-{uid}.slice/user@{uid}.service"))
 }
 
 /// The cgroup path for a container. The systemd form `slice:prefix:name`
@@ -353,21 +377,30 @@ impl Cgroup {
     }
 
     /// v2 controllers must be enabled in every ancestor's subtree_control.
+    /// An ancestor the caller may not write (above a rootless scope of its
+    /// user manager) keeps what it has, as runc leaves it: those are the
+    /// controllers delegated, and a limit that needs another fails on its
+    /// own file.
     fn enable_controllers(&self) -> Result<(), CgroupError> {
         // A rootless cgroup may have no hierarchy left (writable_only).
         let Some(unified) = self.hierarchies.first() else {
             return Ok(());
         };
         let mut dir = unified.mount.clone();
+        let read = |dir: &Path, file| std::fs::read_to_string(dir.join(file)).unwrap_or_default();
         for part in self.path.components().skip(1) {
-            let available =
-                std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
-            let enable: Vec<String> = available
+            let enabled = read(&dir, "cgroup.subtree_control");
+            let missing: Vec<String> = read(&dir, "cgroup.controllers")
                 .split_whitespace()
+                .filter(|c| !enabled.split_whitespace().any(|e| e == *c))
                 .map(|c| format!("+{c}"))
                 .collect();
-            if !enable.is_empty() {
-                write(&dir.join("cgroup.subtree_control"), &enable.join(" "))?;
+            if !missing.is_empty() {
+                match write(&dir.join("cgroup.subtree_control"), &missing.join(" ")) {
+                    Err(CgroupError::Write { source, .. })
+                        if source.kind() == std::io::ErrorKind::PermissionDenied => {}
+                    r => r?,
+                }
             }
             dir.push(part);
         }

@@ -4,12 +4,21 @@
 //! as unit properties too, so a `systemctl daemon-reload` keeps them.
 
 use super::{CgroupError, Version};
-use crate::dbus::{Call, Connection, Value, Writer};
+use crate::dbus::{Call, Connection, DbusError, Value, Writer};
 use oci_spec::runtime::LinuxResources;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 const UNLIMITED: u64 = u64::MAX;
+
+/// The systemd manager a container's scope belongs to: the system's, or a
+/// rootless caller's own user manager.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Manager {
+    System,
+    User,
+}
 
 /// Unit properties for `r` (only those systemd has a name for).
 pub fn properties(r: Option<&LinuxResources>, version: Version) -> Vec<(&'static str, Value)> {
@@ -62,11 +71,9 @@ pub fn start_scope(
     pid: i32,
     r: Option<&LinuxResources>,
     version: Version,
+    manager: Manager,
 ) -> Result<(), CgroupError> {
-    let unit = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or_else(|| CgroupError::Systemd("no unit name".into()))?;
+    let unit = unit_of(path)?;
     let slice = path
         .parent()
         .and_then(|p| p.file_name())
@@ -89,15 +96,70 @@ pub fn start_scope(
     body.str("replace");
     body.properties(&props);
     body.array(8, |_| {});
-    let call = Call {
+    let mut systemd = Connection::systemd(manager == Manager::User)?;
+    let start = || manager_call("StartTransientUnit", "ssa(sv)a(sa(sv))");
+    match systemd.call(&start(), &body.buf) {
+        // A scope whose processes were killed stays loaded, failed, until
+        // reset: a container of the same name before it (runc too resets
+        // it and tries once more).
+        Err(DbusError::Remote { name, .. }) if name == UNIT_EXISTS => {
+            let _ = systemd.call(&manager_call("ResetFailedUnit", "s"), &unit_arg(unit).buf);
+            systemd.call(&start(), &body.buf)?;
+        }
+        r => r?,
+    }
+    wait_moved(pid, path)
+}
+
+/// Stops the scope at `path` and waits (a second at most) until systemd
+/// has unloaded it, so that the name is free again, as runc's destroy does.
+pub fn stop_scope(path: &Path, manager: Manager) -> Result<(), CgroupError> {
+    let unit = unit_of(path)?;
+    let mut systemd = Connection::systemd(manager == Manager::User)?;
+    let mut stop = unit_arg(unit);
+    stop.str("replace");
+    match systemd.call(&manager_call("StopUnit", "ss"), &stop.buf) {
+        Err(DbusError::Remote { name, .. }) if name == NO_SUCH_UNIT => return Ok(()),
+        r => r?,
+    }
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < deadline {
+        match systemd.call(&manager_call("GetUnit", "s"), &unit_arg(unit).buf) {
+            Err(DbusError::Remote { name, .. }) if name == NO_SUCH_UNIT => return Ok(()),
+            r => r?,
+        }
+        // Stopped, but kept as failed (its processes were killed): let go.
+        let _ = systemd.call(&manager_call("ResetFailedUnit", "s"), &unit_arg(unit).buf);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Err(CgroupError::Systemd(format!(
+        "{unit} still loaded a second after StopUnit"
+    )))
+}
+
+const UNIT_EXISTS: &str = "org.freedesktop.systemd1.UnitExists";
+const NO_SUCH_UNIT: &str = "org.freedesktop.systemd1.NoSuchUnit";
+
+/// The unit name a scope's cgroup path ends in.
+fn unit_of(path: &Path) -> Result<&str, CgroupError> {
+    let name = path.file_name().and_then(|n| n.to_str());
+    name.ok_or_else(|| CgroupError::Systemd(format!("{}: no unit name", path.display())))
+}
+
+fn unit_arg(unit: &str) -> Writer {
+    let mut w = Writer::default();
+    w.str(unit);
+    w
+}
+
+fn manager_call(member: &'static str, signature: &'static str) -> Call<'static> {
+    Call {
         path: "/org/freedesktop/systemd1",
         interface: "org.freedesktop.systemd1.Manager",
-        member: "StartTransientUnit",
+        member,
         destination: "org.freedesktop.systemd1",
-        signature: "ssa(sv)a(sa(sv))",
-    };
-    Connection::system().and_then(|mut c| c.call(&call, &body.buf))?;
-    wait_moved(pid, path)
+        signature,
+    }
 }
 
 /// StartTransientUnit only queues a job: wait until `pid` is in the scope.

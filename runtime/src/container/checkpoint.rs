@@ -295,7 +295,7 @@ fn restore_in(dir: &StateDir, opts: &RestoreOpts, console: Console) -> Result<St
     dir.save(&state)?;
     cgroup.create()?;
     let restored = run_restore(dir, opts, &bundle, &cgroup, console).inspect_err(|_| {
-        let _ = cgroup.cgroup.destroy();
+        let _ = super::remove_cgroup(&cgroup.cgroup, cgroup.scope);
     })?;
     state.pid = restored;
     state.pid_start = super::start_time(restored).unwrap_or_default();

@@ -7,7 +7,7 @@
 //! over, it and its first stage die with berth.
 
 use super::{run_poststop, start_time, HookState, Status};
-use crate::cgroups::{self, writes, Cgroup};
+use crate::cgroups::{self, systemd::Manager, writes, Cgroup};
 use crate::error::Context;
 use crate::hooks::{self, HookKind};
 use crate::init::{self, InitConfig};
@@ -74,7 +74,7 @@ fn create_checked(dir: &StateDir, opts: &CreateOpts, console: Option<UnixStream>
         &format!("bundle {} checked", bundle.path.display()),
     );
     create_in(dir, opts, bundle, console, &plan, &cgroup, seccomp).inspect_err(|_| {
-        let _ = cgroup.cgroup.destroy();
+        let _ = super::remove_cgroup(&cgroup.cgroup, cgroup.scope);
     })
 }
 
@@ -88,7 +88,9 @@ pub(super) struct CgroupPlan {
     /// limits only then): a limit of 1 would refuse the fork of init.
     pids_max: Vec<writes::Write>,
     device_rules: Vec<(bool, String)>,
-    systemd: bool,
+    /// Under `--systemd-cgroup`, the manager whose scope the cgroup is:
+    /// the caller's user manager when rootless.
+    pub(super) scope: Option<Manager>,
 }
 
 impl CgroupPlan {
@@ -97,7 +99,10 @@ impl CgroupPlan {
         let linux = bundle.spec.linux().as_ref();
         let spec_path = linux.and_then(|l| l.cgroups_path().as_deref());
         let path = match systemd {
-            true => cgroups::systemd_path(spec_path, id)?,
+            true => {
+                let user = opts.rootless.then(|| nix::unistd::geteuid().as_raw());
+                cgroups::systemd_path(spec_path, id, user)?
+            }
             false => cgroups::container_path(spec_path, id)?,
         };
         let mut cgroup = Cgroup::new(path);
@@ -125,7 +130,10 @@ impl CgroupPlan {
             writes,
             pids_max,
             device_rules,
-            systemd,
+            scope: systemd.then_some(match opts.rootless {
+                true => Manager::User,
+                false => Manager::System,
+            }),
         })
     }
 
@@ -193,7 +201,9 @@ impl Parent for CreateParent<'_> {
 
     fn join_cgroup(&mut self, pid: i32) -> std::result::Result<(), ProcessError> {
         let c = self.cgroup;
-        cgroups::systemd::start_scope(&c.cgroup.path, pid, c.resources.as_ref(), c.cgroup.version)?;
+        let (resources, version) = (c.resources.as_ref(), c.cgroup.version);
+        let manager = c.scope.unwrap_or(Manager::System);
+        cgroups::systemd::start_scope(&c.cgroup.path, pid, resources, version, manager)?;
         Ok(c.create()?)
     }
 
@@ -259,7 +269,7 @@ fn create_in(
     let fifo = make_fifo(&dir.fifo_path())?;
     // Under systemd the scope (and so the cgroup) exists only once its
     // first process does: see CreateParent::join_cgroup.
-    if !cgroup.systemd {
+    if cgroup.scope.is_none() {
         cgroup.create()?;
     }
     let cgroup_path = cgroup.cgroup.path.display();
@@ -285,7 +295,7 @@ fn create_in(
         preserve_fds: opts.activation_fds as i32 + opts.preserve_fds.max(0),
         cgroup_join: cgroup.cgroup.join_files(),
         cgroup: cgroup.cgroup.path.clone(),
-        systemd_scope: cgroup.systemd,
+        systemd_scope: cgroup.scope.is_some(),
         seccomp,
         state_dir_fd: dir.dir_fd(),
     };
@@ -337,6 +347,7 @@ pub(super) fn record(
         annotations: bundle.spec.annotations().clone().unwrap_or_default(),
         hooks: bundle.spec.hooks().clone(),
         cgroup: Some(cgroup.cgroup.path.clone()),
+        scope: cgroup.scope,
         seccomp: linux.and_then(|l| l.seccomp().clone()),
         memory_policy: linux.and_then(|l| l.memory_policy().clone()),
         dir: dir.path.clone(),

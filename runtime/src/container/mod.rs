@@ -5,7 +5,7 @@
 //! acts on it. Errors use the words containerd and Docker match on:
 //! "does not exist" and "container not running".
 
-use crate::cgroups::Cgroup;
+use crate::cgroups::{self, systemd::Manager, Cgroup};
 use crate::error::{Context, OsError};
 use crate::hooks::{self, HookKind};
 use crate::state::{self, Phase, State, StateDir};
@@ -342,11 +342,23 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         _ => stop(&state),
     }
     if let Some(p) = &state.cgroup {
-        Cgroup::new(p.clone()).destroy()?;
+        remove_cgroup(&Cgroup::new(p.clone()), state.scope)?;
     }
     run_poststop(&state);
     dir.remove()?;
     Ok(())
+}
+
+/// Removes a container's cgroup. A systemd scope is stopped first: a
+/// cgroup removed under systemd before it saw the scope empty leaves the
+/// unit active for good, and its name taken.
+pub(super) fn remove_cgroup(cgroup: &Cgroup, scope: Option<Manager>) -> Result<()> {
+    if let Some(manager) = scope {
+        if let Err(e) = cgroups::systemd::stop_scope(&cgroup.path, manager) {
+            logging::warn(&e.to_string());
+        }
+    }
+    Ok(cgroup.destroy()?)
 }
 
 fn run_poststop(state: &State) {
@@ -362,7 +374,7 @@ fn run_poststop(state: &State) {
 pub(crate) fn end_dead_create(state: &State) -> Result<()> {
     end_processes_of_dead_create(state);
     if let Some(p) = &state.cgroup {
-        Cgroup::new(p.clone()).destroy()?;
+        remove_cgroup(&Cgroup::new(p.clone()), state.scope)?;
     }
     run_poststop(state);
     Ok(())
