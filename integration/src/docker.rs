@@ -16,6 +16,12 @@
 //!   type, `io.containerd.berth.v2`, found on containerd's PATH;
 //! - `shim-path` (Docker 23+): `daemon.json` names berth's shim by path;
 //! - `runc`: the stock shim driving runc, to prove the scenarios honest.
+//!
+//! [`rootless_docker`] is Docker run by a user who is not root (see
+//! [`stack::as_rootless_user`]) on a stack, as Docker's rootless mode runs
+//! it: `dockerd-rootless.sh` (rootlesskit's user namespace from the user's
+//! subordinate ids, slirp4netns' network, a containerd of dockerd's own),
+//! with the `runtime`, `json` or `runc` way.
 
 use crate::containerd::{
     containerd_command, keep, need_root_and, wait_for_socket, write_config, Daemon, Keeper,
@@ -64,6 +70,58 @@ macro_rules! docker_or_skip {
     () => {
         $crate::or_skip!($crate::docker())
     };
+}
+
+/// The suite's rootless dockerd, or why there is none (as [`docker`]).
+pub fn rootless_docker() -> Result<&'static Docker, String> {
+    static DOCKER: OnceLock<Result<Docker, String>> = OnceLock::new();
+    crate::prerequisite(&DOCKER, start_rootless)
+}
+
+/// As [`docker_or_skip`], for the rootless dockerd.
+#[macro_export]
+macro_rules! rootless_docker_or_skip {
+    () => {
+        $crate::or_skip!($crate::rootless_docker())
+    };
+}
+
+fn start_rootless() -> Result<Docker, String> {
+    need_root_and(&["tar", "script", "unshare", "nsenter"])?;
+    let Some(stack) = stack::under_test()? else {
+        return Err("rootless Docker runs on a newer stack: set BERTH_STACK=trixie or sid".into());
+    };
+    let dir = target_dir().join(format!("docker-rootless-it.{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+    let way = way_under_test(&dir)?;
+    if way.runtime_root.is_some() || way.shim != Path::new(STOCK_SHIM) {
+        return Err("rootless Docker takes BERTH_DOCKER=runtime, json or runc".into());
+    }
+    let d = dir.display();
+    let command = format!(
+        "sh -c \"{setup}\" && PATH=/usr/share/docker.io/contrib:$PATH exec {user} \
+         dockerd-rootless.sh --data-root '{d}/data' {flags} >>'{d}/dockerd.log' 2>&1",
+        setup = stack::rootless_setup(&dir),
+        user = stack::as_rootless_user(&dir).join(" "),
+        flags = way.flags.join(" ")
+    );
+    let keeper = keep(&dir, &way.path_first, &[("dockerd", command)], Some(&stack))?;
+    // dockerd-rootless.sh's exec root and socket: under $XDG_RUNTIME_DIR.
+    let xdg = dir.join("xdg");
+    let socket = xdg.join("docker.sock");
+    wait_for_socket(&socket)?;
+    let d = Docker {
+        runtime_root: xdg.join("docker/runtime-runc/moby"),
+        dir,
+        socket,
+        runtime: way.runtime,
+        binary: way.binary,
+        shim: way.shim,
+        keeper,
+    };
+    import_image(&d);
+    Ok(d)
 }
 
 fn start() -> Result<Docker, String> {

@@ -5,6 +5,8 @@
 use crate::engine::{Container, Engine};
 use crate::exec::poll;
 use crate::in_terminal;
+use crate::stack::{ROOTLESS_USER, SUBORDINATE};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 /// A process that runs until killed, with one child beside it.
@@ -113,4 +115,44 @@ pub fn a_published_port_is_reached_from_loopback(engine: &dyn Engine) {
     c.run_detached(&["-p", "127.0.0.1:18080:8080"], &["sh", "-c", script]);
     assert_eq!(engine.http_get(18080).stdout, "served-by-the-container\n");
     c.remove();
+}
+
+/// A rootless engine's container: the runtime `binary` serves it, and its
+/// root is the user who runs the engine.
+#[track_caller]
+pub fn a_rootless_container_is_the_users_and_the_runtime_serves_it(
+    engine: &dyn Engine,
+    binary: &Path,
+) {
+    let c = Container::new(engine);
+    c.run_detached(&[], &SLEEPER);
+    assert_the_runtime_serves(&c, binary);
+    let init = std::fs::metadata(format!("/proc/{}", c.pid())).unwrap();
+    assert_eq!(
+        init.uid(),
+        ROOTLESS_USER,
+        "the container's root is the user"
+    );
+    c.remove();
+}
+
+/// A rootless engine maps the container's root to the user and the rest
+/// to the user's subordinate ids.
+#[track_caller]
+pub fn the_containers_ids_are_the_users_own_and_subordinate_ones(engine: &dyn Engine) {
+    let c = Container::new(engine);
+    let out = c.run(
+        &["--rm"],
+        &["cat", "/proc/self/uid_map", "/proc/self/gid_map"],
+    );
+    let lines = out.assert_ok().stdout.lines();
+    let words: Vec<String> = lines
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    let map = [
+        format!("0 {ROOTLESS_USER} 1"),
+        format!("1 {SUBORDINATE} 65536"),
+    ];
+    assert_eq!(words, [&map[..], &map[..]].concat(), "{out:#?}");
+    c.assert_no_leftovers();
 }

@@ -27,7 +27,7 @@ pub use cgroup::{unified, CgroupOf};
 pub use console::{in_terminal, ConsoleSocket};
 pub use containerd::{containerd, private_containerd, Containerd, Keeper, Task, IMAGE, NAMESPACE};
 pub use cri::{cri, Cri, Ctr, Handler, Input, Pod, CRI_IMAGE, PAUSE_IMAGE, POD_SUBNET};
-pub use docker::{docker, Docker};
+pub use docker::{docker, rootless_docker, Docker};
 pub use engine::{Container, Engine};
 pub use events::Events;
 pub use exec::{
@@ -35,8 +35,9 @@ pub use exec::{
     DEADLINE,
 };
 pub use host::{ns_inode, NsFile};
-pub use podman::{podman, rootless_podman, Podman, ROOTLESS_USER, SUBORDINATE};
+pub use podman::{podman, rootless_podman, Podman};
 pub use serde_json::{json, Value};
+pub use stack::{ROOTLESS_USER, SUBORDINATE};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

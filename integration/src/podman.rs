@@ -11,7 +11,7 @@
 //! - `runc`: the stack's runc, to prove the scenarios honest.
 //!
 //! [`rootless_podman`] is the same podman run by a user who is not root
-//! (nobody, with subordinate ids from [`SUBORDINATE`]), as rootless podman
+//! (see [`stack::as_rootless_user`]), as rootless podman
 //! users run it: in a user namespace of its own, through newuidmap and
 //! newgidmap, with pasta's network, and on this cgroup v1 host no cgroup.
 
@@ -33,14 +33,9 @@ pub struct Podman {
     /// The jail's pid 1 (no daemon to keep); its stdin open for the life
     /// of the test process.
     keeper: Keeper,
-    /// Whether podman runs as [`ROOTLESS_USER`].
+    /// Whether podman runs as [`stack::ROOTLESS_USER`].
     rootless: bool,
 }
-
-/// Who runs the rootless podman, and the first of the 65536 subordinate
-/// ids the jail's /etc/subuid and /etc/subgid grant them.
-pub const ROOTLESS_USER: u32 = 65534;
-pub const SUBORDINATE: u32 = 200000;
 
 /// The suite's podman, or why there is none. Under `CI=true` a missing
 /// prerequisite panics; otherwise the caller skips, printing the reason.
@@ -72,13 +67,6 @@ macro_rules! rootless_podman_or_skip {
     };
 }
 
-/// What the jail's root sets up for a rootless podman: the user's
-/// subordinate ids, and a /dev/net/tun of the jail's own that any user
-/// may open (pasta needs it; the host's is root's alone).
-const ROOTLESS_SETUP: &str = r#"echo "$1:$2:65536" >/etc/subuid && cp /etc/subuid /etc/subgid &&
-mount -t tmpfs -o mode=755 tmpfs /dev/net && mknod -m 666 /dev/net/tun c 10 200 &&
-chown -R "$1:$1" "$3""#;
-
 fn start(rootless: bool) -> Result<Podman, String> {
     need_root_and(&["tar", "script", "unshare", "nsenter"])?;
     let Some(stack) = stack::under_test()? else {
@@ -106,9 +94,8 @@ fn start(rootless: bool) -> Result<Podman, String> {
     let keeper = keep(&dir, &built, &[], Some(&stack))?;
     if rootless {
         let mut setup = keeper.program(&"sh");
-        setup.args(["-c", ROOTLESS_SETUP, "setup"]);
-        setup.args([ROOTLESS_USER, SUBORDINATE].map(|id| id.to_string()));
-        crate::exec::run(setup.arg(&dir), &logs_in(&dir)).assert_ok();
+        setup.args(["-c", &stack::rootless_setup(&dir)]);
+        crate::exec::run(&mut setup, &logs_in(&dir)).assert_ok();
     }
     let name = binary.file_name().unwrap_or_default().to_string_lossy();
     let runtime_root = match rootless {
@@ -137,16 +124,9 @@ impl Engine for Podman {
         );
         let store = self.dir.join("podman");
         let quiet = "PODMAN_IGNORE_CGROUPSV1_WARNING=1".to_owned();
-        if self.rootless {
-            let id = ROOTLESS_USER.to_string();
-            let (uid, gid) = (format!("--reuid={id}"), format!("--regid={id}"));
-            argv.extend(["setpriv".to_owned(), uid, gid, "--clear-groups".to_owned()]);
-            argv.extend(["env".to_owned(), "USER=nobody".to_owned()]);
-            for (var, sub) in [("HOME", "home"), ("XDG_RUNTIME_DIR", "xdg")] {
-                argv.push(format!("{var}={}", self.dir.join(sub).display()));
-            }
-        } else {
-            argv.push("env".to_owned());
+        match self.rootless {
+            true => argv.extend(stack::as_rootless_user(&self.dir)),
+            false => argv.push("env".to_owned()),
         }
         argv.extend([conf, quiet, "podman".to_owned()]);
         for (flag, value) in [

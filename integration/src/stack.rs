@@ -161,6 +161,44 @@ impl Stack {
     }
 }
 
+/// Who runs the rootless engines, and the first of the 65536 subordinate
+/// ids the jail's /etc/subuid and /etc/subgid grant them.
+pub const ROOTLESS_USER: u32 = 65534;
+pub const SUBORDINATE: u32 = 200000;
+
+/// What the jail's root sets up for a rootless engine with its files in
+/// `dir` (its `home` and `xdg`): the user's subordinate ids, a /dev/net/tun
+/// of the jail's own that any user may open (pasta and slirp4netns need
+/// it; the host's is root's alone), and `dir` the user's.
+pub fn rootless_setup(dir: &Path) -> String {
+    let (user, first, d) = (ROOTLESS_USER, SUBORDINATE, dir.display());
+    format!(
+        "echo {user}:{first}:65536 >/etc/subuid && cp /etc/subuid /etc/subgid && \
+         mkdir -p '{d}/home' '{d}/xdg' && chown -R {user}:{user} '{d}' && \
+         {{ mountpoint -q /dev/net || mount -t tmpfs -o mode=755 tmpfs /dev/net; }} && \
+         {{ [ -c /dev/net/tun ] || mknod -m 666 /dev/net/tun c 10 200; }}"
+    )
+}
+
+/// The command line's start that runs a program as [`ROOTLESS_USER`], as a
+/// login would: no other groups, its `USER`, `HOME` and `XDG_RUNTIME_DIR`
+/// (`dir/home`, `dir/xdg`).
+pub fn as_rootless_user(dir: &Path) -> Vec<String> {
+    let id = ROOTLESS_USER;
+    let mut argv: Vec<String> = [
+        "setpriv",
+        &format!("--reuid={id}"),
+        &format!("--regid={id}"),
+    ]
+    .map(str::to_owned)
+    .into();
+    argv.extend(["--clear-groups", "env", "USER=nobody"].map(str::to_owned));
+    for (var, sub) in [("HOME", "home"), ("XDG_RUNTIME_DIR", "xdg")] {
+        argv.push(format!("{var}={}", dir.join(sub).display()));
+    }
+    argv
+}
+
 /// The running namespaces of a stack: its pid 1, the keeper shell.
 pub struct Jail {
     init: libc::pid_t,

@@ -5,45 +5,22 @@
 //! runtime as root there; on this cgroup v1 host no cgroup is delegated to
 //! the user, so there are none. See `integration::podman`.
 
-use integration::engine_scenarios::{self as scenarios, SLEEPER};
-use integration::{rootless_podman_or_skip, Engine, ROOTLESS_USER, SUBORDINATE};
-use std::os::unix::fs::MetadataExt;
+use integration::engine_scenarios as scenarios;
+use integration::{rootless_podman_or_skip, Engine};
 
 #[test]
 fn podman_runs_rootless_as_the_user() {
     let p = rootless_podman_or_skip!();
     let out = p.cli(&["info", "--format", "{{.Host.Security.Rootless}}"]);
     assert_eq!(out.assert_ok().stdout, "true\n", "{out:#?}");
-    let c = p.container();
-    c.run_detached(&[], &SLEEPER);
-    scenarios::assert_the_runtime_serves(&c, &p.binary);
-    let init = std::fs::metadata(format!("/proc/{}", c.pid())).unwrap();
-    assert_eq!(
-        init.uid(),
-        ROOTLESS_USER,
-        "the container's root is the user"
-    );
-    c.remove();
+    scenarios::a_rootless_container_is_the_users_and_the_runtime_serves_it(p, &p.binary);
 }
 
 #[test]
 fn the_containers_ids_are_the_users_own_and_subordinate_ones() {
-    let p = rootless_podman_or_skip!();
-    let c = p.container();
-    let out = c.run(
-        &["--rm"],
-        &["cat", "/proc/self/uid_map", "/proc/self/gid_map"],
+    scenarios::the_containers_ids_are_the_users_own_and_subordinate_ones(
+        rootless_podman_or_skip!(),
     );
-    let lines = out.assert_ok().stdout.lines();
-    let words: Vec<String> = lines
-        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-        .collect();
-    let map = [
-        format!("0 {ROOTLESS_USER} 1"),
-        format!("1 {SUBORDINATE} 65536"),
-    ];
-    assert_eq!(words, [&map[..], &map[..]].concat(), "{out:#?}");
-    c.assert_no_leftovers();
 }
 
 #[test]
