@@ -233,6 +233,37 @@ fn a_checkpoint_restores_under_a_new_id() {
     j.end(&new_id);
 }
 
+/// A restore runs the container's prestart and createRuntime hooks again,
+/// with the restored process's pid, as runc does (CRIU's setup-namespaces
+/// step, before the process goes on).
+#[test]
+fn a_restore_runs_the_prestart_and_create_runtime_hooks_with_the_new_pid() {
+    let mut j = Jailed::new(COUNTER);
+    let log = j.b.dir.join("hooks.log");
+    let hook = |kind: &str| {
+        let script = format!(
+            "echo {kind} $(sed -n 's/.*\"pid\": *\\([0-9]*\\).*/\\1/p') >>'{}'",
+            s(&log)
+        );
+        json!([{"path": "/bin/sh", "args": ["sh", "-c", script]}])
+    };
+    j.b.set(
+        "/hooks",
+        json!({"prestart": hook("prestart"), "createRuntime": hook("createRuntime")}),
+    );
+    let before = j.run_detached();
+    let seen = count_to(&before, 3);
+    j.checkpoint(&[]).assert_ok();
+    std::fs::remove_file(&log).unwrap();
+    j.goes_on(&before, seen, &j.b.id, &[]);
+    let pid = j.rt(&["state", &j.b.id]);
+    let pid: Value = serde_json::from_str(&pid.assert_ok().stdout).unwrap();
+    let ran = std::fs::read_to_string(&log).unwrap_or_default();
+    let want = format!("prestart {0}\ncreateRuntime {0}\n", pid["pid"]);
+    assert_eq!(ran, want, "the hooks a restore ran");
+    j.end(&j.b.id);
+}
+
 /// A paused container (containerd pauses one before its dump) is dumped
 /// through its freezer, and the restored one counts on.
 #[test]
@@ -345,6 +376,34 @@ fn restore_from_a_corrupt_image_fails_and_leaves_nothing() {
     out.assert_failed();
     berth_message(&out, "restore.log", "runc words it its own way");
     assert_eq!(j.status(&j.b.id), None);
+    j.b.assert_no_leftovers();
+}
+
+/// A prestart hook that fails at restore fails the restore, which leaves
+/// no state, cgroup or process behind.
+#[test]
+fn a_failing_restore_hook_fails_the_restore_and_leaves_nothing() {
+    let mut j = Jailed::new(COUNTER);
+    let refuse = j.b.dir.join("refuse");
+    let script = format!("! test -e '{}'", s(&refuse));
+    j.b.set(
+        "/hooks/prestart",
+        json!([{"path": "/bin/sh", "args": ["sh", "-c", script]}]),
+    );
+    let lines = j.run_detached();
+    count_to(&lines, 2);
+    j.checkpoint(&[]).assert_ok();
+    std::fs::write(&refuse, "").unwrap();
+    let image = j.image_flag();
+    let restore = ["restore", "-d", "--bundle", s(&j.b.path), &image, &j.b.id];
+    j.rt(&restore)
+        .assert_failed()
+        .assert_mentions("prestart hook");
+    assert_eq!(
+        j.status(&j.b.id),
+        None,
+        "a failed restore left the container"
+    );
     j.b.assert_no_leftovers();
 }
 

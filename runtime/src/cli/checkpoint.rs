@@ -145,3 +145,13 @@ pub fn restore(g: &Globals, criu: Option<String>, a: RestoreArgs) -> anyhow::Res
     container::delete(&g.root, &a.id, true)?;
     Ok(code)
 }
+
+#[derive(clap::Args)]
+pub struct CriuActionArgs {
+    id: String,
+}
+
+pub fn criu_action(root: &std::path::Path, a: CriuActionArgs) -> anyhow::Result<i32> {
+    container::criu_action(root, &a.id)?;
+    Ok(0)
+}

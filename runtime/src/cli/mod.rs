@@ -101,6 +101,9 @@ enum Command {
     Checkpoint(checkpoint::CheckpointArgs),
     /// Restore a container from a CRIU checkpoint
     Restore(Box<checkpoint::RestoreArgs>),
+    /// criu's callback during a restore (its --action-script)
+    #[command(hide = true)]
+    CriuAction(checkpoint::CriuActionArgs),
 }
 
 impl Command {
@@ -280,6 +283,7 @@ pub fn main() -> i32 {
         Command::Features => features::run(),
         Command::Checkpoint(a) => checkpoint::checkpoint(&g, cli.criu, a),
         Command::Restore(a) => checkpoint::restore(&g, cli.criu, *a),
+        Command::CriuAction(a) => checkpoint::criu_action(root, a),
         Command::Spec(a) => spec::run(a, cli.rootless.as_deref().is_some_and(|v| v != "false")),
     };
     match result {

@@ -9,6 +9,7 @@ use super::create::{record, CgroupPlan, CreateOpts};
 use super::{Locked, Verb};
 use crate::criu::{Criu, CriuError, Dirs};
 use crate::error::{Context, OsError};
+use crate::hooks::{self, HookKind};
 use crate::spec::{self, Bundle};
 use crate::state::{self, Phase, State, StateDir};
 use crate::Result;
@@ -95,6 +96,10 @@ pub enum CheckpointError {
     NoTerminal { id: String, path: PathBuf },
     #[error("restore {id}: criu restored no process ({0})", .path.display())]
     NoPid { id: String, path: PathBuf },
+    #[error("criu-action: no CRTOOLS_INIT_PID from criu (berth runs this for criu only)")]
+    NoInitPid,
+    #[error("restore {id}: {msg}")]
+    Hook { id: String, msg: String },
 }
 
 impl CriuOpts {
@@ -356,15 +361,30 @@ fn run_restore(
         args.extend(["--external".into(), format!("mnt[{CONSOLE}]:{name}").into()]);
         inherit.push(fd);
     }
+    // Only for hooks to run: criu execs the script, which needs a state
+    // directory that may hold programs.
+    let hooks = bundle.spec.hooks().as_ref();
+    if hooks.is_some_and(|h| RESTORE_HOOKS.iter().any(|k| !k.of(h).is_empty())) {
+        args.extend(["--action-script".into(), action_script(dir)?.into()]);
+    }
     let join = crate::exec::open_for_writing(cgroup.cgroup.join_files())?;
     let join: Vec<OwnedFd> = join.into_iter().map(|(_, fd)| fd).collect();
     let criu = Criu::new(opts.criu.criu.as_deref());
     let ran = criu.run("restore", &opts.criu.dirs(), &args, &inherit, &join);
-    ran.map_err(|source| CheckpointError::Criu {
-        verb: "restore",
-        id: id.clone(),
-        source,
-    })?;
+    ran.map_err(
+        |source| match std::fs::read_to_string(dir.path.join(ACTION_ERROR)) {
+            // A hook failed: that, not criu's word for it, is the cause.
+            Ok(msg) => CheckpointError::Hook {
+                id: id.clone(),
+                msg,
+            },
+            Err(_) => CheckpointError::Criu {
+                verb: "restore",
+                id: id.clone(),
+                source,
+            },
+        },
+    )?;
     let text = std::fs::read_to_string(&pidfile).unwrap_or_default();
     let _ = std::fs::remove_file(&pidfile);
     let no_pid = || CheckpointError::NoPid {
@@ -555,4 +575,56 @@ fn inherited_stdio(images: &Path) -> Result<Vec<(OwnedFd, String)>> {
         stdio.push((copy.context(format!("duplicate fd {n} for criu"))?, entry));
     }
     Ok(stdio)
+}
+
+/// The script criu runs at each step of a restore (`--action-script`):
+/// berth's [`criu_action`] for this container, in its state directory.
+fn action_script(dir: &StateDir) -> Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let berth = std::env::current_exe().context("find berth's own binary")?;
+    let root = dir.path.parent().unwrap_or(&dir.path);
+    let quote = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', r"'\''"));
+    let (berth, root, id) = (quote(&berth), quote(root), quote(Path::new(&dir.id)));
+    let script = format!("#!/bin/sh\nexec {berth} --root {root} criu-action {id}\n");
+    let path = dir.path.join("criu-action");
+    std::fs::write(&path, script).context(format!("write {}", path.display()))?;
+    let executable = std::fs::Permissions::from_mode(0o700);
+    std::fs::set_permissions(&path, executable).context(format!("chmod {}", path.display()))?;
+    Ok(path)
+}
+
+/// The hooks a restore runs (at criu's setup-namespaces step).
+const RESTORE_HOOKS: [HookKind; 2] = [HookKind::Prestart, HookKind::CreateRuntime];
+
+/// One step of criu's restore of container `id`: at `setup-namespaces`,
+/// once the restored init exists (`CRTOOLS_INIT_PID`) and before it goes
+/// on, its prestart and createRuntime hooks run, as runc runs them from
+/// criu's notification; a failing one fails the restore. The other steps
+/// need nothing. The restore holds the container's lock: its record is
+/// read as it is.
+pub fn criu_action(root: &Path, id: &str) -> Result<()> {
+    if std::env::var("CRTOOLS_SCRIPT_ACTION").as_deref() != Ok("setup-namespaces") {
+        return Ok(());
+    }
+    // criu keeps the script's stderr to its log: the restore reads the
+    // cause from the state directory.
+    restore_hooks(root, id).inspect_err(|e| {
+        let _ = std::fs::write(root.join(id).join(ACTION_ERROR), e.to_string());
+    })
+}
+
+/// Where [`criu_action`] leaves why it failed.
+const ACTION_ERROR: &str = "criu-action.error";
+
+fn restore_hooks(root: &Path, id: &str) -> Result<()> {
+    let pid = std::env::var("CRTOOLS_INIT_PID")
+        .ok()
+        .and_then(|p| p.parse().ok());
+    let mut state = super::load(root, id)?;
+    state.pid = pid.ok_or(CheckpointError::NoInitPid)?;
+    let hook_state = state::HookState::new(&state, state::Status::Creating);
+    for kind in RESTORE_HOOKS {
+        hooks::run(kind, state.hooks.as_ref(), &hook_state)?;
+    }
+    Ok(())
 }

@@ -16,7 +16,9 @@ mod checkpoint;
 mod create;
 mod locked;
 use crate::{logging, Result};
-pub use checkpoint::{checkpoint, restore, CheckpointError, CheckpointOpts, CriuOpts, RestoreOpts};
+pub use checkpoint::{
+    checkpoint, criu_action, restore, CheckpointError, CheckpointOpts, CriuOpts, RestoreOpts,
+};
 pub(crate) use create::write_pid_file;
 pub use create::{create, CreateOpts};
 pub use locked::{Locked, Verb};
