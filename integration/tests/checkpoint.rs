@@ -264,6 +264,40 @@ fn a_restore_runs_the_prestart_and_create_runtime_hooks_with_the_new_pid() {
     j.end(&j.b.id);
 }
 
+/// The criu configuration file the `org.criu.config` annotation names
+/// wins over criu's default one and the runtime's own log file, for the
+/// dump and for the restore (runc's "container specific CRIU config").
+#[test]
+fn the_criu_config_of_the_annotation_names_the_log_files() {
+    let mut j = Jailed::new(COUNTER);
+    let config = j.b.dir.join("criu.conf");
+    std::fs::write(&config, "log-file=from-annotation.log\n").unwrap();
+    j.b.set("/annotations", json!({"org.criu.config": s(&config)}));
+    let defaults = "mkdir -p /etc/criu && echo log-file=from-default.log >/etc/criu/default.conf";
+    let wrote = j.jail.program(&"sh").args(["-c", defaults]).status();
+    assert!(
+        wrote.unwrap().success(),
+        "write the jail's criu default.conf"
+    );
+    let lines = j.run_detached();
+    let seen = count_to(&lines, 2);
+    let (dump, restore) = (j.b.dir.join("dump-work"), j.b.dir.join("restore-work"));
+    let work = |dir: &PathBuf| format!("--work-path={}", s(dir));
+    j.checkpoint(&[&work(&dump)]).assert_ok();
+    j.goes_on(&lines, seen, &j.b.id, &[&work(&restore)]);
+    for dir in [&dump, &restore] {
+        assert!(
+            dir.join("from-annotation.log").is_file(),
+            "no log in {}",
+            s(dir)
+        );
+        for other in ["from-default.log", "dump.log", "restore.log"] {
+            assert!(!dir.join(other).exists(), "{other} in {}", s(dir));
+        }
+    }
+    j.end(&j.b.id);
+}
+
 /// A paused container (containerd pauses one before its dump) is dumped
 /// through its freezer, and the restored one counts on.
 #[test]

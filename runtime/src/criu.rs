@@ -38,6 +38,24 @@ pub struct Criu {
 pub struct Dirs<'a> {
     pub images: &'a Path,
     pub work: &'a Path,
+    /// An extra configuration file (`--config`), whose `log-file` wins
+    /// over berth's, as a config file given over criu's RPC does.
+    pub config: Option<&'a Path>,
+}
+
+/// The log file a criu configuration file names (`log-file`, with `=` or
+/// a blank before its value), if any.
+fn log_file_of(config: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(config).unwrap_or_default();
+    text.lines().find_map(|l| {
+        let l = l.trim().trim_start_matches("--");
+        let value = l.strip_prefix("log-file")?;
+        if !value.starts_with(['=', ' ', '\t']) {
+            return None;
+        }
+        let value = value.trim_start_matches(['=', ' ', '\t']).trim();
+        (!value.is_empty()).then(|| value.trim_matches('"').to_owned())
+    })
 }
 
 impl Criu {
@@ -80,14 +98,23 @@ impl Criu {
         inherit: &[i32],
         join: &[std::os::fd::OwnedFd],
     ) -> Result<(), CriuError> {
-        let log_name = format!("{}.log", action.trim_start_matches("pre-"));
+        let configured = dirs.config.and_then(log_file_of);
+        let log_name = configured
+            .clone()
+            .unwrap_or_else(|| format!("{}.log", action.trim_start_matches("pre-")));
         let mut cmd = Command::new(&self.binary);
         cmd.arg(action)
             .arg("--images-dir")
             .arg(dirs.images)
             .arg("--work-dir")
-            .arg(dirs.work)
-            .args(["--log-file", &log_name, "-v4"])
+            .arg(dirs.work);
+        if let Some(config) = dirs.config {
+            cmd.arg("--config").arg(config);
+        }
+        if configured.is_none() {
+            cmd.args(["--log-file", &log_name]);
+        }
+        cmd.arg("-v4")
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -164,6 +191,23 @@ mod tests {
         .unwrap();
         assert_eq!(cause(&log), "mnt: second");
         assert_eq!(cause(&dir.join("none")), "no error in its log");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_config_file_names_its_log_file_either_way() {
+        let dir = std::env::temp_dir().join(format!("berth-criu-conf-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("c.conf");
+        for (text, want) in [
+            ("tcp-established\nlog-file=a.log\n", Some("a.log")),
+            ("log-file b.log\n", Some("b.log")),
+            ("--log-file=\"c.log\"\n", Some("c.log")),
+            ("log-files-are-elsewhere\ntcp-established\n", None),
+        ] {
+            std::fs::write(&config, text).unwrap();
+            assert_eq!(log_file_of(&config).as_deref(), want, "{text:?}");
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -14,6 +14,7 @@ use crate::spec::{self, Bundle};
 use crate::state::{self, Phase, State, StateDir};
 use crate::Result;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -103,10 +104,13 @@ pub enum CheckpointError {
 }
 
 impl CriuOpts {
-    fn dirs(&self) -> Dirs<'_> {
+    /// criu's directories, and the extra configuration file of a
+    /// container with `annotations` (see [`extra_config`]).
+    fn dirs<'a>(&'a self, config: Option<&'a Path>) -> Dirs<'a> {
         Dirs {
             images: &self.image_path,
             work: self.work_path.as_deref().unwrap_or(&self.image_path),
+            config,
         }
     }
 
@@ -166,7 +170,8 @@ pub fn checkpoint(root: &Path, id: &str, opts: &CheckpointOpts) -> Result<()> {
         criu.require("--lazy-pages", "uffd-noncoop")
             .map_err(failed)?;
     }
-    let dirs = opts.criu.dirs();
+    let config = extra_config(Some(&c.state.annotations));
+    let dirs = opts.criu.dirs(config.as_deref());
     for dir in [dirs.images, dirs.work] {
         std::fs::create_dir_all(dir).context(format!("create {}", dir.display()))?;
     }
@@ -370,7 +375,11 @@ fn run_restore(
     let join = crate::exec::open_for_writing(cgroup.cgroup.join_files())?;
     let join: Vec<OwnedFd> = join.into_iter().map(|(_, fd)| fd).collect();
     let criu = Criu::new(opts.criu.criu.as_deref());
-    let ran = criu.run("restore", &opts.criu.dirs(), &args, &inherit, &join);
+    let config = extra_config(bundle.spec.annotations().as_ref());
+    let dirs = opts.criu.dirs(config.as_deref());
+    // As runc: a --work-path that does not exist yet is made.
+    std::fs::create_dir_all(dirs.work).context(format!("create {}", dirs.work.display()))?;
+    let ran = criu.run("restore", &dirs, &args, &inherit, &join);
     ran.map_err(
         |source| match std::fs::read_to_string(dir.path.join(ACTION_ERROR)) {
             // A hook failed: that, not criu's word for it, is the cause.
@@ -627,4 +636,13 @@ fn restore_hooks(root: &Path, id: &str) -> Result<()> {
         hooks::run(kind, state.hooks.as_ref(), &hook_state)?;
     }
     Ok(())
+}
+
+/// runc's extra criu configuration file: the one the `org.criu.config`
+/// annotation names (none when it is empty), else /etc/criu/runc.conf;
+/// only if it exists, as criu ignores one it cannot open under runc.
+fn extra_config(annotations: Option<&HashMap<String, String>>) -> Option<PathBuf> {
+    let named = annotations.and_then(|a| a.get("org.criu.config"));
+    let path = PathBuf::from(named.map_or("/etc/criu/runc.conf", String::as_str));
+    (!path.as_os_str().is_empty() && path.is_file()).then_some(path)
 }
