@@ -298,6 +298,64 @@ fn the_criu_config_of_the_annotation_names_the_log_files() {
     j.end(&j.b.id);
 }
 
+/// Checkpoints and restores `j`'s counter twice, each restore going on
+/// from where its dump stopped.
+fn twice_around(j: &Jailed) {
+    let mut lines = j.run_detached();
+    for _ in 0..2 {
+        let seen = count_to(&lines, 2);
+        j.checkpoint(&[]).assert_ok();
+        let stopped_at = last(&lines, seen);
+        lines = j.restore(&j.b.id, &[&j.image_flag()]);
+        assert_eq!(
+            next(&lines),
+            stopped_at + 1,
+            "the restored counter did not go on"
+        );
+    }
+    j.end(&j.b.id);
+}
+
+/// A bind mount whose destination is a symlink in the image is named by
+/// where it really is (runc's "bind mount, destination is symlink").
+#[test]
+fn a_bind_mount_onto_a_symlink_is_checkpointed_and_restored_twice() {
+    let mut j = Jailed::new(COUNTER);
+    let rootfs = j.b.rootfs();
+    std::fs::create_dir_all(rootfs.join("real/conf")).unwrap();
+    std::os::unix::fs::symlink("/real/conf", rootfs.join("conf")).unwrap();
+    let source = j.b.dir.join("conf-source");
+    std::fs::create_dir_all(&source).unwrap();
+    let bind = json!({"source": s(&source), "destination": "/conf", "options": ["bind"]});
+    j.b.edit(|c| c["mounts"].as_array_mut().unwrap().push(bind));
+    twice_around(&j);
+}
+
+/// A restore makes the mount point of a bind mount nested in another one
+/// in that one's source, even when it is gone from there (runc's "nested
+/// bind mounts").
+#[test]
+fn nested_bind_mounts_get_their_mount_points_back_at_restore() {
+    let mut j = Jailed::new(COUNTER);
+    let (outer, inner) = (j.b.dir.join("bind1"), j.b.dir.join("bind2"));
+    for dir in [&outer, &inner] {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    let binds = [(&outer, "/test"), (&inner, "/test/for/nested")]
+        .map(|(src, dest)| json!({"type": "bind", "source": s(src), "destination": dest, "options": ["rw", "bind"]}));
+    j.b.edit(|c| c["mounts"].as_array_mut().unwrap().extend(binds));
+    let lines = j.run_detached();
+    let seen = count_to(&lines, 2);
+    j.checkpoint(&[]).assert_ok();
+    std::fs::remove_dir_all(outer.join("for")).unwrap();
+    j.goes_on(&lines, seen, &j.b.id, &[]);
+    assert!(
+        outer.join("for/nested").is_dir(),
+        "the nested mount point is not back"
+    );
+    j.end(&j.b.id);
+}
+
 /// A paused container (containerd pauses one before its dump) is dumped
 /// through its freezer, and the restored one counts on.
 #[test]

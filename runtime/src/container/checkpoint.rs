@@ -201,7 +201,7 @@ pub fn checkpoint(root: &Path, id: &str, opts: &CheckpointOpts) -> Result<()> {
     if let Some(freezer) = crate::cgroups::Cgroup::new(cgroup.clone()).freezer_dir() {
         args.extend(["--freeze-cgroup".into(), freezer.into()]);
     }
-    for (dest, _) in external_mounts(&bundle.spec, &cgroup) {
+    for (dest, _) in external_mounts(&bundle.spec, &c.state.rootfs, &cgroup) {
         args.extend(["--external".into(), format!("mnt[{dest}]:{dest}").into()]);
     }
     for (ns, kind, key) in external_namespaces(&bundle.spec) {
@@ -329,9 +329,9 @@ fn run_restore(
     console: Console,
 ) -> Result<i32> {
     let id = &opts.create.id;
-    let mounts = external_mounts(&bundle.spec, &cgroup.cgroup.path);
-    crate::rootfs::make_mount_points(&bundle.rootfs, &mounts).map_err(CheckpointError::from)?;
+    let mounts = external_mounts(&bundle.spec, &bundle.rootfs, &cgroup.cgroup.path);
     private_root(&bundle.rootfs)?;
+    crate::rootfs::make_mount_points(&bundle.rootfs, &mounts).map_err(CheckpointError::from)?;
     let mut args = opts.criu.args()?;
     let pidfile = dir.path.join("restored.pid");
     args.extend(["--root".into(), bundle.rootfs.clone().into()]);
@@ -440,13 +440,21 @@ fn private_root(rootfs: &Path) -> Result<()> {
 
 /// The mounts whose sources lie outside the container, which CRIU keeps
 /// out of the images: (destination, source) of the config's bind mounts
-/// and of the binds a `cgroup` mount is made of (of `cgroup`).
-fn external_mounts(spec: &Spec, cgroup: &Path) -> Vec<(String, String)> {
+/// and of the binds a `cgroup` mount is made of (of `cgroup`). A
+/// destination is named as the container sees it, symlinks in `rootfs`
+/// resolved (where the mount really is), as runc names it.
+fn external_mounts(spec: &Spec, rootfs: &Path, cgroup: &Path) -> Vec<(String, String)> {
     let mounts = spec.mounts().as_deref().unwrap_or_default();
     let text = |p: &Path| p.to_string_lossy().into_owned();
+    let resolved = |dest: &Path| {
+        let joined = crate::rootfs::path::secure_join(rootfs, dest).ok();
+        let inside =
+            joined.and_then(|j| j.strip_prefix(rootfs).ok().map(|p| Path::new("/").join(p)));
+        inside.unwrap_or_else(|| dest.to_path_buf())
+    };
     let mut external = Vec::new();
     for m in mounts {
-        let dest = m.destination();
+        let dest = &resolved(m.destination());
         if m.typ().as_deref() == Some("cgroup") {
             let binds = crate::rootfs::cgroup_binds(dest, cgroup);
             external.extend(binds.iter().map(|(d, s)| (text(d), text(s))));

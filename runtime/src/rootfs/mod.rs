@@ -168,13 +168,36 @@ pub fn prepare(ctx: &Ctx) -> Result<(), RootfsError> {
 /// the rootfs, a directory for a directory source, else a file, as runc
 /// does before a restore: CRIU mounts onto them but makes none, and a
 /// rootfs restored elsewhere (podman's exported checkpoints) lacks them.
+/// Each source is bound on its mount point meanwhile, and all are unbound
+/// at the end (runc too), so that the mount point of a mount nested in
+/// another is made in that one's source. Call it in a mount namespace of
+/// the caller's own.
 pub fn make_mount_points(rootfs: &Path, mounts: &[(String, String)]) -> Result<(), RootfsError> {
     let root = Root::open(rootfs)?;
-    for (dest, source) in mounts {
+    let mut bound: Vec<PathBuf> = Vec::new();
+    let made = mounts.iter().try_for_each(|(dest, source)| {
         let inside = Path::new(dest).strip_prefix("/").unwrap_or(Path::new(dest));
-        root.make(&rootfs.join(inside), Path::new(source).is_dir())?;
+        let target = rootfs.join(inside);
+        root.make(&target, Path::new(source).is_dir())?;
+        let none: Option<&str> = None;
+        mount(
+            Some(source.as_str()),
+            &target,
+            none,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            none,
+        )
+        .context(format!(
+            "bind {source} on {} for a moment",
+            target.display()
+        ))?;
+        bound.push(target);
+        Ok::<(), RootfsError>(())
+    });
+    for target in bound.iter().rev() {
+        let _ = nix::mount::umount2(target, nix::mount::MntFlags::MNT_DETACH);
     }
-    Ok(())
+    made
 }
 
 /// This process's /proc/self/mountinfo.
